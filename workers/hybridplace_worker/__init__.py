@@ -1,0 +1,3 @@
+"""hybridplace benchmark worker and serving runtime. Never imports the operator package."""
+
+__version__ = "0.1.0"
