@@ -1,0 +1,418 @@
+"""Typed Python model of the hybridplace.io/v1alpha1 API.
+
+The CRDs in crds/ are the source of truth; these classes mirror their structural schemas
+(fields, types, enums, bounds, defaults) so that the offline CLI refuses what the API server
+refuses. The CEL rules (x-kubernetes-validations) are mirrored separately in `rules.py`, with the
+same messages. tests/unit/api/test_crd_drift.py fails when the two drift apart.
+
+Field names are snake_case in Python and camelCase on the wire (aliases). Units are in the names:
+Ms milliseconds, Rps requests per second, PerHour USD per hour, Watts watts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic.alias_generators import to_camel
+
+from .quantity import is_quantity
+
+GROUP = "hybridplace.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
+RESOURCE_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+CONDITION_TYPE = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, unknown fields refused, no type coercion (like the server)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        strict=True,
+        frozen=True,
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object as the API server stores it: camelCase keys, unset fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _check_quantity(value: int | str) -> int | str:
+    if not is_quantity(value):
+        raise ValueError(f"{value!r} is not a resource quantity (for example 500m, 4, 16Gi)")
+    return value
+
+
+def _check_datetime(value: str) -> str:
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an RFC 3339 date-time (for example 2026-11-23T18:00:00Z)"
+        ) from None
+    return value
+
+
+def _unique(items: list[Any]) -> list[Any]:
+    """x-kubernetes-list-type: set -- the server refuses duplicates."""
+    for i, item in enumerate(items):
+        if item in items[:i]:
+            raise ValueError(f"duplicate value {item!r} at index {i}")
+    return items
+
+
+def _unique_by(*keys: str) -> AfterValidator:
+    """x-kubernetes-list-type: map -- the server refuses two items with the same keys."""
+
+    def check(items: list[Any]) -> list[Any]:
+        seen: set[tuple[Any, ...]] = set()
+        for i, item in enumerate(items):
+            key = tuple(getattr(item, k) for k in keys)
+            if key in seen:
+                named = ", ".join(f"{to_camel(k)}={v!r}" for k, v in zip(keys, key, strict=True))
+                raise ValueError(f"duplicate entry ({named}) at index {i}")
+            seen.add(key)
+        return items
+
+    return AfterValidator(check)
+
+
+Quantity = Annotated[StrictInt | StrictStr, AfterValidator(_check_quantity)]
+DateTime = Annotated[StrictStr, AfterValidator(_check_datetime)]
+Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
+ResourceMap = Annotated[dict[str, Quantity], Field(max_length=16)]
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata the operator reads; the rest is kept as it is."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class Condition(Model):
+    """A Kubernetes condition (metav1.Condition)."""
+
+    type: Annotated[StrictStr, Field(max_length=316, pattern=CONDITION_TYPE)]
+    status: Literal["True", "False", "Unknown"]
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=1024, pattern=CONDITION_REASON)]
+    message: Annotated[StrictStr, Field(max_length=32768)]
+    observed_generation: Annotated[StrictInt, Field(ge=0)] | None = None
+    last_transition_time: DateTime
+
+
+Conditions = Annotated[list[Condition], Field(max_length=16), _unique_by("type")]
+
+
+# --- HardwarePool -------------------------------------------------------------------------
+
+
+class Accelerator(Model):
+    type: Literal["cpu", "nvidia-gpu"]
+    product: Annotated[StrictStr, Field(max_length=128)] | None = None
+    resource_name: Annotated[StrictStr, Field(max_length=253, pattern=RESOURCE_NAME)] | None = None
+
+    @property
+    def gpu_resource(self) -> str:
+        """The extended resource one GPU is requested by."""
+        return self.resource_name or "nvidia.com/gpu"
+
+
+class Toleration(Model):
+    key: Annotated[StrictStr, Field(max_length=316)] | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: Annotated[StrictStr, Field(max_length=63)] | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: StrictInt | None = None
+
+
+class ReplicaResources(Model):
+    requests: Annotated[dict[str, Quantity], Field(min_length=1, max_length=16)]
+    limits: ResourceMap | None = None
+
+
+class Price(Model):
+    per_node_hour: Annotated[float, Field(ge=0)] | None = None
+    per_replica_hour: Annotated[float, Field(ge=0)] | None = None
+
+
+class Power(Model):
+    per_node_watts: Annotated[float, Field(ge=0)] | None = None
+    per_replica_watts: Annotated[float, Field(ge=0)] | None = None
+
+
+class HardwarePoolSpec(Model):
+    accelerator: Accelerator
+    node_selector: Annotated[
+        dict[str, Annotated[StrictStr, Field(max_length=63)]], Field(min_length=1, max_length=16)
+    ]
+    tolerations: Annotated[list[Toleration], Field(max_length=16)] | None = None
+    replica_resources: ReplicaResources
+    node_allocatable: ResourceMap | None = None
+    price: Price
+    power: Power | None = None
+    max_replicas: Annotated[Int32, Field(ge=1)] | None = None
+
+
+class HardwarePoolStatus(Model):
+    observed_generation: StrictInt | None = None
+    nodes: Int32 | None = None
+    ready_nodes: Int32 | None = None
+    replicas_per_node: Int32 | None = None
+    capacity_replicas: Int32 | None = None
+    free_replicas: Int32 | None = None
+    conditions: Conditions | None = None
+
+
+class HardwarePool(Model):
+    """A pool of nodes the operator may place on (cluster-scoped)."""
+
+    api_version: Literal["hybridplace.io/v1alpha1"] = API_VERSION
+    kind: Literal["HardwarePool"] = "HardwarePool"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: HardwarePoolSpec
+    status: HardwarePoolStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name or ""
+
+
+# --- ModelProfile -------------------------------------------------------------------------
+
+
+class ProfiledModel(Model):
+    digest: Annotated[StrictStr, Field(pattern=DIGEST_PATTERN)]
+    name: Annotated[StrictStr, Field(max_length=2048)] | None = None
+    format: Literal["torchscript", "torch-export"] | None = None
+
+
+class Device(Model):
+    accelerator: Literal["cpu", "nvidia-gpu"] | None = None
+    name: Annotated[StrictStr, Field(max_length=256)] | None = None
+    node: Annotated[StrictStr, Field(max_length=253)] | None = None
+    cores: Annotated[Int32, Field(ge=0)] | None = None
+    threads: Annotated[Int32, Field(ge=0)] | None = None
+    memory_mib: Annotated[StrictInt | None, Field(ge=0, alias="memoryMiB")] = None
+    torch_version: Annotated[StrictStr, Field(max_length=64)] | None = None
+    cuda_version: Annotated[StrictStr, Field(max_length=64)] | None = None
+    power_watts: Annotated[float, Field(ge=0)] | None = None
+
+
+class ProfilePoint(Model):
+    """Latency percentiles (ms) and throughput at one batch size and concurrency."""
+
+    batch_size: Annotated[Int32, Field(ge=1, le=65536)]
+    concurrency: Annotated[Int32, Field(ge=1, le=4096)] = 1
+    p50_ms: Annotated[float, Field(gt=0)]
+    p95_ms: Annotated[float, Field(gt=0)]
+    p99_ms: Annotated[float, Field(gt=0)]
+    throughput_rps: Annotated[float, Field(ge=0)] | None = None
+    throughput_ips: Annotated[float, Field(ge=0)] | None = None
+    spread: Annotated[float, Field(ge=0)] | None = None
+    stable: bool = True
+
+
+class ModelProfileSpec(Model):
+    model: ProfiledModel
+    pool: Annotated[StrictStr, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+    engine: Literal["torch", "triton"] = "torch"
+    device: Device | None = None
+    worker_version: Annotated[StrictStr, Field(max_length=64)] | None = None
+    measured_at: DateTime | None = None
+    provenance: Literal["measured", "imported"]
+    source: Annotated[StrictStr, Field(max_length=1024)] | None = None
+    points: Annotated[
+        list[ProfilePoint], Field(min_length=1, max_length=512), _unique_by("batch_size", "concurrency")
+    ]
+
+
+class ModelProfileStatus(Model):
+    observed_generation: StrictInt | None = None
+    point_count: Int32 | None = None
+    conditions: Conditions | None = None
+
+
+class ModelProfile(Model):
+    """What was measured for one model digest on one pool (namespaced)."""
+
+    api_version: Literal["hybridplace.io/v1alpha1"] = API_VERSION
+    kind: Literal["ModelProfile"] = "ModelProfile"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: ModelProfileSpec
+    status: ModelProfileStatus | None = None
+
+
+# --- InferenceDeployment ------------------------------------------------------------------
+
+
+class ModelInput(Model):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    shape: Annotated[list[Annotated[StrictInt, Field(ge=1)]], Field(min_length=1, max_length=8)]
+    dtype: Literal["float32", "float16", "bfloat16", "int64", "int32"] = "float32"
+
+
+class ModelSource(Model):
+    builtin: Literal["mlp", "resnet", "transformer"] | None = None
+    uri: Annotated[StrictStr, Field(max_length=2048, pattern=r"^(https?|file)://.+")] | None = None
+    format: Literal["torchscript", "torch-export"] = "torchscript"
+    digest: Annotated[StrictStr, Field(pattern=DIGEST_PATTERN)] | None = None
+    inputs: Annotated[list[ModelInput], Field(max_length=8)] | None = None
+
+
+class SLO(Model):
+    percentile: Literal[50, 90, 95, 99] = 95
+    latency_ms: Annotated[float, Field(gt=0, le=600000)]
+
+    def describe(self) -> str:
+        """Short form, for example p95<=50ms."""
+        return f"p{self.percentile}<={self.latency_ms:g}ms"
+
+
+class Load(Model):
+    target_rps: Annotated[float, Field(gt=0, le=10_000_000)]
+    min_replicas: Annotated[Int32, Field(ge=1)] = 1
+    max_replicas: Annotated[Int32, Field(ge=1, le=10000)] = 20
+
+
+class Placement(Model):
+    pools: Annotated[
+        list[Annotated[StrictStr, Field(max_length=253, pattern=DNS_SUBDOMAIN)]],
+        Field(max_length=32),
+        AfterValidator(_unique),
+    ] | None = None
+    objective: Literal["cost", "energy"] = "cost"
+    allow_hybrid: bool = True
+    mode: Literal["Apply", "Recommend"] = "Apply"
+    headroom: Annotated[float, Field(ge=0, le=0.95)] = 0.2
+
+
+class Benchmark(Model):
+    batch_sizes: Annotated[
+        list[Annotated[Int32, Field(ge=1, le=4096)]],
+        Field(min_length=1, max_length=16),
+        AfterValidator(_unique),
+    ] = [1, 2, 4, 8, 16, 32]
+    concurrency: Annotated[
+        list[Annotated[Int32, Field(ge=1, le=256)]],
+        Field(min_length=1, max_length=8),
+        AfterValidator(_unique),
+    ] = [1]
+    duration_seconds: Annotated[float, Field(ge=0.1, le=600)] = 2
+    budget_seconds: Annotated[Int32, Field(ge=30, le=86400)] = 900
+    engine: Literal["torch", "triton"] = "torch"
+
+
+class Serving(Model):
+    image: Annotated[StrictStr, Field(max_length=512)] | None = None
+    port: Annotated[Int32, Field(ge=1024, le=65533)] = 8000
+    max_queue_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 2
+
+
+class InferenceDeploymentSpec(Model):
+    model: ModelSource
+    slo: SLO
+    load: Load
+    placement: Placement = Field(default_factory=Placement)
+    benchmark: Benchmark = Field(default_factory=Benchmark)
+    serving: Serving = Field(default_factory=Serving)
+
+
+class PoolProfileState(Model):
+    pool: Annotated[StrictStr, Field(max_length=253)]
+    name: Annotated[StrictStr, Field(max_length=253)] | None = None
+    state: Literal["Measured", "Pending", "Failed", "Missing"]
+    reason: Annotated[StrictStr, Field(max_length=128)] | None = None
+    message: Annotated[StrictStr, Field(max_length=4096)] | None = None
+
+
+class PlacementStatus(Model):
+    pool: Annotated[StrictStr, Field(max_length=253)] | None = None
+    replicas: Int32 | None = None
+    batch_size: Int32 | None = None
+    share_rps: float | None = None
+    predicted_latency_ms: float | None = None
+    utilisation: float | None = None
+    cost_per_hour: float | None = None
+    watts: float | None = None
+
+
+class AlternativeStatus(Model):
+    pool: Annotated[StrictStr, Field(max_length=1024)] | None = None
+    batch_size: Int32 | None = None
+    replicas: Int32 | None = None
+    predicted_latency_ms: float | None = None
+    cost_per_hour: float | None = None
+    watts: float | None = None
+    reason: Annotated[StrictStr, Field(max_length=64)] | None = None
+    message: Annotated[StrictStr, Field(max_length=1024)] | None = None
+
+
+class DecisionStatus(Model):
+    feasible: bool | None = None
+    objective: Annotated[StrictStr, Field(max_length=16)] | None = None
+    placements: Annotated[list[PlacementStatus], Field(max_length=64)] | None = None
+    total_cost_per_hour: float | None = None
+    total_watts: float | None = None
+    best_achievable_latency_ms: float | None = None
+    best_achievable_pool: Annotated[StrictStr, Field(max_length=253)] | None = None
+    best_achievable_batch_size: Int32 | None = None
+    alternatives: Annotated[list[AlternativeStatus], Field(max_length=64)] | None = None
+    decided_at: DateTime | None = None
+
+
+class Summary(Model):
+    pools: Annotated[StrictStr, Field(max_length=1024)] | None = None
+    replicas: Int32 | None = None
+    predicted_latency_ms: float | None = None
+    slo: Annotated[StrictStr, Field(max_length=64)] | None = None
+    cost_per_hour: float | None = None
+
+
+class InferenceDeploymentStatus(Model):
+    observed_generation: StrictInt | None = None
+    model_digest: Annotated[StrictStr, Field(max_length=71)] | None = None
+    conditions: Conditions | None = None
+    profiles: Annotated[list[PoolProfileState], Field(max_length=64), _unique_by("pool")] | None = None
+    decision: DecisionStatus | None = None
+    summary: Summary | None = None
+
+
+class InferenceDeployment(Model):
+    """A model to serve under a latency SLO at an expected load (namespaced)."""
+
+    api_version: Literal["hybridplace.io/v1alpha1"] = API_VERSION
+    kind: Literal["InferenceDeployment"] = "InferenceDeployment"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: InferenceDeploymentSpec
+    status: InferenceDeploymentStatus | None = None
+
+
+KINDS: dict[str, type[Model]] = {
+    "HardwarePool": HardwarePool,
+    "ModelProfile": ModelProfile,
+    "InferenceDeployment": InferenceDeployment,
+}

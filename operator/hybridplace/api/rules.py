@@ -1,0 +1,198 @@
+"""The CRDs' CEL rules (x-kubernetes-validations), mirrored in Python with the same messages.
+
+Each `Rule` sits where the CRD puts it (`at`, a path in which `[*]` stands for every item of a
+list) and reports at the same place (`at` + the CRD rule's `fieldPath`). The checks run on the
+object as the API server sees it after defaulting: camelCase dicts. Transition rules (those
+that read `oldSelf`) only run when an old object is given, as on the server's update path.
+
+tests/unit/api/test_crd_drift.py checks that every CRD rule has exactly one twin here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .quantity import parse_quantity
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    at: str
+    message: str
+    check: Callable[..., bool]
+    field_path: str = ""
+    transition: bool = False  # reads the old object (CEL oldSelf)
+
+
+def _gpu_requested(spec: Json) -> bool:
+    acc = spec["accelerator"]
+    if acc["type"] != "nvidia-gpu":
+        return True
+    return acc.get("resourceName", "nvidia.com/gpu") in spec["replicaResources"]["requests"]
+
+
+def _requests_fit_one_node(spec: Json) -> bool:
+    alloc = spec.get("nodeAllocatable")
+    if alloc is None:
+        return True
+    requests = spec["replicaResources"]["requests"]
+    return all(
+        name not in alloc or parse_quantity(value) <= parse_quantity(alloc[name])
+        for name, value in requests.items()
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    # HardwarePool
+    Rule(
+        "HardwarePool",
+        "spec",
+        "a pool with accelerator.type nvidia-gpu must request its GPU resource "
+        "(accelerator.resourceName, default nvidia.com/gpu) in replicaResources.requests",
+        _gpu_requested,
+        ".replicaResources.requests",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec",
+        "nodeAllocatable is required with price.perNodeHour: replicas are packed onto nodes by it",
+        lambda s: "perNodeHour" not in s["price"] or "nodeAllocatable" in s,
+        ".nodeAllocatable",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec",
+        "nodeAllocatable is required with power.perNodeWatts: replicas are packed onto nodes by it",
+        lambda s: "perNodeWatts" not in s.get("power", {}) or "nodeAllocatable" in s,
+        ".nodeAllocatable",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec",
+        "nodeAllocatable must list every resource that replicaResources.requests asks for",
+        lambda s: "nodeAllocatable" not in s
+        or all(r in s["nodeAllocatable"] for r in s["replicaResources"]["requests"]),
+        ".nodeAllocatable",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec",
+        "one replica's requests must fit on one node: no request may exceed nodeAllocatable",
+        _requests_fit_one_node,
+        ".replicaResources.requests",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec.accelerator",
+        "accelerator.product is required when accelerator.type is nvidia-gpu (for example NVIDIA-T4)",
+        lambda a: a["type"] != "nvidia-gpu" or "product" in a,
+        ".product",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec.price",
+        "set exactly one of price.perNodeHour or price.perReplicaHour",
+        lambda p: ("perNodeHour" in p) != ("perReplicaHour" in p),
+    ),
+    Rule(
+        "HardwarePool",
+        "spec.power",
+        "set at most one of power.perNodeWatts or power.perReplicaWatts",
+        lambda p: not ("perNodeWatts" in p and "perReplicaWatts" in p),
+    ),
+    # ModelProfile
+    Rule(
+        "ModelProfile",
+        "spec.model.digest",
+        "model.digest is immutable: a model with a new digest needs a new ModelProfile",
+        lambda new, old: new == old,
+        transition=True,
+    ),
+    Rule(
+        "ModelProfile",
+        "spec.pool",
+        "pool is immutable: a profile of another pool is another ModelProfile",
+        lambda new, old: new == old,
+        transition=True,
+    ),
+    Rule(
+        "ModelProfile",
+        "spec.points[*]",
+        "latency percentiles must be ordered: p50Ms <= p95Ms <= p99Ms",
+        lambda p: p["p50Ms"] <= p["p95Ms"] <= p["p99Ms"],
+    ),
+    # InferenceDeployment
+    Rule(
+        "InferenceDeployment",
+        "spec.model",
+        "set exactly one of model.builtin or model.uri",
+        lambda m: ("builtin" in m) != ("uri" in m),
+    ),
+    Rule(
+        "InferenceDeployment",
+        "spec.model",
+        "model.digest (sha256:<64 hex>) is required with model.uri",
+        lambda m: "uri" not in m or "digest" in m,
+        ".digest",
+    ),
+    Rule(
+        "InferenceDeployment",
+        "spec.model",
+        "model.inputs is required with model.uri",
+        lambda m: "uri" not in m or len(m.get("inputs", [])) > 0,
+        ".inputs",
+    ),
+    Rule(
+        "InferenceDeployment",
+        "spec.model",
+        "model.digest and model.inputs are only for model.uri: a built-in model knows its own",
+        lambda m: "builtin" not in m or ("digest" not in m and "inputs" not in m),
+    ),
+    Rule(
+        "InferenceDeployment",
+        "spec.load",
+        "load.minReplicas must be less than or equal to load.maxReplicas",
+        lambda load: load["minReplicas"] <= load["maxReplicas"],
+        ".minReplicas",
+    ),
+)
+
+
+def _nodes(obj: Any, parts: list[str], path: str) -> Iterator[tuple[str, Any]]:
+    """Every (path, value) that `parts` reaches in `obj`; absent fields reach nothing."""
+    if not parts:
+        yield path, obj
+        return
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[*]"):
+        items = obj.get(head[:-3]) if isinstance(obj, dict) else None
+        for i, item in enumerate(items or []):
+            yield from _nodes(item, rest, f"{path}.{head[:-3]}[{i}]")
+    elif isinstance(obj, dict) and head in obj:
+        yield from _nodes(obj[head], rest, f"{path}.{head}")
+
+
+def rule_violations(kind: str, obj: Json, old: Json | None = None) -> list[tuple[str, str]]:
+    """(field path, message) for every rule of `kind` that `obj` breaks.
+
+    `obj` is the defaulted camelCase object; `old` the stored object on an update, if any.
+    """
+    found: list[tuple[str, str]] = []
+    for rule in RULES:
+        if rule.kind != kind or (rule.transition and old is None):
+            continue
+        parts = rule.at.split(".")
+        for path, node in _nodes(obj, parts, ""):
+            if rule.transition:
+                olds = dict(_nodes(old, parts, ""))
+                if path not in olds or rule.check(node, olds[path]):
+                    continue
+            elif rule.check(node):
+                continue
+            found.append((path.lstrip(".") + rule.field_path, rule.message))
+    return found

@@ -1,0 +1,181 @@
+"""Valid API objects and a table of bad ones, shared by the Python-model unit tests and the
+real-API-server integration tests: both must refuse every bad object and name the same field."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def inference_deployment(name: str = "infd-ok") -> dict[str, Any]:
+    return {
+        "apiVersion": "hybridplace.io/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"builtin": "mlp"},
+            "slo": {"percentile": 95, "latencyMs": 50},
+            "load": {"targetRps": 100, "minReplicas": 1, "maxReplicas": 10},
+        },
+    }
+
+
+def hardware_pool(name: str = "pool-ok") -> dict[str, Any]:
+    return {
+        "apiVersion": "hybridplace.io/v1alpha1",
+        "kind": "HardwarePool",
+        "metadata": {"name": name},
+        "spec": {
+            "accelerator": {"type": "nvidia-gpu", "product": "NVIDIA-T4"},
+            "nodeSelector": {"hybridplace.io/pool": "gpu-t4"},
+            "replicaResources": {"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": 1}},
+            "nodeAllocatable": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": 1},
+            "price": {"perNodeHour": 0.752},
+        },
+    }
+
+
+def model_profile(name: str = "mprof-ok") -> dict[str, Any]:
+    return {
+        "apiVersion": "hybridplace.io/v1alpha1",
+        "kind": "ModelProfile",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"digest": DIGEST, "name": "builtin:mlp"},
+            "pool": "cpu-standard",
+            "provenance": "imported",
+            "points": [
+                {"batchSize": 1, "concurrency": 1, "p50Ms": 1.0, "p95Ms": 1.2, "p99Ms": 1.5},
+                {"batchSize": 8, "concurrency": 1, "p50Ms": 3.0, "p95Ms": 3.5, "p99Ms": 4.0},
+            ],
+        },
+    }
+
+
+VALID = {
+    "InferenceDeployment": inference_deployment,
+    "HardwarePool": hardware_pool,
+    "ModelProfile": model_profile,
+}
+
+
+@dataclass(frozen=True)
+class BadCase:
+    id: str
+    kind: str
+    change: Callable[[dict[str, Any]], None]  # turns a valid object of `kind` into a bad one
+    field: str  # the field path both the server's and the Python model's message must name
+
+    def object(self, name: str) -> dict[str, Any]:
+        obj = copy.deepcopy(VALID[self.kind](name))
+        self.change(obj)
+        return obj
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(obj: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = obj
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+
+    return change
+
+
+def _delete(path: str) -> Callable[[dict[str, Any]], None]:
+    def change(obj: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = obj
+        for part in parents:
+            node = node[part]
+        del node[last]
+
+    return change
+
+
+def _both(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def change(obj: dict[str, Any]) -> None:
+        for c in changes:
+            c(obj)
+
+    return change
+
+
+URI_MODEL = {"uri": "https://models.example.com/m.pt", "digest": DIGEST,
+             "inputs": [{"name": "x", "shape": [4]}]}
+
+BAD_CASES: list[BadCase] = [
+    # InferenceDeployment
+    BadCase("slo-latency-zero", "InferenceDeployment", _set("spec.slo.latencyMs", 0), "spec.slo.latencyMs"),
+    BadCase("slo-latency-negative", "InferenceDeployment", _set("spec.slo.latencyMs", -5), "spec.slo.latencyMs"),
+    BadCase("slo-latency-string", "InferenceDeployment", _set("spec.slo.latencyMs", "50ms"), "spec.slo.latencyMs"),
+    BadCase("slo-percentile-97", "InferenceDeployment", _set("spec.slo.percentile", 97), "spec.slo.percentile"),
+    BadCase("slo-missing", "InferenceDeployment", _delete("spec.slo"), "spec.slo"),
+    BadCase("slo-typo-field", "InferenceDeployment",
+            _both(_delete("spec.slo.latencyMs"), _set("spec.slo.latency", 50)), "spec.slo.latency"),
+    BadCase("load-min-over-max", "InferenceDeployment",
+            _both(_set("spec.load.minReplicas", 5), _set("spec.load.maxReplicas", 2)), "spec.load.minReplicas"),
+    BadCase("load-target-zero", "InferenceDeployment", _set("spec.load.targetRps", 0), "spec.load.targetRps"),
+    BadCase("load-target-missing", "InferenceDeployment", _delete("spec.load.targetRps"), "spec.load.targetRps"),
+    BadCase("model-builtin-and-uri", "InferenceDeployment",
+            _set("spec.model", {"builtin": "mlp", "uri": "https://models.example.com/m.pt"}), "spec.model"),
+    BadCase("model-neither", "InferenceDeployment", _set("spec.model", {"format": "torchscript"}), "spec.model"),
+    BadCase("model-unknown-builtin", "InferenceDeployment", _set("spec.model.builtin", "bert"), "spec.model.builtin"),
+    BadCase("model-uri-without-digest", "InferenceDeployment",
+            _set("spec.model", {k: v for k, v in URI_MODEL.items() if k != "digest"}), "spec.model.digest"),
+    BadCase("model-digest-malformed", "InferenceDeployment",
+            _set("spec.model", {**URI_MODEL, "digest": "sha256:xyz"}), "spec.model.digest"),
+    BadCase("model-uri-without-inputs", "InferenceDeployment",
+            _set("spec.model", {k: v for k, v in URI_MODEL.items() if k != "inputs"}), "spec.model.inputs"),
+    BadCase("model-uri-scheme", "InferenceDeployment",
+            _set("spec.model", {**URI_MODEL, "uri": "ftp://models.example.com/m.pt"}), "spec.model.uri"),
+    BadCase("model-builtin-with-digest", "InferenceDeployment",
+            _set("spec.model", {"builtin": "mlp", "digest": DIGEST}), "spec.model"),
+    BadCase("placement-objective", "InferenceDeployment", _set("spec.placement.objective", "speed"),
+            "spec.placement.objective"),
+    BadCase("placement-mode-case", "InferenceDeployment", _set("spec.placement.mode", "apply"), "spec.placement.mode"),
+    BadCase("placement-headroom", "InferenceDeployment", _set("spec.placement.headroom", 1.5),
+            "spec.placement.headroom"),
+    BadCase("placement-pools-duplicate", "InferenceDeployment", _set("spec.placement.pools", ["a", "a"]),
+            "spec.placement.pools"),
+    BadCase("benchmark-batch-zero", "InferenceDeployment", _set("spec.benchmark.batchSizes", [0, 4]),
+            "spec.benchmark.batchSizes[0]"),
+    BadCase("serving-port-low", "InferenceDeployment", _set("spec.serving.port", 80), "spec.serving.port"),
+    # HardwarePool
+    BadCase("pool-accelerator-tpu", "HardwarePool", _set("spec.accelerator.type", "tpu"), "spec.accelerator.type"),
+    BadCase("pool-gpu-without-product", "HardwarePool", _delete("spec.accelerator.product"),
+            "spec.accelerator.product"),
+    BadCase("pool-gpu-not-requested", "HardwarePool",
+            _set("spec.replicaResources.requests", {"cpu": "4"}), "spec.replicaResources.requests"),
+    BadCase("pool-price-both", "HardwarePool", _set("spec.price", {"perNodeHour": 1, "perReplicaHour": 1}),
+            "spec.price"),
+    BadCase("pool-price-none", "HardwarePool", _set("spec.price", {}), "spec.price"),
+    BadCase("pool-price-negative", "HardwarePool", _set("spec.price.perNodeHour", -1), "spec.price.perNodeHour"),
+    BadCase("pool-node-price-without-allocatable", "HardwarePool", _delete("spec.nodeAllocatable"),
+            "spec.nodeAllocatable"),
+    BadCase("pool-request-exceeds-node", "HardwarePool",
+            _set("spec.replicaResources.requests.memory", "64Gi"), "spec.replicaResources.requests"),
+    BadCase("pool-allocatable-missing-resource", "HardwarePool",
+            _set("spec.nodeAllocatable", {"cpu": "8", "nvidia.com/gpu": 1}), "spec.nodeAllocatable"),
+    BadCase("pool-bad-quantity", "HardwarePool", _set("spec.replicaResources.requests.cpu", "4 cores"),
+            "spec.replicaResources.requests.cpu"),
+    BadCase("pool-empty-selector", "HardwarePool", _set("spec.nodeSelector", {}), "spec.nodeSelector"),
+    BadCase("pool-power-both", "HardwarePool",
+            _set("spec.power", {"perNodeWatts": 100, "perReplicaWatts": 50}), "spec.power"),
+    # ModelProfile
+    BadCase("profile-digest-malformed", "ModelProfile", _set("spec.model.digest", "md5:abc"), "spec.model.digest"),
+    BadCase("profile-percentiles-unordered", "ModelProfile",
+            _set("spec.points", [{"batchSize": 1, "p50Ms": 5, "p95Ms": 2, "p99Ms": 6}]), "spec.points[0]"),
+    BadCase("profile-no-points", "ModelProfile", _set("spec.points", []), "spec.points"),
+    BadCase("profile-duplicate-point", "ModelProfile",
+            _set("spec.points", [{"batchSize": 1, "p50Ms": 1, "p95Ms": 2, "p99Ms": 3},
+                                 {"batchSize": 1, "concurrency": 1, "p50Ms": 1, "p95Ms": 2, "p99Ms": 3}]),
+            "spec.points"),
+    BadCase("profile-provenance", "ModelProfile", _set("spec.provenance", "guessed"), "spec.provenance"),
+    BadCase("profile-pool-name", "ModelProfile", _set("spec.pool", "GPU_T4"), "spec.pool"),
+]
