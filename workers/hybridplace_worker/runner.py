@@ -1,0 +1,311 @@
+"""Runs one ``bench`` or ``serve`` under the deadline and turns every outcome into one document.
+
+Order matters: the watchdog starts before torch is imported, so a worker that hangs anywhere
+(importing, downloading, waiting for tritonserver, measuring) still ends with a ``Timeout``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, watchdog
+from .cli import PROCESS_START, env_name, parse_args
+from .errors import EXIT_CODES, Reason, WorkerError
+from .result import DEFAULT_TERMINATION_LOG, ResultSink, error_document
+
+FIXED_OVERHEAD_S = 2.0  # time kept free at the deadline to stop servers and write the result
+
+
+def _prescan(argv: Sequence[str]) -> argparse.Namespace:
+    """The options needed before full parsing (where errors go, the deadline), leniently."""
+    p = argparse.ArgumentParser(add_help=False)
+    for opt in ("--termination-log", "--output", "--deadline-seconds"):
+        p.add_argument(opt, default=os.environ.get(env_name(opt)))
+    ns, _ = p.parse_known_args(list(argv))
+    try:
+        ns.deadline_seconds = float(ns.deadline_seconds) if ns.deadline_seconds else 600.0
+        if not ns.deadline_seconds > 0:
+            raise ValueError
+    except ValueError:
+        ns.deadline_seconds = 600.0  # the full parse reports the bad value
+    if ns.termination_log is None:
+        ns.termination_log = DEFAULT_TERMINATION_LOG
+    if "serve" in argv and ns.output is None:
+        ns.output = None  # serve prints nothing on success; errors go to stderr
+    elif ns.output is None:
+        ns.output = "-"
+    return ns
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(f"hybridplace-worker: {message}\n")
+    sys.stderr.flush()
+
+
+def run(argv: Sequence[str]) -> int:
+    pre = _prescan(argv)
+    sink = ResultSink(pre.termination_log, pre.output)
+
+    def expire(message: str) -> None:
+        doc = error_document(Reason.TIMEOUT, message)
+        if sink.finish(doc):
+            _log(f"{Reason.TIMEOUT}: {message}")
+            watchdog.kill_children()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_CODES[Reason.TIMEOUT])
+
+    dog = watchdog.Watchdog(pre.deadline_seconds, expire, started=PROCESS_START).start()
+    try:
+        watchdog.install_sigterm(expire)
+    except ValueError:  # not the main thread (tests call run() from threads)
+        pass
+    try:
+        args = parse_args(argv)
+        if args.command == "bench":
+            full = bench(args, dog)
+            sink.finish(full)
+            return 0
+        return serve(args, dog, sink)
+    except WorkerError as exc:
+        _log(f"{exc.reason}: {exc.message}")
+        sink.finish(error_document(exc.reason, exc.message))
+        return exc.exit_code
+    except Exception as exc:  # a bug: still one JSON document, never a bare stack trace
+        traceback.print_exc()
+        sink.finish(error_document(Reason.INTERNAL, f"{type(exc).__name__}: {exc}"))
+        return EXIT_CODES[Reason.INTERNAL]
+    finally:
+        dog.cancel()
+        watchdog.kill_children()
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+
+
+def _now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _round(x: float, digits: int = 6) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(x, digits)
+
+
+def point_document(batch: int, m) -> dict:
+    """A full-result point; its first nine keys are exactly ModelProfile's point fields."""
+    return {
+        "batchSize": batch,
+        "concurrency": m.concurrency,
+        "p50Ms": _round(m.p50_ms),
+        "p95Ms": _round(m.p95_ms),
+        "p99Ms": _round(m.p99_ms),
+        "throughputRps": _round(m.throughput_rps, 3),
+        "throughputIps": _round(m.throughput_rps * batch, 3),
+        "spread": _round(m.spread, 4) if math.isfinite(m.spread) else 1.0,
+        "stable": m.stable,
+        "meanMs": _round(m.mean_ms),
+        "minMs": _round(m.min_ms),
+        "maxMs": _round(m.max_ms),
+        "samples": m.samples,
+        "windows": [
+            {k: (_round(v, 4) if isinstance(v, float) else v) for k, v in w.items()} for w in m.window_summary()
+        ],
+    }
+
+
+def _check_plan_fits(n_points: int, plan, deadline_s: float) -> None:
+    needed = n_points * plan.min_seconds
+    if needed + FIXED_OVERHEAD_S > deadline_s:
+        raise WorkerError(
+            Reason.INVALID_ARGUMENT,
+            f"{n_points} points need at least {needed:.0f} s of warm-up and measurement, more than "
+            f"--deadline-seconds {deadline_s:g}; raise the deadline or lower --duration-seconds, "
+            "--warmup-seconds or the number of batch sizes and concurrency levels",
+        )
+
+
+def _serving_config(args, *, default_max_batch: int, default_kind: str):
+    from .triton_repo import ServingConfig
+
+    instances = args.instances
+    threads = args.threads
+    if threads == 0:
+        from .device import available_cpus
+
+        threads = max(1, available_cpus() // max(instances, 1))
+    cfg = ServingConfig(
+        max_batch_size=args.max_batch_size or default_max_batch,
+        preferred_batch_sizes=tuple(args.preferred_batch_size or ()),
+        max_queue_delay_us=round(args.max_queue_delay_ms * 1000),
+        instance_kind=args.instance_kind or default_kind,
+        instances=instances,
+        threads=threads,
+    )
+    cfg.validate()
+    return cfg
+
+
+def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
+    """Measure the model; return the full result document."""
+    from .spec import parse_input_specs
+    from .timing import StabilityRule, WindowPlan
+
+    inputs = parse_input_specs(args.input)
+    try:
+        rule = StabilityRule(args.stability_threshold, args.stable_windows, args.max_windows)
+        plan = WindowPlan(window_s=args.duration_seconds / args.stable_windows, warmup_s=args.warmup_seconds,
+                          rule=rule)
+    except ValueError as exc:
+        raise WorkerError(Reason.INVALID_ARGUMENT, str(exc)) from exc
+    n_points = len(args.batch_sizes) * len(args.concurrency)
+    _check_plan_fits(n_points, plan, args.deadline_seconds)
+    started_at = _now_rfc3339()
+    t0 = time.monotonic()
+
+    import torch  # after the watchdog: importing torch takes seconds
+
+    from .device import available_cpus, describe_device, require_cuda
+    from .models import load_model
+
+    if args.device == "cuda":
+        require_cuda(torch)
+    model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs,
+                       deadline=dog.deadline + 1)  # the watchdog, not the socket, ends a slow download
+    _log(f"loaded {model.name} ({model.digest}) in {time.monotonic() - t0:.1f} s")
+
+    points_left = [n_points]
+
+    def may_extend() -> bool:
+        # One more window only if every remaining point still gets its minimum.
+        spare = dog.remaining() - FIXED_OVERHEAD_S - (points_left[0] - 1) * plan.min_seconds
+        return spare > plan.window_s
+
+    def on_point(batch: int, m) -> None:
+        points_left[0] -= 1
+        flag = "stable" if m.stable else "UNSTABLE"
+        _log(f"b={batch} c={m.concurrency}: p50 {m.p50_ms:.3f} ms p99 {m.p99_ms:.3f} ms "
+             f"{m.throughput_rps:.1f} req/s spread {m.spread:.3f} {flag} ({len(m.windows)} windows)")
+
+    settings = {
+        "batchSizes": args.batch_sizes,
+        "concurrency": args.concurrency,
+        "durationSeconds": args.duration_seconds,
+        "windowSeconds": plan.window_s,
+        "warmupSeconds": plan.warmup_s,
+        "stableWindows": rule.stable_windows,
+        "maxWindows": rule.max_windows,
+        "stabilityThreshold": rule.threshold,
+        "deadlineSeconds": args.deadline_seconds,
+    }
+    if args.engine == "torch":
+        from .engine_torch import run_torch_engine
+
+        threads = args.threads or available_cpus()
+        settings["timer"] = "host-clock" if args.device == "cpu" else f"cuda-{args.gpu_timer}"
+        results = run_torch_engine(
+            model, device=args.device, batch_sizes=args.batch_sizes, concurrency=args.concurrency,
+            plan=plan, threads=threads, gpu_timer=args.gpu_timer, may_extend=may_extend, on_point=on_point,
+        )
+    else:
+        from .engine_triton import run_triton_engine
+
+        serving = _serving_config(args, default_max_batch=max(args.batch_sizes),
+                                  default_kind="gpu" if args.device == "cuda" else "cpu")
+        threads = serving.threads
+        settings["protocol"] = args.protocol
+        settings["triton"] = {
+            "maxBatchSize": serving.max_batch_size,
+            "preferredBatchSizes": list(serving.preferred_batch_sizes),
+            "maxQueueDelayMicroseconds": serving.max_queue_delay_us,
+            "instanceKind": serving.instance_kind,
+            "instances": serving.instances,
+            "threadsPerInstance": serving.threads,
+        }
+        start_timeout = min(args.server_start_timeout_seconds, max(dog.remaining() - FIXED_OVERHEAD_S, 1))
+
+        def on_ready(facts: dict) -> None:
+            settings["triton"]["readySeconds"] = facts["readySeconds"]
+            _log(f"tritonserver pid {facts['pid']} ready in {facts['readySeconds']} s")
+
+        results = run_triton_engine(
+            model, device=args.device, batch_sizes=args.batch_sizes, concurrency=args.concurrency,
+            plan=plan, serving=serving, protocol=args.protocol, tritonserver=args.tritonserver,
+            start_timeout_s=start_timeout, may_extend=may_extend, on_point=on_point, on_ready=on_ready,
+        )
+    return {
+        "v": 1,
+        "ok": True,
+        "engine": args.engine,
+        "model": {
+            "name": model.name,
+            "digest": model.digest,
+            "format": model.format,
+            "inputs": [s.to_json() for s in model.inputs],
+        },
+        "device": describe_device(torch, args.device, threads, node=args.node_name),
+        "workerVersion": __version__,
+        "measuredAt": _now_rfc3339(),
+        "startedAt": started_at,
+        "elapsedSeconds": round(time.monotonic() - PROCESS_START, 3),
+        "settings": settings,
+        "points": [point_document(b, m) for b, m in results],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# serve
+
+
+def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink) -> int:
+    """Write the repository and exec tritonserver (it becomes this process: signals reach it)."""
+    from .engine_triton import build_repository
+    from .models import load_model
+    from .spec import parse_input_specs
+    from .triton_server import Ports, locate_tritonserver, prepare_backends, server_command, server_env
+
+    inputs = parse_input_specs(args.input)
+    serving = _serving_config(args, default_max_batch=8, default_kind="cpu")
+    import torch
+
+    if serving.instance_kind == "gpu":
+        from .device import require_cuda
+
+        require_cuda(torch)
+    install = locate_tritonserver(args.tritonserver)
+    model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs,
+                       deadline=dog.deadline + 1)
+    workdir = Path(args.repository_dir) if args.repository_dir else Path(tempfile.mkdtemp(prefix="hp-serve-"))
+    repo = build_repository(model, workdir / "repository", serving, model_name=args.model_name)
+    backends = prepare_backends(install, workdir)
+    cmd = server_command(
+        install, repository=repo, backends=backends,
+        ports=Ports(args.http_port, args.grpc_port, args.metrics_port), address=args.address,
+    )
+    env = server_env(install)
+    _log(f"serving {model.name} ({model.digest}) as '{args.model_name}': {' '.join(cmd)}")
+    if args.dry_run:
+        doc = {"v": 1, "ok": True, "command": cmd, "repository": str(repo), "digest": model.digest,
+               "ldLibraryPath": env.get("LD_LIBRARY_PATH", "")}
+        sys.stdout.write(json.dumps(doc) + "\n")
+        return 0
+    dog.cancel()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(cmd[0], cmd, env)
+    except OSError as exc:
+        raise WorkerError(Reason.SERVER_START_FAILED, f"cannot exec {cmd[0]}: {exc}") from exc
+    return 0  # not reached

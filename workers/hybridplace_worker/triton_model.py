@@ -1,0 +1,76 @@
+"""The Triton python-backend model that hybridplace-worker puts in every model repository.
+
+It runs inside Triton's python backend stub (which provides ``triton_python_backend_utils``) and
+needs only torch and numpy. It is copied as ``<model>/1/model.py``; its settings come from the
+``parameters`` of ``config.pbtxt``: ``hp_artifact`` (file in the version directory),
+``hp_format`` (``torchscript`` or ``torch-export``) and ``hp_threads`` (torch intra-op threads
+per instance, 0 = torch's default).
+
+Dynamic batching hands ``execute`` several requests at once; they are concatenated along the
+batch dimension, run as one forward pass and split again, which is where batching pays off.
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils  # provided by the python backend stub
+
+
+def _flatten(out):
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (list, tuple)):
+        return [t for item in out for t in _flatten(item)]
+    if isinstance(out, dict):
+        return [t for key in sorted(out) for t in _flatten(out[key])]
+    raise TypeError(f"model output of type {type(out).__name__} is not a tensor")
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        threads = int(params.get("hp_threads", "0") or 0)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        if args.get("model_instance_kind") == "GPU":
+            self.device = torch.device(f"cuda:{int(args['model_instance_device_id'])}")
+        else:
+            self.device = torch.device("cpu")
+        path = os.path.join(args["model_repository"], args["model_version"], params["hp_artifact"])
+        if params.get("hp_format", "torchscript") == "torch-export":
+            self.model = torch.export.load(path).module().to(self.device)
+        else:
+            self.model = torch.jit.load(path, map_location=self.device).eval()
+        self.input_names = [i["name"] for i in config["input"]]
+        self.output_names = [o["name"] for o in config["output"]]
+
+    def execute(self, requests):
+        try:
+            arrays = [
+                [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names]
+                for r in requests
+            ]
+            sizes = [a[0].shape[0] for a in arrays]
+            batch = [
+                torch.from_numpy(np.ascontiguousarray(np.concatenate([a[i] for a in arrays])))
+                for i in range(len(self.input_names))
+            ]
+            with torch.inference_mode():
+                outs = _flatten(self.model(*[t.to(self.device) for t in batch]))
+            outs = [o.detach().cpu().numpy() for o in outs]
+        except Exception as exc:  # every request of the batch gets the error, Triton stays up
+            error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        responses = []
+        start = 0
+        for size in sizes:
+            tensors = [
+                pb_utils.Tensor(name, np.ascontiguousarray(o[start : start + size]))
+                for name, o in zip(self.output_names, outs)
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += size
+        return responses
