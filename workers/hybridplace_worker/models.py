@@ -263,7 +263,9 @@ def sha256_file(path: Path) -> str:
 def _load_file(path: Path, format: str, uri: str) -> nn.Module:
     try:
         if format == "torchscript":
-            module = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+                module = torch.jit.load(str(path), map_location="cpu")
         else:
             module = torch.export.load(str(path)).module()
     except Exception as exc:  # torch raises many types for a file that is not a model
@@ -402,5 +404,5 @@ def serving_artifact(model: LoadedModel, directory: Path) -> tuple[Path, str]:
         # backend (and older serving images) load without extra dependencies.
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model.module, examples, check_trace=False)
-    torch.jit.save(traced, str(target))
+        torch.jit.save(traced, str(target))
     return target, "torchscript"

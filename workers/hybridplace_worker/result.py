@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -199,7 +200,8 @@ class ResultSink:
             if self._stdout is not None:
                 self._stdout(text.encode())
             else:
-                os.write(1, text.encode())
+                sys.stdout.write(text)
+                sys.stdout.flush()
             return
         tmp = f"{self.output}.tmp"
         with open(tmp, "w") as f:

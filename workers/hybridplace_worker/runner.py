@@ -52,7 +52,9 @@ def _log(message: str) -> None:
     sys.stderr.flush()
 
 
-def run(argv: Sequence[str]) -> int:
+def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_signals: bool = True) -> int:
+    """Run one command; returns the exit code. ``started`` (monotonic) is when the deadline
+    starts counting: the process start for the CLI, now (None) when embedded, as tests do."""
     pre = _prescan(argv)
     sink = ResultSink(pre.termination_log, pre.output)
 
@@ -65,11 +67,9 @@ def run(argv: Sequence[str]) -> int:
             sys.stderr.flush()
             os._exit(EXIT_CODES[Reason.TIMEOUT])
 
-    dog = watchdog.Watchdog(pre.deadline_seconds, expire, started=PROCESS_START).start()
-    try:
+    dog = watchdog.Watchdog(pre.deadline_seconds, expire, started=started).start()
+    if handle_signals:
         watchdog.install_sigterm(expire)
-    except ValueError:  # not the main thread (tests call run() from threads)
-        pass
     try:
         args = parse_args(argv)
         if args.command == "bench":
@@ -259,7 +259,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
         "workerVersion": __version__,
         "measuredAt": _now_rfc3339(),
         "startedAt": started_at,
-        "elapsedSeconds": round(time.monotonic() - PROCESS_START, 3),
+        "elapsedSeconds": round(time.monotonic() - dog.started, 3),
         "settings": settings,
         "points": [point_document(b, m) for b, m in results],
     }

@@ -1,0 +1,84 @@
+"""Options and their environment variables; bad input is InvalidArgument, never a usage dump."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from hybridplace_worker.cli import build_parser, env_name, parse_args
+from hybridplace_worker.errors import Reason, WorkerError
+from hybridplace_worker.runner import run
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "worker.md"
+
+
+def _options(command):
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    return [a for a in sub._actions if a.option_strings and a.dest != "help"]
+
+
+def test_env_name_rule():
+    assert env_name("--batch-sizes") == "HP_BATCH_SIZES"
+    assert env_name("--termination-log") == "HP_TERMINATION_LOG"
+
+
+def test_defaults_and_env_overrides(monkeypatch):
+    args = parse_args(["bench", "--model", "builtin:mlp"])
+    assert args.batch_sizes == [1, 2, 4, 8] and args.engine == "torch" and args.device == "cpu"
+    monkeypatch.setenv("HP_BATCH_SIZES", "1,16")
+    monkeypatch.setenv("HP_ENGINE", "triton")
+    monkeypatch.setenv("HP_MODEL", "builtin:resnet")
+    monkeypatch.setenv("HP_INPUT", "a:4:float32,b:2:int64")
+    args = parse_args(["bench"])
+    assert args.batch_sizes == [1, 16] and args.engine == "triton" and args.model == "builtin:resnet"
+    assert args.input == ["a:4:float32,b:2:int64"]
+    args = parse_args(["bench", "--batch-sizes", "2", "--input", "x:1:float32", "--input", "y:1:float32"])
+    assert args.batch_sizes == [2] and args.input == ["x:1:float32", "y:1:float32"]  # the flag wins
+
+
+@pytest.mark.parametrize("argv,env", [
+    (["bench", "--model", "builtin:mlp", "--batch-sizes", "1,x"], {}),
+    (["bench", "--model", "builtin:mlp", "--batch-sizes", "0"], {}),
+    (["bench", "--model", "builtin:mlp", "--engine", "onnx"], {}),
+    (["bench"], {}),
+    (["bench", "--model", "builtin:mlp"], {"HP_DURATION_SECONDS": "-1"}),
+    (["bench", "--model", "builtin:mlp"], {"HP_DEVICE": "tpu"}),
+    (["explode"], {}),
+])
+def test_bad_arguments_are_invalid_argument(argv, env, monkeypatch):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(WorkerError) as info:
+        parse_args(argv)
+    assert info.value.reason == Reason.INVALID_ARGUMENT
+
+
+def test_invalid_argument_writes_one_json_error(tmp_path, capsys):
+    log = tmp_path / "tl"
+    code = run(["bench", "--model", "builtin:mlp", "--concurrency", "two", "--termination-log", str(log)],
+               started=None, handle_signals=False)
+    assert code == 2
+    doc = json.loads(log.read_bytes())
+    assert doc["reason"] == "InvalidArgument" and "concurrency" in doc["message"]
+    assert json.loads(capsys.readouterr().out) == doc
+
+
+def test_plan_longer_than_the_deadline_is_refused_before_any_work(tmp_path):
+    log = tmp_path / "tl"
+    code = run(["bench", "--model", "builtin:mlp", "--batch-sizes", "1,2,4,8", "--duration-seconds", "60",
+                "--deadline-seconds", "30", "--termination-log", str(log), "--output", ""],
+               started=None, handle_signals=False)
+    assert code == 2 and "deadline" in json.loads(log.read_bytes())["message"]
+
+
+@pytest.mark.parametrize("command", ["bench", "serve"])
+def test_every_option_names_its_env_var_and_is_documented(command):
+    docs = DOCS.read_text()
+    for action in _options(command):
+        long = max(action.option_strings, key=len)
+        if long == "--version":
+            continue
+        assert f"[env {env_name(long)}" in action.help, long
+        assert re.search(rf"`{re.escape(long)}[` ]", docs), f"{long} is not in docs/worker.md"
+        assert env_name(long) in docs, f"{env_name(long)} is not in docs/worker.md"
