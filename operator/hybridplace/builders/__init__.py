@@ -1,0 +1,1 @@
+"""Pure builders of the objects the operator creates: no Kubernetes I/O."""

@@ -1,0 +1,131 @@
+"""The benchmark Job for one model on one pool: a pure function of the spec and the pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.models import Benchmark, HardwarePool, ModelSource
+from . import names
+from .security import container_security_context, pod_security_context, scratch_volume
+
+# The worker's exit codes for failures a retry cannot fix (hybridplace_worker.errors):
+# InvalidArgument 2, DigestMismatch 11, InputMismatch 12, OutOfMemory 13, NoDevice 14.
+# A pod failing with one of them fails the Job at once instead of using up its backoff.
+NON_RETRIABLE_EXIT_CODES = [2, 11, 12, 13, 14]
+
+# The worker stops itself this long before the Job's deadline, so it can still report Timeout.
+DEADLINE_MARGIN_SECONDS = 15
+
+
+def model_args(model: ModelSource, digest: str) -> list[str]:
+    """The worker's model options, shared by `bench` and `serve`."""
+    if model.builtin is not None:
+        return ["--model", f"builtin:{model.builtin}", "--digest", digest]
+    args = ["--model", str(model.uri), "--digest", digest, "--format", model.format]
+    for spec in model.inputs or []:
+        shape = "x".join(str(d) for d in spec.shape)
+        args += ["--input", f"{spec.name}:{shape}:{spec.dtype}"]
+    return args
+
+
+def pool_scheduling(pool: HardwarePool) -> dict[str, Any]:
+    """nodeSelector and tolerations that put a pod on `pool`'s nodes."""
+    found: dict[str, Any] = {"nodeSelector": dict(pool.spec.node_selector)}
+    if pool.spec.tolerations:
+        found["tolerations"] = [t.to_dict() for t in pool.spec.tolerations]
+    return found
+
+
+def pool_resources(pool: HardwarePool) -> dict[str, Any]:
+    resources = pool.spec.replica_resources
+    found: dict[str, Any] = {"requests": {k: str(v) for k, v in resources.requests.items()}}
+    limits = {k: str(v) for k, v in (resources.limits or {}).items()}
+    if pool.spec.accelerator.type == "nvidia-gpu":
+        # Extended resources must have limits equal to requests.
+        gpu = pool.spec.accelerator.gpu_resource
+        limits.setdefault(gpu, found["requests"][gpu])
+    if limits:
+        found["limits"] = limits
+    return found
+
+
+def build_benchmark_job(
+    *,
+    namespace: str,
+    digest: str,
+    model: ModelSource,
+    benchmark: Benchmark,
+    pool: HardwarePool,
+    image: str,
+    ttl_seconds: int,
+    backoff_limit: int,
+) -> dict[str, Any]:
+    """A Job that measures `model` on `pool` and writes the compact result to its termination
+    message. Its name depends only on the digest and the pool: one Job per pair, ever."""
+    gpu = pool.spec.accelerator.type == "nvidia-gpu"
+    labels = {
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_COMPONENT: names.COMPONENT_BENCHMARK,
+        names.LABEL_POOL: pool.name,
+        names.LABEL_DIGEST: names.digest_label(digest),
+    }
+    args = [
+        "bench",
+        *model_args(model, digest),
+        "--device", "cuda" if gpu else "cpu",
+        "--engine", benchmark.engine,
+        "--batch-sizes", ",".join(str(b) for b in sorted(benchmark.batch_sizes)),
+        "--concurrency", ",".join(str(c) for c in sorted(benchmark.concurrency)),
+        "--duration-seconds", f"{benchmark.duration_seconds:g}",
+        "--deadline-seconds", str(max(benchmark.budget_seconds - DEADLINE_MARGIN_SECONDS, 10)),
+        "--output", "-",
+    ]
+    volume, mount = scratch_volume()
+    container = {
+        "name": "worker",
+        "image": image,
+        "command": ["hybridplace-worker"],
+        "args": args,
+        "resources": pool_resources(pool),
+        "securityContext": container_security_context(),
+        "volumeMounts": [mount],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": names.benchmark_job_name(digest, pool.name),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {names.ANNOTATION_DIGEST: digest},
+        },
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": benchmark.budget_seconds,
+            "ttlSecondsAfterFinished": ttl_seconds,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": "worker",
+                            "operator": "In",
+                            "values": NON_RETRIABLE_EXIT_CODES,
+                        },
+                    }
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels, "annotations": {names.ANNOTATION_DIGEST: digest}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security_context(),
+                    "containers": [container],
+                    "volumes": [volume],
+                    **pool_scheduling(pool),
+                },
+            },
+        },
+    }

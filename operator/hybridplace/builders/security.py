@@ -1,0 +1,34 @@
+"""Pod and container security settings that meet the Kubernetes "restricted" Pod Security
+Standard, shared by benchmark and serving pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A fixed non-root UID/GID; the worker images create this user.
+RUN_AS_USER = 65532
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def scratch_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A writable /tmp (the root filesystem is read-only): the volume and its mount."""
+    return {"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}, {"name": "tmp", "mountPath": "/tmp"}

@@ -1,0 +1,153 @@
+"""The serving Deployment and Services for one InferenceDeployment: pure functions of the spec,
+the decision and the pool. Triton serves the model with the decision's batch size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.models import HardwarePool, InferenceDeployment
+from . import names
+from .jobs import model_args, pool_resources, pool_scheduling
+from .security import container_security_context, pod_security_context, scratch_volume
+
+
+def owner_reference(infd: InferenceDeployment) -> dict[str, Any]:
+    """Makes the InferenceDeployment the controller of a child, so deleting it deletes them."""
+    return {
+        "apiVersion": infd.api_version,
+        "kind": infd.kind,
+        "name": infd.metadata.name,
+        "uid": infd.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def instance_labels(infd: InferenceDeployment) -> dict[str, str]:
+    return {
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+        names.LABEL_COMPONENT: names.COMPONENT_SERVING,
+        names.LABEL_INSTANCE: str(infd.metadata.name),
+    }
+
+
+def _ports(port: int) -> list[dict[str, Any]]:
+    return [
+        {"name": "http", "containerPort": port, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": port + 1, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": port + 2, "protocol": "TCP"},
+    ]
+
+
+def build_serving_deployment(
+    *,
+    infd: InferenceDeployment,
+    digest: str,
+    pool: HardwarePool,
+    replicas: int,
+    batch_size: int,
+    image: str,
+) -> dict[str, Any]:
+    """The Deployment that serves `infd`'s model on `pool` with Triton dynamic batching up to
+    `batch_size` and `replicas` replicas."""
+    spec = infd.spec
+    gpu = pool.spec.accelerator.type == "nvidia-gpu"
+    labels = {**instance_labels(infd), names.LABEL_POOL: pool.name}
+    selector = {names.LABEL_INSTANCE: labels[names.LABEL_INSTANCE], names.LABEL_POOL: pool.name}
+    port = spec.serving.port
+    args = [
+        "serve",
+        *model_args(spec.model, digest),
+        "--max-batch-size", str(batch_size),
+        "--preferred-batch-size", str(batch_size),
+        "--max-queue-delay-ms", f"{spec.serving.max_queue_delay_ms:g}",
+        "--instance-kind", "gpu" if gpu else "cpu",
+        "--http-port", str(port),
+        "--grpc-port", str(port + 1),
+        "--metrics-port", str(port + 2),
+    ]
+    volume, mount = scratch_volume()
+    health = {"port": "http"}
+    container = {
+        "name": "triton",
+        "image": image,
+        "command": ["hybridplace-worker"],
+        "args": args,
+        "ports": _ports(port),
+        "resources": pool_resources(pool),
+        "securityContext": container_security_context(),
+        "volumeMounts": [mount],
+        "startupProbe": {"httpGet": {"path": "/v2/health/ready", **health},
+                         "periodSeconds": 5, "failureThreshold": 60},
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", **health}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"path": "/v2/health/live", **health}, "periodSeconds": 10},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": names.serving_name(str(infd.metadata.name), pool.name),
+            "namespace": infd.metadata.namespace,
+            "labels": labels,
+            "annotations": {names.ANNOTATION_DIGEST: digest},
+            "ownerReferences": [owner_reference(infd)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        names.ANNOTATION_DIGEST: digest,
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(port + 2),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security_context(),
+                    "containers": [container],
+                    "volumes": [volume],
+                    **pool_scheduling(pool),
+                },
+            },
+        },
+    }
+
+
+def build_service(
+    *, infd: InferenceDeployment, pool: str | None = None
+) -> dict[str, Any]:
+    """A ClusterIP Service for `infd`'s replicas on `pool`, or on every pool when `pool` is None.
+
+    Per-pool Services let a weighted router (for example a Gateway API HTTPRoute) send each pool
+    its share of a split (status.decision.placements[].shareRps); the umbrella Service spreads
+    connections over all replicas.
+    """
+    name = str(infd.metadata.name)
+    selector = {names.LABEL_INSTANCE: name}
+    labels = dict(instance_labels(infd))
+    if pool is not None:
+        selector[names.LABEL_POOL] = pool
+        labels[names.LABEL_POOL] = pool
+    port = infd.spec.serving.port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": names.serving_name(name, pool) if pool else name,
+            "namespace": infd.metadata.namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(infd)],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [
+                {"name": p["name"], "port": p["containerPort"], "targetPort": p["name"], "protocol": "TCP"}
+                for p in _ports(port)
+            ],
+        },
+    }

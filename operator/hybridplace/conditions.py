@@ -1,0 +1,90 @@
+"""Status conditions: named types and reasons, set in the Kubernetes shape, Ready derived.
+
+Conditions are a list keyed by type. A condition's lastTransitionTime moves only when its
+status changes, so a reconcile that finds nothing new writes nothing new.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROFILED = "Profiled"
+PLACED = "Placed"
+SLO_MET = "SLOMet"
+READY = "Ready"
+
+TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+
+# Reasons, CamelCase.
+ALL_MEASURED = "AllPoolsMeasured"
+BENCHMARKING = "Benchmarking"
+NO_USABLE_PROFILE = "NoUsableProfile"
+SOME_POOLS_FAILED = "SomePoolsFailed"
+NO_POOLS = "NoPools"
+DECIDED = "Decided"
+APPLIED = "Applied"
+RECOMMENDED = "Recommended"
+WAITING_FOR_PROFILES = "WaitingForProfiles"
+INVALID_SPEC = "InvalidSpec"
+SLO_PREDICTED_MET = "PredictedWithinSLO"
+SLO_INFEASIBLE = "Infeasible"
+REPLICAS_AVAILABLE = "ReplicasAvailable"
+REPLICAS_PENDING = "ReplicasPending"
+NOT_PLACED = "NotPlaced"
+
+
+def condition(
+    type_: str, status: str, reason: str, message: str, generation: int | None, now: str
+) -> dict[str, Any]:
+    found = {"type": type_, "status": status, "reason": reason, "message": message[:32768],
+             "lastTransitionTime": now}
+    if generation is not None:
+        found["observedGeneration"] = generation
+    return found
+
+
+def set_condition(conditions: list[dict[str, Any]], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """`conditions` with `new` in place of the one of its type, keeping lastTransitionTime
+    when the status did not change."""
+    result: list[dict[str, Any]] = []
+    replaced = False
+    for old in conditions:
+        if old.get("type") != new["type"]:
+            result.append(old)
+            continue
+        replaced = True
+        if old.get("status") == new["status"]:
+            new = {**new, "lastTransitionTime": old.get("lastTransitionTime", new["lastTransitionTime"])}
+        result.append(new)
+    if not replaced:
+        result.append(new)
+    return result
+
+
+def get_condition(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
+    return next((c for c in conditions or [] if c.get("type") == type_), None)
+
+
+def is_true(conditions: list[dict[str, Any]] | None, type_: str) -> bool:
+    found = get_condition(conditions, type_)
+    return found is not None and found.get("status") == TRUE
+
+
+def derive_ready(
+    conditions: list[dict[str, Any]], available: bool | None, recommend_only: bool
+) -> tuple[str, str, str]:
+    """Ready's (status, reason, message) from the other conditions and the serving replicas.
+
+    `available` is whether every serving Deployment is available (None when unknown).
+    """
+    for type_ in (PROFILED, PLACED, SLO_MET):
+        found = get_condition(conditions, type_)
+        if found is None or found["status"] != TRUE:
+            status = found["status"] if found else UNKNOWN
+            reason = found["reason"] if found else NOT_PLACED
+            return status, reason, f"{type_} is {status}: {found['message'] if found else 'not yet'}"
+    if recommend_only:
+        return TRUE, RECOMMENDED, "decision made; mode Recommend creates no serving Deployments"
+    if available:
+        return TRUE, REPLICAS_AVAILABLE, "every serving Deployment has its replicas available"
+    return FALSE, REPLICAS_PENDING, "waiting for the serving replicas to become available"

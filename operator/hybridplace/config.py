@@ -1,0 +1,82 @@
+"""Operator settings: one place, each a flag of `hybridplace run` with an environment default.
+
+The Helm chart's `settings:` block sets the environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from . import __version__
+
+DEFAULT_IMAGE_CPU = f"ghcr.io/hybridplace/worker-cpu:{__version__}"
+DEFAULT_IMAGE_GPU = f"ghcr.io/hybridplace/worker-cuda:{__version__}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the operator. Field help doubles as the CLI flag's help."""
+
+    namespaces: tuple[str, ...] = field(
+        default=(), metadata={"env": "HP_NAMESPACES", "help": "comma-separated namespaces to watch; empty: all"}
+    )
+    worker_image_cpu: str = field(
+        default=DEFAULT_IMAGE_CPU, metadata={"env": "HP_WORKER_IMAGE_CPU", "help": "worker image for CPU pools"}
+    )
+    worker_image_gpu: str = field(
+        default=DEFAULT_IMAGE_GPU, metadata={"env": "HP_WORKER_IMAGE_GPU", "help": "worker image for GPU pools"}
+    )
+    resync_seconds: float = field(
+        default=300.0,
+        metadata={"env": "HP_RESYNC_SECONDS", "help": "how often each InferenceDeployment is checked against its children"},
+    )
+    job_ttl_seconds: int = field(
+        default=3600,
+        metadata={"env": "HP_JOB_TTL_SECONDS", "help": "how long finished benchmark Jobs are kept (ttlSecondsAfterFinished)"},
+    )
+    benchmark_backoff_limit: int = field(
+        default=1, metadata={"env": "HP_BENCHMARK_BACKOFF_LIMIT", "help": "pod retries of a benchmark Job"}
+    )
+    workers: int = field(
+        default=8, metadata={"env": "HP_WORKERS", "help": "handler threads (each reconciles one object at a time)"}
+    )
+    liveness: str = field(
+        default="http://0.0.0.0:8080/healthz",
+        metadata={"env": "HP_LIVENESS", "help": "liveness endpoint; empty disables it"},
+    )
+    max_alternatives: int = field(
+        default=20, metadata={"env": "HP_MAX_ALTERNATIVES", "help": "alternatives kept in status.decision"}
+    )
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Environment first, then explicit overrides (CLI flags) where not None."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f.metadata["env"])
+            if raw is not None:
+                values[f.name] = _convert(f.type, raw, f.metadata["env"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def image_for(self, accelerator: str) -> str:
+        return self.worker_image_gpu if accelerator == "nvidia-gpu" else self.worker_image_cpu
+
+
+def _convert(kind: Any, raw: str, name: str) -> Any:
+    kind = str(kind)
+    try:
+        if "tuple" in kind:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={raw!r} is not a valid {kind}") from None
+    return raw
+
+
+__all__ = ["Settings", "DEFAULT_IMAGE_CPU", "DEFAULT_IMAGE_GPU"]

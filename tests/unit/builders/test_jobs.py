@@ -1,0 +1,85 @@
+"""The benchmark Job: one per (digest, pool), on the pool's nodes, restricted, bounded."""
+
+from pathlib import Path
+
+from cases.api_objects import inference_deployment
+
+from hybridplace.api import builtin_digest, load_objects, parse_object
+from hybridplace.builders import names
+from hybridplace.builders.jobs import NON_RETRIABLE_EXIT_CODES, build_benchmark_job
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+POOLS = {o.obj.name: o.obj for o in load_objects([EXAMPLES / "hardwarepools.yaml"])}
+
+
+def job_for(pool_name, **spec_changes):
+    obj = inference_deployment("demo")
+    obj["metadata"]["namespace"] = "team-a"
+    obj["spec"].update(spec_changes)
+    infd = parse_object(obj)
+    return build_benchmark_job(
+        namespace="team-a", digest=builtin_digest("mlp"), model=infd.spec.model,
+        benchmark=infd.spec.benchmark, pool=POOLS[pool_name], image="worker:test",
+        ttl_seconds=600, backoff_limit=1,
+    )
+
+
+def test_name_depends_only_on_digest_and_pool():
+    a, b = job_for("cpu-standard"), job_for("cpu-standard", slo={"latencyMs": 999})
+    assert a["metadata"]["name"] == b["metadata"]["name"]
+    assert a["metadata"]["name"] != job_for("gpu-t4")["metadata"]["name"]
+    assert len(a["metadata"]["name"]) <= 52
+
+
+def test_gpu_job_requests_the_gpu_and_tolerates_the_taint():
+    job = job_for("gpu-t4")
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["nodeSelector"] == {"hybridplace.io/pool": "gpu-t4"}
+    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert container["args"][container["args"].index("--device") + 1] == "cuda"
+
+
+def test_cpu_job_has_no_gpu_and_no_toleration():
+    pod = job_for("cpu-standard")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert "tolerations" not in pod
+    assert "nvidia.com/gpu" not in container["resources"]["requests"]
+    assert container["args"][container["args"].index("--device") + 1] == "cpu"
+
+
+def test_pod_meets_the_restricted_pod_security_standard():
+    pod = job_for("cpu-standard")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    ctx = pod["containers"][0]["securityContext"]
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_deadline_backoff_and_labels_for_the_pod_runner():
+    job = job_for("cpu-standard", benchmark={"budgetSeconds": 120, "batchSizes": [8, 1, 2]})
+    spec = job["spec"]
+    assert spec["activeDeadlineSeconds"] == 120
+    assert spec["backoffLimit"] == 1
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--batch-sizes") + 1] == "1,2,8"
+    assert args[args.index("--deadline-seconds") + 1] == "105"
+    assert spec["template"]["metadata"]["labels"][names.LABEL_COMPONENT] == "benchmark"
+    rule = spec["podFailurePolicy"]["rules"][0]
+    assert rule["action"] == "FailJob" and 14 in rule["onExitCodes"]["values"]
+    assert NON_RETRIABLE_EXIT_CODES == sorted(NON_RETRIABLE_EXIT_CODES)
+
+
+def test_uri_model_passes_digest_format_and_inputs():
+    digest = "sha256:" + "ab" * 32
+    job = job_for("cpu-standard", model={
+        "uri": "https://models.example.com/m.pt", "digest": digest,
+        "inputs": [{"name": "x", "shape": [3, 32, 32]}],
+    })
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--model") + 1] == "https://models.example.com/m.pt"
+    assert args[args.index("--input") + 1] == "x:3x32x32:float32"
+    assert args[args.index("--format") + 1] == "torchscript"

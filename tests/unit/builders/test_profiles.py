@@ -1,0 +1,51 @@
+"""Worker termination messages become validated ModelProfiles, or a named failure."""
+
+import json
+
+from hybridplace.api import builtin_digest
+from hybridplace.builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
+
+RESULT = {
+    "v": 1, "ok": True, "engine": "torch",
+    "model": {"name": "builtin:mlp", "digest": builtin_digest("mlp"), "format": "torchscript"},
+    "device": {"accelerator": "cpu", "name": "Test CPU", "node": None, "cores": 2, "threads": 2,
+               "memoryMiB": 1024, "torchVersion": "2.15.0", "cudaVersion": None, "powerWatts": None},
+    "workerVersion": "0.1.0", "measuredAt": "2026-11-23T18:00:00Z",
+    "cols": ["b", "c", "p50", "p95", "p99", "rps", "spread", "stable"],
+    "points": [[1, 1, 0.2, 0.25, 0.3, 4900.0, 0.03, 1], [8, 1, 0.5, 0.6, 0.7, 1900.0, 0.2, 0]],
+}
+
+
+def build(result=RESULT):
+    return build_model_profile(result, namespace="ns", pool="cpu-standard", node="kwok-cpu-0", source="test")
+
+
+def test_result_becomes_a_measured_profile_named_by_digest_and_pool():
+    profile = build()
+    assert profile["metadata"]["name"] == f"mp-{builtin_digest('mlp')[7:19]}-cpu-standard"
+    spec = profile["spec"]
+    assert spec["provenance"] == "measured"
+    assert spec["device"]["node"] == "kwok-cpu-0"
+    assert spec["points"][1] == {"batchSize": 8, "concurrency": 1, "p50Ms": 0.5, "p95Ms": 0.6,
+                                 "p99Ms": 0.7, "throughputRps": 1900.0, "throughputIps": 15200.0,
+                                 "spread": 0.2, "stable": False}
+
+
+def test_worker_error_keeps_its_reason():
+    failure = parse_termination_message(json.dumps({"v": 1, "ok": False, "reason": "NoDevice",
+                                                     "message": "no CUDA device"}))
+    assert failure == BenchmarkFailure("NoDevice", "no CUDA device")
+
+
+def test_garbage_messages_are_failures_not_crashes():
+    assert parse_termination_message("").reason == "NoResult"
+    assert parse_termination_message("Traceback ...\nKilled").reason == "InvalidResult"
+    assert parse_termination_message("[1, 2]").reason == "InvalidResult"
+
+
+def test_a_result_that_is_not_a_valid_profile_is_refused():
+    bad = {**RESULT, "points": [[1, 1, 5.0, 1.0, 9.0, 10.0, 0.0, 1]]}  # p50 > p95
+    failure = build(bad)
+    assert isinstance(failure, BenchmarkFailure) and failure.reason == "InvalidResult"
+    assert "p50Ms <= p95Ms" in failure.message
+    assert build({**RESULT, "cols": ["b"]}).reason == "InvalidResult"

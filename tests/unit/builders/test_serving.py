@@ -1,0 +1,66 @@
+"""The serving Deployment and Services: owned, on the chosen pool, with the decided batch."""
+
+from pathlib import Path
+
+from cases.api_objects import inference_deployment
+
+from hybridplace.api import builtin_digest, load_objects, parse_object
+from hybridplace.builders import names
+from hybridplace.builders.serving import build_service, build_serving_deployment
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+POOLS = {o.obj.name: o.obj for o in load_objects([EXAMPLES / "hardwarepools.yaml"])}
+
+
+def infd():
+    obj = inference_deployment("sentiment")
+    obj["metadata"].update(namespace="team-a", uid="1234-uid")
+    return parse_object(obj)
+
+
+def deployment(pool="gpu-t4", replicas=3, batch=16):
+    return build_serving_deployment(
+        infd=infd(), digest=builtin_digest("mlp"), pool=POOLS[pool], replicas=replicas,
+        batch_size=batch, image="worker:test",
+    )
+
+
+def test_owned_by_the_inference_deployment_as_controller():
+    ref = deployment()["metadata"]["ownerReferences"][0]
+    assert ref == {"apiVersion": "hybridplace.io/v1alpha1", "kind": "InferenceDeployment",
+                   "name": "sentiment", "uid": "1234-uid", "controller": True, "blockOwnerDeletion": True}
+
+
+def test_replicas_pool_and_batch_from_the_decision():
+    dep = deployment(replicas=3, batch=16)
+    pod = dep["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert dep["spec"]["replicas"] == 3
+    assert pod["nodeSelector"] == {"hybridplace.io/pool": "gpu-t4"}
+    assert args[args.index("--max-batch-size") + 1] == "16"
+    assert args[args.index("--instance-kind") + 1] == "gpu"
+    assert args[args.index("--max-queue-delay-ms") + 1] == "2"
+
+
+def test_selector_matches_template_and_is_per_pool():
+    dep = deployment(pool="cpu-standard")
+    selector = dep["spec"]["selector"]["matchLabels"]
+    template = dep["spec"]["template"]["metadata"]["labels"]
+    assert all(template[k] == v for k, v in selector.items())
+    assert selector[names.LABEL_POOL] == "cpu-standard"
+    assert dep["metadata"]["name"] == "sentiment-cpu-standard"
+
+
+def test_services_select_one_pool_or_all():
+    per_pool = build_service(infd=infd(), pool="gpu-t4")
+    umbrella = build_service(infd=infd())
+    assert per_pool["spec"]["selector"] == {names.LABEL_INSTANCE: "sentiment", names.LABEL_POOL: "gpu-t4"}
+    assert umbrella["spec"]["selector"] == {names.LABEL_INSTANCE: "sentiment"}
+    assert [p["port"] for p in umbrella["spec"]["ports"]] == [8000, 8001, 8002]
+
+
+def test_long_names_are_shortened_stably():
+    long = "x" * 60
+    assert len(names.serving_name(long, "gpu-t4")) <= 63
+    assert names.serving_name(long, "gpu-t4") == names.serving_name(long, "gpu-t4")
+    assert names.serving_name(long, "gpu-t4") != names.serving_name(long, "cpu-standard")
