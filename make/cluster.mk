@@ -1,0 +1,49 @@
+##@ Local cluster (real control plane, kwok nodes; docs/local-cluster.md)
+
+# Which local cluster the targets act on; each name has its own state, ports and processes.
+export HP_CLUSTER ?= hybridplace
+CLUSTER = $(PY) cluster/localcluster.py
+KUBECTL = cluster/kubectl
+
+.PHONY: cluster-up
+cluster-up: ## Start the local cluster, or reuse a running healthy one; prints the kubeconfig path.
+	@$(CLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: ## Stop every process the local cluster started (by PID) and remove its state.
+	@$(CLUSTER) down
+
+.PHONY: cluster-status
+cluster-status: ## Show the local cluster's processes, ports and nodes.
+	@$(CLUSTER) status
+
+.PHONY: demo
+demo: cluster-up ## Bring the local cluster up and show its node pools (the operator joins later).
+	@$(KUBECTL) get nodes -L hybridplace.io/pool -L node.kubernetes.io/instance-type
+	@echo "kubectl for this cluster: cluster/kubectl (or KUBECONFIG=$$($(CLUSTER) kubeconfig))"
+
+##@ Tools (Go-built, cached in $HP_CACHE/bin/<component>-<version>)
+
+.PHONY: cluster-tools
+cluster-tools: ## Build or reuse kube-apiserver, -controller-manager, -scheduler, kubectl, etcd, kwok.
+	@for c in kubernetes etcd kwok; do cluster/tools/build.sh $$c >/dev/null; done
+	@ls -d $(HP_CACHE)/bin/*/ | sed 's/^/  /'
+
+.PHONY: helm
+helm: ## Build or reuse helm (v3; for the chart, not needed by the cluster).
+	@cluster/tools/build.sh helm
+
+.PHONY: tools
+tools: cluster-tools helm ## Build or reuse every Go-built tool.
+
+.PHONY: cluster-tools-gen
+cluster-tools-gen: ## Regenerate cluster/tools/*/go.mod and go.sum from cluster/tools/versions.env.
+	python3 cluster/tools/generate.py
+
+.PHONY: verify-cluster-tools
+verify-cluster-tools: ## Fail if the committed tool go.mod/go.sum differ from a fresh generation.
+	python3 cluster/tools/generate.py --check
+
+# `make verify` runs every area's checks; this area adds its own.
+.PHONY: verify
+verify: verify-cluster-tools
