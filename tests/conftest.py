@@ -1,0 +1,113 @@
+"""Fixtures shared by every test folder. Area-specific fixtures belong in that folder's conftest.py.
+
+The local cluster (docs/local-cluster.md):
+  local_cluster  session  LocalCluster(name, kubeconfig, state_dir, started): brings the cluster up
+                          once per session, or reuses a running one; stops it at the end only if it
+                          started it (HP_KEEP_CLUSTER=1 keeps it running).
+  kubeconfig     session  str, path of the admin kubeconfig (group system:masters).
+  api_client     session  kubernetes.client.ApiClient for that kubeconfig.
+  namespace      function str, a fresh namespace for one test, deleted afterwards.
+  wait_until     function wait_until(check, timeout=60, interval=0.5, what="...") -> check's value
+                          bounded poll: returns the first truthy value of check(), else fails.
+Tests that use the cluster are marked @pytest.mark.cluster.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LOCALCLUSTER = REPO / "cluster" / "localcluster.py"
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    name: str
+    kubeconfig: str
+    state_dir: str
+    started: bool  # True if this session started it (and so stops it)
+
+
+@pytest.fixture(scope="session")
+def local_cluster():
+    name = os.environ.get("HP_CLUSTER", "hybridplace")
+    # A child process starts the servers, so they are not children of pytest.
+    up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up", "--json", "--name", name],
+                        stdout=subprocess.PIPE, text=True, timeout=3600)
+    if up.returncode != 0:
+        pytest.fail(f"local cluster '{name}' did not come up (exit {up.returncode}); "
+                    f"see the output above and $HP_CACHE/clusters/{name}/logs", pytrace=False)
+    info = json.loads(up.stdout)
+    print(f"\nlocal cluster '{name}': {'started' if info['started'] else 'reused'} in "
+          f"{info['seconds']} s; KUBECONFIG={info['kubeconfig']}", file=sys.stderr)
+    yield LocalCluster(name, info["kubeconfig"], info["dir"], info["started"])
+    if info["started"] and os.environ.get("HP_KEEP_CLUSTER") != "1":
+        subprocess.run([sys.executable, str(LOCALCLUSTER), "down", "--name", name], check=True,
+                       timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(local_cluster):
+    return local_cluster.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig):
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=kubeconfig)
+    yield client
+    client.close()
+
+
+def poll(check, timeout=60, interval=0.5, what=None):
+    """Call check() until it returns something truthy (returned) or timeout seconds pass (fail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or check}", pytrace=False)
+        time.sleep(interval)
+
+
+@pytest.fixture
+def wait_until():
+    return poll
+
+
+@pytest.fixture
+def namespace(api_client, request):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(api_client)
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
+    name = f"{base}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
+        name=name, labels={"hybridplace.io/test": "true"})))
+
+    def default_sa():  # pods are rejected until the namespace's default ServiceAccount exists
+        try:
+            return core.read_namespaced_service_account("default", name)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    poll(default_sa, timeout=30, interval=0.2, what=f"ServiceAccount default in {name}")
+    yield name
+    try:
+        core.delete_namespace(name)
+    except ApiException as e:
+        if e.status != 404:
+            raise
