@@ -47,9 +47,10 @@ def build_serving_deployment(
     replicas: int,
     batch_size: int,
     image: str,
+    instances: int = 1,
 ) -> dict[str, Any]:
     """The Deployment that serves `infd`'s model on `pool` with Triton dynamic batching up to
-    `batch_size` and `replicas` replicas."""
+    `batch_size`, `instances` model instances per replica, and `replicas` replicas."""
     spec = infd.spec
     gpu = pool.spec.accelerator.type == "nvidia-gpu"
     labels = {**instance_labels(infd), names.LABEL_POOL: pool.name}
@@ -62,6 +63,7 @@ def build_serving_deployment(
         "--preferred-batch-size", str(batch_size),
         "--max-queue-delay-ms", f"{spec.serving.max_queue_delay_ms:g}",
         "--instance-kind", "gpu" if gpu else "cpu",
+        "--instances", str(instances),
         "--http-port", str(port),
         "--grpc-port", str(port + 1),
         "--metrics-port", str(port + 2),

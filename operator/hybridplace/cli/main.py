@@ -1,0 +1,55 @@
+"""`hybridplace` entry point: one subcommand per module, each registering its own parser.
+
+Exit codes: 0 success, 1 an unexpected error, 2 bad input (a file, an object, a flag), with one
+message that names the file, object and field; never a traceback for something a user did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from . import run as run_command
+
+SUBCOMMANDS = [run_command]
+try:  # the offline commands (placement engine and cluster reads)
+    from . import explain as explain_command
+    from . import recommend as recommend_command
+
+    SUBCOMMANDS += [recommend_command, explain_command]
+except ImportError:  # pragma: no cover - while those modules are being written
+    pass
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybridplace",
+        description="Place inference services on the cheapest hardware that meets their latency SLO.",
+    )
+    parser.add_argument("--version", action="version", version=f"hybridplace {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as err:
+        print(f"hybridplace {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The operator: kopf handlers (thin), the work queue and reconcilers, Kubernetes I/O."""

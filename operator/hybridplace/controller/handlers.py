@@ -1,0 +1,168 @@
+"""kopf handlers: thin. Watch events update the in-memory state and enqueue keys; reconciler
+threads do the work (reconcile.py). Nothing here calls the API or decides anything.
+
+Why not kopf's on.create/on.update with a timer: those store kopf's progress in annotations on
+the user's InferenceDeployment and timers add a finalizer to it. Here the operator writes only
+the status of what it reconciles and the children it owns, and an idle operator writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from ..builders import names
+from ..config import Settings
+from .kube import Kube, load_client
+from .reconcile import Reconciler
+from .state import ANNOTATION_FAILURE_REASON, ClusterState
+from .workqueue import WorkQueue
+
+log = logging.getLogger("hybridplace")
+
+GROUP = "hybridplace.io"
+SERVING = {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_COMPONENT: names.COMPONENT_SERVING}
+BENCHMARK = {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_COMPONENT: names.COMPONENT_BENCHMARK}
+# A pool's status follows Deployments and nodes; coalesce bursts into one write.
+POOL_STATUS_DELAY = 2.0
+
+
+class Operator:
+    """The running operator's parts, created at startup."""
+
+    settings: Settings | None = None
+    kubeconfig: str | None = None
+    state: ClusterState
+    queue: WorkQueue
+    reconciler: Reconciler | None = None
+
+
+OPERATOR = Operator()
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """kopf's tuning, in one place.
+
+    - No kopf progress or diff-base annotations on our objects, and no Events for log lines:
+      the reconcilers write status and post their own Events, on changes only.
+    - Watches of Jobs and Deployments are filtered by the API server to the operator's own,
+      so a large cluster's other workloads cost nothing.
+    """
+    ours = settings_or_env()
+    settings.posting.enabled = False
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.watching.label_selectors["batch", "jobs"] = _selector(BENCHMARK)
+    settings.watching.label_selectors["apps", "deployments"] = _selector(SERVING)
+    settings.watching.label_selectors["", "services"] = _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.connect_timeout = 10
+    OPERATOR.state = ClusterState()
+    OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0)
+    client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
+    OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue)
+    OPERATOR.reconciler.start()
+    log.info("hybridplace operator started with %d reconcile workers", ours.workers)
+
+
+@kopf.on.cleanup()
+def stop(**_: Any) -> None:
+    if OPERATOR.reconciler is not None:
+        OPERATOR.reconciler.stop()
+
+
+def settings_or_env() -> Settings:
+    if OPERATOR.settings is None:
+        OPERATOR.settings = Settings.from_env()
+    return OPERATOR.settings
+
+
+def _enqueue_infds(namespace: str, digest: str) -> None:
+    for ns, name in OPERATOR.state.infds_with(namespace, digest):
+        OPERATOR.queue.add(("infd", ns, name))
+
+
+@kopf.on.event(GROUP, "v1alpha1", "inferencedeployments")
+async def inference_deployment_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    if type == "DELETED":
+        OPERATOR.state.drop_infd(namespace, name)
+        return
+    OPERATOR.state.put_infd(dict(body))
+    OPERATOR.queue.add(("infd", namespace, name))
+
+
+@kopf.on.event(GROUP, "v1alpha1", "hardwarepools")
+async def hardware_pool_event(type: str | None, body: kopf.Body, name: str, **_: Any) -> None:
+    if type == "DELETED":
+        OPERATOR.state.drop_pool(name)
+        changed = True
+    else:
+        changed = OPERATOR.state.put_pool(dict(body))
+        OPERATOR.queue.add_after(("pool", name), 0.1)
+    if changed:  # a new, deleted or edited pool may change every decision
+        for ns, infd in OPERATOR.state.all_infds():
+            OPERATOR.queue.add(("infd", ns, infd))
+
+
+@kopf.on.event("", "v1", "nodes")
+async def node_event(type: str | None, body: kopf.Body, name: str, **_: Any) -> None:
+    if type == "DELETED":
+        OPERATOR.state.drop_node(name)
+    else:
+        OPERATOR.state.put_node(dict(body))
+    for pool in list(OPERATOR.state.pools):
+        OPERATOR.queue.add_after(("pool", pool), POOL_STATUS_DELAY)
+
+
+@kopf.on.event(GROUP, "v1alpha1", "modelprofiles")
+async def model_profile_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    if type == "DELETED":
+        key = OPERATOR.state.drop_profile(namespace, name)
+    else:
+        key = OPERATOR.state.put_profile(dict(body))
+    if key is not None:
+        _enqueue_infds(*key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=BENCHMARK)
+async def benchmark_job_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    if type == "DELETED":
+        key = OPERATOR.state.drop_job(namespace, name)
+    else:
+        key = OPERATOR.state.put_job(dict(body))
+        finished = any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in (body.get("status") or {}).get("conditions") or []
+        )
+        if finished and ANNOTATION_FAILURE_REASON not in (body.metadata.annotations or {}):
+            OPERATOR.queue.add(("job", namespace, name))
+    if key is not None:
+        _enqueue_infds(*key)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=SERVING)
+async def serving_deployment_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    if type == "DELETED":
+        owner = OPERATOR.state.drop_deployment(namespace, name)
+    else:
+        owner = OPERATOR.state.put_deployment(dict(body))
+    if owner is not None:
+        OPERATOR.queue.add(("infd", *owner))
+    pool = (body.metadata.labels or {}).get(names.LABEL_POOL)
+    if pool:
+        OPERATOR.queue.add_after(("pool", pool), POOL_STATUS_DELAY)
+
+
+@kopf.on.event("", "v1", "services", labels={names.LABEL_MANAGED_BY: names.MANAGED_BY})
+async def serving_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    owner = OPERATOR.state.put_service(dict(body), deleted=type == "DELETED")
+    if owner is not None and type == "DELETED":
+        OPERATOR.queue.add(("infd", *owner))

@@ -1,0 +1,229 @@
+"""Reconcilers: read what is known, ask the pure planners, carry out the plan.
+
+Keys on the work queue are ("infd", namespace, name), ("job", namespace, name) and
+("pool", name). A reconciler either finishes or raises; the worker loop retries a raise with
+backoff. Nothing is written when the plan matches what exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any
+
+from .. import conditions as c
+from ..api.models import InferenceDeployment
+from ..api.validate import InvalidObject, parse_object
+from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
+from ..config import Settings
+from .fingerprint import deployment_fingerprint
+from .kube import ApiError, Kube, now_rfc3339
+from .plan import model_digest, plan_inference_deployment
+from .pools import plan_pool_status
+from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState
+from .workqueue import WorkQueue
+
+log = logging.getLogger("hybridplace")
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, state: ClusterState, settings: Settings, queue: WorkQueue):
+        self.kube = kube
+        self.state = state
+        self.settings = settings
+        self.queue = queue
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    # -- the worker loop ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        for i in range(self.settings.workers):
+            thread = threading.Thread(target=self._work, name=f"reconcile-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        resync = threading.Thread(target=self._resync, name="resync", daemon=True)
+        resync.start()
+        self._threads.append(resync)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queue.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _work(self) -> None:
+        while True:
+            key = self.queue.get()
+            if key is None:
+                return
+            try:
+                self.reconcile(key)
+                self.queue.forget(key)
+            except Exception as err:  # noqa: BLE001 - any failure is retried with backoff, never lost
+                delay = self.queue.retry(key)
+                log.warning("reconcile %s failed (retry in %.0fs): %s", "/".join(key), delay, err,
+                            exc_info=not isinstance(err, ApiError))
+            finally:
+                self.queue.done(key)
+
+    def _resync(self) -> None:
+        """Every resync period, look at everything once more, spread over the period."""
+        period = self.settings.resync_seconds
+        while not self._stop.wait(period):
+            for ns, name in self.state.all_infds():
+                self.queue.add_after(("infd", ns, name), random.uniform(0, period / 2))
+            for name in list(self.state.pools):
+                self.queue.add_after(("pool", name), random.uniform(0, period / 2))
+
+    def reconcile(self, key: tuple[str, ...]) -> None:
+        kind = key[0]
+        if kind == "infd":
+            self.reconcile_inference_deployment(key[1], key[2])
+        elif kind == "job":
+            self.record_benchmark(key[1], key[2])
+        elif kind == "pool":
+            self.reconcile_pool(key[1])
+
+    # -- InferenceDeployment -----------------------------------------------------------------
+
+    def reconcile_inference_deployment(self, namespace: str, name: str) -> None:
+        body = self.state.infds.get((namespace, name))
+        if body is None:
+            return  # deleted; garbage collection removes its children
+        try:
+            infd = parse_object(body)
+        except InvalidObject as err:
+            self._report_invalid(body, err)
+            return
+        assert isinstance(infd, InferenceDeployment)
+        digest = model_digest(infd)
+        plan = plan_inference_deployment(
+            infd,
+            pools=self.state.pool_objects(),
+            profiles=self.state.profiles_for(namespace, digest),
+            jobs=self.state.jobs_for(namespace, digest),
+            children=self.state.children_of(namespace, name),
+            service_names=self.state.services_of(namespace, name),
+            settings=self.settings,
+            now=now_rfc3339(),
+            fingerprint=deployment_fingerprint,
+        )
+        for job in plan.jobs_to_create:
+            self.kube.create(job)
+        for deployment in plan.deployments:
+            self.kube.apply(deployment)
+        for service in plan.services:
+            if self.kube.create(service) is None:
+                self._check_service_owner(body, service)
+        children = self.state.children_of(namespace, name)
+        for stale in plan.stale_deployments:
+            child = next((x for x in children.values() if x.name == stale), None)
+            if child is not None and child.owned:
+                self.kube.delete("Deployment", namespace, stale)
+        for stale in plan.stale_services:
+            self.kube.delete("Service", namespace, stale)
+        if plan.status != (body.get("status") or {}):
+            self.kube.patch_status("InferenceDeployment", namespace, name, plan.status)
+        for event in plan.events:
+            self.kube.event(body, event.type, event.reason, event.message)
+
+    def _check_service_owner(self, body: dict[str, Any], service: dict[str, Any]) -> None:
+        """A Service of the name we want exists: leave it alone unless it is ours."""
+        meta = service["metadata"]
+        found = self.kube.get("Service", meta["namespace"], meta["name"])
+        if found is None:
+            return
+        uid = body["metadata"].get("uid")
+        owners = [r.get("uid") for r in found["metadata"].get("ownerReferences") or []]
+        if uid not in owners:
+            self.kube.event(body, "Warning", "NameConflict",
+                            f"Service {meta['name']} exists and is not owned by this "
+                            "InferenceDeployment; it is left untouched")
+        else:
+            self.state.put_service(found)
+
+    def _report_invalid(self, body: dict[str, Any], err: InvalidObject) -> None:
+        """An object the API server let through but the operator cannot use (for example an
+        older CRD version): conditions say why; nothing else is touched."""
+        meta = body["metadata"]
+        now = now_rfc3339()
+        message = "; ".join(f"{e.path}: {e.message}" for e in err.errors)[:2000]
+        old = (body.get("status") or {}).get("conditions") or []
+        conds = list(old)
+        for type_ in (c.PROFILED, c.PLACED, c.SLO_MET, c.READY):
+            conds = c.set_condition(conds, c.condition(type_, c.FALSE, c.INVALID_SPEC, message,
+                                                       meta.get("generation"), now))
+        if conds != old:
+            self.kube.patch_status("InferenceDeployment", meta["namespace"], meta["name"],
+                                   {"conditions": conds, "observedGeneration": meta.get("generation")})
+            self.kube.event(body, "Warning", c.INVALID_SPEC, message)
+
+    # -- benchmark Jobs ----------------------------------------------------------------------
+
+    def record_benchmark(self, namespace: str, name: str) -> None:
+        """A finished benchmark Job: its result becomes a ModelProfile, or its failure reason an
+        annotation on the Job (which the operator owns) that InferenceDeployments then show."""
+        job = self.kube.get("Job", namespace, name)
+        if job is None:
+            return
+        annotations = job["metadata"].get("annotations") or {}
+        if ANNOTATION_FAILURE_REASON in annotations:
+            return  # already read
+        conds = {x["type"]: x for x in (job.get("status") or {}).get("conditions") or [] if x.get("status") == "True"}
+        if "Complete" not in conds and "Failed" not in conds:
+            return
+        pool = job["metadata"]["labels"].get("hybridplace.io/pool", "")
+        pod, message = self._result_pod(namespace, name)
+        outcome = parse_termination_message(message)
+        if isinstance(outcome, dict):
+            node = (pod or {}).get("spec", {}).get("nodeName")
+            outcome = build_model_profile(
+                outcome, namespace=namespace, pool=pool, node=node,
+                source=f"benchmark Job {namespace}/{name} on node {node}",
+            )
+        if isinstance(outcome, dict) and "Complete" in conds:
+            self.kube.create(outcome)  # None when another reconcile got there first: same result
+            return
+        if isinstance(outcome, dict):
+            outcome = BenchmarkFailure("BenchmarkFailed", "the Job failed after a result was written")
+        if "Failed" in conds and outcome.reason in ("NoResult", "InvalidResult"):
+            failed = conds["Failed"]
+            outcome = BenchmarkFailure(failed.get("reason") or "BenchmarkFailed",
+                                       failed.get("message") or outcome.message)
+        self.kube.patch_annotations("Job", namespace, name, {
+            ANNOTATION_FAILURE_REASON: outcome.reason,
+            ANNOTATION_FAILURE_MESSAGE: outcome.message[:2000],
+        })
+
+    def _result_pod(self, namespace: str, job: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The Job's most recent finished pod and its termination message."""
+        pods = self.kube.list("Pod", namespace, f"job-name={job}")
+        finished = []
+        for pod in pods:
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                terminated = (status.get("state") or {}).get("terminated")
+                if terminated:
+                    finished.append((terminated.get("finishedAt") or "", pod, terminated.get("message")))
+        if not finished:
+            return None, None
+        finished.sort(key=lambda x: x[0])
+        return finished[-1][1], finished[-1][2]
+
+    # -- HardwarePool status -----------------------------------------------------------------
+
+    def reconcile_pool(self, name: str) -> None:
+        entry = self.state.pools.get(name)
+        if entry is None or entry.pool is None:
+            return
+        pool = entry.pool
+        status = plan_pool_status(pool, self.state.node_list(), self.state.replicas_on(name), now_rfc3339())
+        old = pool.status.to_dict() if pool.status else {}
+        if status != old:
+            self.kube.patch_status("HardwarePool", None, name, status)
+            ready_old = c.get_condition(old.get("conditions"), c.READY)
+            ready_new = c.get_condition(status["conditions"], c.READY)
+            if ready_new and (ready_old is None or ready_old["reason"] != ready_new["reason"]) \
+                    and ready_new["status"] != c.TRUE:
+                self.kube.event(pool.to_dict(), "Warning", ready_new["reason"], ready_new["message"])

@@ -1,0 +1,259 @@
+"""What the operator knows of the cluster, kept current by watch events.
+
+Watch handlers (in kopf's event loop) write here; reconciler threads read consistent snapshots.
+Everything is keyed the way reconcilers look it up, so a reconcile reads memory, not the API.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.builtins import builtin_digest
+from ..api.models import HardwarePool, ModelProfile
+from ..api.validate import InvalidObject, parse_object
+from ..builders import names
+from .fingerprint import deployment_fingerprint
+from .plan import ChildState, JobState
+from .pools import NodeInfo
+
+# Annotations the operator writes on the benchmark Jobs it owns, once it has read the result.
+ANNOTATION_FAILURE_REASON = "hybridplace.io/failure-reason"
+ANNOTATION_FAILURE_MESSAGE = "hybridplace.io/failure-message"
+
+NsName = tuple[str, str]
+
+
+def digest_of(body: dict[str, Any]) -> str | None:
+    """The model digest of an InferenceDeployment body, if its model is well formed."""
+    model = (body.get("spec") or {}).get("model") or {}
+    try:
+        if model.get("builtin"):
+            return builtin_digest(model["builtin"])
+    except ValueError:
+        return None
+    digest = model.get("digest")
+    return digest if isinstance(digest, str) and digest.startswith("sha256:") else None
+
+
+def job_state(body: dict[str, Any]) -> JobState:
+    status = body.get("status") or {}
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    failed = "Failed" in conditions
+    reason = annotations.get(ANNOTATION_FAILURE_REASON)
+    message = annotations.get(ANNOTATION_FAILURE_MESSAGE)
+    if failed and reason is None:  # not read yet: the Job controller's own reason meanwhile
+        reason = conditions["Failed"].get("reason") or "BenchmarkFailed"
+        message = conditions["Failed"].get("message")
+    return JobState(
+        name=body["metadata"]["name"],
+        active=not failed and "Complete" not in conditions,
+        succeeded="Complete" in conditions,
+        failed=failed,
+        reason=reason if failed else None,
+        message=message if failed else None,
+    )
+
+
+def _slim(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without what the operator never reads but can be large (managedFields, the
+    last-applied annotation): memory matters with thousands of objects."""
+    meta = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    annotations = meta.get("annotations")
+    if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
+        meta["annotations"] = {
+            k: v for k, v in annotations.items() if k != "kubectl.kubernetes.io/last-applied-configuration"
+        }
+    return {**body, "metadata": meta}
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    generation: int | None
+    pool: HardwarePool | None  # None when the object does not parse
+    error: str | None = None
+
+
+class ClusterState:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.infds: dict[NsName, dict[str, Any]] = {}
+        self._infd_digest: dict[NsName, str | None] = {}
+        self.pools: dict[str, PoolEntry] = {}
+        self.nodes: dict[str, NodeInfo] = {}
+        self._profiles: dict[tuple[str, str], dict[str, ModelProfile]] = defaultdict(dict)
+        self._profile_keys: dict[NsName, tuple[str, str, str]] = {}
+        self._jobs: dict[tuple[str, str, str], JobState] = {}
+        self._job_keys: dict[NsName, tuple[str, str, str]] = {}
+        self._children: dict[NsName, dict[str, ChildState]] = defaultdict(dict)
+        self._child_keys: dict[NsName, tuple[NsName, str, int]] = {}
+        self._services: dict[NsName, set[str]] = defaultdict(set)
+
+    # -- updates from watch events (return what the change affects) -------------------------
+
+    def put_infd(self, body: dict[str, Any]) -> None:
+        body = _slim(body)
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        with self._lock:
+            self.infds[key] = body
+            self._infd_digest[key] = digest_of(body)
+
+    def drop_infd(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self.infds.pop((namespace, name), None)
+            self._infd_digest.pop((namespace, name), None)
+
+    def infds_with(self, namespace: str, digest: str) -> list[NsName]:
+        with self._lock:
+            return [k for k, d in self._infd_digest.items() if k[0] == namespace and d == digest]
+
+    def all_infds(self) -> list[NsName]:
+        with self._lock:
+            return list(self.infds)
+
+    def put_pool(self, body: dict[str, Any]) -> bool:
+        """Record a pool; True when its spec changed (or it is new), so decisions may change."""
+        name = body["metadata"]["name"]
+        generation = body["metadata"].get("generation")
+        try:
+            entry = PoolEntry(generation, parse_object(body))  # type: ignore[arg-type]
+        except InvalidObject as err:
+            entry = PoolEntry(generation, None, str(err))
+        with self._lock:
+            old = self.pools.get(name)
+            self.pools[name] = entry
+        return old is None or old.generation != generation or (old.pool is None) != (entry.pool is None)
+
+    def drop_pool(self, name: str) -> None:
+        with self._lock:
+            self.pools.pop(name, None)
+
+    def put_node(self, body: dict[str, Any]) -> None:
+        node = NodeInfo.from_body(body)
+        with self._lock:
+            self.nodes[node.name] = node
+
+    def drop_node(self, name: str) -> None:
+        with self._lock:
+            self.nodes.pop(name, None)
+
+    def put_profile(self, body: dict[str, Any]) -> tuple[str, str] | None:
+        """Record a profile; returns its (namespace, digest), or None if it does not parse."""
+        meta = body["metadata"]
+        self.drop_profile(meta["namespace"], meta["name"])
+        try:
+            profile = parse_object(body)
+        except InvalidObject:
+            return None
+        assert isinstance(profile, ModelProfile)
+        key = (meta["namespace"], profile.spec.model.digest)
+        with self._lock:
+            self._profiles[key][profile.spec.pool] = profile
+            self._profile_keys[(meta["namespace"], meta["name"])] = (*key, profile.spec.pool)
+        return key
+
+    def drop_profile(self, namespace: str, name: str) -> tuple[str, str] | None:
+        with self._lock:
+            found = self._profile_keys.pop((namespace, name), None)
+            if found is None:
+                return None
+            ns, digest, pool = found
+            self._profiles[(ns, digest)].pop(pool, None)
+            return ns, digest
+
+    def put_job(self, body: dict[str, Any]) -> tuple[str, str] | None:
+        meta = body["metadata"]
+        digest = (meta.get("annotations") or {}).get(names.ANNOTATION_DIGEST)
+        pool = (meta.get("labels") or {}).get(names.LABEL_POOL)
+        if not digest or not pool:
+            return None
+        with self._lock:
+            self._jobs[(meta["namespace"], digest, pool)] = job_state(body)
+            self._job_keys[(meta["namespace"], meta["name"])] = (meta["namespace"], digest, pool)
+        return meta["namespace"], digest
+
+    def drop_job(self, namespace: str, name: str) -> tuple[str, str] | None:
+        with self._lock:
+            found = self._job_keys.pop((namespace, name), None)
+            if found is None:
+                return None
+            self._jobs.pop(found, None)
+            return found[0], found[1]
+
+    def put_deployment(self, body: dict[str, Any]) -> NsName | None:
+        """Record a serving Deployment; returns its InferenceDeployment's key."""
+        meta = body["metadata"]
+        labels = meta.get("labels") or {}
+        instance, pool = labels.get(names.LABEL_INSTANCE), labels.get(names.LABEL_POOL)
+        if not instance or not pool:
+            return None
+        owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), {})
+        key = (meta["namespace"], instance)
+        with self._lock:
+            infd = self.infds.get(key)
+            owned = bool(infd) and owner.get("uid") == infd["metadata"].get("uid")
+            status = body.get("status") or {}
+            replicas = (body.get("spec") or {}).get("replicas", 1)
+            self._children[key][pool] = ChildState(
+                name=meta["name"], pool=pool, fingerprint=deployment_fingerprint(body),
+                replicas=replicas, available_replicas=status.get("availableReplicas", 0) or 0,
+                owned=owned,
+            )
+            self._child_keys[(meta["namespace"], meta["name"])] = (key, pool, replicas)
+        return key
+
+    def drop_deployment(self, namespace: str, name: str) -> NsName | None:
+        with self._lock:
+            found = self._child_keys.pop((namespace, name), None)
+            if found is None:
+                return None
+            key, pool, _ = found
+            self._children[key].pop(pool, None)
+            return key
+
+    def put_service(self, body: dict[str, Any], deleted: bool = False) -> NsName | None:
+        meta = body["metadata"]
+        instance = (meta.get("labels") or {}).get(names.LABEL_INSTANCE)
+        if not instance:
+            return None
+        key = (meta["namespace"], instance)
+        with self._lock:
+            if deleted:
+                self._services[key].discard(meta["name"])
+            else:
+                self._services[key].add(meta["name"])
+        return key
+
+    # -- reads for reconcilers ---------------------------------------------------------------
+
+    def pool_objects(self) -> dict[str, HardwarePool]:
+        with self._lock:
+            return {n: e.pool for n, e in self.pools.items() if e.pool is not None}
+
+    def profiles_for(self, namespace: str, digest: str) -> dict[str, ModelProfile]:
+        with self._lock:
+            return dict(self._profiles.get((namespace, digest), {}))
+
+    def jobs_for(self, namespace: str, digest: str) -> dict[str, JobState]:
+        with self._lock:
+            return {pool: s for (ns, d, pool), s in self._jobs.items() if ns == namespace and d == digest}
+
+    def children_of(self, namespace: str, name: str) -> dict[str, ChildState]:
+        with self._lock:
+            return dict(self._children.get((namespace, name), {}))
+
+    def services_of(self, namespace: str, name: str) -> set[str]:
+        with self._lock:
+            return set(self._services.get((namespace, name), set()))
+
+    def node_list(self) -> list[NodeInfo]:
+        with self._lock:
+            return list(self.nodes.values())
+
+    def replicas_on(self, pool: str) -> int:
+        """Serving replicas hybridplace placed on `pool`, over all InferenceDeployments."""
+        with self._lock:
+            return sum(r for _, p, r in self._child_keys.values() if p == pool)

@@ -1,0 +1,99 @@
+"""Translate API objects (hybridplace.api) into the placement engine's own types.
+
+The one place that knows both: the operator and the offline CLI call these, so both decide
+from the same inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
+from ..api.quantity import parse_quantity
+from .types import Pool, Profile, ProfilePoint, Request
+
+
+def replicas_per_node(pool: HardwarePool) -> int:
+    """Serving replicas one node holds: the smallest allocatable/request ratio over the
+    resources a replica requests. 1 when the pool declares no nodeAllocatable."""
+    alloc = pool.spec.node_allocatable
+    if not alloc:
+        return 1
+    ratios = []
+    for name, value in pool.spec.replica_resources.requests.items():
+        asked = parse_quantity(value)
+        if asked > 0 and name in alloc:
+            ratios.append(math.floor(parse_quantity(alloc[name]) / asked))
+    return max(min(ratios), 1) if ratios else 1
+
+
+def capacity_replicas(pool: HardwarePool) -> int | None:
+    """The most replicas one deployment may have on `pool`: its maxReplicas and, when the
+    operator has observed the nodes, the replicas that fit on the ready ones."""
+    limits = [pool.spec.max_replicas]
+    if pool.status is not None:
+        limits.append(pool.status.capacity_replicas)
+    known = [x for x in limits if x is not None]
+    return min(known) if known else None
+
+
+def pool_from(pool: HardwarePool) -> Pool:
+    spec = pool.spec
+    power = spec.power
+    return Pool(
+        name=pool.name,
+        accelerator=spec.accelerator.type,
+        price_per_node_hour=spec.price.per_node_hour,
+        price_per_replica_hour=spec.price.per_replica_hour,
+        replicas_per_node=replicas_per_node(pool),
+        watts_per_node=power.per_node_watts if power else None,
+        watts_per_replica=power.per_replica_watts if power else None,
+        capacity_replicas=capacity_replicas(pool),
+    )
+
+
+def profile_from(profile: ModelProfile) -> Profile:
+    return Profile(
+        pool=profile.spec.pool,
+        points=tuple(
+            ProfilePoint(
+                batch_size=p.batch_size,
+                concurrency=p.concurrency,
+                p50_ms=p.p50_ms,
+                p95_ms=p.p95_ms,
+                p99_ms=p.p99_ms,
+                throughput_rps=p.throughput_rps,
+                throughput_ips=p.throughput_ips,
+                stable=p.stable,
+            )
+            for p in profile.spec.points
+        ),
+    )
+
+
+def request_from(infd: InferenceDeployment) -> Request:
+    spec = infd.spec
+    return Request(
+        slo_latency_ms=spec.slo.latency_ms,
+        target_rps=spec.load.target_rps,
+        slo_percentile=spec.slo.percentile,
+        min_replicas=spec.load.min_replicas,
+        max_replicas=spec.load.max_replicas,
+        pools=tuple(spec.placement.pools or ()),
+        objective=spec.placement.objective,
+        allow_hybrid=spec.placement.allow_hybrid,
+        headroom=spec.placement.headroom,
+        batch_sizes=tuple(sorted(spec.benchmark.batch_sizes)),
+        max_queue_delay_ms=spec.serving.max_queue_delay_ms,
+        concurrency_levels=tuple(sorted(spec.benchmark.concurrency)),
+    )
+
+
+def failed_profile(pool: str, reason: str, message: str) -> Profile:
+    """A pool whose benchmark failed: reported as ProfileFailed, never chosen."""
+    return Profile(pool=pool, failure=f"{reason}: {message}" if message else reason)
+
+
+def profiles_from(profiles: Iterable[ModelProfile]) -> list[Profile]:
+    return [profile_from(p) for p in profiles]

@@ -1,0 +1,184 @@
+"""The planner's promises, one scenario each: benchmark what is missing, decide when measured,
+apply the decision, restore drift, and write nothing when nothing changed."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from hybridplace import conditions as c
+from hybridplace.api import load_objects, parse_object
+from hybridplace.builders import names
+from hybridplace.config import Settings
+from hybridplace.controller.fingerprint import deployment_fingerprint
+from hybridplace.controller.plan import ChildState, JobState, plan_inference_deployment
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+LOADED = [x.obj for x in load_objects([EXAMPLES / "hardwarepools.yaml", EXAMPLES / "seed"])]
+POOLS = {o.name: o for o in LOADED if o.kind == "HardwarePool"}
+PROFILES = {o.spec.pool: o for o in LOADED if o.kind == "ModelProfile"}
+SEED = next(o for o in LOADED if o.kind == "InferenceDeployment").to_dict()
+NOW = "2026-11-23T18:00:00Z"
+LATER = "2026-11-23T18:05:00Z"
+
+
+def infd(status=None, **spec):
+    body = copy.deepcopy(SEED)
+    body["metadata"].update(uid="uid-1", generation=1)
+    body["spec"]["placement"]["mode"] = "Apply"
+    for key, value in spec.items():
+        body["spec"][key] = {**body["spec"].get(key, {}), **value}
+    if status is not None:
+        body["status"] = status
+    return parse_object(body)
+
+
+def plan(obj, *, pools=POOLS, profiles=None, jobs=None, children=None, services=(), now=NOW):
+    return plan_inference_deployment(
+        obj, pools=pools, profiles=PROFILES if profiles is None else profiles, jobs=jobs or {},
+        children=children or {}, service_names=set(services), settings=Settings(), now=now,
+        fingerprint=deployment_fingerprint,
+    )
+
+
+def cond(status, type_):
+    return next(x for x in status["conditions"] if x["type"] == type_)
+
+
+def as_children(p, available=True):
+    """The children the plan asked for, as if they now existed (and were available)."""
+    found = {}
+    for dep in p.deployments:
+        pool = dep["metadata"]["labels"][names.LABEL_POOL]
+        replicas = dep["spec"]["replicas"]
+        found[pool] = ChildState(dep["metadata"]["name"], pool, deployment_fingerprint(dep), replicas,
+                                 replicas if available else 0, owned=True)
+    return found
+
+
+def test_unmeasured_model_gets_one_benchmark_job_per_pool_and_waits():
+    p = plan(infd(), profiles={})
+    assert sorted(j["metadata"]["labels"][names.LABEL_POOL] for j in p.jobs_to_create) == ["cpu-standard", "gpu-t4"]
+    assert cond(p.status, c.PROFILED)["reason"] == c.BENCHMARKING
+    assert cond(p.status, c.PLACED)["status"] == c.FALSE
+    assert cond(p.status, c.READY)["status"] != c.TRUE
+    assert [e.reason for e in p.events] == ["BenchmarkStarted", "BenchmarkStarted"]
+    assert p.decision is None and not p.deployments
+
+
+def test_running_jobs_are_not_started_twice_and_a_replan_is_silent():
+    jobs = {pool: JobState(name=f"job-{pool}", active=True) for pool in POOLS}
+    first = plan(infd(), profiles={}, jobs=jobs)
+    assert not first.jobs_to_create
+    again = plan(infd(status=first.status), profiles={}, jobs=jobs, now=LATER)
+    assert again.status == first.status  # same conditions, same transition times: no write
+    assert again.events == []
+
+
+def test_measured_pools_lead_to_a_decision_and_serving_children():
+    p = plan(infd(load={"targetRps": 5}))
+    assert p.decision is not None and p.decision.feasible
+    assert cond(p.status, c.PROFILED)["reason"] == c.ALL_MEASURED
+    assert cond(p.status, c.PLACED)["reason"] == c.APPLIED
+    assert cond(p.status, c.SLO_MET)["status"] == c.TRUE
+    assert cond(p.status, c.READY)["status"] == c.FALSE  # children not yet available
+    chosen = {x.pool for x in p.decision.placements}
+    assert {d["metadata"]["labels"][names.LABEL_POOL] for d in p.deployments} == chosen
+    assert len(p.services) == len(chosen) + 1  # one per pool plus the umbrella
+    assert p.status["summary"]["slo"] == "p95<=1000ms"
+    assert "Applied" in [e.reason for e in p.events]
+
+
+def test_idle_reconcile_writes_nothing():
+    first = plan(infd(load={"targetRps": 5}))
+    children = as_children(first)
+    services = {s["metadata"]["name"] for s in first.services}
+    second = plan(infd(load={"targetRps": 5}, status=first.status), children=children, services=services, now=LATER)
+    assert cond(second.status, c.READY)["status"] == c.TRUE
+    third = plan(infd(load={"targetRps": 5}, status=second.status), children=children, services=services,
+                 now="2026-11-23T19:00:00Z")
+    assert third.status == second.status
+    assert not third.deployments and not third.services and not third.jobs_to_create
+    assert third.events == []
+
+
+def test_a_hand_edited_child_is_restored():
+    first = plan(infd(load={"targetRps": 5}))
+    children = as_children(first)
+    pool, child = next(iter(children.items()))
+    children[pool] = ChildState(child.name, pool, "edited-by-hand", 7, 7, owned=True)
+    again = plan(infd(load={"targetRps": 5}, status=first.status), children=children)
+    assert [d["metadata"]["name"] for d in again.deployments] == [child.name]
+
+
+def test_a_pool_no_longer_chosen_loses_its_children_but_foreign_ones_stay():
+    first = plan(infd(load={"targetRps": 5}))
+    chosen = {x.pool for x in first.decision.placements}
+    other = next(p for p in POOLS if p not in chosen)
+    children = as_children(first)
+    children[other] = ChildState(f"seed-{other}", other, "x", 1, 1, owned=True)
+    again = plan(infd(load={"targetRps": 5}, status=first.status), children=children)
+    assert again.stale_deployments == [f"seed-{other}"]
+    children[other] = ChildState(f"seed-{other}", other, "x", 1, 1, owned=False)
+    assert plan(infd(load={"targetRps": 5}), children=children).stale_deployments == []
+
+
+def test_a_failed_gpu_benchmark_leaves_the_pool_out_with_the_worker_reason():
+    jobs = {"gpu-t4": JobState("job-gpu", failed=True, reason="NoDevice", message="no CUDA device")}
+    p = plan(infd(load={"targetRps": 5}), profiles={"cpu-standard": PROFILES["cpu-standard"]}, jobs=jobs)
+    states = {s["pool"]: s for s in p.status["profiles"]}
+    assert states["gpu-t4"]["state"] == "Failed" and states["gpu-t4"]["reason"] == "NoDevice"
+    assert cond(p.status, c.PROFILED)["reason"] == c.SOME_POOLS_FAILED
+    assert [x.pool for x in p.decision.placements] == ["cpu-standard"]
+    reasons = {a["pool"]: a["reason"] for a in p.status["decision"]["alternatives"]}
+    assert reasons["gpu-t4"] == "ProfileFailed"
+    assert any(e.reason == "BenchmarkFailed" and "NoDevice" in e.message for e in p.events)
+
+
+def test_a_named_pool_that_does_not_exist_is_reported():
+    p = plan(infd(load={"targetRps": 5}, placement={"pools": ["cpu-standard", "tpu-v5"]}))
+    states = {s["pool"]: s for s in p.status["profiles"]}
+    assert states["tpu-v5"]["state"] == "Missing"
+    assert any(e.reason == "PoolNotFound" and "tpu-v5" in e.message for e in p.events)
+    assert cond(p.status, c.PLACED)["status"] == c.TRUE
+
+
+def test_recommend_mode_decides_and_creates_nothing():
+    p = plan(infd(load={"targetRps": 5}, placement={"mode": "Recommend"}))
+    assert p.decision.feasible
+    assert not p.deployments and not p.services
+    assert cond(p.status, c.PLACED)["reason"] == c.RECOMMENDED
+    assert cond(p.status, c.READY)["status"] == c.TRUE
+
+
+def test_an_slo_no_pool_can_meet_is_infeasible_and_names_the_best():
+    p = plan(infd(slo={"latencyMs": 10}))  # below every pool's batch-1 latency (30 ms, 50 ms)
+    assert not p.decision.feasible
+    assert cond(p.status, c.SLO_MET)["status"] == c.FALSE
+    assert cond(p.status, c.PLACED)["reason"] == c.SLO_INFEASIBLE
+    assert "best achievable" in cond(p.status, c.SLO_MET)["message"]
+    assert p.status["decision"]["bestAchievablePool"] == "gpu-t4"
+    assert not p.deployments
+    assert any(e.type == "Warning" and e.reason == c.SLO_INFEASIBLE for e in p.events)
+
+
+def test_a_pool_without_ready_nodes_is_not_benchmarked():
+    gpu = POOLS["gpu-t4"].to_dict()
+    gpu["status"] = {"readyNodes": 0, "nodes": 0, "conditions": [
+        c.condition(c.READY, c.FALSE, "NoMatchingNodes", "no node matches nodeSelector x=y", 1, NOW)]}
+    pools = {**POOLS, "gpu-t4": parse_object(gpu)}
+    p = plan(infd(), pools=pools, profiles={})
+    assert [j["metadata"]["labels"][names.LABEL_POOL] for j in p.jobs_to_create] == ["cpu-standard"]
+    states = {s["pool"]: s for s in p.status["profiles"]}
+    assert states["gpu-t4"]["reason"] == "NoMatchingNodes"
+
+
+@pytest.mark.parametrize("generation", [1, 2])
+def test_conditions_carry_the_generation_they_describe(generation):
+    obj = infd(load={"targetRps": 5}).to_dict()
+    obj["metadata"]["generation"] = generation
+    p = plan(parse_object(obj))
+    assert p.status["observedGeneration"] == generation
+    assert all(x["observedGeneration"] == generation for x in p.status["conditions"])
