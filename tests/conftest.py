@@ -111,3 +111,14 @@ def namespace(api_client, request):
     except ApiException as e:
         if e.status != 404:
             raise
+
+
+@pytest.fixture(scope="session")
+def crds(kubeconfig):
+    """The project's CRDs (crds/), applied server-side and Established."""
+    kubectl = [str(REPO / "cluster" / "kubectl"), "--kubeconfig", kubeconfig]
+    subprocess.run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds")],
+                   check=True, capture_output=True, text=True, timeout=60)
+    subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
+                    "-f", str(REPO / "crds")], check=True, capture_output=True, text=True, timeout=90)
+    return kubectl

@@ -53,6 +53,8 @@ class Model(BaseModel):
 
 
 def _check_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and len(value) > 64:
+        raise ValueError("a resource quantity must have at most 64 characters")
     if not is_quantity(value):
         raise ValueError(f"{value!r} is not a resource quantity (for example 500m, 4, 16Gi)")
     return value
@@ -95,7 +97,7 @@ def _unique_by(*keys: str) -> AfterValidator:
 Quantity = Annotated[StrictInt | StrictStr, AfterValidator(_check_quantity)]
 DateTime = Annotated[StrictStr, AfterValidator(_check_datetime)]
 Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
-ResourceMap = Annotated[dict[str, Quantity], Field(max_length=16)]
+ResourceMap = Annotated[dict[str, Quantity], Field(max_length=8)]
 
 
 class ObjectMeta(BaseModel):
@@ -150,7 +152,7 @@ class Toleration(Model):
 
 
 class ReplicaResources(Model):
-    requests: Annotated[dict[str, Quantity], Field(min_length=1, max_length=16)]
+    requests: Annotated[dict[str, Quantity], Field(min_length=1, max_length=8)]
     limits: ResourceMap | None = None
 
 
