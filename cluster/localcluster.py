@@ -37,7 +37,8 @@ KWOK_STAGES = HERE / "kwok-stages.yaml"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 # Start order; `down` stops them in reverse.
-COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
+COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
+              "podrunner"]
 
 
 def log(msg):
@@ -223,7 +224,7 @@ class Cluster:
                                *args], check=True, text=True, capture_output=True, **kw).stdout
 
     # lifecycle
-    def up(self):
+    def up(self, with_runner=True):
         started = time.monotonic()
         with self.locked():
             state = self.load()
@@ -234,7 +235,7 @@ class Cluster:
                 log(f"cluster '{self.name}' is not healthy; restarting it from scratch")
                 self._down(state)
             try:
-                state = self._start()
+                state = self._start(with_runner)
             except BaseException:
                 log(f"start failed; stopping what was started (logs: {self.logs})")
                 self._down(self.load(), keep_logs=True)
@@ -266,7 +267,7 @@ class Cluster:
             time.sleep(0.25)
         raise ClusterError(f"timed out after {timeout} s waiting for {what} (logs: {self.logs})")
 
-    def _start(self):
+    def _start(self, with_runner):
         t0 = time.monotonic()
         bins = {}
         for tool, names in (("kubernetes", ["kube-apiserver", "kube-controller-manager",
@@ -279,7 +280,7 @@ class Cluster:
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
         ports = {p: free_port() for p in ("etcd", "etcd_peer", "apiserver",
                                           "controller_manager", "scheduler")}
-        components = COMPONENTS
+        components = COMPONENTS if with_runner else COMPONENTS[:-1]
         state = {"name": self.name, "dir": str(self.dir), "kubeconfig": str(self.kubeconfig),
                  "ports": ports, "bin": bins, "components": components, "processes": {},
                  "complete": False}
@@ -350,6 +351,10 @@ class Cluster:
             "--node-lease-duration-seconds=40", f"--cidr={POD_CIDR}"],
             # kwok would also read ~/.kwok/kwok.yaml; keep its work folder inside our state.
             env=dict(os.environ, KWOK_WORKDIR=str(self.dir / "kwok")))))
+        if with_runner:
+            waiting.append(("podrunner", self._spawn(state, "podrunner", [
+                sys.executable, str(HERE / "podrunner.py"), f"--kubeconfig={self.kubeconfig}",
+                f"--state-dir={self.dir}"])))
 
         insecure = ssl._create_unverified_context()  # their serving certs are self-signed
         for component, port in (("kube-controller-manager", ports["controller_manager"]),
@@ -388,7 +393,7 @@ class Cluster:
         SIGKILL after 15 s. Then check none is left and remove the state folder. Returns the
         PIDs that were stopped."""
         procs = (state or {}).get("processes", {})
-        stages = [["kwok", "kube-scheduler", "kube-controller-manager"],
+        stages = [["podrunner"], ["kwok", "kube-scheduler", "kube-controller-manager"],
                   ["kube-apiserver"], ["etcd"]]
         stopped = []
         for stage in stages:
@@ -448,13 +453,15 @@ def main():
     parser.add_argument("command", choices=["up", "down", "status", "kubeconfig"])
     parser.add_argument("--name", default=os.environ.get("HP_CLUSTER", "hybridplace"),
                         help="cluster name (default $HP_CLUSTER or 'hybridplace')")
+    parser.add_argument("--no-runner", action="store_true",
+                        help="up: do not start the local pod runner")
     parser.add_argument("--json", action="store_true",
                         help="up: print a JSON summary on stdout instead of text")
     args = parser.parse_args()
     cluster = Cluster(args.name)
     try:
         if args.command == "up":
-            state, started, seconds = cluster.up()
+            state, started, seconds = cluster.up(with_runner=not args.no_runner)
             if args.json:
                 print(json.dumps({"kubeconfig": state["kubeconfig"], "started": started,
                                   "seconds": round(seconds, 1), "dir": state["dir"]}))
