@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     handlers.OPERATOR.kubeconfig = args.kubeconfig
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("hybridplace").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # kopf logs every handled watch event at INFO; with thousands of objects that is noise.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=not settings.namespaces,

@@ -73,6 +73,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     log.info("hybridplace operator started with %d reconcile workers", ours.workers)
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod, the service account; elsewhere the kubeconfig `hybridplace run` was given (or
+    $KUBECONFIG), read when kopf logs in rather than when a library was imported."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.cleanup()
 def stop(**_: Any) -> None:
     if OPERATOR.reconciler is not None:
@@ -128,6 +135,7 @@ async def model_profile_event(type: str | None, body: kopf.Body, namespace: str,
         key = OPERATOR.state.drop_profile(namespace, name)
     else:
         key = OPERATOR.state.put_profile(dict(body))
+        OPERATOR.queue.add(("profile", namespace, name))
     if key is not None:
         _enqueue_infds(*key)
 

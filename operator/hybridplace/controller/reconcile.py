@@ -85,6 +85,8 @@ class Reconciler:
             self.record_benchmark(key[1], key[2])
         elif kind == "pool":
             self.reconcile_pool(key[1])
+        elif kind == "profile":
+            self.reconcile_profile(key[1], key[2])
 
     # -- InferenceDeployment -----------------------------------------------------------------
 
@@ -210,6 +212,27 @@ class Reconciler:
             return None, None
         finished.sort(key=lambda x: x[0])
         return finished[-1][1], finished[-1][2]
+
+    # -- ModelProfile status ----------------------------------------------------------------
+
+    def reconcile_profile(self, namespace: str, name: str) -> None:
+        """A profile's status: its point count, and whether the placement engine can use it."""
+        body = self.state.profile_bodies.get((namespace, name))
+        if body is None:
+            return
+        generation = body["metadata"].get("generation")
+        old = body.get("status") or {}
+        try:
+            parse_object(body)
+            valid = (c.TRUE, "Valid", "the placement engine uses this profile")
+        except InvalidObject as err:
+            valid = (c.FALSE, c.INVALID_SPEC, str(err)[:2000])
+        conds = c.set_condition(list(old.get("conditions") or []),
+                                c.condition("Valid", *valid, generation, now_rfc3339()))
+        status = {"observedGeneration": generation,
+                  "pointCount": len((body.get("spec") or {}).get("points") or []), "conditions": conds}
+        if status != old:
+            self.kube.patch_status("ModelProfile", namespace, name, status)
 
     # -- HardwarePool status -----------------------------------------------------------------
 

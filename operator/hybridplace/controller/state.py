@@ -86,6 +86,7 @@ class ClusterState:
         self.nodes: dict[str, NodeInfo] = {}
         self._profiles: dict[tuple[str, str], dict[str, ModelProfile]] = defaultdict(dict)
         self._profile_keys: dict[NsName, tuple[str, str, str]] = {}
+        self.profile_bodies: dict[NsName, dict[str, Any]] = {}
         self._jobs: dict[tuple[str, str, str], JobState] = {}
         self._job_keys: dict[NsName, tuple[str, str, str]] = {}
         self._children: dict[NsName, dict[str, ChildState]] = defaultdict(dict)
@@ -144,6 +145,8 @@ class ClusterState:
         """Record a profile; returns its (namespace, digest), or None if it does not parse."""
         meta = body["metadata"]
         self.drop_profile(meta["namespace"], meta["name"])
+        with self._lock:
+            self.profile_bodies[(meta["namespace"], meta["name"])] = _slim(body)
         try:
             profile = parse_object(body)
         except InvalidObject:
@@ -157,6 +160,7 @@ class ClusterState:
 
     def drop_profile(self, namespace: str, name: str) -> tuple[str, str] | None:
         with self._lock:
+            self.profile_bodies.pop((namespace, name), None)
             found = self._profile_keys.pop((namespace, name), None)
             if found is None:
                 return None
