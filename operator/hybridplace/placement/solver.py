@@ -1,0 +1,326 @@
+"""``solve``: the cheapest placement that meets the latency SLO, and why every other option lost.
+
+1. Each pool is screened: allowed, priced for the objective, profiled, with capacity.
+2. For each pool, every (batch size, concurrency) measured and allowed is a configuration; its
+   per-replica limit is ``latency.max_replica_load`` (SLO met at that load and every lower one,
+   utilisation within the headroom). The pool keeps the configuration whose replicas take the
+   most load; cost and watts depend only on replica counts, so that one is never worse.
+3. ``split.cheapest_split`` picks replica counts per pool (one pool, or several when hybrid is
+   allowed and capacity runs out or a mix is cheaper) and the load is shared in proportion.
+4. No split: infeasible, with the best latency any single pool could give at this load.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .latency import (
+    ServiceCurve,
+    grid_load_above,
+    latency_floor_ms,
+    max_replica_load,
+    predict_latency,
+    predict_latency_and_same_for,
+    replica_load_bound,
+    slo_check,
+)
+from .split import PoolCapacity, cheapest_split
+from .types import (
+    MORE_ENERGY,
+    MORE_EXPENSIVE,
+    NO_PROFILE,
+    NOT_ALLOWED,
+    OVER_CAPACITY,
+    OVER_SLO,
+    PROFILE_FAILED,
+    Alternative,
+    Decision,
+    Placement,
+    Pool,
+    Profile,
+    Request,
+)
+
+MAX_ALTERNATIVES = 64  # status.decision.alternatives holds at most 64 (crds/)
+_UNBOUNDED = 10**9
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One way to run replicas on a pool: max batch size, instances per replica, and the most
+    load (requests/s) one replica may take while meeting the SLO (0 when none)."""
+
+    pool: Pool
+    curve: ServiceCurve
+    batch_size: int
+    replica_load_rps: float
+
+    @property
+    def concurrency(self) -> int:
+        return self.curve.concurrency
+
+
+def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) -> Decision:
+    """The placement for ``request`` over ``pools`` given the ``profiles`` (one per pool at
+    most). Pure and deterministic: same inputs, same Decision."""
+    pools = sorted(pools, key=lambda p: p.name)
+    by_pool: dict[str, Profile] = {}
+    for profile in profiles:
+        if profile.pool in by_pool:
+            raise ValueError(f"two profiles for pool {profile.pool!r}")
+        by_pool[profile.pool] = profile
+
+    excluded: list[Alternative] = []
+    candidates: list[tuple[Pool, list[tuple[ServiceCurve, int]]]] = []
+    for pool in pools:
+        configs, why_not = _configurations(request, pool, by_pool.get(pool.name))
+        if why_not is not None:
+            excluded.append(why_not)
+        else:
+            candidates.append((pool, configs))
+
+    best: dict[str, Configuration] = {}
+    over_slo: list[tuple[Pool, list[tuple[ServiceCurve, int]]]] = []
+    for pool, configs in candidates:
+        chosen = best_configuration(request, pool, configs)
+        if chosen is None:
+            over_slo.append((pool, configs))
+        else:
+            best[pool.name] = chosen
+
+    capacities = [PoolCapacity(c.pool, c.replica_load_rps, _capacity(c.pool, request))
+                  for c in best.values()]
+    split = cheapest_split(capacities, request.target_rps, request.min_replicas,
+                           request.max_replicas, request.objective, request.allow_hybrid)
+
+    slo_alternatives = [_over_slo_alternative(request, pool, configs) for pool, configs in over_slo]
+    if split is None:
+        return _infeasible(request, candidates, best, excluded + slo_alternatives)
+
+    placements = _placements(request, split.replicas, best)
+    decision = Decision(True, request.objective, placements)
+    alternatives = [_single_pool_alternative(request, c, decision) for c in best.values()
+                    if not (len(placements) == 1 and placements[0].pool == c.pool.name)]
+    alternatives = _ordered(alternatives + slo_alternatives + excluded)
+    where = ", ".join(f"{p.replicas} on {p.pool} (batch {p.batch_size})" for p in placements)
+    message = (f"{request.describe_slo()} at {request.target_rps:g} requests/s: {where}; "
+               f"{decision.total_cost_per_hour:.4g} USD/h")
+    if not split.exact:
+        message += " (search stopped at its node limit: the best split found, maybe not the best)"
+    return Decision(True, request.objective, placements, alternatives, message=message)
+
+
+def best_configuration(request: Request, pool: Pool,
+                       configs: list[tuple[ServiceCurve, int]]) -> Configuration | None:
+    """The configuration of ``pool`` whose replicas take the most load within the SLO; None
+    when none meets it. Ties keep the one with the higher bound, then the larger batch (more
+    room for bursts), then fewer instances."""
+    def bound(config: tuple[ServiceCurve, int], slo_ms: float) -> float:
+        curve, batch = config
+        return replica_load_bound(curve, batch, slo_ms, request.headroom)
+
+    # Most promising first: ranked by the bound at half the SLO, since under load a request
+    # waits for the batch in service and then rides its own (about two service times). Then
+    # most configurations share the best one's limit (the batches they run at that load are
+    # below all their max batch sizes): one check just above it dismisses each, often several
+    # at once; those whose true bound cannot beat it are skipped unchecked.
+    ordered = sorted(((bound(c, request.slo_latency_ms), c) for c in configs),
+                     key=lambda bc: (-bound(bc[1], request.slo_latency_ms / 2), -bc[0],
+                                     -bc[1][1], bc[1][0].concurrency))
+    best: Configuration | None = None
+    # Failed checks at a load, by curve: each tells which smaller batch sizes fail the same way.
+    failed: dict[tuple[int, float], list[Callable[[int], bool]]] = {}
+    for upper, (curve, batch) in ordered:
+        above = best.replica_load_rps if best else 0.0
+        if upper <= above:
+            continue  # cannot take more, whatever its latency
+        if best is not None:
+            # To win it must meet the SLO at the least limit above the best (and all below).
+            target = grid_load_above(above)
+            known = failed.setdefault((curve.concurrency, target), [])
+            if any(same(batch) for same in known):
+                continue
+            passes, same = slo_check(curve, target, batch, request.max_queue_delay_ms,
+                                     request.slo_percentile, request.slo_latency_ms)
+            if not passes:
+                known.append(same)
+                continue
+        load = max_replica_load(curve, batch, request.max_queue_delay_ms, request.slo_percentile,
+                                request.slo_latency_ms, request.headroom, above_rps=above,
+                                above_known_to_pass=best is not None)
+        if load > above:
+            best = Configuration(pool, curve, batch, load)
+    return best
+
+
+def _configurations(request: Request, pool: Pool, profile: Profile | None
+                    ) -> tuple[list[tuple[ServiceCurve, int]], Alternative | None]:
+    """The (curve, batch size) pairs to consider on ``pool``, or why the pool is out."""
+    def out(reason: str, message: str) -> tuple[list[tuple[ServiceCurve, int]], Alternative]:
+        return [], Alternative(pool.name, reason, message)
+
+    if request.pools and pool.name not in request.pools:
+        return out(NOT_ALLOWED, "not in the deployment's allowed pools")
+    if request.objective == "energy" and not pool.has_power:
+        return out(NOT_ALLOWED, "has no power figure; objective energy needs one")
+    if profile is None:
+        return out(NO_PROFILE, "no profile of this model on this pool")
+    if profile.failure:
+        return out(PROFILE_FAILED, profile.failure)
+    if pool.capacity_replicas == 0:
+        return out(OVER_CAPACITY, "no free capacity for another replica")
+    if not any(p.stable for p in profile.points):
+        return out(PROFILE_FAILED, "no stable measurement in the profile")
+    configs = []
+    for concurrency in sorted(set(request.concurrency_levels)):
+        try:
+            curve = ServiceCurve.from_points(profile.points, concurrency)
+        except ValueError:
+            continue
+        for batch in curve.batch_sizes:
+            if not request.batch_sizes or batch in request.batch_sizes:
+                configs.append((curve, batch))
+    if not configs:
+        return out(NO_PROFILE, f"no stable point at the allowed batch sizes "
+                               f"{list(request.batch_sizes) or 'any'} and concurrency "
+                               f"{list(request.concurrency_levels)}")
+    return configs, None
+
+
+def _capacity(pool: Pool, request: Request) -> int:
+    """The most replicas this deployment may have on ``pool``."""
+    cap = pool.capacity_replicas if pool.capacity_replicas is not None else _UNBOUNDED
+    return min(cap, request.max_replicas) if request.max_replicas is not None else cap
+
+
+def _placements(request: Request, replicas: dict[str, int],
+                best: dict[str, Configuration]) -> list[Placement]:
+    carried = sum(r * best[name].replica_load_rps for name, r in replicas.items())
+    placements = []
+    for name in sorted(replicas):
+        config, count = best[name], replicas[name]
+        # Shares in proportion to what each pool's replicas may take: all run at the same
+        # fraction of their own limit.
+        share = request.target_rps * count * config.replica_load_rps / carried
+        per_replica = share / count
+        prediction = predict_latency(config.curve, per_replica, config.batch_size,
+                                     request.max_queue_delay_ms, request.slo_percentile)
+        placements.append(Placement(
+            pool=name, replicas=count, batch_size=config.batch_size, share_rps=share,
+            predicted_latency_ms=prediction.latency_ms, utilisation=prediction.utilisation,
+            cost_per_hour=config.pool.cost_per_hour(count), watts=config.pool.watts(count),
+            concurrency=config.concurrency))
+    return placements
+
+
+def _single_pool_alternative(request: Request, config: Configuration,
+                             choice: Decision | None) -> Alternative:
+    """This pool alone: how much more it would cost (or draw) than ``choice``, or that it
+    cannot hold it (always so when there is no choice)."""
+    pool = config.pool
+    need = max(request.min_replicas, math.ceil(request.target_rps / config.replica_load_rps
+                                               * (1 - 1e-9)))
+    cap = _capacity(pool, request)
+    prediction = predict_latency(config.curve, request.target_rps / min(need, cap),
+                                 config.batch_size, request.max_queue_delay_ms,
+                                 request.slo_percentile)
+    if need > cap or choice is None:
+        limit = ("maxReplicas" if request.max_replicas is not None and cap == request.max_replicas
+                 else "the pool's capacity")
+        return Alternative(
+            pool.name, OVER_CAPACITY,
+            f"alone it needs {need} replicas at batch {config.batch_size}; {limit} is {cap}",
+            batch_size=config.batch_size, replicas=need,
+            predicted_latency_ms=prediction.latency_ms if prediction.stable else None,
+            cost_per_hour=pool.cost_per_hour(need), watts=pool.watts(need))
+    cost, watts = pool.cost_per_hour(need), pool.watts(need)
+    if request.objective == "energy":
+        diff = (watts or 0.0) - (choice.total_watts or 0.0)
+        reason = MORE_ENERGY
+        message = (f"draws {diff:.4g} W more than the choice" if diff > 1e-9
+                   else "draws the same watts as the choice and loses the tie on cost or replicas")
+    else:
+        diff = cost - choice.total_cost_per_hour
+        reason = MORE_EXPENSIVE
+        message = (f"costs {diff:.4g} USD/h more than the choice" if diff > 1e-9
+                   else "costs the same as the choice and loses the tie on watts or replicas")
+    return Alternative(pool.name, reason, message, batch_size=config.batch_size, replicas=need,
+                       predicted_latency_ms=prediction.latency_ms, cost_per_hour=cost, watts=watts)
+
+
+def _best_latency(request: Request, pool: Pool, configs: list[tuple[ServiceCurve, int]]
+                  ) -> tuple[float, int, int]:
+    """Lowest SLO-percentile latency ``pool`` alone gives at the request's load with as many
+    replicas as it may hold: (ms, batch size, replicas); ms is inf when it cannot carry it."""
+    cap = _capacity(pool, request)
+    # Unbounded: enough replicas that each sees almost no load.
+    replicas = cap if cap < _UNBOUNDED else _UNBOUNDED
+    per_replica = request.target_rps / replicas
+    best = (math.inf, configs[0][1], replicas)
+    same_as_seen: dict[int, list[Callable[[int], bool]]] = {}
+    # Larger batches first: their models often stand for the smaller ones too (same_for).
+    for curve, batch in sorted(configs, key=lambda c: (c[0].concurrency, -c[1])):
+        seen = same_as_seen.setdefault(curve.concurrency, [])
+        if (latency_floor_ms(curve, per_replica, batch) >= best[0]
+                or any(same(batch) for same in seen)):
+            continue  # cannot be lower than the best so far, or equal to one already seen
+        prediction, same = predict_latency_and_same_for(
+            curve, per_replica, batch, request.max_queue_delay_ms, request.slo_percentile)
+        seen.append(same)
+        if prediction.latency_ms < best[0]:
+            best = (prediction.latency_ms, batch, replicas)
+    return best
+
+
+def _over_slo_alternative(request: Request, pool: Pool,
+                          configs: list[tuple[ServiceCurve, int]]) -> Alternative:
+    latency, batch, replicas = _best_latency(request, pool, configs)
+    if math.isinf(latency):
+        message = (f"cannot carry {request.target_rps:g} requests/s with {replicas} replicas "
+                   f"at any batch size")
+        return Alternative(pool.name, OVER_CAPACITY, message, batch_size=batch, replicas=replicas)
+    where = "" if replicas >= _UNBOUNDED else f" with {replicas} replicas"
+    message = (f"no batch size meets {request.describe_slo()} within headroom "
+               f"{request.headroom:g} at every load up to its share; best p{request.slo_percentile}"
+               f" is {latency:.4g} ms at batch {batch}{where}")
+    return Alternative(pool.name, OVER_SLO, message, batch_size=batch,
+                       predicted_latency_ms=latency)
+
+
+def _infeasible(request: Request, candidates: list[tuple[Pool, list[tuple[ServiceCurve, int]]]],
+                best: dict[str, Configuration], alternatives: list[Alternative]) -> Decision:
+    achievable = (math.inf, "", 0, 0)
+    for pool, configs in candidates:
+        latency, batch, replicas = _best_latency(request, pool, configs)
+        if latency < achievable[0]:
+            achievable = (latency, pool.name, batch, replicas)
+    # Every pool that meets the SLO per replica is out for lack of replicas: alone it needs
+    # more than it may hold (or a split would have been found).
+    alternatives += [_single_pool_alternative(request, config, None) for config in best.values()]
+    slo = request.describe_slo()
+    if math.isinf(achievable[0]):
+        message = (f"no placement meets {slo} at {request.target_rps:g} requests/s: no allowed, "
+                   f"profiled pool can carry the load")
+        return Decision(False, request.objective, (), _ordered(alternatives), message=message)
+    latency, pool_name, batch, replicas = achievable
+    where = "" if replicas >= _UNBOUNDED else f" with {replicas} replicas"
+    message = (f"no placement meets {slo} at {request.target_rps:g} requests/s within headroom "
+               f"{request.headroom:g} and capacity; best achievable p{request.slo_percentile} is "
+               f"{latency:.4g} ms on {pool_name} at batch {batch}{where}")
+    return Decision(False, request.objective, (), _ordered(alternatives),
+                    best_achievable_latency_ms=latency, best_achievable_pool=pool_name,
+                    best_achievable_batch_size=batch, message=message)
+
+
+_REASON_ORDER = {MORE_EXPENSIVE: 0, MORE_ENERGY: 0, OVER_CAPACITY: 1, OVER_SLO: 2}
+
+
+def _ordered(alternatives: list[Alternative]) -> tuple[Alternative, ...]:
+    """Closest contenders first (by cost), then the excluded; capped for the status."""
+    def key(a: Alternative) -> tuple[int, float, str]:
+        return (_REASON_ORDER.get(a.reason, 3),
+                a.cost_per_hour if a.cost_per_hour is not None else math.inf, a.pool)
+    return tuple(sorted(alternatives, key=key)[:MAX_ALTERNATIVES])
+
