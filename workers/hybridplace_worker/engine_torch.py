@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from .errors import Reason, WorkerError
-from .models import LoadedModel, flatten_outputs, is_out_of_memory, synthetic_inputs
+from .models import LoadedModel, flatten_outputs, is_out_of_memory, module_on, synthetic_inputs
 from .timing import CudaEventTimer, PointMeasurement, Timer, WindowPlan, measure_point
 
 GPU_TIMERS = ("sync", "events")
@@ -88,9 +88,7 @@ def run_torch_engine(
         from .device import require_cuda
 
         require_cuda(torch)
-        module = model.module.to(torch.device("cuda"))
-    else:
-        module = model.module
+    module = module_on(model, device)
     timer = make_timer(torch, device, gpu_timer)
     results = []
     for batch in batch_sizes:

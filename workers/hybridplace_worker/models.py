@@ -274,7 +274,23 @@ def _load_file(path: Path, format: str, uri: str) -> nn.Module:
             f"--model {uri}: not a loadable {format} model ({type(exc).__name__}: {str(exc)[:300]}); "
             "check --format",
         ) from exc
-    return module.eval() if hasattr(module, "eval") else module
+    if format == "torchscript":
+        module = module.eval()
+    return module  # an exported program's module is already in inference form (no .eval())
+
+
+def module_on(model: LoadedModel, device: str) -> nn.Module:
+    """The model's module on ``device`` (``cpu`` or ``cuda``).
+
+    An exported program is moved with ``torch.export.passes.move_to_device_pass`` (its module
+    does not support ``.to()`` reliably); everything else with ``.to()``.
+    """
+    if device == "cpu":
+        return model.module
+    if model.format == "torch-export" and model.path is not None:
+        program = torch.export.load(str(model.path))
+        return torch.export.passes.move_to_device_pass(program, device).module()
+    return model.module.to(torch.device(device))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,7 +41,10 @@ class TritonPythonModel:
             self.device = torch.device("cpu")
         path = os.path.join(args["model_repository"], args["model_version"], params["hp_artifact"])
         if params.get("hp_format", "torchscript") == "torch-export":
-            self.model = torch.export.load(path).module().to(self.device)
+            program = torch.export.load(path)
+            if self.device.type != "cpu":
+                program = torch.export.passes.move_to_device_pass(program, str(self.device))
+            self.model = program.module()
         else:
             self.model = torch.jit.load(path, map_location=self.device).eval()
         self.input_names = [i["name"] for i in config["input"]]

@@ -1,0 +1,32 @@
+##@ Worker (benchmark worker and serving runtime, workers/)
+
+HADOLINT = $(VENV)/bin/hadolint
+BENCH_ARGS ?=
+
+.PHONY: worker-test-unit
+worker-test-unit: ## Worker unit tests: fake clocks, mock GPU, no servers (seconds).
+	$(PY) -m pytest tests/unit/worker $(PYTEST_ARGS)
+
+.PHONY: worker-test
+worker-test: ## Worker unit + integration tests (torch engine on CPU, real local tritonserver; minutes).
+	$(PY) -m pytest tests/unit/worker tests/integration/worker $(PYTEST_ARGS)
+
+.PHONY: worker-lint
+worker-lint: ## Lint the worker: ruff on its code and tests, hadolint on both Dockerfiles.
+	$(PY) -m ruff check workers tests/unit/worker tests/integration/worker benchmarks
+	$(HADOLINT) --failure-threshold info workers/Dockerfile.cpu workers/Dockerfile.cuda
+
+.PHONY: perf-analyzer
+perf-analyzer: ## Fetch NVIDIA perf_analyzer (tritonclient 2.41.0 wheel, libb64, cudart) into HP_CACHE.
+	@benchmarks/fetch-perf-analyzer.sh $(PY)
+
+.PHONY: bench-worker
+bench-worker: bench-worker-overhead bench-worker-triton ## Run both worker benchmarks and print their figures.
+
+.PHONY: bench-worker-overhead
+bench-worker-overhead: ## Print the timing loop's own overhead per measured call (goal < 50 us on CPU).
+	$(PY) benchmarks/worker_timing_overhead.py $(BENCH_ARGS)
+
+.PHONY: bench-worker-triton
+bench-worker-triton: ## One tritonserver, measured by our triton engine and by perf_analyzer; print ratios.
+	$(PY) benchmarks/worker_vs_perf_analyzer.py --perf-analyzer-dir "$$(benchmarks/fetch-perf-analyzer.sh $(PY))" $(BENCH_ARGS)
