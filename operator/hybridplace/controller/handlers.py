@@ -69,6 +69,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0)
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
     OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue)
+    OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
+                               "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
     OPERATOR.reconciler.start()
     log.info("hybridplace operator started with %d reconcile workers", ours.workers)
 

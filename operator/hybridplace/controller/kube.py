@@ -30,6 +30,17 @@ PATHS = {
 }
 
 
+# Lists over every namespace (or cluster-scoped kinds), to fill the state before work starts.
+LIST_ALL = {
+    "Node": "/api/v1/nodes",
+    "HardwarePool": "/apis/hybridplace.io/v1alpha1/hardwarepools",
+    "ModelProfile": "/apis/hybridplace.io/v1alpha1/modelprofiles",
+    "Job": "/apis/batch/v1/jobs",
+    "Deployment": "/apis/apps/v1/deployments",
+    "Service": "/api/v1/services",
+}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str):
         super().__init__(f"{status} {reason}: {message}")
@@ -100,6 +111,12 @@ class Kube:
     def list(self, kind: str, namespace: str | None, label_selector: str = "") -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
         return self.request("GET", PATHS[kind].format(ns=namespace), query=query).get("items", [])
+
+    def list_all(self, kind: str, label_selector: str = "") -> list[dict[str, Any]]:
+        """Every object of `kind` in every namespace, each with its kind set."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        items = self.request("GET", LIST_ALL[kind], query=query).get("items", [])
+        return [{**item, "kind": kind} for item in items]
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create `obj`; None if an object of that name already exists."""

@@ -104,7 +104,7 @@ def _pool_states(
             states.append({"pool": name, "state": FAILED, "reason": job.reason or "BenchmarkFailed",
                            "message": job.message or f"benchmark Job {job.name} failed"})
         elif job is not None:
-            waiting = "the result is being recorded" if job.succeeded else "running"
+            waiting = "running" if job.active else "finished; its result is being recorded"
             states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
                            "message": f"benchmark Job {job.name} {waiting}"})
         else:

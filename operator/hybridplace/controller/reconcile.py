@@ -38,6 +38,23 @@ class Reconciler:
 
     # -- the worker loop ---------------------------------------------------------------------
 
+    def prime(self, selectors: dict[str, str]) -> None:
+        """Fill the state from lists before any reconcile runs (as controllers wait for their
+        caches to sync), so the first decisions see every pool, profile and child. The watches
+        then keep it current."""
+        for body in self.kube.list_all("Node"):
+            self.state.put_node(body)
+        for body in self.kube.list_all("HardwarePool"):
+            self.state.put_pool(body)
+        for body in self.kube.list_all("ModelProfile"):
+            self.state.put_profile(body)
+        for body in self.kube.list_all("Job", selectors.get("Job", "")):
+            self.state.put_job(body)
+        for body in self.kube.list_all("Service", selectors.get("Service", "")):
+            self.state.put_service(body)
+        for body in self.kube.list_all("Deployment", selectors.get("Deployment", "")):
+            self.state.put_deployment(body)
+
     def start(self) -> None:
         for i in range(self.settings.workers):
             thread = threading.Thread(target=self._work, name=f"reconcile-{i}", daemon=True)

@@ -6,6 +6,7 @@ Everything is keyed the way reconcilers look it up, so a reconcile reads memory,
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -39,22 +40,20 @@ def digest_of(body: dict[str, Any]) -> str | None:
 
 
 def job_state(body: dict[str, Any]) -> JobState:
+    """A Job counts as failed only once the operator has read why (the failure annotation), so
+    an InferenceDeployment reports the worker's reason, not the Job controller's."""
     status = body.get("status") or {}
     annotations = (body.get("metadata") or {}).get("annotations") or {}
-    conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
-    failed = "Failed" in conditions
+    conditions = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
     reason = annotations.get(ANNOTATION_FAILURE_REASON)
-    message = annotations.get(ANNOTATION_FAILURE_MESSAGE)
-    if failed and reason is None:  # not read yet: the Job controller's own reason meanwhile
-        reason = conditions["Failed"].get("reason") or "BenchmarkFailed"
-        message = conditions["Failed"].get("message")
+    failed = "Failed" in conditions and reason is not None
     return JobState(
         name=body["metadata"]["name"],
-        active=not failed and "Complete" not in conditions,
+        active=not conditions & {"Complete", "Failed"},
         succeeded="Complete" in conditions,
         failed=failed,
         reason=reason if failed else None,
-        message=message if failed else None,
+        message=annotations.get(ANNOTATION_FAILURE_MESSAGE) if failed else None,
     )
 
 
@@ -89,7 +88,7 @@ class ClusterState:
         self.profile_bodies: dict[NsName, dict[str, Any]] = {}
         self._jobs: dict[tuple[str, str, str], JobState] = {}
         self._job_keys: dict[NsName, tuple[str, str, str]] = {}
-        self._children: dict[NsName, dict[str, ChildState]] = defaultdict(dict)
+        self._children: dict[NsName, dict[str, tuple[ChildState, str | None]]] = defaultdict(dict)
         self._child_keys: dict[NsName, tuple[NsName, str, int]] = {}
         self._services: dict[NsName, set[str]] = defaultdict(set)
 
@@ -196,16 +195,14 @@ class ClusterState:
             return None
         owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), {})
         key = (meta["namespace"], instance)
+        status = body.get("status") or {}
+        replicas = (body.get("spec") or {}).get("replicas", 1)
+        child = ChildState(
+            name=meta["name"], pool=pool, fingerprint=deployment_fingerprint(body), replicas=replicas,
+            available_replicas=status.get("availableReplicas", 0) or 0, owned=False,
+        )
         with self._lock:
-            infd = self.infds.get(key)
-            owned = bool(infd) and owner.get("uid") == infd["metadata"].get("uid")
-            status = body.get("status") or {}
-            replicas = (body.get("spec") or {}).get("replicas", 1)
-            self._children[key][pool] = ChildState(
-                name=meta["name"], pool=pool, fingerprint=deployment_fingerprint(body),
-                replicas=replicas, available_replicas=status.get("availableReplicas", 0) or 0,
-                owned=owned,
-            )
+            self._children[key][pool] = (child, owner.get("uid"))
             self._child_keys[(meta["namespace"], meta["name"])] = (key, pool, replicas)
         return key
 
@@ -246,8 +243,15 @@ class ClusterState:
             return {pool: s for (ns, d, pool), s in self._jobs.items() if ns == namespace and d == digest}
 
     def children_of(self, namespace: str, name: str) -> dict[str, ChildState]:
+        """The serving Deployments labelled for this InferenceDeployment; `owned` when it is
+        their controller (same uid), decided now, whatever order the watch events came in."""
         with self._lock:
-            return dict(self._children.get((namespace, name), {}))
+            infd = self.infds.get((namespace, name))
+            uid = infd["metadata"].get("uid") if infd else None
+            return {
+                pool: dataclasses.replace(child, owned=uid is not None and owner == uid)
+                for pool, (child, owner) in self._children.get((namespace, name), {}).items()
+            }
 
     def services_of(self, namespace: str, name: str) -> set[str]:
         with self._lock:
