@@ -9,6 +9,8 @@ The local cluster (docs/local-cluster.md):
   namespace      function str, a fresh namespace for one test, deleted afterwards.
   wait_until     function wait_until(check, timeout=60, interval=0.5, what="...") -> check's value
                           bounded poll: returns the first truthy value of check(), else fails.
+  report         function report(line): the line is printed in the session summary
+                          ("local cluster" section), e.g. a measured start-up time.
 Tests that use the cluster are marked @pytest.mark.cluster.
 """
 
@@ -28,6 +30,25 @@ REPO = Path(__file__).resolve().parent.parent
 LOCALCLUSTER = REPO / "cluster" / "localcluster.py"
 
 
+REPORT = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    config.stash[REPORT] = []
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.stash.get(REPORT, None):
+        terminalreporter.section("local cluster")
+        for line in config.stash[REPORT]:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def report(request):
+    return request.config.stash[REPORT].append
+
+
 @dataclass(frozen=True)
 class LocalCluster:
     name: str
@@ -37,7 +58,7 @@ class LocalCluster:
 
 
 @pytest.fixture(scope="session")
-def local_cluster():
+def local_cluster(request):
     name = os.environ.get("HP_CLUSTER", "hybridplace")
     # A child process starts the servers, so they are not children of pytest.
     up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up", "--json", "--name", name],
@@ -46,8 +67,9 @@ def local_cluster():
         pytest.fail(f"local cluster '{name}' did not come up (exit {up.returncode}); "
                     f"see the output above and $HP_CACHE/clusters/{name}/logs", pytrace=False)
     info = json.loads(up.stdout)
-    print(f"\nlocal cluster '{name}': {'started' if info['started'] else 'reused'} in "
-          f"{info['seconds']} s; KUBECONFIG={info['kubeconfig']}", file=sys.stderr)
+    request.config.stash[REPORT].append(
+        f"cluster '{name}' {'started' if info['started'] else 'reused'} in {info['seconds']} s "
+        f"for this session; KUBECONFIG={info['kubeconfig']}")
     yield LocalCluster(name, info["kubeconfig"], info["dir"], info["started"])
     if info["started"] and os.environ.get("HP_KEEP_CLUSTER") != "1":
         subprocess.run([sys.executable, str(LOCALCLUSTER), "down", "--name", name], check=True,
@@ -117,8 +139,9 @@ def namespace(api_client, request):
 def crds(kubeconfig):
     """The project's CRDs (crds/), applied server-side and Established."""
     kubectl = [str(REPO / "cluster" / "kubectl"), "--kubeconfig", kubeconfig]
-    subprocess.run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds")],
+    crds_dir = str(REPO / "crds")
+    subprocess.run([*kubectl, "apply", "--server-side", "--force-conflicts", "-f", crds_dir],
                    check=True, capture_output=True, text=True, timeout=60)
     subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
-                    "-f", str(REPO / "crds")], check=True, capture_output=True, text=True, timeout=90)
+                    "-f", crds_dir], check=True, capture_output=True, text=True, timeout=90)
     return kubectl

@@ -29,14 +29,14 @@ def running(entry):
     return fields[0] not in ("Z", "X") and int(fields[19]) == entry["start"]
 
 
-def test_warm_cluster_up_reuse_and_down(local_cluster):
+def test_warm_cluster_up_reuse_and_down(local_cluster, report):
     # local_cluster first: the binaries are built and cached, so this start is a warm one.
     name = f"hp-lifecycle-{os.getpid()}"
     state_dir = Path(local_cluster.state_dir).parent / name
     started = time.monotonic()
     up = make("cluster-up", name)
     seconds = time.monotonic() - started
-    print(f"\nwarm `make cluster-up` (second cluster beside the session's): {seconds:.1f} s")
+    report(f"warm `make cluster-up` of a second cluster beside it: {seconds:.1f} s (limit 60 s)")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "started in" in up.stdout and str(state_dir / "kubeconfig") in up.stdout
@@ -56,7 +56,9 @@ def test_warm_cluster_up_reuse_and_down(local_cluster):
         assert json.loads((state_dir / "state.json").read_text())["processes"] == \
             state["processes"]
     finally:
+        started = time.monotonic()
         down = make("cluster-down", name)
+        report(f"`make cluster-down` of that cluster: {time.monotonic() - started:.1f} s")
     assert down.returncode == 0, down.stdout + down.stderr
     assert not [p for p in procs if running(p)]
     assert not state_dir.exists()
