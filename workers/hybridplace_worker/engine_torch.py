@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from .errors import Reason, WorkerError
-from .models import LoadedModel, flatten_outputs, is_out_of_memory, module_on, synthetic_inputs
+from .models import LoadedModel, error_summary, flatten_outputs, is_out_of_memory, module_on, synthetic_inputs
 from .timing import CudaEventTimer, PointMeasurement, Timer, WindowPlan, measure_point
 
 GPU_TIMERS = ("sync", "events")
@@ -113,12 +113,12 @@ def run_torch_engine(
                     Reason.OUT_OF_MEMORY,
                     f"batch size {batch} ran out of {device} memory"
                     + (f" (batch sizes {done} fit)" if done else "")
-                    + f": {str(exc).strip().splitlines()[0][:300]}",
+                    + f": {error_summary(exc)}",
                 ) from exc
             raise WorkerError(
                 Reason.INPUT_MISMATCH,
                 f"--model {model.name} fails at batch size {batch}: {type(exc).__name__}: "
-                f"{str(exc).strip()[:300]}",
+                f"{error_summary(exc)}",
             ) from exc
         finally:
             del call, factory, host_inputs

@@ -321,7 +321,7 @@ def synthetic_inputs(
             if is_out_of_memory(exc):
                 raise WorkerError(
                     Reason.OUT_OF_MEMORY,
-                    f"batch size {batch}: inputs {spec.to_text()} do not fit in host memory ({_short(exc)})",
+                    f"batch size {batch}: inputs {spec.to_text()} do not fit in host memory ({error_summary(exc)})",
                 ) from exc
             raise
         tensors.append(t)
@@ -335,8 +335,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text or "cannot allocate memory" in text
 
 
-def _short(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+def error_summary(exc: BaseException, limit: int = 300) -> str:
+    """One line about ``exc``: TorchScript puts its interpreter traceback first and the cause last."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = lines[-1] if len(lines) > 1 and "TorchScript" in lines[0] else lines[0]
+    return line[:limit]
+
+
 
 
 def flatten_outputs(out: object) -> list[torch.Tensor]:
@@ -372,11 +379,11 @@ def check_model_inputs(model: LoadedModel, batches: Sequence[int] = (1, 2)) -> l
                 raise
             except Exception as exc:
                 if is_out_of_memory(exc):
-                    raise WorkerError(Reason.OUT_OF_MEMORY, f"batch size {batch}: {_short(exc)}") from exc
+                    raise WorkerError(Reason.OUT_OF_MEMORY, f"batch size {batch}: {error_summary(exc)}") from exc
                 raise WorkerError(
                     Reason.INPUT_MISMATCH,
                     f"--model {model.name} rejects inputs "
-                    f"{', '.join(s.to_text() for s in model.inputs)} at batch size {batch}: {_short(exc)}",
+                    f"{', '.join(s.to_text() for s in model.inputs)} at batch size {batch}: {error_summary(exc)}",
                 ) from exc
             bad = [tuple(o.shape) for o in outs if o.dim() == 0 or o.shape[0] != batch]
             if bad:

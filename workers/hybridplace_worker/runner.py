@@ -178,12 +178,13 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
     import torch  # after the watchdog: importing torch takes seconds
 
     from .device import available_cpus, describe_device, require_cuda
-    from .models import load_model
+    from .models import check_model_inputs, load_model
 
     if args.device == "cuda":
         require_cuda(torch)
     model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs,
                        deadline=dog.deadline + 1)  # the watchdog, not the socket, ends a slow download
+    check_model_inputs(model)  # InputMismatch here, with the spec in the message, not mid-sweep
     _log(f"loaded {model.name} ({model.digest}) in {time.monotonic() - t0:.1f} s")
 
     points_left = [n_points]

@@ -1,0 +1,113 @@
+"""The triton engine and serve against a real local tritonserver (the nvidia-pytriton wheel's)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from conftest import FAST
+from worker_schema_check import assert_valid
+
+from hybridplace_worker.errors import WorkerError
+from hybridplace_worker.result import expand_compact
+from hybridplace_worker.triton_server import free_ports, locate_tritonserver
+
+pytestmark = pytest.mark.triton
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _needs_tritonserver():
+    try:
+        locate_tritonserver()
+    except WorkerError as exc:
+        pytest.skip(f"no tritonserver: {exc.message}")
+
+
+@pytest.mark.parametrize("protocol,model", [("http", "mlp"), ("grpc", "transformer")])
+def test_triton_engine_measures_every_point(protocol, model, run_inprocess):
+    rc, doc, out = run_inprocess(["bench", "--engine", "triton", "--protocol", protocol, "--model", f"builtin:{model}",
+                                  "--batch-sizes", "1,4", "--concurrency", "1,2", *FAST])
+    assert rc == 0, doc
+    assert_valid(doc)
+    assert doc["engine"] == "triton"
+    points = expand_compact(doc)
+    assert [(p["batchSize"], p["concurrency"]) for p in points] == [(1, 1), (1, 2), (4, 1), (4, 2)]
+    assert all(p["p50Ms"] > 0 and p["throughputRps"] > 0 for p in points)
+    full = json.loads(out)
+    assert full["settings"]["protocol"] == protocol
+    assert full["settings"]["triton"]["maxBatchSize"] == 4 and full["settings"]["triton"]["instanceKind"] == "cpu"
+
+
+def _get(url, timeout=2):
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.status, resp.read()
+
+
+def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
+    import tritonclient.http as th
+
+    from hybridplace_worker.models import build_builtin, synthetic_inputs
+    from hybridplace_worker.catalog import BUILTIN_INPUTS
+
+    http_port, grpc_port, metrics_port = free_ports(3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hybridplace_worker", "serve", "--model", "builtin:mlp", "--address", "127.0.0.1",
+         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
+         "--max-batch-size", "8", "--preferred-batch-size", "4,8", "--max-queue-delay-ms", "1.5",
+         "--instances", "2", "--threads", "1", "--repository-dir", str(tmp_path / "serve"),
+         "--termination-log", str(tmp_path / "tl")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{http_port}"
+        for _ in range(600):  # bounded: 120 s
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            try:
+                if _get(base + "/v2/models/model/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("serve did not become ready in 120 s")
+        config = json.loads(_get(base + "/v2/models/model/config")[1])
+        assert config["max_batch_size"] == 8
+        assert config["dynamic_batching"]["preferred_batch_size"] == [4, 8]
+        assert int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == 1500
+        assert config["instance_group"][0]["count"] == 2 and config["instance_group"][0]["kind"] == "KIND_CPU"
+
+        x = synthetic_inputs(BUILTIN_INPUTS["mlp"], 3)[0]
+        client = th.InferenceServerClient(f"127.0.0.1:{http_port}")
+        inp = th.InferInput("input", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x.numpy())
+        got = client.infer("model", [inp]).as_numpy("output")
+        client.close()
+        import torch
+
+        with torch.inference_mode():
+            want = build_builtin("mlp")(x).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+        status, metrics = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200 and b'nv_inference_request_success{model="model"' in metrics
+    finally:
+        proc.send_signal(signal.SIGINT)  # serve exec'd tritonserver: this PID is the server
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert not (tmp_path / "tl").exists()  # success writes no termination message
+
+
+def test_serve_dry_run_prints_the_command(run_cli, tmp_path):
+    rc, doc, out, err = run_cli(["serve", "--model", "builtin:resnet", "--dry-run", "--http-port", "9000",
+                                 "--repository-dir", str(tmp_path / "r")])
+    assert rc == 0, err
+    assert doc is None
+    plan = json.loads(out)
+    assert "--http-port=9000" in plan["command"] and "--http-address=0.0.0.0" in plan["command"]
+    assert (tmp_path / "r" / "repository" / "model" / "config.pbtxt").is_file()
