@@ -38,8 +38,11 @@ def main() -> int:
     parser.add_argument("--window-seconds", type=float, default=0.2)
     args = parser.parse_args()
     plan = WindowPlan(window_s=args.window_seconds, warmup_s=0.05, rule=StabilityRule(0.5, 3, 3))
-    print(f"# timing-loop overhead, {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}, {platform.node()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, Python {platform.python_version()}")
+    print(
+        f"# timing-loop overhead, {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}, {platform.node()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+        f"Python {platform.python_version()}"
+    )
     bare = bare_loop_ns_per_call()
     print(f"bare python loop calling a no-op: {bare / 1000:.3f} us per call")
     worst = 0.0
@@ -48,8 +51,10 @@ def main() -> int:
         per_call_us = 1e6 / m.throughput_rps * concurrency  # wall time per call, per worker
         loop_us = per_call_us - bare / 1000
         worst = max(worst, loop_us, m.p50_ms * 1000)
-        print(f"concurrency {concurrency}: {m.samples} calls; loop cost {loop_us:.3f} us per call; "
-              f"recorded floor p50 {m.p50_ms * 1000:.3f} us, p99 {m.p99_ms * 1000:.3f} us")
+        print(
+            f"concurrency {concurrency}: {m.samples} calls; loop cost {loop_us:.3f} us per call; "
+            f"recorded floor p50 {m.p50_ms * 1000:.3f} us, p99 {m.p99_ms * 1000:.3f} us"
+        )
     verdict = "meets" if worst < 50 else "MISSES"
     print(f"worst per-call overhead {worst:.3f} us: {verdict} the 50 us goal")
     return 0 if worst < 50 else 1

@@ -46,39 +46,94 @@ def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
 
-def run_perf_analyzer(pa_dir: Path, url: str, protocol: str, batch: int, concurrency: int,
-                      window_ms: int, threshold_pct: int, max_trials: int, workdir: Path) -> dict:
+def run_perf_analyzer(
+    pa_dir: Path,
+    url: str,
+    protocol: str,
+    batch: int,
+    concurrency: int,
+    window_ms: int,
+    threshold_pct: int,
+    max_trials: int,
+    workdir: Path,
+) -> dict:
     """One perf_analyzer run at one point; p50 latency (ms) and inferences/s from its CSV."""
     csv_path = workdir / f"pa-b{batch}-c{concurrency}-{time.monotonic_ns()}.csv"
     env = dict(os.environ)
     lib = str(pa_dir / "lib")
-    env["LD_LIBRARY_PATH"] = f"{lib}:{env['LD_LIBRARY_PATH']}" if env.get("LD_LIBRARY_PATH") else lib
+    env["LD_LIBRARY_PATH"] = (
+        f"{lib}:{env['LD_LIBRARY_PATH']}" if env.get("LD_LIBRARY_PATH") else lib
+    )
     cmd = [
-        str(pa_dir / "perf_analyzer"), "-m", MODEL_NAME, "-u", url, "-i", protocol,
-        "-b", str(batch), "--concurrency-range", f"{concurrency}:{concurrency}",
-        "--measurement-interval", str(window_ms), "--stability-percentage", str(threshold_pct),
-        "--max-trials", str(max_trials), "--percentile", "50", "--input-data", "random",
-        "-f", str(csv_path),
+        str(pa_dir / "perf_analyzer"),
+        "-m",
+        MODEL_NAME,
+        "-u",
+        url,
+        "-i",
+        protocol,
+        "-b",
+        str(batch),
+        "--concurrency-range",
+        f"{concurrency}:{concurrency}",
+        "--measurement-interval",
+        str(window_ms),
+        "--stability-percentage",
+        str(threshold_pct),
+        "--max-trials",
+        str(max_trials),
+        "--percentile",
+        "50",
+        "--input-data",
+        "random",
+        "-f",
+        str(csv_path),
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     if "Failed to obtain stable measurement" in proc.stdout + proc.stderr and window_ms < 8000:
         # perf_analyzer reports nothing for an unstable point; like its message says, retry longer.
-        print(f"  (perf_analyzer unstable at b={batch} c={concurrency} with {window_ms} ms windows; "
-              f"retrying with {window_ms * 2} ms)", flush=True)
-        return run_perf_analyzer(pa_dir, url, protocol, batch, concurrency, window_ms * 2, threshold_pct,
-                                 max_trials, workdir)
+        print(
+            f"  (perf_analyzer unstable at b={batch} c={concurrency} with {window_ms} ms windows; "
+            f"retrying with {window_ms * 2} ms)",
+            flush=True,
+        )
+        return run_perf_analyzer(
+            pa_dir,
+            url,
+            protocol,
+            batch,
+            concurrency,
+            window_ms * 2,
+            threshold_pct,
+            max_trials,
+            workdir,
+        )
     if proc.returncode != 0 or not csv_path.exists():
-        raise RuntimeError(f"perf_analyzer failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"perf_analyzer failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
     with open(csv_path) as f:
         row = next(csv.DictReader(f))
-    return {"p50Ms": float(row["p50 latency"]) / 1000.0, "ips": float(row["Inferences/Second"]),
-            "p99Ms": float(row["p99 latency"]) / 1000.0, "stable": True, "windowMs": window_ms}
+    return {
+        "p50Ms": float(row["p50 latency"]) / 1000.0,
+        "ips": float(row["Inferences/Second"]),
+        "p99Ms": float(row["p99 latency"]) / 1000.0,
+        "stable": True,
+        "windowMs": window_ms,
+    }
 
 
-def run_ours(model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan) -> dict:
+def run_ours(
+    model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan
+) -> dict:
     factory = client_worker(protocol, url, model, outputs, batch)
     m = measure_point(factory, concurrency=concurrency, plan=plan)
-    return {"p50Ms": m.p50_ms, "ips": m.throughput_rps * batch, "p99Ms": m.p99_ms, "stable": m.stable}
+    return {
+        "p50Ms": m.p50_ms,
+        "ips": m.throughput_rps * batch,
+        "p99Ms": m.p99_ms,
+        "stable": m.stable,
+    }
 
 
 def main() -> int:
@@ -89,9 +144,13 @@ def main() -> int:
     p.add_argument("--concurrency", type=ints, default=[1, 2])
     p.add_argument("--protocol", choices=["http", "grpc"], default="http")
     p.add_argument("--window-seconds", type=float, default=2.0)
-    p.add_argument("--threshold", type=float, default=0.10, help="stability threshold of both tools")
+    p.add_argument(
+        "--threshold", type=float, default=0.10, help="stability threshold of both tools"
+    )
     p.add_argument("--max-windows", type=int, default=10)
-    p.add_argument("--threads", type=int, default=0, help="torch threads in the server (0: all CPUs)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads in the server (0: all CPUs)"
+    )
     p.add_argument("--rounds", type=int, default=2, help="ABBA rounds per point")
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args()
@@ -102,8 +161,11 @@ def main() -> int:
     outputs = check_model_inputs(model)
     threads = args.threads or len(os.sched_getaffinity(0))
     serving = ServingConfig(max_batch_size=max(args.batch_sizes), threads=threads)
-    plan = WindowPlan(window_s=args.window_seconds, warmup_s=1.0,
-                      rule=StabilityRule(args.threshold, 3, args.max_windows))
+    plan = WindowPlan(
+        window_s=args.window_seconds,
+        warmup_s=1.0,
+        rule=StabilityRule(args.threshold, 3, args.max_windows),
+    )
     install = locate_tritonserver()
     rows = []
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
@@ -112,16 +174,28 @@ def main() -> int:
         backends = prepare_backends(install, workdir)
         ports = Ports(*free_ports(3))
         server = TritonProcess(
-            server_command(install, repository=repo, backends=backends, ports=ports, address="127.0.0.1",
-                           exit_timeout_s=5),
-            server_env(install), http_url=f"http://127.0.0.1:{ports.http}", log_path=workdir / "tritonserver.log")
+            server_command(
+                install,
+                repository=repo,
+                backends=backends,
+                ports=ports,
+                address="127.0.0.1",
+                exit_timeout_s=5,
+            ),
+            server_env(install),
+            http_url=f"http://127.0.0.1:{ports.http}",
+            log_path=workdir / "tritonserver.log",
+        )
         server.start()
         try:
             ready = server.wait_ready(180, models=[MODEL_NAME])
             url = f"127.0.0.1:{ports.http if args.protocol == 'http' else ports.grpc}"
-            print(f"# tritonserver pid {server.pid} ready in {ready:.1f} s; model {args.model} "
-                  f"({model.digest[:19]}...), {args.protocol}, window {args.window_seconds} s, "
-                  f"threshold {args.threshold:.0%}, {threads} torch threads in the server", flush=True)
+            print(
+                f"# tritonserver pid {server.pid} ready in {ready:.1f} s; model {args.model} "
+                f"({model.digest[:19]}...), {args.protocol}, window {args.window_seconds} s, "
+                f"threshold {args.threshold:.0%}, {threads} torch threads in the server",
+                flush=True,
+            )
             for b in args.batch_sizes:
                 for c in args.concurrency:
                     ours, theirs = [], []
@@ -129,14 +203,26 @@ def main() -> int:
                         order = ("ours", "pa") if r % 2 == 0 else ("pa", "ours")
                         for who in order:
                             if who == "ours":
-                                ours.append(run_ours(model, outputs, url, args.protocol, b, c, plan))
+                                ours.append(
+                                    run_ours(model, outputs, url, args.protocol, b, c, plan)
+                                )
                             else:
-                                theirs.append(run_perf_analyzer(
-                                    args.perf_analyzer_dir, url, args.protocol, b, c,
-                                    round(args.window_seconds * 1000), round(args.threshold * 100),
-                                    args.max_windows, workdir))
+                                theirs.append(
+                                    run_perf_analyzer(
+                                        args.perf_analyzer_dir,
+                                        url,
+                                        args.protocol,
+                                        b,
+                                        c,
+                                        round(args.window_seconds * 1000),
+                                        round(args.threshold * 100),
+                                        args.max_windows,
+                                        workdir,
+                                    )
+                                )
                     row = {
-                        "b": b, "c": c,
+                        "b": b,
+                        "c": c,
                         "oursP50Ms": statistics.median(x["p50Ms"] for x in ours),
                         "paP50Ms": statistics.median(x["p50Ms"] for x in theirs),
                         "oursIps": statistics.median(x["ips"] for x in ours),
@@ -148,22 +234,38 @@ def main() -> int:
                     row["p50Ratio"] = row["oursP50Ms"] / row["paP50Ms"]
                     row["ipsRatio"] = row["oursIps"] / row["paIps"]
                     rows.append(row)
-                    print(f"b={b:<3} c={c:<2} p50 ours {row['oursP50Ms']:8.3f} ms  perf_analyzer "
-                          f"{row['paP50Ms']:8.3f} ms  ratio {row['p50Ratio']:.3f} | inf/s ours "
-                          f"{row['oursIps']:9.1f}  perf_analyzer {row['paIps']:9.1f}  ratio "
-                          f"{row['ipsRatio']:.3f}  stable {int(row['oursStable'])}/{int(row['paStable'])}",
-                          flush=True)
+                    print(
+                        f"b={b:<3} c={c:<2} p50 ours {row['oursP50Ms']:8.3f} ms  perf_analyzer "
+                        f"{row['paP50Ms']:8.3f} ms  ratio {row['p50Ratio']:.3f} | inf/s ours "
+                        f"{row['oursIps']:9.1f}  perf_analyzer {row['paIps']:9.1f}  ratio "
+                        f"{row['ipsRatio']:.3f}  stable "
+                        f"{int(row['oursStable'])}/{int(row['paStable'])}",
+                        flush=True,
+                    )
         finally:
             server.stop()
     worst = max(max(abs(r["p50Ratio"] - 1), abs(r["ipsRatio"] - 1)) for r in rows)
-    verdict = "within 5% (goal)" if worst <= 0.05 else "within 10%" if worst <= 0.10 else "OUTSIDE 10%"
+    verdict = (
+        "within 5% (goal)" if worst <= 0.05 else "within 10%" if worst <= 0.10 else "OUTSIDE 10%"
+    )
     load_after = os.getloadavg()[0]
-    print(f"# worst deviation {worst:.1%}: {verdict}. {started}, {platform.node()}, "
-          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-          f"load average {load_before:.2f} before / {load_after:.2f} after")
+    print(
+        f"# worst deviation {worst:.1%}: {verdict}. {started}, {platform.node()}, "
+        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+        f"load average {load_before:.2f} before / {load_after:.2f} after"
+    )
     if args.json_out:
-        args.json_out.write_text(json.dumps({"startedAt": started, "args": {k: str(v) for k, v in vars(args).items()},
-                                             "rows": rows, "worstDeviation": worst}, indent=2))
+        args.json_out.write_text(
+            json.dumps(
+                {
+                    "startedAt": started,
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "rows": rows,
+                    "worstDeviation": worst,
+                },
+                indent=2,
+            )
+        )
     return 0 if worst <= 0.10 else 1
 
 

@@ -30,7 +30,7 @@ BUILTIN_PREFIX = "builtin:"
 
 
 def builtin_digest(name: str) -> str:
-    """``sha256:<hex>`` of ``hybridplace.io/builtin/<name>@<version>``; the operator computes the same."""
+    """``sha256:<hex>`` of ``hybridplace.io/builtin/<name>@<version>`` (the operator's formula)."""
     if name.startswith(BUILTIN_PREFIX):
         name = name[len(BUILTIN_PREFIX) :]
     version = BUILTIN_VERSIONS[name]

@@ -1,5 +1,5 @@
 """Command line: ``hybridplace-worker bench|serve``. Every option has an environment variable:
-``HP_`` + the option's name in capitals with ``-`` as ``_`` (``--batch-sizes`` -> ``HP_BATCH_SIZES``),
+``HP_`` + the option's name in capitals, ``-`` as ``_`` (``--batch-sizes`` -> ``HP_BATCH_SIZES``),
 so a Kubernetes Job or Deployment can set them in ``env:``. A command-line value wins.
 
 Nothing heavy is imported here: the watchdog must be running before torch is imported, so that
@@ -34,7 +34,9 @@ def _int_list(text: str) -> list[int]:
     try:
         values = [int(x) for x in str(text).replace(" ", "").split(",") if x]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers"
+        ) from None
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers, e.g. 1,2,4,8")
     return values
@@ -57,8 +59,15 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _add(parser: argparse.ArgumentParser, option: str, *, help: str, default=None,
-         type: Callable | None = None, **kwargs) -> None:
+def _add(
+    parser: argparse.ArgumentParser,
+    option: str,
+    *,
+    help: str,
+    default=None,
+    type: Callable | None = None,
+    **kwargs,
+) -> None:
     """An option whose default comes from its environment variable, then ``default``."""
     env = env_name(option)
     raw = os.environ.get(env)
@@ -71,87 +80,223 @@ def _add(parser: argparse.ArgumentParser, option: str, *, help: str, default=Non
                 raise WorkerError(Reason.INVALID_ARGUMENT, f"{env}={raw!r}: {exc}") from exc
         if "choices" in kwargs and value not in kwargs["choices"]:
             raise WorkerError(
-                Reason.INVALID_ARGUMENT, f"{env}={raw!r}: expected one of {', '.join(kwargs['choices'])}"
+                Reason.INVALID_ARGUMENT,
+                f"{env}={raw!r}: expected one of {', '.join(kwargs['choices'])}",
             )
         default = value
         kwargs.pop("required", None)
     shown = "" if default is None else f" (default: {default})"
-    parser.add_argument(option, help=f"{help} [env {env}]{shown}", default=default, type=type, **kwargs)
+    parser.add_argument(
+        option, help=f"{help} [env {env}]{shown}", default=default, type=type, **kwargs
+    )
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    _add(p, "--model", required=True,
-         help="builtin:mlp | builtin:resnet | builtin:transformer, a file path, or a file/http(s) URL")
-    _add(p, "--digest", help="sha256:<64 hex> of the model file (or of the builtin's name@version); "
-         "checked before use, DigestMismatch otherwise")
-    _add(p, "--format", default="torchscript", choices=["torchscript", "torch-export"],
-         help="format of a model file")
-    p.add_argument("--input", action="append", default=None,
-                   help="NAME:SHAPE:DTYPE per sample, e.g. input:3x224x224:float32; repeat the option "
-                   "or separate with commas; builtins know their own [env HP_INPUT]")
-    _add(p, "--threads", type=int, default=0,
-         help="torch intra-op threads (per Triton instance for the triton engine); 0 = the CPUs "
-         "available to the container, divided by --instances")
-    _add(p, "--deadline-seconds", type=_positive_float, default=600.0,
-         help="hard deadline for the whole run (for serve: until tritonserver is started); "
-         "Timeout after it")
-    _add(p, "--termination-log", default=DEFAULT_TERMINATION_LOG,
-         help="where the compact result (<= 4096 bytes) or the error goes; skipped when it is "
-         f"{DEFAULT_TERMINATION_LOG} and that does not exist")
-    _add(p, "--tritonserver", help="tritonserver binary (default: /opt/tritonserver, else the "
-         "nvidia-pytriton wheel)")
-    _add(p, "--max-batch-size", type=int, default=None,
-         help="Triton max_batch_size (bench default: the largest --batch-sizes; serve default: 8)")
-    _add(p, "--preferred-batch-size", type=_int_list, default=None,
-         help="Triton dynamic_batching preferred_batch_size, comma-separated")
-    _add(p, "--max-queue-delay-ms", type=_non_negative_float, default=0.0,
-         help="Triton dynamic_batching max_queue_delay (ms) to wait to form a batch")
-    _add(p, "--instance-kind", default=None, choices=["cpu", "gpu"],
-         help="Triton instance_group kind (bench default: from --device; serve default: cpu)")
+    _add(
+        p,
+        "--model",
+        required=True,
+        help="builtin:mlp | builtin:resnet | builtin:transformer, a file path, or a "
+        "file/http(s) URL",
+    )
+    _add(
+        p,
+        "--digest",
+        help="sha256:<64 hex> of the model file (or of the builtin's name@version); "
+        "checked before use, DigestMismatch otherwise",
+    )
+    _add(
+        p,
+        "--format",
+        default="torchscript",
+        choices=["torchscript", "torch-export"],
+        help="format of a model file",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=None,
+        help="NAME:SHAPE:DTYPE per sample, e.g. input:3x224x224:float32; repeat the option "
+        "or separate with commas; builtins know their own [env HP_INPUT]",
+    )
+    _add(
+        p,
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads (per Triton instance for the triton engine); 0 = the CPUs "
+        "available to the container, divided by --instances",
+    )
+    _add(
+        p,
+        "--deadline-seconds",
+        type=_positive_float,
+        default=600.0,
+        help="hard deadline for the whole run (for serve: until tritonserver is started); "
+        "Timeout after it",
+    )
+    _add(
+        p,
+        "--termination-log",
+        default=DEFAULT_TERMINATION_LOG,
+        help="where the compact result (<= 4096 bytes) or the error goes; skipped when it is "
+        f"{DEFAULT_TERMINATION_LOG} and that does not exist",
+    )
+    _add(
+        p,
+        "--tritonserver",
+        help="tritonserver binary (default: /opt/tritonserver, else the nvidia-pytriton wheel)",
+    )
+    _add(
+        p,
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="Triton max_batch_size (bench default: the largest --batch-sizes; serve default: 8)",
+    )
+    _add(
+        p,
+        "--preferred-batch-size",
+        type=_int_list,
+        default=None,
+        help="Triton dynamic_batching preferred_batch_size, comma-separated",
+    )
+    _add(
+        p,
+        "--max-queue-delay-ms",
+        type=_non_negative_float,
+        default=0.0,
+        help="Triton dynamic_batching max_queue_delay (ms) to wait to form a batch",
+    )
+    _add(
+        p,
+        "--instance-kind",
+        default=None,
+        choices=["cpu", "gpu"],
+        help="Triton instance_group kind (bench default: from --device; serve default: cpu)",
+    )
     _add(p, "--instances", type=int, default=1, help="Triton instance_group count")
-    _add(p, "--server-start-timeout-seconds", type=_positive_float, default=180.0,
-         help="how long tritonserver may take to become ready; ServerStartFailed after it")
+    _add(
+        p,
+        "--server-start-timeout-seconds",
+        type=_positive_float,
+        default=180.0,
+        help="how long tritonserver may take to become ready; ServerStartFailed after it",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hybridplace-worker",
-                     description="hybridplace benchmark worker and Triton serving runtime")
+    parser = _Parser(
+        prog="hybridplace-worker",
+        description="hybridplace benchmark worker and Triton serving runtime",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     bench = sub.add_parser("bench", help="measure a model; compact result to the termination log")
     _model_options(bench)
     _add(bench, "--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs")
-    _add(bench, "--engine", default="torch", choices=["torch", "triton"],
-         help="torch: in-process; triton: through a local tritonserver and tritonclient")
-    _add(bench, "--batch-sizes", type=_int_list, default=[1, 2, 4, 8], help="batch sizes, comma-separated")
-    _add(bench, "--concurrency", type=_int_list, default=[1],
-         help="concurrent closed-loop requesters, comma-separated")
-    _add(bench, "--duration-seconds", type=_positive_float, default=3.0,
-         help="measured time per point: the --stable-windows windows that are reported")
-    _add(bench, "--warmup-seconds", type=_non_negative_float, default=0.5, help="warm-up per point, discarded")
-    _add(bench, "--stable-windows", type=int, default=3, help="consecutive windows the stability rule compares")
-    _add(bench, "--max-windows", type=int, default=10, help="windows at most per point before it is marked unstable")
-    _add(bench, "--stability-threshold", type=_positive_float, default=0.10,
-         help="largest relative range (max-min)/median of window p50 and throughput for a stable point")
-    _add(bench, "--protocol", default="http", choices=["http", "grpc"], help="triton engine: client protocol")
-    _add(bench, "--gpu-timer", default="sync", choices=["sync", "events"],
-         help="torch engine on GPU: host clock + stream synchronize, or CUDA events")
+    _add(
+        bench,
+        "--engine",
+        default="torch",
+        choices=["torch", "triton"],
+        help="torch: in-process; triton: through a local tritonserver and tritonclient",
+    )
+    _add(
+        bench,
+        "--batch-sizes",
+        type=_int_list,
+        default=[1, 2, 4, 8],
+        help="batch sizes, comma-separated",
+    )
+    _add(
+        bench,
+        "--concurrency",
+        type=_int_list,
+        default=[1],
+        help="concurrent closed-loop requesters, comma-separated",
+    )
+    _add(
+        bench,
+        "--duration-seconds",
+        type=_positive_float,
+        default=3.0,
+        help="measured time per point: the --stable-windows windows that are reported",
+    )
+    _add(
+        bench,
+        "--warmup-seconds",
+        type=_non_negative_float,
+        default=0.5,
+        help="warm-up per point, discarded",
+    )
+    _add(
+        bench,
+        "--stable-windows",
+        type=int,
+        default=3,
+        help="consecutive windows the stability rule compares",
+    )
+    _add(
+        bench,
+        "--max-windows",
+        type=int,
+        default=10,
+        help="windows at most per point before it is marked unstable",
+    )
+    _add(
+        bench,
+        "--stability-threshold",
+        type=_positive_float,
+        default=0.10,
+        help="largest relative range (max-min)/median of window p50 and throughput for a "
+        "stable point",
+    )
+    _add(
+        bench,
+        "--protocol",
+        default="http",
+        choices=["http", "grpc"],
+        help="triton engine: client protocol",
+    )
+    _add(
+        bench,
+        "--gpu-timer",
+        default="sync",
+        choices=["sync", "events"],
+        help="torch engine on GPU: host clock + stream synchronize, or CUDA events",
+    )
     _add(bench, "--output", default="-", help="where the full result goes: a path, or - for stdout")
-    _add(bench, "--node-name", default=None,
-         help="the node's name, recorded in the result (set it from spec.nodeName in a pod)")
+    _add(
+        bench,
+        "--node-name",
+        default=None,
+        help="the node's name, recorded in the result (set it from spec.nodeName in a pod)",
+    )
 
-    serve = sub.add_parser("serve", help="generate the Triton repository and run tritonserver in the foreground")
+    serve = sub.add_parser(
+        "serve", help="generate the Triton repository and run tritonserver in the foreground"
+    )
     _model_options(serve)
     _add(serve, "--http-port", type=int, default=8000, help="Triton HTTP port")
     _add(serve, "--grpc-port", type=int, default=8001, help="Triton gRPC port")
     _add(serve, "--metrics-port", type=int, default=8002, help="Triton Prometheus metrics port")
     _add(serve, "--address", default="0.0.0.0", help="address tritonserver binds to")
-    _add(serve, "--repository-dir", default=None,
-         help="where the model repository is written (default: a new directory under $TMPDIR)")
+    _add(
+        serve,
+        "--repository-dir",
+        default=None,
+        help="where the model repository is written (default: a new directory under $TMPDIR)",
+    )
     _add(serve, "--model-name", default="model", help="the model's name in Triton")
-    serve.add_argument("--dry-run", action="store_true", default=os.environ.get("HP_DRY_RUN") == "1",
-                       help="write the repository, print the tritonserver command as JSON, exit [env HP_DRY_RUN=1]")
+    serve.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=os.environ.get("HP_DRY_RUN") == "1",
+        help="write the repository, print the tritonserver command as JSON, exit "
+        "[env HP_DRY_RUN=1]",
+    )
     return parser
 
 

@@ -20,7 +20,14 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from .errors import Reason, WorkerError
-from .models import LoadedModel, error_summary, flatten_outputs, is_out_of_memory, module_on, synthetic_inputs
+from .models import (
+    LoadedModel,
+    error_summary,
+    flatten_outputs,
+    is_out_of_memory,
+    module_on,
+    synthetic_inputs,
+)
 from .timing import CudaEventTimer, PointMeasurement, Timer, WindowPlan, measure_point
 
 GPU_TIMERS = ("sync", "events")
@@ -34,7 +41,9 @@ def make_timer(torch_module, device: str, gpu_timer: str = "sync") -> Timer:
         return CudaEventTimer(lambda: torch_module.cuda.Event(enable_timing=True))
     if gpu_timer == "sync":
         return Timer(sync=lambda: torch_module.cuda.current_stream().synchronize())
-    raise WorkerError(Reason.INVALID_ARGUMENT, f"--gpu-timer {gpu_timer!r} is not one of {', '.join(GPU_TIMERS)}")
+    raise WorkerError(
+        Reason.INVALID_ARGUMENT, f"--gpu-timer {gpu_timer!r} is not one of {', '.join(GPU_TIMERS)}"
+    )
 
 
 def make_request(module, host_inputs, device: str, torch_module) -> Callable[[], object]:
@@ -101,7 +110,9 @@ def run_torch_engine(
             with factory(0) as first:
                 first()  # surfaces shape errors and OOM before any timing
             for conc in concurrency:
-                m = measure_point(factory, concurrency=conc, plan=plan, timer=timer, may_extend=may_extend)
+                m = measure_point(
+                    factory, concurrency=conc, plan=plan, timer=timer, may_extend=may_extend
+                )
                 results.append((batch, m))
                 on_point(batch, m)
         except WorkerError:

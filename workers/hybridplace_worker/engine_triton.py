@@ -60,7 +60,9 @@ def build_repository(
     return Path(root)
 
 
-def client_worker(protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int):
+def client_worker(
+    protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int
+):
     """Worker factory: one connection per thread, the request built once, one infer per call.
 
     The request is encoded once per point with tritonclient's own encoders
@@ -123,8 +125,10 @@ def client_worker(protocol: str, url: str, model: LoadedModel, outputs: list[Out
 
     @contextlib.contextmanager
     def grpc_factory(_index: int) -> Iterator[Callable[[], object]]:
-        channel = grpc.insecure_channel(url, options=[("grpc.max_receive_message_length", -1),
-                                                      ("grpc.max_send_message_length", -1)])
+        channel = grpc.insecure_channel(
+            url,
+            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
+        )
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
 
         def call():
@@ -138,7 +142,9 @@ def client_worker(protocol: str, url: str, model: LoadedModel, outputs: list[Out
     return grpc_factory
 
 
-def checked_client(protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int):
+def checked_client(
+    protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int
+):
     """A tritonclient InferenceServerClient request, parsed: used once per batch size to check
     that the server answers with the batch as the outputs' first dimension."""
     arrays = [t.numpy() for t in synthetic_inputs(model.inputs, batch)]
@@ -156,7 +162,9 @@ def checked_client(protocol: str, url: str, model: LoadedModel, outputs: list[Ou
             inp = tc.InferInput(spec.name, list(arr.shape), DTYPES[spec.dtype][1])
             inp.set_data_from_numpy(arr)
             inputs.append(inp)
-        return client.infer(MODEL_NAME, inputs, outputs=[tc.InferRequestedOutput(o.name) for o in outputs])
+        return client.infer(
+            MODEL_NAME, inputs, outputs=[tc.InferRequestedOutput(o.name) for o in outputs]
+        )
     finally:
         client.close()
 
@@ -179,7 +187,9 @@ def run_triton_engine(
 ) -> list[tuple[int, PointMeasurement]]:
     """Serve ``model`` on a local tritonserver and measure every (batch size, concurrency)."""
     if protocol not in PROTOCOLS:
-        raise WorkerError(Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        raise WorkerError(
+            Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}"
+        )
     if max(batch_sizes) > serving.max_batch_size:
         raise WorkerError(
             Reason.INVALID_ARGUMENT,
@@ -194,8 +204,14 @@ def run_triton_engine(
         backends = prepare_backends(install, workdir)
         ports = Ports(*free_ports(3))
         server = TritonProcess(
-            server_command(install, repository=repo, backends=backends, ports=ports, address="127.0.0.1",
-                           exit_timeout_s=5),
+            server_command(
+                install,
+                repository=repo,
+                backends=backends,
+                ports=ports,
+                address="127.0.0.1",
+                exit_timeout_s=5,
+            ),
             server_env(install),
             http_url=f"http://127.0.0.1:{ports.http}",
             log_path=workdir / "tritonserver.log",
@@ -221,8 +237,14 @@ def run_triton_engine(
         return results
 
 
-def _first_request(protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int,
-                   server: TritonProcess) -> None:
+def _first_request(
+    protocol: str,
+    url: str,
+    model: LoadedModel,
+    outputs: list[OutputSpec],
+    batch: int,
+    server: TritonProcess,
+) -> None:
     """One request before timing: the server answers, with the batch as the outputs' first dim."""
     try:
         result = checked_client(protocol, url, model, outputs, batch)
@@ -233,7 +255,8 @@ def _first_request(protocol: str, url: str, model: LoadedModel, outputs: list[Ou
         if got is None or got.shape[0] != batch:
             raise WorkerError(
                 Reason.INPUT_MISMATCH,
-                f"tritonserver returned output {o.name} with shape {None if got is None else got.shape} "
+                f"tritonserver returned output {o.name} with shape "
+                f"{None if got is None else got.shape} "
                 f"for batch size {batch}",
             )
 
@@ -248,4 +271,6 @@ def _server_error(exc: Exception, batch: int, server: TritonProcess) -> WorkerEr
         )
     if "out of memory" in text.lower() or "can't allocate memory" in text.lower():
         return WorkerError(Reason.OUT_OF_MEMORY, f"batch size {batch}: {text[:300]}")
-    return WorkerError(Reason.INPUT_MISMATCH, f"tritonserver rejected batch size {batch}: {text[:300]}")
+    return WorkerError(
+        Reason.INPUT_MISMATCH, f"tritonserver rejected batch size {batch}: {text[:300]}"
+    )

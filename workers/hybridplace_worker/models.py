@@ -65,7 +65,9 @@ class _BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = nn.Identity()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -74,12 +76,16 @@ class _BasicBlock(nn.Module):
 
 
 class ReferenceResNet(nn.Module):
-    """A small ResNet (3 stages of basic blocks, 16/32/64 channels) for 3x32x32 images, 10 classes."""
+    """A small ResNet (3 stages of basic blocks, 16/32/64 channels): 3x32x32 images, 10 classes."""
 
     def __init__(self):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        self.layers = nn.Sequential(_BasicBlock(16, 16, 1), _BasicBlock(16, 32, 2), _BasicBlock(32, 64, 2))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+        )
+        self.layers = nn.Sequential(
+            _BasicBlock(16, 16, 1), _BasicBlock(16, 32, 2), _BasicBlock(32, 64, 2)
+        )
         self.head = nn.Linear(64, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,7 +132,11 @@ class ReferenceTransformer(nn.Module):
         return self.head(self.norm(x).mean(dim=1))
 
 
-_BUILTIN_CLASSES = {"mlp": ReferenceMLP, "resnet": ReferenceResNet, "transformer": ReferenceTransformer}
+_BUILTIN_CLASSES = {
+    "mlp": ReferenceMLP,
+    "resnet": ReferenceResNet,
+    "transformer": ReferenceTransformer,
+}
 assert set(_BUILTIN_CLASSES) == set(BUILTIN_VERSIONS), "catalog and model classes disagree"
 
 
@@ -172,7 +182,9 @@ def load_model(
     ``deadline`` is a ``time.monotonic()`` value bounding the download.
     """
     if format not in FORMATS:
-        raise WorkerError(Reason.INVALID_ARGUMENT, f"--format {format!r} is not one of {', '.join(FORMATS)}")
+        raise WorkerError(
+            Reason.INVALID_ARGUMENT, f"--format {format!r} is not one of {', '.join(FORMATS)}"
+        )
     if digest is not None:
         _check_digest_syntax(digest)
     if uri.startswith(BUILTIN_PREFIX):
@@ -180,7 +192,8 @@ def load_model(
     if not inputs:
         raise WorkerError(
             Reason.INVALID_ARGUMENT,
-            f"--model {uri}: a model file needs its input spec: --input NAME:SHAPE:DTYPE (per sample)",
+            f"--model {uri}: a model file needs its input spec: "
+            "--input NAME:SHAPE:DTYPE (per sample)",
         )
     path = fetch_model(uri, deadline=deadline, cache_dir=cache_dir)
     actual = "sha256:" + sha256_file(path)
@@ -197,7 +210,9 @@ def load_model(
 def _check_digest_syntax(digest: str) -> None:
     hexpart = digest[len("sha256:") :] if digest.startswith("sha256:") else ""
     if len(hexpart) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hexpart):
-        raise WorkerError(Reason.INVALID_ARGUMENT, f"--digest {digest!r}: expected sha256:<64 hex digits>")
+        raise WorkerError(
+            Reason.INVALID_ARGUMENT, f"--digest {digest!r}: expected sha256:<64 hex digits>"
+        )
 
 
 def _load_builtin(uri: str, digest: str | None, inputs: Sequence[InputSpec]) -> LoadedModel:
@@ -213,7 +228,8 @@ def _load_builtin(uri: str, digest: str | None, inputs: Sequence[InputSpec]) -> 
         raise WorkerError(
             Reason.DIGEST_MISMATCH,
             f"--model {uri}: this worker's {name}@{BUILTIN_VERSIONS[name]} has digest {expected}, "
-            f"but --digest says {digest}; the operator and the worker image disagree on the version",
+            f"but --digest says {digest}; "
+            "the operator and the worker image disagree on the version",
         )
     own = BUILTIN_INPUTS[name]
     if inputs and [s.to_text() for s in inputs] != [s.to_text() for s in own]:
@@ -235,7 +251,8 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
         return path
     if parsed.scheme not in ("http", "https"):
         raise WorkerError(
-            Reason.INVALID_ARGUMENT, f"--model {uri}: scheme {parsed.scheme!r} is not builtin:, file, http or https"
+            Reason.INVALID_ARGUMENT,
+            f"--model {uri}: scheme {parsed.scheme!r} is not builtin:, file, http or https",
         )
     timeout = 60.0 if deadline is None else max(1.0, deadline - time.monotonic())
     target_dir = Path(cache_dir or tempfile.mkdtemp(prefix="hp-model-"))
@@ -245,7 +262,9 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
         with urllib.request.urlopen(uri, timeout=timeout) as resp, open(target, "wb") as out:
             shutil.copyfileobj(resp, out, length=1 << 20)
     except urllib.error.HTTPError as exc:
-        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: HTTP {exc.code} {exc.reason}") from exc
+        raise WorkerError(
+            Reason.MODEL_NOT_FOUND, f"--model {uri}: HTTP {exc.code} {exc.reason}"
+        ) from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: unreachable: {reason}") from exc
@@ -271,7 +290,8 @@ def _load_file(path: Path, format: str, uri: str) -> nn.Module:
     except Exception as exc:  # torch raises many types for a file that is not a model
         raise WorkerError(
             Reason.MODEL_NOT_FOUND,
-            f"--model {uri}: not a loadable {format} model ({type(exc).__name__}: {str(exc)[:300]}); "
+            f"--model {uri}: not a loadable {format} model "
+            f"({type(exc).__name__}: {error_summary(exc)}); "
             "check --format",
         ) from exc
     if format == "torchscript":
@@ -304,7 +324,7 @@ def torch_dtype(name: str) -> torch.dtype:
 def synthetic_inputs(
     inputs: Sequence[InputSpec], batch: int, generator: torch.Generator | None = None
 ) -> list[torch.Tensor]:
-    """Random inputs of batch size ``batch`` (host memory); raises OutOfMemory if they do not fit."""
+    """Random inputs of batch size ``batch`` in host memory; OutOfMemory if they do not fit."""
     gen = generator or torch.Generator().manual_seed(0)
     tensors = []
     for spec in inputs:
@@ -321,7 +341,8 @@ def synthetic_inputs(
             if is_out_of_memory(exc):
                 raise WorkerError(
                     Reason.OUT_OF_MEMORY,
-                    f"batch size {batch}: inputs {spec.to_text()} do not fit in host memory ({error_summary(exc)})",
+                    f"batch size {batch}: inputs {spec.to_text()} do not fit in host memory "
+                    f"({error_summary(exc)})",
                 ) from exc
             raise
         tensors.append(t)
@@ -332,18 +353,20 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
         return True
     text = str(exc).lower()
-    return "out of memory" in text or "can't allocate memory" in text or "cannot allocate memory" in text
+    return (
+        "out of memory" in text
+        or "can't allocate memory" in text
+        or "cannot allocate memory" in text
+    )
 
 
 def error_summary(exc: BaseException, limit: int = 300) -> str:
-    """One line about ``exc``: TorchScript puts its interpreter traceback first and the cause last."""
+    """One line about ``exc`` (TorchScript puts its traceback first and the cause last)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__
     line = lines[-1] if len(lines) > 1 and "TorchScript" in lines[0] else lines[0]
     return line[:limit]
-
-
 
 
 def flatten_outputs(out: object) -> list[torch.Tensor]:
@@ -379,27 +402,36 @@ def check_model_inputs(model: LoadedModel, batches: Sequence[int] = (1, 2)) -> l
                 raise
             except Exception as exc:
                 if is_out_of_memory(exc):
-                    raise WorkerError(Reason.OUT_OF_MEMORY, f"batch size {batch}: {error_summary(exc)}") from exc
+                    raise WorkerError(
+                        Reason.OUT_OF_MEMORY, f"batch size {batch}: {error_summary(exc)}"
+                    ) from exc
                 raise WorkerError(
                     Reason.INPUT_MISMATCH,
                     f"--model {model.name} rejects inputs "
-                    f"{', '.join(s.to_text() for s in model.inputs)} at batch size {batch}: {error_summary(exc)}",
+                    f"{', '.join(s.to_text() for s in model.inputs)} at batch size {batch}: "
+                    f"{error_summary(exc)}",
                 ) from exc
             bad = [tuple(o.shape) for o in outs if o.dim() == 0 or o.shape[0] != batch]
             if bad:
                 raise WorkerError(
                     Reason.INPUT_MISMATCH,
-                    f"--model {model.name}: outputs {bad} at batch size {batch} do not have the batch "
+                    f"--model {model.name}: outputs {bad} at batch size {batch} do not have "
+                    "the batch "
                     "as their first dimension; the worker batches along dimension 0",
                 )
             current = [
-                OutputSpec("output" if len(outs) == 1 else f"output__{i}", tuple(o.shape[1:]),
-                           _DTYPE_NAMES.get(o.dtype, "unsupported"))
+                OutputSpec(
+                    "output" if len(outs) == 1 else f"output__{i}",
+                    tuple(o.shape[1:]),
+                    _DTYPE_NAMES.get(o.dtype, "unsupported"),
+                )
                 for i, o in enumerate(outs)
             ]
             for o in current:
                 if o.dtype not in DTYPES:
-                    raise WorkerError(Reason.INPUT_MISMATCH, f"--model {model.name}: output dtype not supported")
+                    raise WorkerError(
+                        Reason.INPUT_MISMATCH, f"--model {model.name}: output dtype not supported"
+                    )
             specs = current
     assert specs is not None
     return specs

@@ -53,7 +53,7 @@ _DEVICE_KEYS = (
 
 
 def error_document(reason: Reason | str, message: str, limit: int = TERMINATION_LOG_LIMIT) -> dict:
-    """``{"v": 1, "ok": false, "reason", "message"}``, the message shortened to fit ``limit`` bytes."""
+    """``{"v": 1, "ok": false, "reason", "message"}``, the message cut to fit ``limit`` bytes."""
     doc = {"v": SCHEMA_VERSION, "ok": False, "reason": str(reason), "message": message}
     while len(dumps(doc)) > limit:
         cut = max(len(doc["message"]) - (len(dumps(doc)) - limit) - 8, 0)
@@ -171,8 +171,12 @@ class ResultSink:
     wins and later calls are ignored, so the termination log never holds two documents.
     """
 
-    def __init__(self, termination_log: str | None, output: str | None = "-",
-                 stdout: Callable[[bytes], object] | None = None):
+    def __init__(
+        self,
+        termination_log: str | None,
+        output: str | None = "-",
+        stdout: Callable[[bytes], object] | None = None,
+    ):
         self.termination_log = termination_log
         self.output = output
         self._stdout = stdout
@@ -186,8 +190,11 @@ class ResultSink:
                 return False
             self.finished = full
             if compact is None:
-                compact = compact_result(full) if full.get("ok") else error_document(
-                    full["reason"], full["message"])
+                compact = (
+                    compact_result(full)
+                    if full.get("ok")
+                    else error_document(full["reason"], full["message"])
+                )
             self._write_output(full)
             write_termination_log(self.termination_log, compact)
             return True

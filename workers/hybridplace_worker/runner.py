@@ -52,7 +52,9 @@ def _log(message: str) -> None:
     sys.stderr.flush()
 
 
-def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_signals: bool = True) -> int:
+def run(
+    argv: Sequence[str], *, started: float | None = PROCESS_START, handle_signals: bool = True
+) -> int:
     """Run one command; returns the exit code. ``started`` (monotonic) is when the deadline
     starts counting: the process start for the CLI, now (None) when embedded, as tests do."""
     pre = _prescan(argv)
@@ -121,7 +123,8 @@ def point_document(batch: int, m) -> dict:
         "maxMs": _round(m.max_ms),
         "samples": m.samples,
         "windows": [
-            {k: (_round(v, 4) if isinstance(v, float) else v) for k, v in w.items()} for w in m.window_summary()
+            {k: (_round(v, 4) if isinstance(v, float) else v) for k, v in w.items()}
+            for w in m.window_summary()
         ],
     }
 
@@ -166,8 +169,11 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
     inputs = parse_input_specs(args.input)
     try:
         rule = StabilityRule(args.stability_threshold, args.stable_windows, args.max_windows)
-        plan = WindowPlan(window_s=args.duration_seconds / args.stable_windows, warmup_s=args.warmup_seconds,
-                          rule=rule)
+        plan = WindowPlan(
+            window_s=args.duration_seconds / args.stable_windows,
+            warmup_s=args.warmup_seconds,
+            rule=rule,
+        )
     except ValueError as exc:
         raise WorkerError(Reason.INVALID_ARGUMENT, str(exc)) from exc
     n_points = len(args.batch_sizes) * len(args.concurrency)
@@ -182,8 +188,9 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
 
     if args.device == "cuda":
         require_cuda(torch)
-    model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs,
-                       deadline=dog.deadline + 1)  # the watchdog, not the socket, ends a slow download
+    model = load_model(
+        args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1
+    )  # the watchdog, not the socket, ends a slow download
     check_model_inputs(model)  # InputMismatch here, with the spec in the message, not mid-sweep
     _log(f"loaded {model.name} ({model.digest}) in {time.monotonic() - t0:.1f} s")
 
@@ -197,8 +204,10 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
     def on_point(batch: int, m) -> None:
         points_left[0] -= 1
         flag = "stable" if m.stable else "UNSTABLE"
-        _log(f"b={batch} c={m.concurrency}: p50 {m.p50_ms:.3f} ms p99 {m.p99_ms:.3f} ms "
-             f"{m.throughput_rps:.1f} req/s spread {m.spread:.3f} {flag} ({len(m.windows)} windows)")
+        _log(
+            f"b={batch} c={m.concurrency}: p50 {m.p50_ms:.3f} ms p99 {m.p99_ms:.3f} ms "
+            f"{m.throughput_rps:.1f} req/s spread {m.spread:.3f} {flag} ({len(m.windows)} windows)"
+        )
 
     settings = {
         "batchSizes": args.batch_sizes,
@@ -217,14 +226,24 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
         threads = args.threads or available_cpus()
         settings["timer"] = "host-clock" if args.device == "cpu" else f"cuda-{args.gpu_timer}"
         results = run_torch_engine(
-            model, device=args.device, batch_sizes=args.batch_sizes, concurrency=args.concurrency,
-            plan=plan, threads=threads, gpu_timer=args.gpu_timer, may_extend=may_extend, on_point=on_point,
+            model,
+            device=args.device,
+            batch_sizes=args.batch_sizes,
+            concurrency=args.concurrency,
+            plan=plan,
+            threads=threads,
+            gpu_timer=args.gpu_timer,
+            may_extend=may_extend,
+            on_point=on_point,
         )
     else:
         from .engine_triton import run_triton_engine
 
-        serving = _serving_config(args, default_max_batch=max(args.batch_sizes),
-                                  default_kind="gpu" if args.device == "cuda" else "cpu")
+        serving = _serving_config(
+            args,
+            default_max_batch=max(args.batch_sizes),
+            default_kind="gpu" if args.device == "cuda" else "cpu",
+        )
         threads = serving.threads
         settings["protocol"] = args.protocol
         settings["triton"] = {
@@ -235,16 +254,27 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             "instances": serving.instances,
             "threadsPerInstance": serving.threads,
         }
-        start_timeout = min(args.server_start_timeout_seconds, max(dog.remaining() - FIXED_OVERHEAD_S, 1))
+        start_timeout = min(
+            args.server_start_timeout_seconds, max(dog.remaining() - FIXED_OVERHEAD_S, 1)
+        )
 
         def on_ready(facts: dict) -> None:
             settings["triton"]["readySeconds"] = facts["readySeconds"]
             _log(f"tritonserver pid {facts['pid']} ready in {facts['readySeconds']} s")
 
         results = run_triton_engine(
-            model, device=args.device, batch_sizes=args.batch_sizes, concurrency=args.concurrency,
-            plan=plan, serving=serving, protocol=args.protocol, tritonserver=args.tritonserver,
-            start_timeout_s=start_timeout, may_extend=may_extend, on_point=on_point, on_ready=on_ready,
+            model,
+            device=args.device,
+            batch_sizes=args.batch_sizes,
+            concurrency=args.concurrency,
+            plan=plan,
+            serving=serving,
+            protocol=args.protocol,
+            tritonserver=args.tritonserver,
+            start_timeout_s=start_timeout,
+            may_extend=may_extend,
+            on_point=on_point,
+            on_ready=on_ready,
         )
     return {
         "v": 1,
@@ -275,7 +305,13 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink) ->
     from .engine_triton import build_repository
     from .models import load_model
     from .spec import parse_input_specs
-    from .triton_server import Ports, locate_tritonserver, prepare_backends, server_command, server_env
+    from .triton_server import (
+        Ports,
+        locate_tritonserver,
+        prepare_backends,
+        server_command,
+        server_env,
+    )
 
     inputs = parse_input_specs(args.input)
     serving = _serving_config(args, default_max_batch=8, default_kind="cpu")
@@ -286,20 +322,34 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink) ->
 
         require_cuda(torch)
     install = locate_tritonserver(args.tritonserver)
-    model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs,
-                       deadline=dog.deadline + 1)
-    workdir = Path(args.repository_dir) if args.repository_dir else Path(tempfile.mkdtemp(prefix="hp-serve-"))
+    model = load_model(
+        args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1
+    )
+    workdir = (
+        Path(args.repository_dir)
+        if args.repository_dir
+        else Path(tempfile.mkdtemp(prefix="hp-serve-"))
+    )
     repo = build_repository(model, workdir / "repository", serving, model_name=args.model_name)
     backends = prepare_backends(install, workdir)
     cmd = server_command(
-        install, repository=repo, backends=backends,
-        ports=Ports(args.http_port, args.grpc_port, args.metrics_port), address=args.address,
+        install,
+        repository=repo,
+        backends=backends,
+        ports=Ports(args.http_port, args.grpc_port, args.metrics_port),
+        address=args.address,
     )
     env = server_env(install)
     _log(f"serving {model.name} ({model.digest}) as '{args.model_name}': {' '.join(cmd)}")
     if args.dry_run:
-        doc = {"v": 1, "ok": True, "command": cmd, "repository": str(repo), "digest": model.digest,
-               "ldLibraryPath": env.get("LD_LIBRARY_PATH", "")}
+        doc = {
+            "v": 1,
+            "ok": True,
+            "command": cmd,
+            "repository": str(repo),
+            "digest": model.digest,
+            "ldLibraryPath": env.get("LD_LIBRARY_PATH", ""),
+        }
         sys.stdout.write(json.dumps(doc) + "\n")
         return 0
     dog.cancel()

@@ -29,7 +29,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import ContextManager
+from contextlib import AbstractContextManager as ContextManager
 
 Clock = Callable[[], int]  # nanoseconds, monotonic
 
@@ -39,7 +39,7 @@ Clock = Callable[[], int]  # nanoseconds, monotonic
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) of already sorted values, linear interpolation (numpy's default)."""
+    """The q-th percentile (0..100) of sorted values, linear interpolation (numpy's default)."""
     if not sorted_values:
         raise ValueError("percentile of no values")
     if not 0 <= q <= 100:
@@ -52,7 +52,7 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def relative_range(values: Sequence[float]) -> float:
-    """``(max - min) / median``; 0 for a single value, infinity when the median is 0 and values differ."""
+    """``(max - min) / median``; 0 for one value, infinity for a zero median and unequal values."""
     if not values:
         raise ValueError("relative range of no values")
     ordered = sorted(values)
@@ -143,7 +143,7 @@ class Window:
 
 @dataclasses.dataclass(frozen=True)
 class StabilityRule:
-    """Stable when the last ``stable_windows`` windows agree within ``threshold`` (see module doc)."""
+    """Stable when the last ``stable_windows`` windows agree within ``threshold`` (module doc)."""
 
     threshold: float = 0.10
     stable_windows: int = 3
@@ -154,7 +154,8 @@ class StabilityRule:
             raise ValueError(f"stability threshold {self.threshold} must be in (0, 1)")
         if self.stable_windows < 1 or self.max_windows < self.stable_windows:
             raise ValueError(
-                f"need 1 <= stable windows ({self.stable_windows}) <= max windows ({self.max_windows})"
+                f"need 1 <= stable windows ({self.stable_windows}) "
+                f"<= max windows ({self.max_windows})"
             )
 
     def spread(self, windows: Sequence[Window]) -> float:

@@ -72,7 +72,7 @@ class TritonPythonModel:
         for size in sizes:
             tensors = [
                 pb_utils.Tensor(name, np.ascontiguousarray(o[start : start + size]))
-                for name, o in zip(self.output_names, outs)
+                for name, o in zip(self.output_names, outs, strict=True)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += size

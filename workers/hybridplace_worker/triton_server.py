@@ -63,7 +63,9 @@ def locate_tritonserver(explicit: str | None = None) -> TritonInstall:
     if explicit:
         binary = Path(explicit)
         if not (binary.is_file() and os.access(binary, os.X_OK)):
-            raise WorkerError(Reason.SERVER_START_FAILED, f"--tritonserver {explicit}: not an executable file")
+            raise WorkerError(
+                Reason.SERVER_START_FAILED, f"--tritonserver {explicit}: not an executable file"
+            )
         backends = binary.parent.parent / "backends"
         return TritonInstall(binary, backends if backends.is_dir() else IMAGE_TRITON / "backends")
     image_binary = IMAGE_TRITON / "bin" / "tritonserver"
@@ -111,7 +113,9 @@ def server_env(install: TritonInstall, base: dict[str, str] | None = None) -> di
     env = dict(os.environ if base is None else base)
     if install.lib_dirs:
         extra = ":".join(str(p) for p in install.lib_dirs)
-        env["LD_LIBRARY_PATH"] = f"{env['LD_LIBRARY_PATH']}:{extra}" if env.get("LD_LIBRARY_PATH") else extra
+        env["LD_LIBRARY_PATH"] = (
+            f"{env['LD_LIBRARY_PATH']}:{extra}" if env.get("LD_LIBRARY_PATH") else extra
+        )
     if install.wheel_root is not None:
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env
@@ -192,10 +196,13 @@ class TritonProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: the python stubs are stopped with it
+                # its own process group: the python backend stubs are stopped with it
+                start_new_session=True,
             )
         except OSError as exc:
-            raise WorkerError(Reason.SERVER_START_FAILED, f"cannot start {self.command[0]}: {exc}") from exc
+            raise WorkerError(
+                Reason.SERVER_START_FAILED, f"cannot start {self.command[0]}: {exc}"
+            ) from exc
         finally:
             log.close()
         watchdog.register_child(self.proc)

@@ -14,20 +14,27 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "worker"))  # worker_schema_check
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[2] / "unit" / "worker")
+)  # worker_schema_check
 
 FAST = ["--duration-seconds", "0.3", "--warmup-seconds", "0.05", "--max-windows", "4"]
 
 
 @pytest.fixture
 def run_cli(tmp_path):
-    """Run ``python -m hybridplace_worker ARGS`` in a subprocess; returns (rc, termination doc, stdout, stderr)."""
+    """Run ``python -m hybridplace_worker ARGS`` in a subprocess.
+
+    Returns (rc, termination doc, stdout, stderr)."""
 
     def run(args, env=None, timeout=300):
         log = tmp_path / f"termination-log-{len(list(tmp_path.glob('termination-log-*')))}"
         proc = subprocess.run(
             [sys.executable, "-m", "hybridplace_worker", *args, "--termination-log", str(log)],
-            capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
         )
         data = log.read_bytes() if log.exists() else b""
         assert len(data) <= 4096
@@ -65,7 +72,9 @@ def tiny_torchscript(tmp_path):
     path = tmp_path / "tiny.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
-        module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval())
+        module = torch.jit.script(
+            torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval()
+        )
         torch.jit.save(module, str(path))
     return path, "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 

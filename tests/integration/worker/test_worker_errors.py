@@ -9,10 +9,9 @@ import time
 
 import pytest
 from conftest import FAST
-from worker_schema_check import assert_valid
-
 from hybridplace_worker.catalog import builtin_digest
 from hybridplace_worker.errors import EXIT_CODES, Reason
+from worker_schema_check import assert_valid
 
 
 def assert_error(rc, doc, reason, *fragments):
@@ -25,14 +24,18 @@ def assert_error(rc, doc, reason, *fragments):
 
 
 def test_model_not_found_missing_file(run_inprocess, tmp_path):
-    rc, doc, out = run_inprocess(["bench", "--model", str(tmp_path / "nope.pt"), "--input", "x:4:float32", *FAST])
+    rc, doc, out = run_inprocess(
+        ["bench", "--model", str(tmp_path / "nope.pt"), "--input", "x:4:float32", *FAST]
+    )
     assert_error(rc, doc, "ModelNotFound", "nope.pt")
     assert json.loads(out) == doc  # the same single document on stdout
 
 
 def test_model_not_found_http_404(run_inprocess, http_dir):
     base, _ = http_dir
-    rc, doc, _ = run_inprocess(["bench", "--model", f"{base}/missing.pt", "--input", "x:4:float32", *FAST])
+    rc, doc, _ = run_inprocess(
+        ["bench", "--model", f"{base}/missing.pt", "--input", "x:4:float32", *FAST]
+    )
     assert_error(rc, doc, "ModelNotFound", "HTTP 404")
 
 
@@ -40,8 +43,9 @@ def test_model_not_found_unreachable(run_inprocess):
     from hybridplace_worker.triton_server import free_ports
 
     port = free_ports(1)[0]  # nothing listens there
-    rc, doc, _ = run_inprocess(["bench", "--model", f"http://127.0.0.1:{port}/m.pt", "--input", "x:4:float32",
-                                *FAST])
+    rc, doc, _ = run_inprocess(
+        ["bench", "--model", f"http://127.0.0.1:{port}/m.pt", "--input", "x:4:float32", *FAST]
+    )
     assert_error(rc, doc, "ModelNotFound", "unreachable")
 
 
@@ -57,18 +61,24 @@ def test_model_not_found_unknown_builtin_and_garbage_file(run_inprocess, tmp_pat
 def test_digest_mismatch_file(run_inprocess, tiny_torchscript):
     path, digest = tiny_torchscript
     wrong = "sha256:" + "0" * 64
-    rc, doc, _ = run_inprocess(["bench", "--model", str(path), "--digest", wrong, "--input", "x:4:float32", *FAST])
+    rc, doc, _ = run_inprocess(
+        ["bench", "--model", str(path), "--digest", wrong, "--input", "x:4:float32", *FAST]
+    )
     assert_error(rc, doc, "DigestMismatch", digest, wrong)
 
 
 def test_digest_mismatch_builtin_version(run_inprocess):
-    rc, doc, _ = run_inprocess(["bench", "--model", "builtin:resnet", "--digest", builtin_digest("mlp"), *FAST])
+    rc, doc, _ = run_inprocess(
+        ["bench", "--model", "builtin:resnet", "--digest", builtin_digest("mlp"), *FAST]
+    )
     assert_error(rc, doc, "DigestMismatch", builtin_digest("resnet"))
 
 
 def test_input_mismatch(run_inprocess, tiny_torchscript):
     path, digest = tiny_torchscript
-    rc, doc, _ = run_inprocess(["bench", "--model", str(path), "--digest", digest, "--input", "x:5:float32", *FAST])
+    rc, doc, _ = run_inprocess(
+        ["bench", "--model", str(path), "--digest", digest, "--input", "x:5:float32", *FAST]
+    )
     assert_error(rc, doc, "InputMismatch", "x:5:float32")
 
 
@@ -78,14 +88,17 @@ def test_input_mismatch_static_batch_export(run_inprocess, tmp_path):
     ep = torch.export.export(torch.nn.Linear(4, 3).eval(), (torch.randn(2, 4),))  # batch fixed at 2
     path = tmp_path / "static.pt2"
     torch.export.save(ep, str(path))
-    rc, doc, _ = run_inprocess(["bench", "--model", str(path), "--format", "torch-export",
-                                "--input", "x:4:float32", *FAST])
+    rc, doc, _ = run_inprocess(
+        ["bench", "--model", str(path), "--format", "torch-export", "--input", "x:4:float32", *FAST]
+    )
     assert_error(rc, doc, "InputMismatch", "batch size 1")
 
 
 def test_out_of_memory(run_inprocess):
     # 10^8 images of 3x32x32 float32 = 1.2 TB: more than this host (or any) can allocate.
-    rc, doc, _ = run_inprocess(["bench", "--model", "builtin:resnet", "--batch-sizes", "1,100000000", *FAST])
+    rc, doc, _ = run_inprocess(
+        ["bench", "--model", "builtin:resnet", "--batch-sizes", "1,100000000", *FAST]
+    )
     assert_error(rc, doc, "OutOfMemory", "batch size 100000000")
 
 
@@ -96,7 +109,9 @@ def test_no_device(run_cli):
         pytest.skip("this machine has a GPU")
     rc, doc, _, err = run_cli(["bench", "--model", "builtin:mlp", "--device", "cuda", *FAST])
     assert_error(rc, doc, "NoDevice", "--device cpu")
-    rc, doc, _, err = run_cli(["serve", "--model", "builtin:mlp", "--instance-kind", "gpu", "--dry-run"])
+    rc, doc, _, err = run_cli(
+        ["serve", "--model", "builtin:mlp", "--instance-kind", "gpu", "--dry-run"]
+    )
     assert_error(rc, doc, "NoDevice")
 
 
@@ -105,8 +120,20 @@ def test_server_start_failed_when_the_binary_exits(run_inprocess, tmp_path):
     fake.parent.mkdir()
     fake.write_text("#!/bin/sh\necho 'E1123 model_repository_manager: failed to load'\nexit 1\n")
     fake.chmod(0o755)
-    rc, doc, _ = run_inprocess(["bench", "--engine", "triton", "--model", "builtin:mlp", "--tritonserver", str(fake),
-                                "--batch-sizes", "1", *FAST])
+    rc, doc, _ = run_inprocess(
+        [
+            "bench",
+            "--engine",
+            "triton",
+            "--model",
+            "builtin:mlp",
+            "--tritonserver",
+            str(fake),
+            "--batch-sizes",
+            "1",
+            *FAST,
+        ]
+    )
     assert_error(rc, doc, "ServerStartFailed", "exited with code 1", "failed to load")
 
 
@@ -116,8 +143,22 @@ def test_server_start_failed_when_never_ready_and_the_server_is_stopped(run_inpr
     pidfile = tmp_path / "pid"
     fake.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 300\n")
     fake.chmod(0o755)
-    rc, doc, _ = run_inprocess(["bench", "--engine", "triton", "--model", "builtin:mlp", "--tritonserver", str(fake),
-                                "--server-start-timeout-seconds", "2", "--batch-sizes", "1", *FAST])
+    rc, doc, _ = run_inprocess(
+        [
+            "bench",
+            "--engine",
+            "triton",
+            "--model",
+            "builtin:mlp",
+            "--tritonserver",
+            str(fake),
+            "--server-start-timeout-seconds",
+            "2",
+            "--batch-sizes",
+            "1",
+            *FAST,
+        ]
+    )
     assert_error(rc, doc, "ServerStartFailed", "not ready within 2 s")
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
@@ -126,17 +167,46 @@ def test_server_start_failed_when_never_ready_and_the_server_is_stopped(run_inpr
 
 def test_timeout_while_the_download_hangs(run_cli, http_dir):
     base, _ = http_dir
-    rc, doc, _, err = run_cli(["bench", "--model", f"{base}/stall/model.pt", "--input", "x:4:float32",
-                               "--deadline-seconds", "6", "--batch-sizes", "1", *FAST], timeout=120)
+    rc, doc, _, err = run_cli(
+        [
+            "bench",
+            "--model",
+            f"{base}/stall/model.pt",
+            "--input",
+            "x:4:float32",
+            "--deadline-seconds",
+            "6",
+            "--batch-sizes",
+            "1",
+            *FAST,
+        ],
+        timeout=120,
+    )
     assert_error(rc, doc, "Timeout", "--deadline-seconds 6")
 
 
 def test_sigterm_ends_with_one_timeout_document(tmp_path):
     log = tmp_path / "tl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybridplace_worker", "bench", "--model", "builtin:resnet", "--batch-sizes", "1",
-         "--duration-seconds", "60", "--termination-log", str(log), "--output", ""],
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "hybridplace_worker",
+            "bench",
+            "--model",
+            "builtin:resnet",
+            "--batch-sizes",
+            "1",
+            "--duration-seconds",
+            "60",
+            "--termination-log",
+            str(log),
+            "--output",
+            "",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in proc.stderr:  # wait until it is measuring
             if "loaded builtin:resnet" in line:

@@ -10,11 +10,10 @@ import urllib.request
 import numpy as np
 import pytest
 from conftest import FAST
-from worker_schema_check import assert_valid
-
 from hybridplace_worker.errors import WorkerError
 from hybridplace_worker.result import expand_compact
 from hybridplace_worker.triton_server import free_ports, locate_tritonserver
+from worker_schema_check import assert_valid
 
 pytestmark = pytest.mark.triton
 
@@ -29,8 +28,22 @@ def _needs_tritonserver():
 
 @pytest.mark.parametrize("protocol,model", [("http", "mlp"), ("grpc", "transformer")])
 def test_triton_engine_measures_every_point(protocol, model, run_inprocess):
-    rc, doc, out = run_inprocess(["bench", "--engine", "triton", "--protocol", protocol, "--model", f"builtin:{model}",
-                                  "--batch-sizes", "1,4", "--concurrency", "1,2", *FAST])
+    rc, doc, out = run_inprocess(
+        [
+            "bench",
+            "--engine",
+            "triton",
+            "--protocol",
+            protocol,
+            "--model",
+            f"builtin:{model}",
+            "--batch-sizes",
+            "1,4",
+            "--concurrency",
+            "1,2",
+            *FAST,
+        ]
+    )
     assert rc == 0, doc
     assert_valid(doc)
     assert doc["engine"] == "triton"
@@ -39,7 +52,10 @@ def test_triton_engine_measures_every_point(protocol, model, run_inprocess):
     assert all(p["p50Ms"] > 0 and p["throughputRps"] > 0 for p in points)
     full = json.loads(out)
     assert full["settings"]["protocol"] == protocol
-    assert full["settings"]["triton"]["maxBatchSize"] == 4 and full["settings"]["triton"]["instanceKind"] == "cpu"
+    assert (
+        full["settings"]["triton"]["maxBatchSize"] == 4
+        and full["settings"]["triton"]["instanceKind"] == "cpu"
+    )
 
 
 def _get(url, timeout=2):
@@ -49,18 +65,44 @@ def _get(url, timeout=2):
 
 def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
     import tritonclient.http as th
-
-    from hybridplace_worker.models import build_builtin, synthetic_inputs
     from hybridplace_worker.catalog import BUILTIN_INPUTS
+    from hybridplace_worker.models import build_builtin, synthetic_inputs
 
     http_port, grpc_port, metrics_port = free_ports(3)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybridplace_worker", "serve", "--model", "builtin:mlp", "--address", "127.0.0.1",
-         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
-         "--max-batch-size", "8", "--preferred-batch-size", "4,8", "--max-queue-delay-ms", "1.5",
-         "--instances", "2", "--threads", "1", "--repository-dir", str(tmp_path / "serve"),
-         "--termination-log", str(tmp_path / "tl")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "hybridplace_worker",
+            "serve",
+            "--model",
+            "builtin:mlp",
+            "--address",
+            "127.0.0.1",
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--metrics-port",
+            str(metrics_port),
+            "--max-batch-size",
+            "8",
+            "--preferred-batch-size",
+            "4,8",
+            "--max-queue-delay-ms",
+            "1.5",
+            "--instances",
+            "2",
+            "--threads",
+            "1",
+            "--repository-dir",
+            str(tmp_path / "serve"),
+            "--termination-log",
+            str(tmp_path / "tl"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         base = f"http://127.0.0.1:{http_port}"
         for _ in range(600):  # bounded: 120 s
@@ -77,7 +119,10 @@ def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
         assert config["max_batch_size"] == 8
         assert config["dynamic_batching"]["preferred_batch_size"] == [4, 8]
         assert int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == 1500
-        assert config["instance_group"][0]["count"] == 2 and config["instance_group"][0]["kind"] == "KIND_CPU"
+        assert (
+            config["instance_group"][0]["count"] == 2
+            and config["instance_group"][0]["kind"] == "KIND_CPU"
+        )
 
         x = synthetic_inputs(BUILTIN_INPUTS["mlp"], 3)[0]
         client = th.InferenceServerClient(f"127.0.0.1:{http_port}")
@@ -104,8 +149,18 @@ def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
 
 
 def test_serve_dry_run_prints_the_command(run_cli, tmp_path):
-    rc, doc, out, err = run_cli(["serve", "--model", "builtin:resnet", "--dry-run", "--http-port", "9000",
-                                 "--repository-dir", str(tmp_path / "r")])
+    rc, doc, out, err = run_cli(
+        [
+            "serve",
+            "--model",
+            "builtin:resnet",
+            "--dry-run",
+            "--http-port",
+            "9000",
+            "--repository-dir",
+            str(tmp_path / "r"),
+        ]
+    )
     assert rc == 0, err
     assert doc is None
     plan = json.loads(out)

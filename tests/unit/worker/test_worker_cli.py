@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from hybridplace_worker.cli import build_parser, env_name, parse_args
 from hybridplace_worker.errors import Reason, WorkerError
 from hybridplace_worker.runner import run
@@ -31,21 +30,28 @@ def test_defaults_and_env_overrides(monkeypatch):
     monkeypatch.setenv("HP_MODEL", "builtin:resnet")
     monkeypatch.setenv("HP_INPUT", "a:4:float32,b:2:int64")
     args = parse_args(["bench"])
-    assert args.batch_sizes == [1, 16] and args.engine == "triton" and args.model == "builtin:resnet"
+    assert (
+        args.batch_sizes == [1, 16] and args.engine == "triton" and args.model == "builtin:resnet"
+    )
     assert args.input == ["a:4:float32,b:2:int64"]
-    args = parse_args(["bench", "--batch-sizes", "2", "--input", "x:1:float32", "--input", "y:1:float32"])
+    args = parse_args(
+        ["bench", "--batch-sizes", "2", "--input", "x:1:float32", "--input", "y:1:float32"]
+    )
     assert args.batch_sizes == [2] and args.input == ["x:1:float32", "y:1:float32"]  # the flag wins
 
 
-@pytest.mark.parametrize("argv,env", [
-    (["bench", "--model", "builtin:mlp", "--batch-sizes", "1,x"], {}),
-    (["bench", "--model", "builtin:mlp", "--batch-sizes", "0"], {}),
-    (["bench", "--model", "builtin:mlp", "--engine", "onnx"], {}),
-    (["bench"], {}),
-    (["bench", "--model", "builtin:mlp"], {"HP_DURATION_SECONDS": "-1"}),
-    (["bench", "--model", "builtin:mlp"], {"HP_DEVICE": "tpu"}),
-    (["explode"], {}),
-])
+@pytest.mark.parametrize(
+    "argv,env",
+    [
+        (["bench", "--model", "builtin:mlp", "--batch-sizes", "1,x"], {}),
+        (["bench", "--model", "builtin:mlp", "--batch-sizes", "0"], {}),
+        (["bench", "--model", "builtin:mlp", "--engine", "onnx"], {}),
+        (["bench"], {}),
+        (["bench", "--model", "builtin:mlp"], {"HP_DURATION_SECONDS": "-1"}),
+        (["bench", "--model", "builtin:mlp"], {"HP_DEVICE": "tpu"}),
+        (["explode"], {}),
+    ],
+)
 def test_bad_arguments_are_invalid_argument(argv, env, monkeypatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -56,8 +62,11 @@ def test_bad_arguments_are_invalid_argument(argv, env, monkeypatch):
 
 def test_invalid_argument_writes_one_json_error(tmp_path, capsys):
     log = tmp_path / "tl"
-    code = run(["bench", "--model", "builtin:mlp", "--concurrency", "two", "--termination-log", str(log)],
-               started=None, handle_signals=False)
+    code = run(
+        ["bench", "--model", "builtin:mlp", "--concurrency", "two", "--termination-log", str(log)],
+        started=None,
+        handle_signals=False,
+    )
     assert code == 2
     doc = json.loads(log.read_bytes())
     assert doc["reason"] == "InvalidArgument" and "concurrency" in doc["message"]
@@ -66,9 +75,25 @@ def test_invalid_argument_writes_one_json_error(tmp_path, capsys):
 
 def test_plan_longer_than_the_deadline_is_refused_before_any_work(tmp_path):
     log = tmp_path / "tl"
-    code = run(["bench", "--model", "builtin:mlp", "--batch-sizes", "1,2,4,8", "--duration-seconds", "60",
-                "--deadline-seconds", "30", "--termination-log", str(log), "--output", ""],
-               started=None, handle_signals=False)
+    code = run(
+        [
+            "bench",
+            "--model",
+            "builtin:mlp",
+            "--batch-sizes",
+            "1,2,4,8",
+            "--duration-seconds",
+            "60",
+            "--deadline-seconds",
+            "30",
+            "--termination-log",
+            str(log),
+            "--output",
+            "",
+        ],
+        started=None,
+        handle_signals=False,
+    )
     assert code == 2 and "deadline" in json.loads(log.read_bytes())["message"]
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from hybridplace_worker.catalog import BUILTIN_INPUTS, builtin_digest
 from hybridplace_worker.device import available_cpus, cgroup_cpu_quota, cpu_model_name, memory_mib
 from hybridplace_worker.errors import Reason, WorkerError
@@ -55,7 +54,9 @@ def test_builtins_are_deterministic_and_fit_their_inputs(name):
     a, b = build_builtin(name), build_builtin(name)
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
-    model = load_model(f"builtin:{name}", digest=builtin_digest(name), format="torchscript", inputs=[])
+    model = load_model(
+        f"builtin:{name}", digest=builtin_digest(name), format="torchscript", inputs=[]
+    )
     outs = check_model_inputs(model, batches=(1, 3))
     assert len(outs) == 1 and outs[0].dtype == "float32"
     assert model.inputs == BUILTIN_INPUTS[name]
@@ -69,7 +70,12 @@ def test_builtin_with_the_wrong_digest_is_a_mismatch():
 
 def test_builtin_with_other_inputs_is_an_input_mismatch():
     with pytest.raises(WorkerError) as info:
-        load_model("builtin:mlp", digest=None, format="torchscript", inputs=[InputSpec("input", (3,), "float32")])
+        load_model(
+            "builtin:mlp",
+            digest=None,
+            format="torchscript",
+            inputs=[InputSpec("input", (3,), "float32")],
+        )
     assert info.value.reason == Reason.INPUT_MISMATCH
 
 
@@ -81,7 +87,13 @@ def test_unknown_builtin_is_not_found():
 
 def test_synthetic_inputs_follow_the_spec():
     a, ids, flag = synthetic_inputs(
-        [InputSpec("a", (2, 3), "float16"), InputSpec("ids", (5,), "int64", high=7), InputSpec("f", (), "bool")], 4)
+        [
+            InputSpec("a", (2, 3), "float16"),
+            InputSpec("ids", (5,), "int64", high=7),
+            InputSpec("f", (), "bool"),
+        ],
+        4,
+    )
     assert a.shape == (4, 2, 3) and a.dtype == torch.float16
     assert ids.dtype == torch.int64 and int(ids.min()) >= 0 and int(ids.max()) < 7
     assert flag.shape == (4,) and flag.dtype == torch.bool
@@ -92,6 +104,8 @@ def test_flatten_outputs_and_oom_detection():
     assert len(flatten_outputs({"b": t, "a": (t, [t])})) == 3
     with pytest.raises(TypeError):
         flatten_outputs("text")
-    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate"))
+    assert is_out_of_memory(
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate")
+    )
     assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))

@@ -4,7 +4,6 @@ import contextlib
 import types
 
 import pytest
-
 from hybridplace_worker.device import Nvml, describe_device, gpu_power_watts, require_cuda
 from hybridplace_worker.engine_torch import make_request, make_timer, worker_factory
 from hybridplace_worker.errors import Reason, WorkerError
@@ -51,11 +50,15 @@ def mock_torch(log, cuda_available=True):
         Event=MockEvent,
         current_device=lambda: 0,
         get_device_properties=lambda i: types.SimpleNamespace(
-            name="NVIDIA H100 80GB HBM3", total_memory=80 * 1024**3, major=9, minor=0),
+            name="NVIDIA H100 80GB HBM3", total_memory=80 * 1024**3, major=9, minor=0
+        ),
     )
     return types.SimpleNamespace(
-        cuda=cuda, device=lambda name: name, inference_mode=lambda: ctx("inference_mode"),
-        version=types.SimpleNamespace(cuda="13.2"), __version__="2.15.0+cu132",
+        cuda=cuda,
+        device=lambda name: name,
+        inference_mode=lambda: ctx("inference_mode"),
+        version=types.SimpleNamespace(cuda="13.2"),
+        __version__="2.15.0+cu132",
         get_num_interop_threads=lambda: 4,
     )
 
@@ -106,8 +109,12 @@ def test_gpu_worker_enters_inference_mode_and_its_own_stream():
     factory = worker_factory(lambda: None, "cuda", mock_torch(log))
     with factory(0) as call:
         assert callable(call)
-    assert log == ["enter inference_mode", "enter cuda.stream(stream-object)",
-                   "exit cuda.stream(stream-object)", "exit inference_mode"]
+    assert log == [
+        "enter inference_mode",
+        "enter cuda.stream(stream-object)",
+        "exit cuda.stream(stream-object)",
+        "exit inference_mode",
+    ]
 
 
 def test_no_cuda_is_no_device():

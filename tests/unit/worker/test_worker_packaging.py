@@ -34,8 +34,12 @@ def _hadolint() -> str:
 @pytest.mark.parametrize("name", ["Dockerfile.cpu", "Dockerfile.cuda"])
 def test_dockerfile_lints_clean(name):
     dockerfile = WORKERS / name
-    proc = subprocess.run([_hadolint(), "--failure-threshold", "info", str(dockerfile)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [_hadolint(), "--failure-threshold", "info", str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = dockerfile.read_text()
     assert "\nUSER " in text and "USER root" not in text.split("\nUSER ")[-1]  # ends non-root

@@ -1,10 +1,7 @@
-"""The result documents: compact form always <= 4096 bytes of valid JSON, mapping onto ModelProfile."""
+"""Result documents: the compact form is always <= 4096 bytes of valid JSON and maps onto
+ModelProfile."""
 
 import json
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from worker_schema_check import assert_valid, errors
 
 from hybridplace_worker.errors import Reason
 from hybridplace_worker.result import (
@@ -17,45 +14,86 @@ from hybridplace_worker.result import (
     expand_compact,
     write_termination_log,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from worker_schema_check import assert_valid, errors
 
 DIGEST = "sha256:" + "ab" * 32
 
 
 def full_result(points, device_name="AMD EPYC 7B13 64-Core Processor", model_name="builtin:mlp"):
     return {
-        "v": 1, "ok": True, "engine": "torch",
+        "v": 1,
+        "ok": True,
+        "engine": "torch",
         "model": {"name": model_name, "digest": DIGEST, "format": "torchscript", "inputs": []},
-        "device": {"accelerator": "cpu", "name": device_name, "node": "kwok-cpu-0", "cores": 2, "threads": 2,
-                   "memoryMiB": 24000, "torchVersion": "2.15.0", "cudaVersion": None, "powerWatts": None,
-                   "interopThreads": 2},
-        "workerVersion": "0.1.0", "measuredAt": "2026-11-23T18:00:00Z", "points": points,
+        "device": {
+            "accelerator": "cpu",
+            "name": device_name,
+            "node": "kwok-cpu-0",
+            "cores": 2,
+            "threads": 2,
+            "memoryMiB": 24000,
+            "torchVersion": "2.15.0",
+            "cudaVersion": None,
+            "powerWatts": None,
+            "interopThreads": 2,
+        },
+        "workerVersion": "0.1.0",
+        "measuredAt": "2026-11-23T18:00:00Z",
+        "points": points,
     }
 
 
 def point(b, c, p50=0.2134567, rps=4712.123456, stable=True):
-    return {"batchSize": b, "concurrency": c, "p50Ms": p50, "p95Ms": p50 * 1.2, "p99Ms": p50 * 1.5,
-            "throughputRps": rps, "throughputIps": rps * b, "spread": 0.0312345, "stable": stable,
-            "meanMs": p50, "samples": 100, "windows": []}
+    return {
+        "batchSize": b,
+        "concurrency": c,
+        "p50Ms": p50,
+        "p95Ms": p50 * 1.2,
+        "p99Ms": p50 * 1.5,
+        "throughputRps": rps,
+        "throughputIps": rps * b,
+        "spread": 0.0312345,
+        "stable": stable,
+        "meanMs": p50,
+        "samples": 100,
+        "windows": [],
+    }
 
 
 def test_small_result_keeps_every_column_at_four_digits():
     doc = compact_result(full_result([point(1, 1), point(8, 2, stable=False)]))
     assert doc["cols"] == COLS
-    assert doc["points"] == [[1, 1, 0.2135, 0.2561, 0.3202, 4712, 4712, 0.03123, 1],
-                             [8, 2, 0.2135, 0.2561, 0.3202, 4712, 37700, 0.03123, 0]]
+    assert doc["points"] == [
+        [1, 1, 0.2135, 0.2561, 0.3202, 4712, 4712, 0.03123, 1],
+        [8, 2, 0.2135, 0.2561, 0.3202, 4712, 37700, 0.03123, 0],
+    ]
     assert "dropped" not in doc
     assert_valid(doc)
 
 
 def test_compact_points_expand_to_modelprofile_points():
     doc = compact_result(full_result([point(4, 2, p50=12.5, rps=80)]))
-    assert expand_compact(doc) == [{
-        "batchSize": 4, "concurrency": 2, "p50Ms": 12.5, "p95Ms": 15, "p99Ms": 18.75,
-        "throughputRps": 80, "throughputIps": 320, "spread": 0.03123, "stable": True}]
+    assert expand_compact(doc) == [
+        {
+            "batchSize": 4,
+            "concurrency": 2,
+            "p50Ms": 12.5,
+            "p95Ms": 15,
+            "p99Ms": 18.75,
+            "throughputRps": 80,
+            "throughputIps": 320,
+            "spread": 0.03123,
+            "stable": True,
+        }
+    ]
 
 
 def test_many_points_degrade_by_precision_and_columns_before_dropping_points():
-    pts = [point(b, c) for b in (1, 2, 4, 8, 16, 32, 64, 128) for c in (1, 2, 4, 8, 16)]  # 40 points
+    pts = [
+        point(b, c) for b in (1, 2, 4, 8, 16, 32, 64, 128) for c in (1, 2, 4, 8, 16)
+    ]  # 40 points
     doc = compact_result(full_result(pts))
     assert len(dumps(doc)) <= TERMINATION_LOG_LIMIT
     assert len(doc["points"]) == 40 and "dropped" not in doc
@@ -68,7 +106,9 @@ def test_too_many_points_drop_highest_concurrency_first_and_say_so():
     assert len(dumps(doc)) <= TERMINATION_LOG_LIMIT
     assert doc["dropped"] == 160 - len(doc["points"]) > 0
     kept = expand_compact(doc)
-    assert {p["batchSize"] for p in kept if p["concurrency"] == 1} == set(range(1, 41))  # c=1 all kept
+    assert {p["batchSize"] for p in kept if p["concurrency"] == 1} == set(
+        range(1, 41)
+    )  # c=1 all kept
     assert max(p["concurrency"] for p in kept) < 8
     assert "ips" not in doc["cols"]
     assert all(p["throughputIps"] == p["throughputRps"] * p["batchSize"] for p in kept)
@@ -80,8 +120,13 @@ finite = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False, allow_infinit
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(1, 100000), st.integers(1, 4096), finite, finite, finite, st.booleans()),
-             min_size=1, max_size=400),
+    st.lists(
+        st.tuples(
+            st.integers(1, 100000), st.integers(1, 4096), finite, finite, finite, st.booleans()
+        ),
+        min_size=1,
+        max_size=400,
+    ),
     st.text(max_size=3000),
     st.text(max_size=600),
 )
@@ -122,7 +167,9 @@ def test_sink_writes_exactly_one_document(tmp_path):
     out = []
     sink = ResultSink(str(log), "-", stdout=out.append)
     assert sink.finish(error_document(Reason.TIMEOUT, "too slow"))
-    assert not sink.finish(full_result([point(1, 1)]))  # the deadline won; the late result is dropped
+    assert not sink.finish(
+        full_result([point(1, 1)])
+    )  # the deadline won; the late result is dropped
     assert json.loads(log.read_bytes())["reason"] == "Timeout"
     assert len(out) == 1 and json.loads(out[0])["reason"] == "Timeout"
 

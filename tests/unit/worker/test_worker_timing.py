@@ -6,9 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from hybridplace_worker.timing import (
     CudaEventTimer,
     StabilityRule,
@@ -20,6 +17,8 @@ from hybridplace_worker.timing import (
     relative_range,
     simple_worker,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 class FakeClock:
@@ -54,11 +53,15 @@ class MockCudaEvent:
         return (end.t - self.t) / 1e6  # ms, as torch returns it
 
 
-@given(st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=200),
-       st.floats(min_value=0, max_value=100))
+@given(
+    st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=200),
+    st.floats(min_value=0, max_value=100),
+)
 def test_percentile_matches_numpy_linear(values, q):
     values = sorted(values)
-    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-9, abs=1e-6)
+    assert percentile(values, q) == pytest.approx(
+        float(np.percentile(values, q)), rel=1e-9, abs=1e-6
+    )
 
 
 def test_percentile_rejects_empty_and_out_of_range():
@@ -77,8 +80,10 @@ def test_relative_range():
 
 def _windows(medians_ms, counts=None):
     counts = counts or [100] * len(medians_ms)
-    return [Window(i * 10**9, (i + 1) * 10**9, [round(m * 1e6)] * c)
-            for i, (m, c) in enumerate(zip(medians_ms, counts, strict=True))]
+    return [
+        Window(i * 10**9, (i + 1) * 10**9, [round(m * 1e6)] * c)
+        for i, (m, c) in enumerate(zip(medians_ms, counts, strict=True))
+    ]
 
 
 def test_stability_rule_needs_enough_windows_within_threshold():
@@ -90,8 +95,15 @@ def test_stability_rule_needs_enough_windows_within_threshold():
     assert rule.is_stable(_windows([3.0, 1.0, 1.0, 1.02]))  # only the last three count
 
 
-@pytest.mark.parametrize("kwargs", [dict(threshold=0), dict(threshold=1.5), dict(stable_windows=0),
-                                    dict(stable_windows=4, max_windows=3)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(threshold=0),
+        dict(threshold=1.5),
+        dict(stable_windows=0),
+        dict(stable_windows=4, max_windows=3),
+    ],
+)
 def test_stability_rule_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
         StabilityRule(**kwargs)
@@ -129,7 +141,9 @@ def _alternating_call(clock: FakeClock):
 def test_drifting_call_runs_max_windows_and_is_reported_unstable():
     clock = FakeClock()
     plan = WindowPlan(window_s=0.05, warmup_s=0, warmup_calls=0, rule=StabilityRule(0.1, 3, 6))
-    m = measure_point(simple_worker(_alternating_call(clock)), concurrency=1, plan=plan, timer=Timer(clock=clock))
+    m = measure_point(
+        simple_worker(_alternating_call(clock)), concurrency=1, plan=plan, timer=Timer(clock=clock)
+    )
     assert len(m.windows) == 6
     assert not m.stable and m.spread >= 0.1
 
@@ -137,8 +151,13 @@ def test_drifting_call_runs_max_windows_and_is_reported_unstable():
 def test_may_extend_false_stops_at_the_minimum_and_marks_unstable():
     clock = FakeClock()
     plan = WindowPlan(window_s=0.05, warmup_s=0, warmup_calls=0, rule=StabilityRule(0.1, 3, 10))
-    m = measure_point(simple_worker(_alternating_call(clock)), concurrency=1, plan=plan,
-                      timer=Timer(clock=clock), may_extend=lambda: False)
+    m = measure_point(
+        simple_worker(_alternating_call(clock)),
+        concurrency=1,
+        plan=plan,
+        timer=Timer(clock=clock),
+        may_extend=lambda: False,
+    )
     assert len(m.windows) == 3 and not m.stable
 
 
@@ -146,7 +165,9 @@ def test_warm_up_calls_are_not_measured():
     clock = FakeClock()
     lat = [100.0] * 5 + [1.0] * 100000  # a slow first few calls (lazy init, JIT)
     plan = WindowPlan(window_s=0.05, warmup_s=0, warmup_calls=5, rule=StabilityRule(0.1, 3, 10))
-    m = measure_point(simple_worker(_fake_call(clock, lat)), concurrency=1, plan=plan, timer=Timer(clock=clock))
+    m = measure_point(
+        simple_worker(_fake_call(clock, lat)), concurrency=1, plan=plan, timer=Timer(clock=clock)
+    )
     assert m.max_ms == 1.0
 
 
@@ -182,7 +203,9 @@ def test_cuda_event_timer_reports_device_time_between_the_events():
     assert log == ["record", "call", "record", "synchronize"]
     assert latency == 7_000_000
     worker_timer = timer.for_worker()
-    assert worker_timer is not timer and worker_timer._start is not timer._start  # events per thread
+    assert (
+        worker_timer is not timer and worker_timer._start is not timer._start
+    )  # events per thread
 
 
 def test_threads_measure_every_worker_with_its_own_context():

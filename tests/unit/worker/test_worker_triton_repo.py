@@ -1,12 +1,16 @@
-"""The Triton repository generator (used by bench --engine triton and by serve) and server wiring."""
+"""The Triton repository generator (bench --engine triton and serve use it) and server wiring."""
 
 import sys
 from pathlib import Path
 
 import pytest
-
 from hybridplace_worker.errors import Reason, WorkerError
-from hybridplace_worker.triton_repo import ServingConfig, TensorConfig, render_config_pbtxt, write_model_repository
+from hybridplace_worker.triton_repo import (
+    ServingConfig,
+    TensorConfig,
+    render_config_pbtxt,
+    write_model_repository,
+)
 from hybridplace_worker.triton_server import (
     Ports,
     TritonInstall,
@@ -22,31 +26,56 @@ OUTPUTS = [TensorConfig("output", (10,), "float32")]
 
 def test_config_carries_the_decision():
     text = render_config_pbtxt(
-        "model", INPUTS, OUTPUTS,
-        ServingConfig(max_batch_size=16, preferred_batch_sizes=(8, 4, 8), max_queue_delay_us=2000,
-                      instance_kind="gpu", instances=2, threads=3),
-        artifact_name="model.pt", artifact_format="torchscript")
+        "model",
+        INPUTS,
+        OUTPUTS,
+        ServingConfig(
+            max_batch_size=16,
+            preferred_batch_sizes=(8, 4, 8),
+            max_queue_delay_us=2000,
+            instance_kind="gpu",
+            instances=2,
+            threads=3,
+        ),
+        artifact_name="model.pt",
+        artifact_format="torchscript",
+    )
     assert 'name: "model"' in text and 'backend: "python"' in text
     assert "max_batch_size: 16" in text
     assert '{ name: "input" data_type: TYPE_FP32 dims: [ 3, 32, 32 ] }' in text
     assert '{ name: "output" data_type: TYPE_FP32 dims: [ 10 ] }' in text
-    assert "dynamic_batching {\n  preferred_batch_size: [ 4, 8 ]\n  max_queue_delay_microseconds: 2000\n}" in text
+    assert (
+        "dynamic_batching {\n  preferred_batch_size: [ 4, 8 ]\n"
+        "  max_queue_delay_microseconds: 2000\n}" in text
+    )
     assert "{ count: 2 kind: KIND_GPU }" in text
     assert 'parameters: { key: "hp_threads" value: { string_value: "3" } }' in text
     assert 'parameters: { key: "hp_format" value: { string_value: "torchscript" } }' in text
 
 
 def test_scalar_inputs_are_reshaped_and_cpu_is_the_default():
-    text = render_config_pbtxt("m", [TensorConfig("flag", (), "bool")], OUTPUTS, ServingConfig(),
-                               artifact_name="model.pt", artifact_format="torchscript")
+    text = render_config_pbtxt(
+        "m",
+        [TensorConfig("flag", (), "bool")],
+        OUTPUTS,
+        ServingConfig(),
+        artifact_name="model.pt",
+        artifact_format="torchscript",
+    )
     assert '{ name: "flag" data_type: TYPE_BOOL dims: [ 1 ] reshape: { shape: [ ] } }' in text
     assert "{ count: 1 kind: KIND_CPU }" in text and "preferred_batch_size" not in text
 
 
-@pytest.mark.parametrize("cfg", [
-    ServingConfig(max_batch_size=0), ServingConfig(max_batch_size=4, preferred_batch_sizes=(8,)),
-    ServingConfig(max_queue_delay_us=-1), ServingConfig(instance_kind="tpu"), ServingConfig(instances=0),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ServingConfig(max_batch_size=0),
+        ServingConfig(max_batch_size=4, preferred_batch_sizes=(8,)),
+        ServingConfig(max_queue_delay_us=-1),
+        ServingConfig(instance_kind="tpu"),
+        ServingConfig(instances=0),
+    ],
+)
 def test_bad_serving_configs_are_invalid(cfg):
     with pytest.raises(WorkerError) as info:
         cfg.validate()
@@ -57,26 +86,58 @@ def test_repository_layout(tmp_path):
     artifact = tmp_path / "weights.pt"
     artifact.write_bytes(b"not really torchscript")
     model_dir = write_model_repository(
-        tmp_path / "repo", model_name="model", artifact=artifact, artifact_format="torchscript",
-        inputs=INPUTS, outputs=OUTPUTS, serving=ServingConfig())
+        tmp_path / "repo",
+        model_name="model",
+        artifact=artifact,
+        artifact_format="torchscript",
+        inputs=INPUTS,
+        outputs=OUTPUTS,
+        serving=ServingConfig(),
+    )
     assert sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*")) == [
-        "1", "1/model.pt", "1/model.py", "config.pbtxt"]
+        "1",
+        "1/model.pt",
+        "1/model.py",
+        "config.pbtxt",
+    ]
     assert (model_dir / "1" / "model.pt").read_bytes() == b"not really torchscript"
     assert "class TritonPythonModel" in (model_dir / "1" / "model.py").read_text()
     # writing again replaces, never mixes
-    write_model_repository(tmp_path / "repo", model_name="model", artifact=artifact, artifact_format="torch-export",
-                           inputs=INPUTS, outputs=OUTPUTS, serving=ServingConfig())
+    write_model_repository(
+        tmp_path / "repo",
+        model_name="model",
+        artifact=artifact,
+        artifact_format="torch-export",
+        inputs=INPUTS,
+        outputs=OUTPUTS,
+        serving=ServingConfig(),
+    )
     assert sorted(p.name for p in (model_dir / "1").iterdir()) == ["model.pt2", "model.py"]
 
 
 def test_server_command_binds_where_asked():
-    install = TritonInstall(Path("/opt/tritonserver/bin/tritonserver"), Path("/opt/tritonserver/backends"))
-    cmd = server_command(install, repository=Path("/r"), backends=Path("/b"), ports=Ports(1, 2, 3),
-                         address="127.0.0.1")
+    install = TritonInstall(
+        Path("/opt/tritonserver/bin/tritonserver"), Path("/opt/tritonserver/backends")
+    )
+    cmd = server_command(
+        install,
+        repository=Path("/r"),
+        backends=Path("/b"),
+        ports=Ports(1, 2, 3),
+        address="127.0.0.1",
+    )
     assert cmd[0] == "/opt/tritonserver/bin/tritonserver"
-    for flag in ("--model-repository=/r", "--backend-directory=/b", "--http-address=127.0.0.1",
-                 "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1", "--http-port=1", "--grpc-port=2",
-                 "--metrics-port=3", "--exit-on-error=true"):
+    for flag in (
+        "--model-repository=/r",
+        "--backend-directory=/b",
+        "--http-address=127.0.0.1",
+        "--grpc-address=127.0.0.1",
+        "--metrics-address=127.0.0.1",
+        "--http-port=1",
+        "--grpc-port=2",
+        "--metrics-port=3",
+        "--exit-on-error=true",
+    ):
         assert flag in cmd
 
 
