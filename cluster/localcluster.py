@@ -234,12 +234,17 @@ class Cluster:
             if state or self.dir.exists():
                 log(f"cluster '{self.name}' is not healthy; restarting it from scratch")
                 self._down(state)
-            try:
-                state = self._start(with_runner)
-            except BaseException:
-                log(f"start failed; stopping what was started (logs: {self.logs})")
-                self._down(self.load(), keep_logs=True)
-                raise
+            for attempt in (1, 2):
+                try:
+                    state = self._start(with_runner)
+                    break
+                except BaseException as e:
+                    log(f"start failed; stopping what was started (logs: {self.logs})")
+                    self._down(self.load(), keep_logs=True)
+                    # A port picked free can be taken before our server binds it: retry once.
+                    if attempt == 2 or "address already in use" not in str(e):
+                        raise
+                    log("a port was taken meanwhile; starting again with new ports")
             return state, True, time.monotonic() - started
 
     def _spawn(self, state, component, argv, env=None):

@@ -47,3 +47,7 @@ verify-cluster-tools: ## Fail if the committed tool go.mod/go.sum differ from a 
 # `make verify` runs every area's checks; this area adds its own.
 .PHONY: verify
 verify: verify-cluster-tools
+
+# The tests start the local cluster; build its binaries (and helm) first, outside pytest's
+# per-test timeout, when they are not cached yet.
+test: tools
