@@ -176,13 +176,6 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="Triton instance_group kind (bench default: from --device; serve default: cpu)",
     )
     _add(p, "--instances", type=int, default=1, help="Triton instance_group count")
-    _add(
-        p,
-        "--server-start-timeout-seconds",
-        type=_positive_float,
-        default=180.0,
-        help="how long tritonserver may take to become ready; ServerStartFailed after it",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch engine on GPU: host clock + stream synchronize, or CUDA events",
     )
     _add(bench, "--output", default="-", help="where the full result goes: a path, or - for stdout")
+    _add(
+        bench,
+        "--server-start-timeout-seconds",
+        type=_positive_float,
+        default=180.0,
+        help="how long tritonserver may take to become ready; ServerStartFailed after it",
+    )
     _add(
         bench,
         "--node-name",

@@ -72,3 +72,11 @@ def test_duplicate_input_names_are_rejected():
 def test_spec_text_round_trips(name, shape, dtype):
     spec = InputSpec(name, tuple(shape), dtype)
     assert parse_input_spec(spec.to_text()) == spec
+
+
+def test_docs_list_the_current_digests():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "worker.md").read_text()
+    for name, version in BUILTIN_VERSIONS.items():
+        assert f"| `{name}@{version}` | `{builtin_digest(name)}` |" in docs
