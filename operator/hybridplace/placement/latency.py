@@ -289,8 +289,8 @@ def max_replica_load(curve: ServiceCurve, max_batch_size: int, max_queue_delay_m
     passes and the first that fails.
 
     The answer is a point of one fixed grid, ``(1 + relative_precision) ** j`` requests/s for
-    integer j, the same for every configuration: limits compare exactly, and a looser SLO can
-    only move the answer up the grid.
+    integer j, the same for every configuration, or the cap itself: limits compare exactly, and
+    a looser SLO can only move the answer up.
 
     ``above_rps``: only an answer above it is wanted (the solver's best so far). The first grid
     point above it is checked first; if it fails, some value <= ``above_rps`` is returned
@@ -302,16 +302,21 @@ def max_replica_load(curve: ServiceCurve, max_batch_size: int, max_queue_delay_m
     if cap <= 0:
         return 0.0
     step = math.log1p(relative_precision)
-    top = _grid_index_at_or_below(cap, step)
+    # Index top + 1 stands for the cap itself: a replica limited by headroom alone gets the
+    # whole headroom cap, not the grid point below it.
+    top = _grid_index_at_or_below(cap, step) + 1
     bottom = top - math.ceil(math.log(1e6) / step)  # a millionth of the cap: "no load"
     margins: dict[int, float] = {}
+
+    def load_at(j: int) -> float:
+        return cap if j >= top else _grid_load(j, step)
 
     def margin(j: int) -> float:
         """>= 0 when the SLO is met at grid load j. On the probit scale (the normal quantile
         of the fraction within the SLO, minus the percentile's), which is close to linear in
         log load near the crossing and keeps growing far below it: a good guide."""
         if j not in margins:
-            within = latency_cdf(curve, _grid_load(j, step), max_batch_size, max_queue_delay_ms,
+            within = latency_cdf(curve, load_at(j), max_batch_size, max_queue_delay_ms,
                                  slo_ms * (1 + 1e-9))
             margins[j] = _probit(within) - _probit(percentile / 100.0)
         return margins[j]
@@ -326,13 +331,13 @@ def max_replica_load(curve: ServiceCurve, max_batch_size: int, max_queue_delay_m
                       if knee * f < cap)
     probes = {j for j in probes if bottom <= j <= top}
     if above_rps > 0:
-        first = _grid_index_at_or_below(above_rps, step) + 1
-        if first > top:
-            return _grid_load(top, step)
+        first = min(_grid_index_at_or_below(above_rps, step) + 1, top)
+        if load_at(first) <= above_rps:
+            return load_at(first)  # the cap itself is no more than above_rps
         if above_known_to_pass:
             margins[first] = 0.0
         if not ok(first):
-            return _grid_load(first - 1, step)
+            return load_at(first - 1)
         # Known to pass: only lower loads (for the envelope) and higher ones remain.
         probes = {j for j in probes if j < first} | {first, top}
     last_ok = None
@@ -344,10 +349,10 @@ def max_replica_load(curve: ServiceCurve, max_batch_size: int, max_queue_delay_m
             first_bad = j
             break
     if first_bad is None:
-        return _grid_load(top, step)
+        return cap
     if last_ok is None:
         return 0.0
-    return _grid_load(_last_passing(margin, last_ok, first_bad), step)
+    return load_at(_last_passing(margin, last_ok, first_bad))
 
 
 def _last_passing(margin: Callable[[int], float], lo: int, hi: int) -> int:
@@ -380,11 +385,15 @@ def _last_passing(margin: Callable[[int], float], lo: int, hi: int) -> int:
     return lo
 
 
-def grid_load_above(load_rps: float, relative_precision: float = 1e-3) -> float:
-    """The first point of ``max_replica_load``'s grid strictly above ``load_rps``: the least
-    limit that beats ``load_rps``."""
+def first_load_above(curve: ServiceCurve, max_batch_size: int, slo_ms: float, headroom: float,
+                     load_rps: float, relative_precision: float = 1e-3) -> float:
+    """The least value ``max_replica_load`` can return above ``load_rps`` for this
+    configuration: the next grid point, or the configuration's cap if that is lower. To beat
+    ``load_rps`` the SLO must be met there (``max_replica_load(..., above_known_to_pass=True)``
+    after checking it)."""
     step = math.log1p(relative_precision)
-    return _grid_load(_grid_index_at_or_below(load_rps, step) + 1, step)
+    cap = replica_load_bound(curve, max_batch_size, slo_ms, headroom)
+    return min(_grid_load(_grid_index_at_or_below(load_rps, step) + 1, step), cap)
 
 
 def _grid_load(j: int, step: float) -> float:

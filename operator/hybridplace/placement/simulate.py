@@ -24,9 +24,11 @@ from .latency import ServiceCurve, _interpolate
 
 @dataclass(frozen=True)
 class SimulatedLatency:
-    """Percentile latencies (ms) measured in the simulation, and the mean batch size."""
+    """Percentile and mean latencies (ms) measured in the simulation, and the mean batch
+    size."""
 
     percentiles_ms: dict[int, float]
+    mean_ms: float
     mean_batch_size: float
     requests: int
 
@@ -84,6 +86,7 @@ def simulate_latency(curve: ServiceCurve, load_rps: float, max_batch_size: int,
     n = len(kept)
     return SimulatedLatency(
         percentiles_ms={p: kept[min(n - 1, int(p / 100.0 * n))] for p in percentiles},
+        mean_ms=sum(kept) / n,
         mean_batch_size=requests / batches,
         requests=requests,
     )

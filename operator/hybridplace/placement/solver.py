@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .latency import (
     ServiceCurve,
-    grid_load_above,
+    first_load_above,
     latency_floor_ms,
     max_replica_load,
     predict_latency,
@@ -138,7 +138,8 @@ def best_configuration(request: Request, pool: Pool,
             continue  # cannot take more, whatever its latency
         if best is not None:
             # To win it must meet the SLO at the least limit above the best (and all below).
-            target = grid_load_above(above)
+            target = first_load_above(curve, batch, request.slo_latency_ms, request.headroom,
+                                      above)
             known = failed.setdefault((curve.concurrency, target), [])
             if any(same(batch) for same in known):
                 continue

@@ -257,7 +257,7 @@ class Placement:
     concurrency: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        """camelCase, as status.decision.placements[] (docs/api.md)."""
+        """camelCase, as status.decision.placements[] (docs/api.md); watts null if unknown."""
         out: dict[str, Any] = {
             "pool": self.pool,
             "replicas": self.replicas,
@@ -266,9 +266,8 @@ class Placement:
             "predictedLatencyMs": _round(self.predicted_latency_ms),
             "utilisation": _round(self.utilisation),
             "costPerHour": _round(self.cost_per_hour),
+            "watts": _round(self.watts) if self.watts is not None else None,
         }
-        if self.watts is not None:
-            out["watts"] = _round(self.watts)
         return out
 
 
@@ -348,8 +347,9 @@ class Decision:
             "placements": [p.to_dict() for p in self.placements],
             "totalCostPerHour": _round(self.total_cost_per_hour),
         }
-        if self.total_watts is not None and self.placements:
-            out["totalWatts"] = _round(self.total_watts)
+        # null when a pool used has no power figure: unknown, not a wrong sum.
+        out["totalWatts"] = (_round(self.total_watts)
+                             if self.total_watts is not None and self.placements else None)
         # null when feasible (docs/api.md), so a status merge patch clears an old value.
         out["bestAchievableLatencyMs"] = None
         if not self.feasible:

@@ -1,0 +1,163 @@
+"""solve(): which pools are considered and why others are not, splits when capacity runs out or a
+mix is cheaper, the energy objective, minReplicas across a split, and the answer when nothing
+fits."""
+
+import pytest
+from cases.placement_instances import table_profile
+from hybridplace.placement import (
+    MORE_ENERGY,
+    MORE_EXPENSIVE,
+    NO_PROFILE,
+    NOT_ALLOWED,
+    OVER_CAPACITY,
+    PROFILE_FAILED,
+    Pool,
+    Profile,
+    ProfilePoint,
+    Request,
+    solve,
+)
+
+# A small model: 2 ms + 0.5 ms per item. One replica at batch 8 serves 8 / 6 ms = 1333 rps,
+# 1067 rps within 20% headroom; its p95 at that load is far below a 100 ms SLO.
+FAST = {1: 2.5, 8: 6.0}
+
+
+def pool(name, usd, per_node=1, capacity=None, watts=None, per_replica=False):
+    if per_replica:
+        return Pool(name, price_per_replica_hour=usd, watts_per_replica=watts,
+                    capacity_replicas=capacity)
+    return Pool(name, price_per_node_hour=usd, replicas_per_node=per_node, watts_per_node=watts,
+                capacity_replicas=capacity)
+
+
+def test_every_excluded_pool_is_listed_with_its_reason():
+    pools = [pool("a-chosen", 1.0), pool("b-not-allowed", 0.1), pool("c-no-profile", 0.1),
+             pool("d-failed", 0.1), pool("e-full", 0.1, capacity=0)]
+    profiles = [table_profile("a-chosen", FAST), table_profile("b-not-allowed", FAST),
+                Profile("d-failed", failure="NoDevice: no CUDA device on the node"),
+                table_profile("e-full", FAST)]
+    request = Request(100, 100, pools=("a-chosen", "c-no-profile", "d-failed", "e-full"))
+    decision = solve(request, pools, profiles)
+    assert [p.pool for p in decision.placements] == ["a-chosen"]
+    reasons = {a.pool: (a.reason, a.message) for a in decision.alternatives}
+    assert reasons == {
+        "b-not-allowed": (NOT_ALLOWED, "not in the deployment's allowed pools"),
+        "c-no-profile": (NO_PROFILE, "no profile of this model on this pool"),
+        "d-failed": (PROFILE_FAILED, "NoDevice: no CUDA device on the node"),
+        "e-full": (OVER_CAPACITY, "no free capacity for another replica"),
+    }
+
+
+def test_a_profile_with_only_unstable_points_is_a_failed_profile():
+    profiles = [Profile("a", (ProfilePoint(1, 2, 2, 2, stable=False),))]
+    decision = solve(Request(100, 10), [pool("a", 1.0)], profiles)
+    assert not decision.feasible
+    assert [(a.pool, a.reason) for a in decision.alternatives] == [("a", PROFILE_FAILED)]
+
+
+def test_the_cheapest_pool_wins_and_the_others_say_by_how_much():
+    decision = solve(Request(100, 100), [pool("cheap", 0.3), pool("dear", 0.5)],
+                     [table_profile("cheap", FAST), table_profile("dear", FAST)])
+    assert [(p.pool, p.replicas) for p in decision.placements] == [("cheap", 1)]
+    (dear,) = decision.alternatives
+    assert (dear.reason, dear.message) == (MORE_EXPENSIVE, "costs 0.2 USD/h more than the choice")
+
+
+def test_when_a_pool_runs_out_of_capacity_the_load_is_split():
+    # cheap holds 2 replicas (2 x 1067 rps); 3000 rps needs a third replica elsewhere.
+    decision = solve(Request(100, 3000), [pool("cheap", 0.3, capacity=2), pool("dear", 0.5)],
+                     [table_profile("cheap", FAST), table_profile("dear", FAST)])
+    assert [(p.pool, p.replicas) for p in decision.placements] == [("cheap", 2), ("dear", 1)]
+    assert sum(p.share_rps for p in decision.placements) == pytest.approx(3000)
+    # Shares follow what each replica may take: same configuration, so 1000 rps each.
+    assert [p.share_rps for p in decision.placements] == pytest.approx([2000, 1000])
+    alone = {a.pool: a for a in decision.alternatives}
+    assert alone["cheap"].reason == OVER_CAPACITY
+    assert alone["cheap"].message == ("alone it needs 3 replicas at batch 8; the pool's capacity "
+                                      "is 2")
+    assert alone["dear"].reason == MORE_EXPENSIVE  # 3 x 0.5 = 1.5 > 2 x 0.3 + 0.5 = 1.1
+
+
+def test_whole_node_prices_make_a_mix_cheaper_than_either_pool_alone():
+    # big: 4 replicas per node at 1.0 USD/h; small: 1 replica per node at 0.3 USD/h.
+    # 5 replicas' worth of load: big alone 2 nodes = 2.0; small alone 5 nodes = 1.5;
+    # one big node (4) + one small node (1) = 1.3.
+    per_replica = 1066.0
+    decision = solve(Request(100, 4.9 * per_replica),
+                     [pool("big", 1.0, per_node=4), pool("small", 0.3)],
+                     [table_profile("big", FAST), table_profile("small", FAST)])
+    assert [(p.pool, p.replicas) for p in decision.placements] == [("big", 4), ("small", 1)]
+    assert decision.total_cost_per_hour == pytest.approx(1.3)
+
+
+def test_without_hybrid_the_load_stays_on_one_pool():
+    request = Request(100, 3000, allow_hybrid=False)
+    pools = [pool("cheap", 0.3, capacity=2), pool("dear", 0.5)]
+    profiles = [table_profile("cheap", FAST), table_profile("dear", FAST)]
+    decision = solve(request, pools, profiles)
+    assert [(p.pool, p.replicas) for p in decision.placements] == [("dear", 3)]
+
+
+def test_min_replicas_counts_replicas_across_all_pools():
+    # The load needs one replica; minReplicas 3 asks for three in total, the cheapest way.
+    decision = solve(Request(100, 100, min_replicas=3),
+                     [pool("cheap", 0.3, capacity=2), pool("dear", 0.5)],
+                     [table_profile("cheap", FAST), table_profile("dear", FAST)])
+    assert sum(p.replicas for p in decision.placements) == 3
+    assert [(p.pool, p.replicas) for p in decision.placements] == [("cheap", 2), ("dear", 1)]
+
+
+def test_max_replicas_caps_the_total_and_can_make_it_infeasible():
+    decision = solve(Request(100, 3000, max_replicas=2), [pool("a", 0.3)],
+                     [table_profile("a", FAST)])
+    assert not decision.feasible
+    (alone,) = decision.alternatives
+    assert alone.reason == OVER_CAPACITY
+    assert alone.message == "alone it needs 3 replicas at batch 8; maxReplicas is 2"
+
+
+def test_energy_objective_picks_the_lowest_watts_and_breaks_ties_by_cost():
+    pools = [pool("frugal", 0.9, watts=70), pool("cheap", 0.3, watts=200),
+             pool("frugal-dear", 1.2, watts=70), pool("unmetered", 0.1)]
+    profiles = [table_profile(p.name, FAST) for p in pools]
+    decision = solve(Request(100, 100, objective="energy"), pools, profiles)
+    assert [p.pool for p in decision.placements] == ["frugal"]
+    assert decision.total_watts == 70
+    reasons = {a.pool: (a.reason, a.message) for a in decision.alternatives}
+    assert reasons["cheap"] == (MORE_ENERGY, "draws 130 W more than the choice")
+    assert reasons["frugal-dear"][0] == MORE_ENERGY  # same watts, loses on cost
+    assert reasons["unmetered"] == (NOT_ALLOWED, "has no power figure; objective energy needs one")
+
+
+def test_more_instances_per_replica_are_used_when_measured_and_allowed():
+    # At concurrency 2 each batch takes 1.2x longer but two run side by side: a replica at
+    # batch 8 serves 2 x 8 / 7.2 ms = 2222 rps (1778 within headroom) instead of 1333 (1067).
+    points = [ProfilePoint(b, ms, ms, ms) for b, ms in FAST.items()] + [
+        ProfilePoint(b, 1.2 * ms, 1.2 * ms, 1.2 * ms, concurrency=2) for b, ms in FAST.items()]
+    profiles = [Profile("a", tuple(points))]
+    one = solve(Request(100, 1700), [pool("a", 1.0)], profiles)
+    two = solve(Request(100, 1700, concurrency_levels=(1, 2)), [pool("a", 1.0)], profiles)
+    assert [(p.replicas, p.concurrency) for p in one.placements] == [(2, 1)]
+    assert [(p.replicas, p.concurrency) for p in two.placements] == [(1, 2)]
+    assert two.total_cost_per_hour == pytest.approx(one.total_cost_per_hour / 2)
+
+
+def test_batch_sizes_can_be_restricted():
+    decision = solve(Request(100, 100, batch_sizes=(1,)), [pool("a", 1.0)],
+                     [table_profile("a", FAST)])
+    assert [p.batch_size for p in decision.placements] == [1]
+
+
+def test_two_profiles_for_one_pool_are_refused():
+    with pytest.raises(ValueError, match="two profiles for pool 'a'"):
+        solve(Request(100, 100), [pool("a", 1.0)],
+              [table_profile("a", FAST), table_profile("a", FAST)])
+
+
+def test_a_pool_that_cannot_carry_the_load_at_any_batch_is_over_capacity():
+    decision = solve(Request(100, 1e6, max_replicas=2), [pool("a", 1.0)],
+                     [table_profile("a", FAST)])
+    assert not decision.feasible
+    assert decision.best_achievable_latency_ms is None
+    assert "can carry the load" in decision.message
