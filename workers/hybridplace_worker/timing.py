@@ -381,21 +381,27 @@ def _measure_threads(
         start = clock()
         while True:
             boundary = start + window_ns
-            _sleep_until(clock, boundary)
-            # A thread stamps the end time just before appending it: give it a moment, so a
-            # request that ended before the boundary is not missed.
-            time.sleep(0.0005)
-            _raise_worker_error(threads)
             latencies: list[int] = []
-            for i, t in enumerate(threads):
-                records = t.records
-                j = cursors[i]
-                n = len(records)
-                while j < n and records[j][0] < boundary:
-                    if records[j][0] >= start:
-                        latencies.append(records[j][1])
-                    j += 1
-                cursors[i] = j
+            while True:
+                _sleep_until(clock, boundary)
+                # A thread stamps the end time just before appending it: give it a moment, so
+                # a request that ended before the boundary is not missed.
+                time.sleep(0.0005)
+                _raise_worker_error(threads)
+                for i, t in enumerate(threads):
+                    records = t.records
+                    j = cursors[i]
+                    n = len(records)
+                    while j < n and records[j][0] < boundary:
+                        if records[j][0] >= start:  # not a warm-up straggler
+                            latencies.append(records[j][1])
+                        j += 1
+                    cursors[i] = j
+                if latencies:
+                    break
+                # Requests slower than the window: stretch it until one completes (the
+                # deadline's watchdog bounds this), so no window is empty.
+                boundary += window_ns
             windows.append(Window(start, boundary, latencies))
             start = boundary
             if len(windows) >= rule.stable_windows and rule.is_stable(windows):

@@ -235,3 +235,13 @@ def test_a_failing_worker_surfaces_its_exception():
         measure_point(simple_worker(boom), concurrency=2, plan=plan)
     with pytest.raises(RuntimeError, match="model exploded"):
         measure_point(simple_worker(boom), concurrency=1, plan=plan)
+
+
+def test_requests_slower_than_a_window_stretch_it_instead_of_leaving_it_empty():
+    import time as real_time
+
+    plan = WindowPlan(window_s=0.005, warmup_s=0, warmup_calls=1, rule=StabilityRule(0.99, 3, 3))
+    m = measure_point(simple_worker(lambda: real_time.sleep(0.03)), concurrency=2, plan=plan)
+    assert len(m.windows) == 3
+    assert all(w.latencies_ns for w in m.windows)
+    assert all(w.duration_s >= 0.005 for w in m.windows)
