@@ -75,7 +75,7 @@ def main() -> None:
     print(f"# bench_solver: 10 pools x {len(BATCH_SIZES)} batch sizes x {len(CONCURRENCY)} "
           f"concurrency levels; Python {platform.python_version()} on {platform.machine()}")
     print(f"{'scenario':32s} {'median ms':>9s} {'max ms':>8s} {'cpu ms':>9s}  decision")
-    worst = 0.0
+    worst = worst_cpu = 0.0
     for label, request in scenarios:
         request = Request(**{**request.__dict__, "concurrency_levels": CONCURRENCY})
         times, cpu_times = [], []
@@ -87,13 +87,15 @@ def main() -> None:
             cpu_times.append(1000 * (time.process_time() - start_cpu))
             times.append(1000 * (time.perf_counter() - start))
         worst = max(worst, max(times))
+        worst_cpu = max(worst_cpu, max(cpu_times))
         summary = decision.message if decision else ""
         print(f"{label:32s} {statistics.median(times):9.1f} {max(times):8.1f} "
               f"{statistics.median(cpu_times):9.1f}  {summary[:80]}")
-    # On a shared machine wall time includes waiting for a core; CPU time does not.
-    print(f"worst decision: {worst:.1f} ms wall (target <= 50 ms): "
-          f"{'OK' if worst <= 50 else 'OVER'}; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
+    # On a shared machine wall time includes waiting for a core; CPU time does not, so the
+    # verdict is on CPU time, with the load average printed to read the wall times by.
+    print(f"worst decision: {worst_cpu:.1f} ms CPU, {worst:.1f} ms wall; target <= 50 ms: "
+          f"{'OK' if worst_cpu <= 50 else 'OVER'} (load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

@@ -126,20 +126,20 @@ def best_configuration(request: Request, pool: Pool,
     # most configurations share the best one's limit (the batches they run at that load are
     # below all their max batch sizes): one check just above it dismisses each, often several
     # at once; those whose true bound cannot beat it are skipped unchecked.
-    ordered = sorted(((bound(c, request.slo_latency_ms), c) for c in configs),
-                     key=lambda bc: (-bound(bc[1], request.slo_latency_ms / 2), -bc[0],
-                                     -bc[1][1], bc[1][0].concurrency))
+    ranked = sorted(((bound(c, request.slo_latency_ms / 2), bound(c, request.slo_latency_ms),
+                      c) for c in configs),
+                    key=lambda r: (-r[0], -r[1], -r[2][1], r[2][0].concurrency))
     best: Configuration | None = None
     # Failed checks at a load, by curve: each tells which smaller batch sizes fail the same way.
     failed: dict[tuple[int, float], list[Callable[[int], bool]]] = {}
-    for upper, (curve, batch) in ordered:
+    for _, upper, (curve, batch) in ranked:
         above = best.replica_load_rps if best else 0.0
         if upper <= above:
             continue  # cannot take more, whatever its latency
         if best is not None:
             # To win it must meet the SLO at the least limit above the best (and all below).
             target = first_load_above(curve, batch, request.slo_latency_ms, request.headroom,
-                                      above)
+                                      above, bound_rps=upper)
             known = failed.setdefault((curve.concurrency, target), [])
             if any(same(batch) for same in known):
                 continue

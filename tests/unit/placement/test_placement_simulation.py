@@ -48,7 +48,7 @@ def test_an_unstable_load_is_refused():
 # The model against the simulation at the SLO percentile that matters most (p95), over service
 # curves from steep (seed table) to flat (batching nearly free), batch caps, queue delays and
 # utilisations up to 0.85 (the solver's default headroom keeps replicas at or below 0.8). The
-# full 240-case grid (benchmarks/bench_latency_model.py) is within 15% on 92% of the cases and
+# full 240-case grid (benchmarks/bench_latency_model.py) is within 15% on 91% of the cases and
 # within 21% on all; this table is a fast sample of it with a 25% guard.
 AGREEMENT = [
     (name, curve, batch, delay, rho)
