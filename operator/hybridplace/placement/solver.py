@@ -303,7 +303,8 @@ def _infeasible(request: Request, candidates: list[tuple[Pool, list[tuple[Servic
     slo = request.describe_slo()
     if math.isinf(achievable[0]):
         message = (f"no placement meets {slo} at {request.target_rps:g} requests/s: no allowed, "
-                   f"profiled pool can carry the load")
+                   f"profiled pool can carry the load with the replicas it may hold, and no "
+                   f"split within maxReplicas, capacity and headroom does")
         return Decision(False, request.objective, (), _ordered(alternatives), message=message)
     latency, pool_name, batch, replicas = achievable
     where = "" if replicas >= _UNBOUNDED else f" with {replicas} replicas"
