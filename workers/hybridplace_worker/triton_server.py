@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -113,12 +114,26 @@ def server_env(install: TritonInstall, base: dict[str, str] | None = None) -> di
     env = dict(os.environ if base is None else base)
     if install.lib_dirs:
         extra = ":".join(str(p) for p in install.lib_dirs)
-        env["LD_LIBRARY_PATH"] = (
-            f"{env['LD_LIBRARY_PATH']}:{extra}" if env.get("LD_LIBRARY_PATH") else extra
-        )
+        current = env.get("LD_LIBRARY_PATH")
+        env["LD_LIBRARY_PATH"] = f"{current}:{extra}" if current else extra
     if install.wheel_root is not None:
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        libpython = python_libdir()
+        if libpython is not None:
+            # The stub embeds libpython3.X: this interpreter's own copy first, so the stub runs
+            # the same Python build (and works where the distribution's libpython is absent).
+            current = env.get("LD_LIBRARY_PATH")
+            env["LD_LIBRARY_PATH"] = f"{libpython}:{current}" if current else str(libpython)
     return env
+
+
+def python_libdir() -> Path | None:
+    """The directory holding this interpreter's shared libpython, if it has one."""
+    libdir = sysconfig.get_config_var("LIBDIR")
+    soname = sysconfig.get_config_var("INSTSONAME")
+    if libdir and soname and (Path(libdir) / soname).exists():
+        return Path(libdir)
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from hybridplace_worker.triton_server import (
     TritonInstall,
     locate_tritonserver,
     prepare_backends,
+    python_libdir,
     server_command,
     server_env,
 )
@@ -144,9 +145,19 @@ def test_server_command_binds_where_asked():
 def test_wheel_env_appends_bundled_libs_and_puts_this_python_first():
     install = TritonInstall(Path("/w/bin/tritonserver"), None, (Path("/w/libs"),), Path("/w"))
     env = server_env(install, {"LD_LIBRARY_PATH": "/usr/local/cuda/lib64", "PATH": "/usr/bin"})
-    assert env["LD_LIBRARY_PATH"] == "/usr/local/cuda/lib64:/w/libs"
+    own = [str(python_libdir())] if python_libdir() else []  # this Python's libpython, first
+    assert env["LD_LIBRARY_PATH"].split(":") == [*own, "/usr/local/cuda/lib64", "/w/libs"]
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
-    assert server_env(install, {"PATH": "/usr/bin"})["LD_LIBRARY_PATH"] == "/w/libs"
+    assert server_env(install, {"PATH": "/usr/bin"})["LD_LIBRARY_PATH"].split(":") == [
+        *own,
+        "/w/libs",
+    ]
+    image = TritonInstall(
+        Path("/opt/tritonserver/bin/tritonserver"), Path("/opt/tritonserver/backends")
+    )
+    assert server_env(image, {"PATH": "/usr/bin"}) == {
+        "PATH": "/usr/bin"
+    }  # the image needs nothing
 
 
 def test_explicit_binary_must_be_executable(tmp_path):
