@@ -12,19 +12,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from . import run as run_command
+from .errors import UsageError
 
+# Each module has register(subparsers), which sets `handler` on its parser.
 SUBCOMMANDS = [run_command]
-try:  # the offline commands (placement engine and cluster reads)
-    from . import explain as explain_command
-    from . import recommend as recommend_command
-
-    SUBCOMMANDS += [recommend_command, explain_command]
-except ImportError:  # pragma: no cover - while those modules are being written
-    pass
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
