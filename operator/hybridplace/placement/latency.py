@@ -96,14 +96,19 @@ class ServiceCurve:
 
     @classmethod
     def from_points(cls, points: Iterable[ProfilePoint], concurrency: int = 1) -> ServiceCurve:
-        """The curve of the stable points measured at ``concurrency``.
+        """The curve of every point measured at ``concurrency``, stable or not.
 
-        Raises ValueError when there is none.
+        An unstable point (its windows disagreed by more than the worker's threshold) is used
+        as measured: its percentiles pool every window, so the noise widens them and the
+        prediction errs slow, not fast. On shared machines every point may be unstable, and
+        refusing them would leave nothing to place on. The solver says so in its message.
+
+        Raises ValueError when there is no point at ``concurrency``.
         """
-        chosen = sorted((p for p in points if p.concurrency == concurrency and p.stable),
+        chosen = sorted((p for p in points if p.concurrency == concurrency),
                         key=lambda p: p.batch_size)
         if not chosen:
-            raise ValueError(f"no stable profile point at concurrency {concurrency}")
+            raise ValueError(f"no profile point at concurrency {concurrency}")
         means, sds = [], []
         for p in chosen:
             mean = p.p50_ms

@@ -109,6 +109,7 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) 
                f"{decision.total_cost_per_hour:.4g} USD/h")
     if not split.exact:
         message += " (search stopped at its node limit: the best split found, maybe not the best)"
+    message += _unstable_note(placements, by_pool)
     return Decision(True, request.objective, placements, alternatives, message=message)
 
 
@@ -172,8 +173,6 @@ def _configurations(request: Request, pool: Pool, profile: Profile | None
         return out(PROFILE_FAILED, profile.failure)
     if pool.capacity_replicas == 0:
         return out(OVER_CAPACITY, "no free capacity for another replica")
-    if not any(p.stable for p in profile.points):
-        return out(PROFILE_FAILED, "no stable measurement in the profile")
     configs = []
     for concurrency in sorted(set(request.concurrency_levels)):
         try:
@@ -184,10 +183,26 @@ def _configurations(request: Request, pool: Pool, profile: Profile | None
             if not request.batch_sizes or batch in request.batch_sizes:
                 configs.append((curve, batch))
     if not configs:
-        return out(NO_PROFILE, f"no stable point at the allowed batch sizes "
+        return out(NO_PROFILE, f"no measured point at the allowed batch sizes "
                                f"{list(request.batch_sizes) or 'any'} and concurrency "
                                f"{list(request.concurrency_levels)}")
     return configs, None
+
+
+def _unstable_note(placements: list[Placement], by_pool: dict[str, Profile]) -> str:
+    """``"; cpu measured unstable (5 of 6 points)"`` for each chosen pool whose curve (the
+    points at the chosen concurrency) has unstable points; empty when all are stable.
+
+    Unstable points are used as measured (see ``ServiceCurve.from_points``); a reader of the
+    decision should know the figures behind it were noisy."""
+    notes = []
+    for placement in placements:
+        points = [p for p in by_pool[placement.pool].points
+                  if p.concurrency == placement.concurrency]
+        unstable = sum(1 for p in points if not p.stable)
+        if unstable:
+            notes.append(f"{placement.pool} measured unstable ({unstable} of {len(points)} points)")
+    return "".join(f"; {note}" for note in notes)
 
 
 def _capacity(pool: Pool, request: Request) -> int:

@@ -75,15 +75,15 @@ def test_a_replica_with_two_instances_is_two_batchers_at_half_the_load():
     assert both.latency_ms == pytest.approx(half.latency_ms)
 
 
-def test_the_curve_takes_the_longer_of_p50_and_measured_throughput_and_skips_unstable_points():
+def test_the_curve_takes_the_longer_of_p50_and_measured_throughput_and_keeps_unstable_points():
     curve = ServiceCurve.from_points([
         ProfilePoint(1, 1.0, 1.1, 1.2, throughput_ips=800.0),  # 1.25 ms per batch on average
         ProfilePoint(4, 2.0, 2.2, 2.4, throughput_rps=1000.0),  # faster than p50 says: p50 wins
-        ProfilePoint(8, 9.0, 9.0, 9.0, stable=False),
+        ProfilePoint(8, 9.0, 9.0, 9.0, stable=False),  # noisy, used as measured
     ])
-    assert curve.batch_sizes == (1, 4)
-    assert curve.mean_ms == pytest.approx((1.25, 2.0))
-    with pytest.raises(ValueError, match="no stable profile point at concurrency 2"):
+    assert curve.batch_sizes == (1, 4, 8)
+    assert curve.mean_ms == pytest.approx((1.25, 2.0, 9.0))
+    with pytest.raises(ValueError, match="no profile point at concurrency 2"):
         ServiceCurve.from_points([ProfilePoint(1, 1, 1, 1)], concurrency=2)
 
 

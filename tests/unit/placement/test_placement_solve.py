@@ -49,11 +49,29 @@ def test_every_excluded_pool_is_listed_with_its_reason():
     }
 
 
-def test_a_profile_with_only_unstable_points_is_a_failed_profile():
-    profiles = [Profile("a", (ProfilePoint(1, 2, 2, 2, stable=False),))]
-    decision = solve(Request(100, 10), [pool("a", 1.0)], profiles)
-    assert not decision.feasible
-    assert [(a.pool, a.reason) for a in decision.alternatives] == [("a", PROFILE_FAILED)]
+def test_a_profile_with_only_unstable_points_is_used_and_the_message_says_so():
+    # On a shared 2-core machine every point may be unstable; refusing them placed nothing.
+    unstable = Profile("a", (ProfilePoint(1, 2, 2.5, 3, stable=False),
+                             ProfilePoint(8, 6, 7, 8, stable=False)))
+    stable = Profile("a", (ProfilePoint(1, 2, 2.5, 3), ProfilePoint(8, 6, 7, 8)))
+    decision = solve(Request(100, 10), [pool("a", 1.0)], [unstable])
+    assert decision.feasible
+    assert [(p.pool, p.replicas) for p in decision.placements] == [("a", 1)]
+    assert decision.message.endswith("; a measured unstable (2 of 2 points)")
+    # The same figures marked stable give the same placement and no note.
+    same = solve(Request(100, 10), [pool("a", 1.0)], [stable])
+    assert same.placements == decision.placements
+    assert "unstable" not in same.message
+
+
+def test_the_unstable_note_counts_the_points_of_the_chosen_concurrency_per_chosen_pool():
+    points = (ProfilePoint(1, 2, 2.5, 3, stable=False), ProfilePoint(8, 6, 7, 8),
+              ProfilePoint(1, 3, 3.5, 4, concurrency=2, stable=False))
+    decision = solve(Request(100, 10), [pool("a", 1.0), pool("b", 2.0)],
+                     [Profile("a", points), Profile("b", points)])
+    assert [p.pool for p in decision.placements] == ["a"]
+    assert decision.message.endswith("; a measured unstable (1 of 2 points)")
+    assert "b measured" not in decision.message
 
 
 def test_the_cheapest_pool_wins_and_the_others_say_by_how_much():
