@@ -3,10 +3,10 @@
 One local tritonserver serves one model (the repository from hybridplace_worker's generator).
 For every (batch size, concurrency) point, both tools measure it back to back, in ABBA order
 over several rounds (ours, theirs; theirs, ours; ...) so slow drift of a shared machine hits
-both alike, with the same window length and stability threshold; medians over the rounds are
-compared. Printed: p50 latency and throughput of
-each, and the ratios ours/theirs. The goal is agreement within 5%; more than 10% is a failure
-(exit code 1).
+both alike, with the same window length and stability threshold. Printed: p50 latency and
+throughput of each (medians over the rounds) and the ratios ours/theirs, each the median over
+rounds of that round's paired ratio (the two runs of a round were back to back). The goal is
+agreement within 5%; more than 10% is a failure (exit code 1).
 
 perf_analyzer comes from benchmarks/fetch-perf-analyzer.sh (``make perf-analyzer``). Usage:
   python benchmarks/worker_vs_perf_analyzer.py --perf-analyzer-dir DIR \
@@ -239,8 +239,13 @@ def main() -> int:
                         "paStable": all(x["stable"] for x in theirs),
                         "runs": {"ours": ours, "perfAnalyzer": theirs},
                     }
-                    row["p50Ratio"] = row["oursP50Ms"] / row["paP50Ms"]
-                    row["ipsRatio"] = row["oursIps"] / row["paIps"]
+                    # Paired ratios: round r's two runs were back to back, so their ratio
+                    # cancels the machine's slow drift; the median over rounds is the verdict.
+                    pairs = list(zip(ours, theirs, strict=True))
+                    row["p50Ratio"] = statistics.median(a["p50Ms"] / b["p50Ms"] for a, b in pairs)
+                    row["ipsRatio"] = statistics.median(a["ips"] / b["ips"] for a, b in pairs)
+                    row["p50RatioOfMedians"] = row["oursP50Ms"] / row["paP50Ms"]
+                    row["ipsRatioOfMedians"] = row["oursIps"] / row["paIps"]
                     rows.append(row)
                     print(
                         f"b={b:<3} c={c:<2} p50 ours {row['oursP50Ms']:8.3f} ms  perf_analyzer "
