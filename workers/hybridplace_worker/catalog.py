@@ -12,11 +12,11 @@ import hashlib
 
 from .spec import InputSpec
 
-#: Version of each built-in model; part of its digest.
-BUILTIN_VERSIONS: dict[str, str] = {
-    "mlp": "1",
-    "resnet": "1",
-    "transformer": "1",
+#: Version of each built-in model (an integer, as in the operator's table); part of its digest.
+BUILTIN_VERSIONS: dict[str, int] = {
+    "mlp": 1,
+    "resnet": 1,
+    "transformer": 1,
 }
 
 #: Per-sample inputs of each built-in model (the batch dimension is added in front).

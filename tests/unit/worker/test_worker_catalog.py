@@ -80,3 +80,10 @@ def test_docs_list_the_current_digests():
     docs = (Path(__file__).resolve().parents[3] / "docs" / "worker.md").read_text()
     for name, version in BUILTIN_VERSIONS.items():
         assert f"| `{name}@{version}` | `{builtin_digest(name)}` |" in docs
+
+
+def test_the_operator_computes_the_same_digests():
+    operator_builtins = pytest.importorskip("hybridplace.api.builtins")
+    assert operator_builtins.BUILTIN_MODEL_VERSIONS == BUILTIN_VERSIONS
+    for name in BUILTIN_VERSIONS:
+        assert operator_builtins.builtin_digest(name) == builtin_digest(name)
