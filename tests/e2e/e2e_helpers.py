@@ -1,0 +1,90 @@
+"""Helpers of the end-to-end tests: kubectl with JSON, InferenceDeployment bodies, an operator
+in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Small, quick benchmarks: the flow is under test here, not the figures.
+QUICK_BENCHMARK = {"batchSizes": [1, 4, 16], "durationSeconds": 0.3, "budgetSeconds": 180}
+
+
+class Kubectl:
+    def __init__(self, base: list[str], namespace: str | None = None):
+        self.base = base
+        self.namespace = namespace
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        scope = ["-n", self.namespace] if self.namespace else []
+        result = subprocess.run([*self.base, *scope, *args], input=stdin, capture_output=True, text=True,
+                                timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
+        return result.stdout
+
+    def json(self, *args: str) -> dict:
+        return json.loads(self("get", *args, "-o", "json"))
+
+    def apply(self, obj: dict) -> str:
+        return self("apply", "-f", "-", stdin=json.dumps(obj))
+
+    def condition(self, kind: str, name: str, type_: str) -> dict | None:
+        obj = json.loads(self("get", kind, name, "-o", "json", check=False) or "{}")
+        return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == type_), None)
+
+    def events(self, name: str) -> list[dict]:
+        items = self.json("events", "--field-selector", f"involvedObject.name={name}")["items"]
+        return [{"type": e["type"], "reason": e["reason"], "message": e["message"]} for e in items]
+
+
+def inference_deployment(name: str, **spec) -> dict:
+    body = {
+        "apiVersion": "hybridplace.io/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"builtin": "mlp"},
+            "slo": {"percentile": 95, "latencyMs": 500},
+            "load": {"targetRps": 20, "minReplicas": 1, "maxReplicas": 4},
+            "placement": {"pools": ["cpu-standard", "gpu-t4"]},
+            "benchmark": QUICK_BENCHMARK,
+        },
+    }
+    for key, value in spec.items():
+        merge = isinstance(value, dict) and key != "model"  # a model is replaced whole
+        body["spec"][key] = {**body["spec"].get(key, {}), **value} if merge else value
+    return body
+
+
+def start_operator_process(kubeconfig: str, log: Path) -> subprocess.Popen:
+    """The operator as `hybridplace run` runs it, in its own process (for kill and restart)."""
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4"}
+    out = log.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "hybridplace.cli.main", "run", "--kubeconfig", kubeconfig,
+                             "--liveness", ""], stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_condition(kubectl: Kubectl, name: str, type_: str, status: str = "True", timeout: float = 240,
+                   reason: str | None = None) -> dict:
+    """Poll an InferenceDeployment until condition `type_` has `status` (and `reason`); on timeout,
+    fail with its conditions and Events, so a failure says why."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = kubectl.condition("infd", name, type_)
+        if found and found["status"] == status and (reason is None or found["reason"] == reason):
+            return found
+        if time.monotonic() > deadline:
+            obj = json.loads(kubectl("get", "infd", name, "-o", "json", check=False) or "{}")
+            conds = [(c["type"], c["status"], c["reason"], c["message"]) for c in
+                     (obj.get("status") or {}).get("conditions") or []]
+            pytest.fail(f"{name}: {type_} did not become {status} in {timeout} s; conditions: {conds}; "
+                        f"events: {kubectl.events(name)}", pytrace=False)
+        time.sleep(1)
