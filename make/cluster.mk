@@ -17,11 +17,6 @@ cluster-down: ## Stop every process the local cluster started (by PID) and remov
 cluster-status: ## Show the local cluster's processes, ports and nodes.
 	@$(CLUSTER) status
 
-.PHONY: demo
-demo: cluster-up ## Bring the local cluster up and show its node pools (the operator joins later).
-	@$(KUBECTL) get nodes -L hybridplace.io/pool -L node.kubernetes.io/instance-type
-	@echo "kubectl for this cluster: cluster/kubectl (or KUBECONFIG=$$($(CLUSTER) kubeconfig))"
-
 ##@ Tools (Go-built, cached in $HP_CACHE/bin/<component>-<version>)
 
 .PHONY: cluster-tools

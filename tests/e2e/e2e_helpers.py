@@ -64,7 +64,7 @@ def start_operator_process(kubeconfig: str, log: Path) -> subprocess.Popen:
     """The operator as `hybridplace run` runs it, in its own process (for kill and restart)."""
     env = {**os.environ, "KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4"}
     out = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "hybridplace.cli.main", "run", "--kubeconfig", kubeconfig,
+    return subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", kubeconfig,
                              "--liveness", ""], stdout=out, stderr=subprocess.STDOUT, env=env)
 
 

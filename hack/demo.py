@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""`make demo`: the whole job on the local cluster, in one command.
+
+Brings the local cluster up (or reuses it), applies the CRDs and the example HardwarePools,
+starts the operator in the background, applies an InferenceDeployment of a built-in model, shows
+the benchmarks' progress, and prints the decision. The operator keeps running so you can
+explore; `make demo-stop` stops it and `make cluster-down` stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("HP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hybridplace")
+CLUSTER = os.environ.get("HP_CLUSTER", "hybridplace")
+STATE = CACHE / "clusters" / CLUSTER
+PID_FILE = STATE / "operator.pid"
+LOG_FILE = STATE / "logs" / "operator.log"
+
+
+def say(message: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def kubectl(*args: str, check: bool = True) -> str:
+    result = subprocess.run([str(REPO / "cluster" / "kubectl"), *args], capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        sys.exit(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def operator_running() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def start_operator() -> int:
+    pid = operator_running()
+    if pid:
+        say(f"operator already running (pid {pid}); log: {LOG_FILE}")
+        return pid
+    LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    kubeconfig = STATE / "kubeconfig"
+    # The cluster's marker variable lets `make cluster-down` find and stop it too.
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HP_LOCAL_RUNNER_STATE": str(STATE)}
+    with LOG_FILE.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", str(kubeconfig),
+             "--liveness", ""],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    PID_FILE.write_text(str(proc.pid))
+    say(f"operator started (pid {proc.pid}); log: {LOG_FILE}")
+    return proc.pid
+
+
+def stop_operator() -> None:
+    pid = operator_running()
+    if pid is None:
+        say("no demo operator is running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    PID_FILE.unlink(missing_ok=True)
+    say(f"operator (pid {pid}) stopped")
+
+
+def conditions(name: str, namespace: str) -> dict[str, dict]:
+    obj = json.loads(kubectl("get", "infd", name, "-n", namespace, "-o", "json"))
+    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    subprocess.run([sys.executable, str(REPO / "cluster" / "localcluster.py"), "up", "--name", CLUSTER], check=True)
+    say("applying the CRDs and the example HardwarePools (cpu-standard, gpu-t4)")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+    kubectl("apply", "-f", str(REPO / "examples" / "hardwarepools.yaml"))
+    start_operator()
+    example = REPO / "examples" / "inferencedeployment.yaml"
+    say(f"applying {example.relative_to(REPO)} (built-in MLP, p95 SLO, 200 requests/s)")
+    kubectl("apply", "-n", args.namespace, "-f", str(example))
+    name = "demo-mlp"
+    last = ""
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        conds = conditions(name, args.namespace)
+        profiled, placed = conds.get("Profiled"), conds.get("Placed")
+        line = " | ".join(f"{t}={c['status']} ({c['reason']})" for t, c in conds.items())
+        if line != last:
+            say(line or "waiting for the operator")
+            if profiled and profiled["status"] != "True":
+                say(f"  {profiled['message']}")
+            last = line
+        if placed and (placed["status"] == "True" or placed["reason"] == "Infeasible") and \
+                conds.get("Ready", {}).get("reason") != "ReplicasPending":
+            break
+        time.sleep(2)
+    else:
+        say(f"not decided within {args.timeout} s; see `kubectl describe infd {name}` and {LOG_FILE}")
+        return 1
+    print()
+    subprocess.run([sys.executable, "-m", "hybridplace.cli", "explain", name, "-n", args.namespace,
+                    "--kubeconfig", str(STATE / "kubeconfig")], check=False)
+    print()
+    print(kubectl("get", "infd,hwpool,mprof", "-n", args.namespace))
+    print(kubectl("get", "jobs,deployments,pods", "-n", args.namespace, "-o", "wide"))
+    say(f"done in {time.monotonic() - started:.0f} s. Next:")
+    print(f"  cluster/kubectl describe infd {name}        # conditions, decision, alternatives, events")
+    print(f"  cluster/kubectl get events --field-selector involvedObject.name={name}")
+    print("  make demo-stop                              # stop the operator; make cluster-down stops all")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "stop"])
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--timeout", type=float, default=280, help="seconds to wait for the decision")
+    args = parser.parse_args()
+    if args.command == "stop":
+        stop_operator()
+        return 0
+    return run_demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""python -m hybridplace.cli"""
+
+import sys
+
+from .main import main
+
+sys.exit(main())
