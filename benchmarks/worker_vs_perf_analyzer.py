@@ -160,6 +160,12 @@ def main() -> int:
         help="torch threads in the server (0: all CPUs); 1 leaves a core to the client on 2 cores",
     )
     p.add_argument("--rounds", type=int, default=4, help="alternating rounds per point (ABBA...)")
+    p.add_argument(
+        "--dynamic-batching",
+        action="store_true",
+        help="let Triton merge concurrent requests; off by default, because how often it merges "
+        "depends on each client's own speed, which is not what this compares",
+    )
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args()
 
@@ -168,7 +174,11 @@ def main() -> int:
     model = load_model(args.model, digest=None, format="torchscript", inputs=[])
     outputs = check_model_inputs(model)
     threads = args.threads or len(os.sched_getaffinity(0))
-    serving = ServingConfig(max_batch_size=max(args.batch_sizes), threads=threads)
+    serving = ServingConfig(
+        max_batch_size=max(args.batch_sizes),
+        threads=threads,
+        dynamic_batching=args.dynamic_batching,
+    )
     plan = WindowPlan(
         window_s=args.window_seconds,
         warmup_s=1.0,
@@ -201,7 +211,8 @@ def main() -> int:
             print(
                 f"# tritonserver pid {server.pid} ready in {ready:.1f} s; model {args.model} "
                 f"({model.digest[:19]}...), {args.protocol}, window {args.window_seconds} s, "
-                f"threshold {args.threshold:.0%}, {threads} torch threads in the server",
+                f"threshold {args.threshold:.0%}, {threads} torch threads in the server, "
+                f"dynamic batching {'on' if args.dynamic_batching else 'off'}",
                 flush=True,
             )
             for b in args.batch_sizes:

@@ -38,6 +38,8 @@ class ServingConfig:
 
     ``max_queue_delay_us`` is how long Triton may hold a request to form a larger batch;
     ``threads`` is torch's intra-op threads per instance (0: torch's default).
+    ``dynamic_batching`` False leaves the block out: every request runs alone, as sent (the
+    perf_analyzer comparison uses it, so client timing cannot change the server's batches).
     """
 
     max_batch_size: int = 8
@@ -46,6 +48,7 @@ class ServingConfig:
     instance_kind: str = "cpu"
     instances: int = 1
     threads: int = 0
+    dynamic_batching: bool = True
 
     def validate(self) -> None:
         def bad(msg: str) -> WorkerError:
@@ -119,9 +122,7 @@ def render_config_pbtxt(
         "output [",
         ",\n".join(_tensor_block(t) for t in outputs),
         "]",
-        "dynamic_batching {",
-        *batching,
-        "}",
+        *(["dynamic_batching {", *batching, "}"] if serving.dynamic_batching else []),
         "instance_group [",
         f"  {{ count: {serving.instances} kind: {INSTANCE_KINDS[serving.instance_kind]} }}",
         "]",

@@ -178,3 +178,15 @@ def test_wheel_backend_dir_uses_the_stub_for_this_python(tmp_path):
     assert (python_dir / "libtriton_python.so").resolve().is_file()
     stub = (python_dir / "triton_python_backend_stub").resolve()
     assert stub.parent.name == f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def test_dynamic_batching_can_be_left_out():
+    text = render_config_pbtxt(
+        "m",
+        INPUTS,
+        OUTPUTS,
+        ServingConfig(dynamic_batching=False),
+        artifact_name="model.pt",
+        artifact_format="torchscript",
+    )
+    assert "dynamic_batching" not in text and "max_batch_size: 8" in text
