@@ -94,7 +94,8 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"  NOTE: {report['note']}")
 
     if report.get("feasible") is None:
-        lines += ["", "  NO DECISION YET"]
+        waiting = report.get("waiting") or "the operator has not reconciled it"
+        lines += ["", f"  NO DECISION YET: {waiting}"]
     elif report["feasible"]:
         placements = report.get("placements") or []
         replicas = sum(p.get("replicas") or 0 for p in placements)
