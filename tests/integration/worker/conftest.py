@@ -18,8 +18,6 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parents[2] / "unit" / "worker")
 )  # worker_schema_check
 
-FAST = ["--duration-seconds", "0.3", "--warmup-seconds", "0.05", "--max-windows", "4"]
-
 
 @pytest.fixture
 def run_cli(tmp_path):

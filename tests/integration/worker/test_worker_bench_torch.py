@@ -4,10 +4,10 @@ import json
 import shutil
 
 import pytest
-from conftest import FAST
 from hybridplace_worker.catalog import builtin_digest
 from hybridplace_worker.result import expand_compact
 from worker_schema_check import assert_valid
+from worker_support import FAST
 
 
 @pytest.mark.parametrize("name", ["mlp", "resnet", "transformer"])

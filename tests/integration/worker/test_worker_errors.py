@@ -8,10 +8,10 @@ import sys
 import time
 
 import pytest
-from conftest import FAST
 from hybridplace_worker.catalog import builtin_digest
 from hybridplace_worker.errors import EXIT_CODES, Reason
 from worker_schema_check import assert_valid
+from worker_support import FAST
 
 
 def assert_error(rc, doc, reason, *fragments):

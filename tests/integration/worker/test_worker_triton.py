@@ -9,11 +9,11 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import FAST
 from hybridplace_worker.errors import WorkerError
 from hybridplace_worker.result import expand_compact
 from hybridplace_worker.triton_server import free_ports, locate_tritonserver
 from worker_schema_check import assert_valid
+from worker_support import FAST
 
 pytestmark = pytest.mark.triton
 
