@@ -147,8 +147,9 @@ class Kube:
             if err.status not in (404, 409):
                 raise
 
-    def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
-        self.request(
+    def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource; returns the updated object."""
+        return self.request(
             "PATCH", f"{PATHS[kind].format(ns=namespace)}/{name}/status", {"status": status},
             content_type="application/merge-patch+json",
         )

@@ -8,6 +8,7 @@ The reconciler then carries it out. No Kubernetes I/O here, so every branch is u
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..builders import names
 from ..builders.jobs import build_benchmark_job
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
-from ..placement import Alternative, Decision, solve
+from ..placement import Alternative, Decision, Pool, Profile, Request, solve
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 
 MEASURED, PENDING, FAILED, MISSING = "Measured", "Pending", "Failed", "Missing"
@@ -158,8 +159,7 @@ def _decide(
     engine_profiles = [profile_from(profiles[n]) for n in measured] + [
         failed_profile(s["pool"], s.get("reason", ""), s.get("message", "")) for s in failed
     ]
-    request = request_from(infd)
-    decision = solve(request, engine_pools, engine_profiles)
+    decision = _solve_cached(request_from(infd), tuple(engine_pools), tuple(engine_profiles))
     missing = [
         Alternative(pool=s["pool"], reason="NoProfile", message=f"HardwarePool {s['pool']} does not exist")
         for s in states if s["state"] == MISSING
@@ -171,6 +171,13 @@ def _decide(
             decision.best_achievable_pool, decision.best_achievable_batch_size, decision.message,
         )
     return decision
+
+
+@functools.lru_cache(maxsize=4096)
+def _solve_cached(request: Request, pools: tuple[Pool, ...], profiles: tuple[Profile, ...]) -> Decision:
+    """solve() is pure and its inputs are frozen, so the same question gets the remembered
+    answer: reconciles triggered by status or child events cost almost nothing."""
+    return solve(request, pools, profiles)
 
 
 def _summary(infd: InferenceDeployment, decision: Decision | None) -> dict[str, Any]:
@@ -321,17 +328,20 @@ def _events(
         events.append(Event("Normal", "BenchmarkStarted",
                             f"measuring {model} on pool {pool} with Job {job['metadata']['name']}"))
     old_states = {s["pool"]: s for s in old.get("profiles", [])}
+    measured = []
     for state in new["profiles"]:
         before = old_states.get(state["pool"], {})
         if before.get("state") == state["state"] and before.get("reason") == state.get("reason"):
             continue
         if state["state"] == MEASURED:
-            events.append(Event("Normal", "Profiled", f"pool {state['pool']} measured: ModelProfile {state['name']}"))
+            measured.append(f"{state['pool']} (ModelProfile {state['name']})")
         elif state["state"] == FAILED:
             events.append(Event("Warning", "BenchmarkFailed",
                                 f"pool {state['pool']} left out: {state['reason']}: {state['message']}"))
         elif state["state"] == MISSING:
             events.append(Event("Warning", "PoolNotFound", f"{state['message']}; it is left out"))
+    if measured:
+        events.append(Event("Normal", "Profiled", f"measured on {', '.join(measured)}"))
     old_conds = {x["type"]: x for x in old.get("conditions", [])}
     for cond in new["conditions"]:
         before = old_conds.get(cond["type"], {})

@@ -132,10 +132,13 @@ class Reconciler:
         for job in plan.jobs_to_create:
             self.kube.create(job)
         for deployment in plan.deployments:
-            self.kube.apply(deployment)
+            self.state.put_deployment(self.kube.apply(deployment))
         for service in plan.services:
-            if self.kube.create(service) is None:
+            created = self.kube.create(service)
+            if created is None:
                 self._check_service_owner(body, service)
+            else:
+                self.state.put_service(created)
         children = self.state.children_of(namespace, name)
         for stale in plan.stale_deployments:
             child = next((x for x in children.values() if x.name == stale), None)
@@ -144,7 +147,7 @@ class Reconciler:
         for stale in plan.stale_services:
             self.kube.delete("Service", namespace, stale)
         if plan.status != (body.get("status") or {}):
-            self.kube.patch_status("InferenceDeployment", namespace, name, plan.status)
+            self.state.put_infd(self.kube.patch_status("InferenceDeployment", namespace, name, plan.status))
         for event in plan.events:
             self.kube.event(body, event.type, event.reason, event.message)
 

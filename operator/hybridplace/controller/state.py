@@ -57,6 +57,15 @@ def job_state(body: dict[str, Any]) -> JobState:
     )
 
 
+def _version(body: dict[str, Any]) -> int:
+    """resourceVersion as a number, to order versions of one object. Opaque by contract, it is
+    etcd's revision in every Kubernetes release; anything else sorts first and is replaced."""
+    try:
+        return int(body["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def _slim(body: dict[str, Any]) -> dict[str, Any]:
     """The body without what the operator never reads but can be large (managedFields, the
     last-applied annotation): memory matters with thousands of objects."""
@@ -90,14 +99,20 @@ class ClusterState:
         self._job_keys: dict[NsName, tuple[str, str, str]] = {}
         self._children: dict[NsName, dict[str, tuple[ChildState, str | None]]] = defaultdict(dict)
         self._child_keys: dict[NsName, tuple[NsName, str, int]] = {}
+        self._child_versions: dict[NsName, int] = {}
         self._services: dict[NsName, set[str]] = defaultdict(set)
 
     # -- updates from watch events (return what the change affects) -------------------------
 
     def put_infd(self, body: dict[str, Any]) -> None:
+        """Record the newest version of an InferenceDeployment (an older one is ignored: the
+        operator stores its own writes' results before their watch events arrive)."""
         body = _slim(body)
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         with self._lock:
+            old = self.infds.get(key)
+            if old is not None and _version(old) > _version(body):
+                return
             self.infds[key] = body
             self._infd_digest[key] = digest_of(body)
 
@@ -202,6 +217,9 @@ class ClusterState:
             available_replicas=status.get("availableReplicas", 0) or 0, owned=False,
         )
         with self._lock:
+            if self._child_versions.get((meta["namespace"], meta["name"]), -1) > _version(body):
+                return key  # an older event than the operator's own write: keep the newer
+            self._child_versions[(meta["namespace"], meta["name"])] = _version(body)
             self._children[key][pool] = (child, owner.get("uid"))
             self._child_keys[(meta["namespace"], meta["name"])] = (key, pool, replicas)
         return key
@@ -209,6 +227,7 @@ class ClusterState:
     def drop_deployment(self, namespace: str, name: str) -> NsName | None:
         with self._lock:
             found = self._child_keys.pop((namespace, name), None)
+            self._child_versions.pop((namespace, name), None)
             if found is None:
                 return None
             key, pool, _ = found

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""How fast the operator places many InferenceDeployments, and how much memory it takes.
+
+ModelProfiles for the model exist beforehand (the seed example's), so no benchmark Job runs:
+this measures the operator's own work. It starts the operator (`hybridplace run`) as its own
+process on the local cluster, creates N InferenceDeployments in a fresh namespace, waits until
+every one has Placed=True, and prints the total time and the operator's peak RSS (VmHWM). Then
+it watches the idle operator for --idle-seconds and prints how many objects it changed (goal 0).
+
+Usage: python benchmarks/operator_scale.py --count 1000 [--mode Apply|Recommend]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import copy
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+GROUP, VERSION = "hybridplace.io", "v1alpha1"
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    result = subprocess.run([str(REPO / "cluster" / "kubectl"), *args], input=stdin, capture_output=True,
+                            text=True, timeout=600)
+    if result.returncode != 0:
+        sys.exit(f"kubectl {' '.join(args)}: {result.stderr}")
+    return result.stdout
+
+
+def peak_rss_mib(pid: int) -> tuple[float, float]:
+    """(peak, current) resident memory of `pid`, MiB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time `pid` has used, seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--mode", choices=["Apply", "Recommend"], default="Apply")
+    parser.add_argument("--threads", type=int, default=8, help="client threads creating objects")
+    parser.add_argument("--workers", type=int, default=8, help="the operator's reconcile workers")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--idle-seconds", type=float, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
+    args = parser.parse_args()
+
+    cluster = os.environ.get("HP_CLUSTER", "hybridplace")
+    up = subprocess.run([sys.executable, str(REPO / "cluster" / "localcluster.py"), "up", "--json",
+                         "--name", cluster], stdout=subprocess.PIPE, text=True, check=True)
+    kubeconfig = json.loads(up.stdout)["kubeconfig"]
+    os.environ["KUBECONFIG"] = kubeconfig
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
+    kubectl("apply", "-f", str(REPO / "examples" / "hardwarepools.yaml"))
+    namespace = f"scale-{int(time.time())}"
+    kubectl("create", "namespace", namespace)
+    kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "seed" / "modelprofiles.yaml"))
+    template = yaml.safe_load((REPO / "examples" / "seed" / "inferencedeployment.yaml").read_text())
+    template["spec"]["placement"]["mode"] = args.mode
+
+    from kubernetes import client, config
+
+    api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
+    log = Path(kubeconfig).parent / "logs" / "operator-scale.log"
+    env = {**os.environ, "HP_WORKERS": str(args.workers)}
+    operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", kubeconfig,
+                                 "--liveness", "", "--namespaces", namespace],
+                                stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while "operator started" not in log.read_text():
+            if operator.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"the operator did not start; see {log}")
+            time.sleep(0.2)
+        _, rss_start = peak_rss_mib(operator.pid)
+        cpu_start = cpu_seconds(operator.pid)
+
+        def create(i: int) -> None:
+            body = copy.deepcopy(template)
+            body["metadata"] = {"name": f"scale-{i:05d}", "namespace": namespace}
+            body["spec"]["load"]["targetRps"] = 1 + i % 40  # a spread of decisions
+            api.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferencedeployments", body)
+
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(args.threads) as pool:
+            list(pool.map(create, range(args.count)))
+        created = time.monotonic() - started
+        print(f"created {args.count} InferenceDeployments in {created:.1f} s", flush=True)
+
+        placed = 0
+        while placed < args.count:
+            if time.monotonic() - started > args.timeout:
+                print(f"TIMEOUT: {placed} of {args.count} placed after {args.timeout} s")
+                return 1
+            items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, "inferencedeployments")["items"]
+            placed = sum(
+                1 for item in items
+                if any(c["type"] == "Placed" and c["status"] == "True"
+                       for c in (item.get("status") or {}).get("conditions") or [])
+            )
+            time.sleep(1)
+        total = time.monotonic() - started
+        cpu = cpu_seconds(operator.pid) - cpu_start
+        load = os.getloadavg()[0]
+
+        versions = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in
+                    api.list_namespaced_custom_object(GROUP, VERSION, namespace, "inferencedeployments")["items"]}
+        time.sleep(args.idle_seconds)
+        after = {i["metadata"]["name"]: i["metadata"]["resourceVersion"] for i in
+                 api.list_namespaced_custom_object(GROUP, VERSION, namespace, "inferencedeployments")["items"]}
+        changed = sum(1 for k, v in after.items() if versions.get(k) != v)
+        peak, current = peak_rss_mib(operator.pid)
+    finally:
+        operator.terminate()
+        operator.wait(timeout=60)
+        if not args.keep:
+            subprocess.run([str(REPO / "cluster" / "kubectl"), "delete", "namespace", namespace, "--wait=false"],
+                           capture_output=True)
+
+    print(f"date {time.strftime('%Y-%m-%d')}, machine {platform.machine()} {os.cpu_count()} cores, "
+          f"mode {args.mode}, {args.workers} reconcile workers")
+    print(f"{args.count} InferenceDeployments Placed=True in {total:.1f} s "
+          f"({args.count / total:.1f}/s; creating them took {created:.1f} s)")
+    print(f"operator CPU: {cpu:.1f} s over those {total:.1f} s; machine load average {load:.1f}")
+    print(f"operator RSS: {rss_start:.0f} MiB at start, peak {peak:.0f} MiB, {current:.0f} MiB idle after")
+    print(f"idle for {args.idle_seconds:.0f} s: {changed} InferenceDeployments changed (goal 0)")
+    target_ok = (args.count <= 1000 and total <= 120 and peak <= 300) or (total <= 300 and peak <= 512)
+    print("OK" if target_ok and changed == 0 else "MISSED the target")
+    return 0 if changed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
