@@ -109,6 +109,8 @@ def run_torch_engine(
         try:
             with factory(0) as first:
                 first()  # surfaces shape errors and OOM before any timing
+                if device == "cuda":
+                    torch.cuda.synchronize()  # CUDA reports errors asynchronously
             for conc in concurrency:
                 m = measure_point(
                     factory, concurrency=conc, plan=plan, timer=timer, may_extend=may_extend
