@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("HP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hybridplace")
+CACHE = Path(os.environ.get("HP_CACHE")
+             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hybridplace")
 CLUSTER = os.environ.get("HP_CLUSTER", "hybridplace")
 STATE = CACHE / "clusters" / CLUSTER
 PID_FILE = STATE / "operator.pid"

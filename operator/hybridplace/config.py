@@ -20,21 +20,26 @@ class Settings:
     """Every knob of the operator. Field help doubles as the CLI flag's help."""
 
     namespaces: tuple[str, ...] = field(
-        default=(), metadata={"env": "HP_NAMESPACES", "help": "comma-separated namespaces to watch; empty: all"}
+        default=(),
+        metadata={"env": "HP_NAMESPACES", "help": "comma-separated namespaces to watch; empty: all"},
     )
     worker_image_cpu: str = field(
-        default=DEFAULT_IMAGE_CPU, metadata={"env": "HP_WORKER_IMAGE_CPU", "help": "worker image for CPU pools"}
+        default=DEFAULT_IMAGE_CPU,
+        metadata={"env": "HP_WORKER_IMAGE_CPU", "help": "worker image for CPU pools"},
     )
     worker_image_gpu: str = field(
-        default=DEFAULT_IMAGE_GPU, metadata={"env": "HP_WORKER_IMAGE_GPU", "help": "worker image for GPU pools"}
+        default=DEFAULT_IMAGE_GPU,
+        metadata={"env": "HP_WORKER_IMAGE_GPU", "help": "worker image for GPU pools"},
     )
     resync_seconds: float = field(
         default=300.0,
-        metadata={"env": "HP_RESYNC_SECONDS", "help": "how often each InferenceDeployment is checked against its children"},
+        metadata={"env": "HP_RESYNC_SECONDS",
+                  "help": "how often each InferenceDeployment is checked against its children, seconds"},
     )
     job_ttl_seconds: int = field(
         default=3600,
-        metadata={"env": "HP_JOB_TTL_SECONDS", "help": "how long finished benchmark Jobs are kept (ttlSecondsAfterFinished)"},
+        metadata={"env": "HP_JOB_TTL_SECONDS",
+                  "help": "how long finished benchmark Jobs are kept (ttlSecondsAfterFinished), seconds"},
     )
     benchmark_backoff_limit: int = field(
         default=1, metadata={"env": "HP_BENCHMARK_BACKOFF_LIMIT", "help": "pod retries of a benchmark Job"}

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         kind = str(field.type)
         convert = int if kind == "int" else float if kind == "float" else str
         parser.add_argument(flag, dest=field.name, type=convert, default=None,
-                            help=f"{field.metadata['help']} [{field.metadata['env']}] (default: {field.default or 'none'})")
+                            help=f"{field.metadata['help']} [{field.metadata['env']}] "
+                            f"(default: {field.default or 'none'})")
     parser.set_defaults(handler=run)
 
 

@@ -225,7 +225,8 @@ def plan_inference_deployment(
         plan.decision = decision
     if decision is None:
         waiting = c.WAITING_FOR_PROFILES if profiled[1] == c.BENCHMARKING else profiled[1]
-        conds = c.set_condition(conds, c.condition(c.PLACED, c.FALSE, waiting, "no decision yet: " + profiled[2], generation, now))
+        conds = c.set_condition(
+            conds, c.condition(c.PLACED, c.FALSE, waiting, "no decision yet: " + profiled[2], generation, now))
         conds = c.set_condition(conds, c.condition(c.SLO_MET, c.UNKNOWN, waiting, "no decision yet", generation, now))
     elif not decision.feasible:
         best = ""
@@ -238,11 +239,13 @@ def plan_inference_deployment(
         conds = c.set_condition(conds, c.condition(c.SLO_MET, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
     else:
         if apply:
-            available = _plan_children(plan, infd, digest, decision, pools, children, service_names, settings, fingerprint)
+            available = _plan_children(
+                plan, infd, digest, decision, pools, children, service_names, settings, fingerprint)
             reason, verb = c.APPLIED, "placed"
         else:
             reason, verb = c.RECOMMENDED, "recommended (mode Recommend: nothing applied)"
-        conds = c.set_condition(conds, c.condition(c.PLACED, c.TRUE, reason, f"{verb}: {decision.message}", generation, now))
+        conds = c.set_condition(
+            conds, c.condition(c.PLACED, c.TRUE, reason, f"{verb}: {decision.message}", generation, now))
         worst = max(p.predicted_latency_ms for p in decision.placements)
         conds = c.set_condition(conds, c.condition(
             c.SLO_MET, c.TRUE, c.SLO_PREDICTED_MET,

@@ -66,7 +66,8 @@ def plan_pool_status(
     else:
         per_node = min((fits_on(pool, n) for n in ready), default=0)
     if ready:
-        cond = (c.TRUE, "NodesReady", f"{len(ready)} of {len(mine)} selected nodes are ready; room for {capacity} replicas")
+        cond = (c.TRUE, "NodesReady",
+                f"{len(ready)} of {len(mine)} selected nodes are ready; room for {capacity} replicas")
     elif mine:
         cond = (c.FALSE, "NoReadyNodes", f"none of the {len(mine)} selected nodes is ready and schedulable")
     else:

@@ -86,8 +86,8 @@ def test_the_operator_works_with_the_charts_rbac(helm, crds, kubeconfig, namespa
             doc["metadata"]["name"] = f"hp-{namespace}"
         if doc["kind"] == "ClusterRoleBinding":
             doc["roleRef"]["name"] = f"hp-{namespace}"
-    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
-                   text=True, check=True, capture_output=True)
+    listed = {"apiVersion": "v1", "kind": "List", "items": docs}
+    subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(listed), text=True, check=True, capture_output=True)
     try:
         sa = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
         token = subprocess.run([*kubectl, "create", "token", sa, "-n", namespace, "--duration", "1h"],
