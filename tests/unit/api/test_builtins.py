@@ -1,7 +1,6 @@
 import hashlib
 
 import pytest
-
 from hybridplace.api import BUILTIN_MODEL_VERSIONS, builtin_digest
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from hybridplace.api.models import KINDS
 from hybridplace.api.rules import RULES
 

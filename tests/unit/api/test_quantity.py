@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 import pytest
-
 from hybridplace.api import parse_quantity
 from hybridplace.api.quantity import is_quantity
 

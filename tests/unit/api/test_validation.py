@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from cases.api_objects import BAD_CASES, VALID
-
 from hybridplace.api import InvalidObject, load_objects, parse_object
 
 ROOT = Path(__file__).resolve().parents[3]

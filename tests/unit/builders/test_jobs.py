@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from cases.api_objects import inference_deployment
-
 from hybridplace.api import builtin_digest, load_objects, parse_object
 from hybridplace.builders import names
 from hybridplace.builders.jobs import NON_RETRIABLE_EXIT_CODES, build_benchmark_job

@@ -7,7 +7,6 @@ import copy
 from pathlib import Path
 
 import pytest
-
 from hybridplace import conditions as c
 from hybridplace.api import load_objects, parse_object
 from hybridplace.builders import names
