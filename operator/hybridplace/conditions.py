@@ -31,6 +31,7 @@ SLO_INFEASIBLE = "Infeasible"
 REPLICAS_AVAILABLE = "ReplicasAvailable"
 REPLICAS_PENDING = "ReplicasPending"
 NOT_PLACED = "NotPlaced"
+NAME_CONFLICT = "NameConflict"
 
 
 def condition(

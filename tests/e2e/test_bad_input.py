@@ -114,3 +114,26 @@ def test_a_new_digest_is_profiled_again_and_a_new_pool_is_considered(operator, k
         assert len(digests) == 2
     finally:
         subprocess.run([*crds, "delete", "hwpool", extra], capture_output=True)
+
+
+def test_objects_it_does_not_own_are_never_touched(operator, kubectl, namespace):
+    """A Deployment and a Service already use the names the operator would give its children:
+    they stay exactly as they are, and the InferenceDeployment says why it is not placed."""
+    kubectl("create", "deployment", "taken-cpu-standard", "--image=registry.example/app:1", "--replicas=1")
+    kubectl("create", "service", "clusterip", "taken", "--tcp=80:8080")
+    before = {kind: kubectl.json(kind, name)["metadata"]["resourceVersion"]
+              for kind, name in (("deployment", "taken-cpu-standard"), ("service", "taken"))}
+    for doc in ("seed/modelprofiles.yaml", "seed/inferencedeployment.yaml"):
+        kubectl("apply", "-f", str(REPO / "examples" / doc))
+    body = json.loads(kubectl("get", "infd", "seed", "-o", "json"))
+    body["metadata"] = {"name": "taken"}
+    body["spec"]["placement"]["mode"] = "Apply"
+    body["spec"]["placement"]["pools"] = ["cpu-standard"]
+    body.pop("status", None)
+    kubectl.apply(body)
+    found = wait_condition(kubectl, "taken", "Placed", status="False", reason="NameConflict", timeout=60)
+    assert "Deployment/taken-cpu-standard" in found["message"] and "Service/taken" in found["message"]
+    after = {kind: kubectl.json(kind, name)["metadata"]["resourceVersion"]
+             for kind, name in (("deployment", "taken-cpu-standard"), ("service", "taken"))}
+    assert after == before
+    assert any(e["type"] == "Warning" and e["reason"] == "NameConflict" for e in kubectl.events("taken"))

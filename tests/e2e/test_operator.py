@@ -14,7 +14,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 BENCH = "hybridplace.io/component=benchmark"
 
 
-def test_apply_benchmarks_places_and_becomes_ready(operator, kubectl, wait_until):
+def test_apply_benchmarks_places_and_becomes_ready(operator, kubectl, namespace):
+    # The API server's PodSecurity admission enforces "restricted" here: benchmark and serving
+    # pods that did not meet it would never be created.
+    kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     kubectl.apply(inference_deployment("sentiment"))
     wait_condition(kubectl, "sentiment", "Ready")
     jobs = kubectl.json("jobs", "-l", BENCH)["items"]

@@ -67,6 +67,7 @@ class Plan:
     stale_services: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     decision: Decision | None = None
+    conflicts: list[str] = field(default_factory=list)  # "Kind/name" that exist and are not ours
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -203,6 +204,7 @@ def plan_inference_deployment(
     settings: Settings,
     now: str,
     fingerprint: Any,
+    blocked: frozenset[str] = frozenset(),
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
@@ -240,12 +242,17 @@ def plan_inference_deployment(
     else:
         if apply:
             available = _plan_children(
-                plan, infd, digest, decision, pools, children, service_names, settings, fingerprint)
+                plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked)
             reason, verb = c.APPLIED, "placed"
         else:
             reason, verb = c.RECOMMENDED, "recommended (mode Recommend: nothing applied)"
+        if plan.conflicts:
+            reason, verb = c.NAME_CONFLICT, (
+                f"not placed: {', '.join(sorted(set(plan.conflicts)))} exists and is not owned by this "
+                "InferenceDeployment (left untouched; rename one of them). Decision")
+        status_placed = c.FALSE if plan.conflicts else c.TRUE
         conds = c.set_condition(
-            conds, c.condition(c.PLACED, c.TRUE, reason, f"{verb}: {decision.message}", generation, now))
+            conds, c.condition(c.PLACED, status_placed, reason, f"{verb}: {decision.message}", generation, now))
         worst = max(p.predicted_latency_ms for p in decision.placements)
         conds = c.set_condition(conds, c.condition(
             c.SLO_MET, c.TRUE, c.SLO_PREDICTED_MET,
@@ -288,8 +295,10 @@ def _plan_children(
     service_names: set[str],
     settings: Settings,
     fingerprint: Any,
+    blocked: frozenset[str],
 ) -> bool:
-    """Fill the plan's children to apply and delete; returns whether all are available."""
+    """Fill the plan's children to apply and delete; returns whether all are available.
+    Names in `blocked` belong to someone else: they are reported as conflicts, never touched."""
     chosen = {p.pool: p for p in decision.placements}
     all_available = True
     for pool_name, placement in sorted(chosen.items()):
@@ -300,17 +309,17 @@ def _plan_children(
             batch_size=placement.batch_size, image=image, instances=placement.concurrency,
         )
         child = children.get(pool_name)
-        if child is None or child.fingerprint != fingerprint(desired):
+        ref = f"Deployment/{desired['metadata']['name']}"
+        if ref in blocked or (child is not None and not child.owned):
+            plan.conflicts.append(ref)  # someone else's: never touched
+            all_available = False
+        elif child is None or child.fingerprint != fingerprint(desired):
             plan.deployments.append(desired)
             all_available = False
         elif child.available_replicas < placement.replicas:
             all_available = False
-        service = build_service(infd=infd, pool=pool_name)
-        if service["metadata"]["name"] not in service_names:
-            plan.services.append(service)
-    umbrella = build_service(infd=infd)
-    if umbrella["metadata"]["name"] not in service_names:
-        plan.services.append(umbrella)
+        _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked)
+    _plan_service(plan, build_service(infd=infd), service_names, blocked)
     for pool_name, child in sorted(children.items()):
         if pool_name not in chosen and child.owned:
             plan.stale_deployments.append(child.name)
@@ -318,6 +327,14 @@ def _plan_children(
             if stale_service in service_names:
                 plan.stale_services.append(stale_service)
     return all_available
+
+
+def _plan_service(plan: Plan, service: dict[str, Any], existing: set[str], blocked: frozenset[str]) -> None:
+    ref = f"Service/{service['metadata']['name']}"
+    if ref in blocked:
+        plan.conflicts.append(ref)
+    elif service["metadata"]["name"] not in existing:
+        plan.services.append(service)
 
 
 def _events(
@@ -353,6 +370,8 @@ def _events(
             continue
         if cond["type"] == c.PLACED and cond["status"] == c.TRUE:
             events.append(Event("Normal", cond["reason"], cond["message"]))
+        elif cond["type"] == c.PLACED and cond["reason"] == c.NAME_CONFLICT:
+            events.append(Event("Warning", cond["reason"], cond["message"]))
         elif cond["type"] == c.SLO_MET and cond["status"] == c.FALSE:
             events.append(Event("Warning", cond["reason"], cond["message"]))
         elif cond["type"] == c.READY and cond["status"] == c.TRUE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from typing import Any
 
 from .. import conditions as c
@@ -35,6 +36,8 @@ class Reconciler:
         self.queue = queue
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._conflicts: dict[tuple[str, str], dict[str, float]] = {}
+        self._conflicts_lock = threading.Lock()
 
     # -- the worker loop ---------------------------------------------------------------------
 
@@ -128,17 +131,28 @@ class Reconciler:
             settings=self.settings,
             now=now_rfc3339(),
             fingerprint=deployment_fingerprint,
+            blocked=self._blocked(namespace, name),
         )
         for job in plan.jobs_to_create:
             self.kube.create(job)
+        conflicts = []
+        children = self.state.children_of(namespace, name)
         for deployment in plan.deployments:
-            self.state.put_deployment(self.kube.apply(deployment))
-        for service in plan.services:
-            created = self.kube.create(service)
-            if created is None:
-                self._check_service_owner(body, service)
+            if any(x.name == deployment["metadata"]["name"] for x in children.values()):
+                self.state.put_deployment(self.kube.apply(deployment))  # ours: converge
+            elif (created := self._create_or_adopt(body, deployment)) is not None:
+                self.state.put_deployment(created)
             else:
+                conflicts.append(f"Deployment/{deployment['metadata']['name']}")
+        for service in plan.services:
+            if (created := self._create_or_adopt(body, service)) is not None:
                 self.state.put_service(created)
+            else:
+                conflicts.append(f"Service/{service['metadata']['name']}")
+        if conflicts:  # plan again at once, with them left out and reported
+            self._note_conflicts(namespace, name, conflicts)
+            self.queue.add(("infd", namespace, name))
+            return
         children = self.state.children_of(namespace, name)
         for stale in plan.stale_deployments:
             child = next((x for x in children.values() if x.name == stale), None)
@@ -151,20 +165,32 @@ class Reconciler:
         for event in plan.events:
             self.kube.event(body, event.type, event.reason, event.message)
 
-    def _check_service_owner(self, body: dict[str, Any], service: dict[str, Any]) -> None:
-        """A Service of the name we want exists: leave it alone unless it is ours."""
-        meta = service["metadata"]
-        found = self.kube.get("Service", meta["namespace"], meta["name"])
-        if found is None:
-            return
-        uid = body["metadata"].get("uid")
-        owners = [r.get("uid") for r in found["metadata"].get("ownerReferences") or []]
-        if uid not in owners:
-            self.kube.event(body, "Warning", "NameConflict",
-                            f"Service {meta['name']} exists and is not owned by this "
-                            "InferenceDeployment; it is left untouched")
-        else:
-            self.state.put_service(found)
+    def _create_or_adopt(self, owner: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create a child; if its name is taken, the existing object when it is ours, else None
+        (it is someone else's and stays untouched)."""
+        created = self.kube.create(obj)
+        if created is not None:
+            return created
+        meta = obj["metadata"]
+        found = self.kube.get(obj["kind"], meta["namespace"], meta["name"])
+        uid = owner["metadata"].get("uid")
+        if found is not None and any(r.get("uid") == uid for r in found["metadata"].get("ownerReferences") or []):
+            return {**found, "kind": obj["kind"]}
+        return None
+
+    def _note_conflicts(self, namespace: str, name: str, refs: list[str]) -> None:
+        until = time.monotonic() + self.settings.resync_seconds
+        with self._conflicts_lock:
+            self._conflicts.setdefault((namespace, name), {}).update({ref: until for ref in refs})
+
+    def _blocked(self, namespace: str, name: str) -> frozenset[str]:
+        """Names found taken by others; forgotten after a resync period, then tried again."""
+        now = time.monotonic()
+        with self._conflicts_lock:
+            found = self._conflicts.get((namespace, name), {})
+            for ref in [r for r, until in found.items() if until < now]:
+                del found[ref]
+            return frozenset(found)
 
     def _report_invalid(self, body: dict[str, Any], err: InvalidObject) -> None:
         """An object the API server let through but the operator cannot use (for example an

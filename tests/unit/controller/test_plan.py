@@ -181,3 +181,26 @@ def test_conditions_carry_the_generation_they_describe(generation):
     p = plan(parse_object(obj))
     assert p.status["observedGeneration"] == generation
     assert all(x["observedGeneration"] == generation for x in p.status["conditions"])
+
+
+def test_names_taken_by_someone_else_are_reported_and_never_touched():
+    blocked = frozenset({"Service/seed", "Deployment/seed-cpu-standard"})
+    p = plan_inference_deployment(
+        infd(load={"targetRps": 5}), pools=POOLS, profiles=PROFILES, jobs={}, children={}, service_names=set(),
+        settings=Settings(), now=NOW, fingerprint=deployment_fingerprint, blocked=blocked,
+    )
+    assert not p.deployments
+    assert "seed" not in {s["metadata"]["name"] for s in p.services}
+    placed = cond(p.status, c.PLACED)
+    assert (placed["status"], placed["reason"]) == (c.FALSE, c.NAME_CONFLICT)
+    assert "Deployment/seed-cpu-standard" in placed["message"] and "Service/seed" in placed["message"]
+    assert cond(p.status, c.READY)["status"] == c.FALSE
+    assert any(e.type == "Warning" and e.reason == c.NAME_CONFLICT for e in p.events)
+
+
+def test_a_labelled_child_owned_by_another_object_is_not_ours():
+    first = plan(infd(load={"targetRps": 5}))
+    children = {pool: ChildState(x.name, pool, "other", 1, 1, owned=False) for pool, x in as_children(first).items()}
+    again = plan(infd(load={"targetRps": 5}), children=children)
+    assert not again.deployments and not again.stale_deployments
+    assert cond(again.status, c.PLACED)["reason"] == c.NAME_CONFLICT
