@@ -11,3 +11,19 @@ bench-solver: ## Time one decision over 10 pools x 10 batch sizes x 5 concurrenc
 .PHONY: bench-latency-model
 bench-latency-model: ## Latency model vs a simulation of the batcher: 240 cases, p50/p95/p99 errors (a minute).
 	$(PY) benchmarks/bench_latency_model.py $(BENCH_ARGS)
+
+.PHONY: recommend-example
+recommend-example: ## hybridplace recommend on the seed example (examples/hardwarepools.yaml + examples/seed/) at 20, 50, 100 and 900 requests/s.
+	$(VENV)/bin/hybridplace recommend -f examples/hardwarepools.yaml -f examples/seed/ --target-rps 20 50 100 900
+
+.PHONY: seed-crossover
+seed-crossover: ## The seed table's worked example: cost of CPU alone, GPU alone and the choice from 1 to 5,000 requests/s, and the crossover.
+	$(PY) benchmarks/seed_crossover.py $(BENCH_ARGS)
+
+.PHONY: plot
+plot: ## seed-crossover, and its figure (cost per hour against load) in docs/seed-crossover.png.
+	$(PY) benchmarks/seed_crossover.py --plot docs/seed-crossover.png $(BENCH_ARGS)
+
+.PHONY: bench-latency-validation
+bench-latency-validation: ## Latency model vs a real tritonserver under open-loop Poisson load: measured and predicted p95 (about 4 minutes).
+	$(PY) benchmarks/validate_latency_model.py $(BENCH_ARGS)
