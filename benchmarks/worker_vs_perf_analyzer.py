@@ -62,9 +62,7 @@ def run_perf_analyzer(
     csv_path = workdir / f"pa-b{batch}-c{concurrency}-{time.monotonic_ns()}.csv"
     env = dict(os.environ)
     lib = str(pa_dir / "lib")
-    env["LD_LIBRARY_PATH"] = (
-        f"{lib}:{env['LD_LIBRARY_PATH']}" if env.get("LD_LIBRARY_PATH") else lib
-    )
+    env["LD_LIBRARY_PATH"] = f"{lib}:{env['LD_LIBRARY_PATH']}" if env.get("LD_LIBRARY_PATH") else lib
     cmd = [
         str(pa_dir / "perf_analyzer"),
         "-m",
@@ -110,9 +108,7 @@ def run_perf_analyzer(
             workdir,
         )
     if proc.returncode != 0 or not csv_path.exists():
-        raise RuntimeError(
-            f"perf_analyzer failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-        )
+        raise RuntimeError(f"perf_analyzer failed ({proc.returncode}): {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     with open(csv_path) as f:
         row = next(csv.DictReader(f))
     return {
@@ -124,9 +120,7 @@ def run_perf_analyzer(
     }
 
 
-def run_ours(
-    model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan
-) -> dict:
+def run_ours(model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan) -> dict:
     factory = client_worker(protocol, url, model, outputs, batch)
     m = measure_point(factory, concurrency=concurrency, plan=plan)
     return {
@@ -222,9 +216,7 @@ def main() -> int:
                         order = ("ours", "pa") if r % 2 == 0 else ("pa", "ours")
                         for who in order:
                             if who == "ours":
-                                ours.append(
-                                    run_ours(model, outputs, url, args.protocol, b, c, plan)
-                                )
+                                ours.append(run_ours(model, outputs, url, args.protocol, b, c, plan))
                             else:
                                 theirs.append(
                                     run_perf_analyzer(
@@ -269,9 +261,7 @@ def main() -> int:
         finally:
             server.stop()
     worst = max(max(abs(r["p50Ratio"] - 1), abs(r["ipsRatio"] - 1)) for r in rows)
-    verdict = (
-        "within 5% (goal)" if worst <= 0.05 else "within 10%" if worst <= 0.10 else "OUTSIDE 10%"
-    )
+    verdict = "within 5% (goal)" if worst <= 0.05 else "within 10%" if worst <= 0.10 else "OUTSIDE 10%"
     load_after = os.getloadavg()[0]
     print(
         f"# worst deviation {worst:.1%}: {verdict}. {started}, {platform.node()}, "

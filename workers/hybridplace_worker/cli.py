@@ -34,9 +34,7 @@ def _int_list(text: str) -> list[int]:
     try:
         values = [int(x) for x in str(text).replace(" ", "").split(",") if x]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a comma-separated list of integers"
-        ) from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers, e.g. 1,2,4,8")
     return values
@@ -86,9 +84,7 @@ def _add(
         default = value
         kwargs.pop("required", None)
     shown = "" if default is None else f" (default: {default})"
-    parser.add_argument(
-        option, help=f"{help} [env {env}]{shown}", default=default, type=type, **kwargs
-    )
+    parser.add_argument(option, help=f"{help} [env {env}]{shown}", default=default, type=type, **kwargs)
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -96,8 +92,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         p,
         "--model",
         required=True,
-        help="builtin:mlp | builtin:resnet | builtin:transformer, a file path, or a "
-        "file/http(s) URL",
+        help="builtin:mlp | builtin:resnet | builtin:transformer, a file path, or a file/http(s) URL",
     )
     _add(
         p,
@@ -132,8 +127,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         "--deadline-seconds",
         type=_positive_float,
         default=600.0,
-        help="hard deadline for the whole run (for serve: until tritonserver is started); "
-        "Timeout after it",
+        help="hard deadline for the whole run (for serve: until tritonserver is started); Timeout after it",
     )
     _add(
         p,
@@ -243,8 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--stability-threshold",
         type=_positive_float,
         default=0.10,
-        help="largest relative range (max-min)/median of window p50 and throughput for a "
-        "stable point",
+        help="largest relative range (max-min)/median of window p50 and throughput for a stable point",
     )
     _add(
         bench,
@@ -275,9 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the node's name, recorded in the result (set it from spec.nodeName in a pod)",
     )
 
-    serve = sub.add_parser(
-        "serve", help="generate the Triton repository and run tritonserver in the foreground"
-    )
+    serve = sub.add_parser("serve", help="generate the Triton repository and run tritonserver in the foreground")
     _model_options(serve)
     _add(serve, "--http-port", type=int, default=8000, help="Triton HTTP port")
     _add(serve, "--grpc-port", type=int, default=8001, help="Triton gRPC port")
@@ -294,8 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         default=os.environ.get("HP_DRY_RUN") == "1",
-        help="write the repository, print the tritonserver command as JSON, exit "
-        "[env HP_DRY_RUN=1]",
+        help="write the repository, print the tritonserver command as JSON, exit [env HP_DRY_RUN=1]",
     )
     return parser
 

@@ -55,9 +55,7 @@ def cpu_model_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return platform.processor() or platform.machine()
 
 
-def memory_mib(
-    meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")
-) -> int | None:
+def memory_mib(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
     """Host memory in MiB, capped by the cgroup memory limit."""
     total = None
     try:
@@ -135,9 +133,7 @@ def describe_device(torch_module, device: str, threads: int, node: str | None = 
         "cpuName": cpu_model_name(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "env": {
-            k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
-        },
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ},
     }
     if device == "cuda":
         index = torch_module.cuda.current_device()

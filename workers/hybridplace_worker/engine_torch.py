@@ -41,9 +41,7 @@ def make_timer(torch_module, device: str, gpu_timer: str = "sync") -> Timer:
         return CudaEventTimer(lambda: torch_module.cuda.Event(enable_timing=True))
     if gpu_timer == "sync":
         return Timer(sync=lambda: torch_module.cuda.current_stream().synchronize())
-    raise WorkerError(
-        Reason.INVALID_ARGUMENT, f"--gpu-timer {gpu_timer!r} is not one of {', '.join(GPU_TIMERS)}"
-    )
+    raise WorkerError(Reason.INVALID_ARGUMENT, f"--gpu-timer {gpu_timer!r} is not one of {', '.join(GPU_TIMERS)}")
 
 
 def make_request(module, host_inputs, device: str, torch_module) -> Callable[[], object]:
@@ -112,9 +110,7 @@ def run_torch_engine(
                 if device == "cuda":
                     torch.cuda.synchronize()  # CUDA reports errors asynchronously
             for conc in concurrency:
-                m = measure_point(
-                    factory, concurrency=conc, plan=plan, timer=timer, may_extend=may_extend
-                )
+                m = measure_point(factory, concurrency=conc, plan=plan, timer=timer, may_extend=may_extend)
                 results.append((batch, m))
                 on_point(batch, m)
         except WorkerError:
@@ -130,8 +126,7 @@ def run_torch_engine(
                 ) from exc
             raise WorkerError(
                 Reason.INPUT_MISMATCH,
-                f"--model {model.name} fails at batch size {batch}: {type(exc).__name__}: "
-                f"{error_summary(exc)}",
+                f"--model {model.name} fails at batch size {batch}: {type(exc).__name__}: {error_summary(exc)}",
             ) from exc
         finally:
             del call, factory, host_inputs

@@ -61,9 +61,7 @@ def build_repository(
     return Path(root)
 
 
-def client_worker(
-    protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int
-):
+def client_worker(protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int):
     """Worker factory: one connection per thread, the request built once, one infer per call.
 
     The request is encoded once per point with tritonclient's own encoders
@@ -207,9 +205,7 @@ class KeepAliveConnection:
         self.buffer = b""
 
 
-def checked_client(
-    protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int
-):
+def checked_client(protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int):
     """A tritonclient InferenceServerClient request, parsed: used once per batch size to check
     that the server answers with the batch as the outputs' first dimension."""
     arrays = [t.numpy() for t in synthetic_inputs(model.inputs, batch)]
@@ -227,9 +223,7 @@ def checked_client(
             inp = tc.InferInput(spec.name, list(arr.shape), DTYPES[spec.dtype][1])
             inp.set_data_from_numpy(arr)
             inputs.append(inp)
-        return client.infer(
-            MODEL_NAME, inputs, outputs=[tc.InferRequestedOutput(o.name) for o in outputs]
-        )
+        return client.infer(MODEL_NAME, inputs, outputs=[tc.InferRequestedOutput(o.name) for o in outputs])
     finally:
         client.close()
 
@@ -252,9 +246,7 @@ def run_triton_engine(
 ) -> list[tuple[int, PointMeasurement]]:
     """Serve ``model`` on a local tritonserver and measure every (batch size, concurrency)."""
     if protocol not in PROTOCOLS:
-        raise WorkerError(
-            Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}"
-        )
+        raise WorkerError(Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if max(batch_sizes) > serving.max_batch_size:
         raise WorkerError(
             Reason.INVALID_ARGUMENT,
@@ -336,6 +328,4 @@ def _server_error(exc: Exception, batch: int, server: TritonProcess) -> WorkerEr
         )
     if "out of memory" in text.lower() or "can't allocate memory" in text.lower():
         return WorkerError(Reason.OUT_OF_MEMORY, f"batch size {batch}: {text[:300]}")
-    return WorkerError(
-        Reason.INPUT_MISMATCH, f"tritonserver rejected batch size {batch}: {text[:300]}"
-    )
+    return WorkerError(Reason.INPUT_MISMATCH, f"tritonserver rejected batch size {batch}: {text[:300]}")

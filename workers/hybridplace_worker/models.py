@@ -48,9 +48,7 @@ class ReferenceMLP(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
-        )
+        self.net = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -65,9 +63,7 @@ class _BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.shortcut = nn.Identity()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -80,12 +76,8 @@ class ReferenceResNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
-        )
-        self.layers = nn.Sequential(
-            _BasicBlock(16, 16, 1), _BasicBlock(16, 32, 2), _BasicBlock(32, 64, 2)
-        )
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.layers = nn.Sequential(_BasicBlock(16, 16, 1), _BasicBlock(16, 32, 2), _BasicBlock(32, 64, 2))
         self.head = nn.Linear(64, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,9 +98,7 @@ class _EncoderLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, d // self.heads).unbind(2)
-        attn = nn.functional.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        )
+        attn = nn.functional.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         x = x + self.proj(attn.transpose(1, 2).reshape(b, t, d))
         return x + self.ff(self.norm2(x))
 
@@ -182,9 +172,7 @@ def load_model(
     ``deadline`` is a ``time.monotonic()`` value bounding the download.
     """
     if format not in FORMATS:
-        raise WorkerError(
-            Reason.INVALID_ARGUMENT, f"--format {format!r} is not one of {', '.join(FORMATS)}"
-        )
+        raise WorkerError(Reason.INVALID_ARGUMENT, f"--format {format!r} is not one of {', '.join(FORMATS)}")
     if digest is not None:
         _check_digest_syntax(digest)
     if uri.startswith(BUILTIN_PREFIX):
@@ -192,8 +180,7 @@ def load_model(
     if not inputs:
         raise WorkerError(
             Reason.INVALID_ARGUMENT,
-            f"--model {uri}: a model file needs its input spec: "
-            "--input NAME:SHAPE:DTYPE (per sample)",
+            f"--model {uri}: a model file needs its input spec: --input NAME:SHAPE:DTYPE (per sample)",
         )
     path = fetch_model(uri, deadline=deadline, cache_dir=cache_dir)
     actual = "sha256:" + sha256_file(path)
@@ -210,9 +197,7 @@ def load_model(
 def _check_digest_syntax(digest: str) -> None:
     hexpart = digest[len("sha256:") :] if digest.startswith("sha256:") else ""
     if len(hexpart) != 64 or any(c not in "0123456789abcdefABCDEF" for c in hexpart):
-        raise WorkerError(
-            Reason.INVALID_ARGUMENT, f"--digest {digest!r}: expected sha256:<64 hex digits>"
-        )
+        raise WorkerError(Reason.INVALID_ARGUMENT, f"--digest {digest!r}: expected sha256:<64 hex digits>")
 
 
 def _load_builtin(uri: str, digest: str | None, inputs: Sequence[InputSpec]) -> LoadedModel:
@@ -262,9 +247,7 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
         with urllib.request.urlopen(uri, timeout=timeout) as resp, open(target, "wb") as out:
             shutil.copyfileobj(resp, out, length=1 << 20)
     except urllib.error.HTTPError as exc:
-        raise WorkerError(
-            Reason.MODEL_NOT_FOUND, f"--model {uri}: HTTP {exc.code} {exc.reason}"
-        ) from exc
+        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: unreachable: {reason}") from exc
@@ -341,8 +324,7 @@ def synthetic_inputs(
             if is_out_of_memory(exc):
                 raise WorkerError(
                     Reason.OUT_OF_MEMORY,
-                    f"batch size {batch}: inputs {spec.to_text()} do not fit in host memory "
-                    f"({error_summary(exc)})",
+                    f"batch size {batch}: inputs {spec.to_text()} do not fit in host memory ({error_summary(exc)})",
                 ) from exc
             raise
         tensors.append(t)
@@ -353,11 +335,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
         return True
     text = str(exc).lower()
-    return (
-        "out of memory" in text
-        or "can't allocate memory" in text
-        or "cannot allocate memory" in text
-    )
+    return "out of memory" in text or "can't allocate memory" in text or "cannot allocate memory" in text
 
 
 def error_summary(exc: BaseException, limit: int = 300) -> str:
@@ -402,9 +380,7 @@ def check_model_inputs(model: LoadedModel, batches: Sequence[int] = (1, 2)) -> l
                 raise
             except Exception as exc:
                 if is_out_of_memory(exc):
-                    raise WorkerError(
-                        Reason.OUT_OF_MEMORY, f"batch size {batch}: {error_summary(exc)}"
-                    ) from exc
+                    raise WorkerError(Reason.OUT_OF_MEMORY, f"batch size {batch}: {error_summary(exc)}") from exc
                 raise WorkerError(
                     Reason.INPUT_MISMATCH,
                     f"--model {model.name} rejects inputs "
@@ -429,9 +405,7 @@ def check_model_inputs(model: LoadedModel, batches: Sequence[int] = (1, 2)) -> l
             ]
             for o in current:
                 if o.dtype not in DTYPES:
-                    raise WorkerError(
-                        Reason.INPUT_MISMATCH, f"--model {model.name}: output dtype not supported"
-                    )
+                    raise WorkerError(Reason.INPUT_MISMATCH, f"--model {model.name}: output dtype not supported")
             specs = current
     assert specs is not None
     return specs

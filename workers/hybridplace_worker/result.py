@@ -190,11 +190,7 @@ class ResultSink:
                 return False
             self.finished = full
             if compact is None:
-                compact = (
-                    compact_result(full)
-                    if full.get("ok")
-                    else error_document(full["reason"], full["message"])
-                )
+                compact = compact_result(full) if full.get("ok") else error_document(full["reason"], full["message"])
             self._write_output(full)
             write_termination_log(self.termination_log, compact)
             return True

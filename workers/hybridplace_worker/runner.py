@@ -52,9 +52,7 @@ def _log(message: str) -> None:
     sys.stderr.flush()
 
 
-def run(
-    argv: Sequence[str], *, started: float | None = PROCESS_START, handle_signals: bool = True
-) -> int:
+def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_signals: bool = True) -> int:
     """Run one command; returns the exit code. ``started`` (monotonic) is when the deadline
     starts counting: the process start for the CLI, now (None) when embedded, as tests do."""
     pre = _prescan(argv)
@@ -123,8 +121,7 @@ def point_document(batch: int, m) -> dict:
         "maxMs": _round(m.max_ms),
         "samples": m.samples,
         "windows": [
-            {k: (_round(v, 4) if isinstance(v, float) else v) for k, v in w.items()}
-            for w in m.window_summary()
+            {k: (_round(v, 4) if isinstance(v, float) else v) for k, v in w.items()} for w in m.window_summary()
         ],
     }
 
@@ -254,9 +251,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             "instances": serving.instances,
             "threadsPerInstance": serving.threads,
         }
-        start_timeout = min(
-            args.server_start_timeout_seconds, max(dog.remaining() - FIXED_OVERHEAD_S, 1)
-        )
+        start_timeout = min(args.server_start_timeout_seconds, max(dog.remaining() - FIXED_OVERHEAD_S, 1))
 
         def on_ready(facts: dict) -> None:
             settings["triton"]["readySeconds"] = facts["readySeconds"]
@@ -322,14 +317,8 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink) ->
 
         require_cuda(torch)
     install = locate_tritonserver(args.tritonserver)
-    model = load_model(
-        args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1
-    )
-    workdir = (
-        Path(args.repository_dir)
-        if args.repository_dir
-        else Path(tempfile.mkdtemp(prefix="hp-serve-"))
-    )
+    model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1)
+    workdir = Path(args.repository_dir) if args.repository_dir else Path(tempfile.mkdtemp(prefix="hp-serve-"))
     repo = build_repository(model, workdir / "repository", serving, model_name=args.model_name)
     backends = prepare_backends(install, workdir)
     cmd = server_command(

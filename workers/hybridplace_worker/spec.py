@@ -51,9 +51,7 @@ def parse_input_spec(text: str) -> InputSpec:
         )
     name, shape_text, dtype = parts
     if not _NAME.match(name):
-        raise WorkerError(
-            Reason.INVALID_ARGUMENT, f"--input {text!r}: {name!r} is not a valid input name"
-        )
+        raise WorkerError(Reason.INVALID_ARGUMENT, f"--input {text!r}: {name!r} is not a valid input name")
     if dtype not in DTYPES:
         raise WorkerError(
             Reason.INVALID_ARGUMENT,

@@ -153,10 +153,7 @@ class StabilityRule:
         if not 0 < self.threshold < 1:
             raise ValueError(f"stability threshold {self.threshold} must be in (0, 1)")
         if self.stable_windows < 1 or self.max_windows < self.stable_windows:
-            raise ValueError(
-                f"need 1 <= stable windows ({self.stable_windows}) "
-                f"<= max windows ({self.max_windows})"
-            )
+            raise ValueError(f"need 1 <= stable windows ({self.stable_windows}) <= max windows ({self.max_windows})")
 
     def spread(self, windows: Sequence[Window]) -> float:
         """Relative range of the last windows' medians and throughputs, whichever is larger."""

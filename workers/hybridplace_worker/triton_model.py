@@ -53,8 +53,7 @@ class TritonPythonModel:
     def execute(self, requests):
         try:
             arrays = [
-                [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names]
-                for r in requests
+                [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names] for r in requests
             ]
             sizes = [a[0].shape[0] for a in arrays]
             batch = [

@@ -58,16 +58,11 @@ class ServingConfig:
             raise bad(f"--max-batch-size {self.max_batch_size} must be >= 1")
         for b in self.preferred_batch_sizes:
             if not 1 <= b <= self.max_batch_size:
-                raise bad(
-                    f"--preferred-batch-size {b} must be between 1 and "
-                    f"--max-batch-size {self.max_batch_size}"
-                )
+                raise bad(f"--preferred-batch-size {b} must be between 1 and --max-batch-size {self.max_batch_size}")
         if self.max_queue_delay_us < 0:
             raise bad(f"--max-queue-delay-ms must be >= 0, got {self.max_queue_delay_us / 1000}")
         if self.instance_kind not in INSTANCE_KINDS:
-            raise bad(
-                f"--instance-kind {self.instance_kind!r} is not one of {', '.join(INSTANCE_KINDS)}"
-            )
+            raise bad(f"--instance-kind {self.instance_kind!r} is not one of {', '.join(INSTANCE_KINDS)}")
         if self.instances < 1:
             raise bad(f"--instances {self.instances} must be >= 1")
         if self.threads < 0:
@@ -80,9 +75,7 @@ def _dims(shape: Sequence[int]) -> str:
 
 def _tensor_block(t: TensorConfig) -> str:
     if t.dtype not in DTYPES:
-        raise WorkerError(
-            Reason.INPUT_MISMATCH, f"tensor {t.name}: dtype {t.dtype} is not servable by Triton"
-        )
+        raise WorkerError(Reason.INPUT_MISMATCH, f"tensor {t.name}: dtype {t.dtype} is not servable by Triton")
     if t.shape:
         return f'  {{ name: "{t.name}" data_type: {DTYPES[t.dtype][0]} dims: {_dims(t.shape)} }}'
     # A per-sample scalar: Triton needs at least one dimension; reshape drops it again.
@@ -103,9 +96,7 @@ def render_config_pbtxt(
     serving.validate()
     batching = []
     if serving.preferred_batch_sizes:
-        batching.append(
-            f"  preferred_batch_size: {_dims(sorted(set(serving.preferred_batch_sizes)))}"
-        )
+        batching.append(f"  preferred_batch_size: {_dims(sorted(set(serving.preferred_batch_sizes)))}")
     batching.append(f"  max_queue_delay_microseconds: {serving.max_queue_delay_us}")
     params = {
         "hp_artifact": artifact_name,
@@ -126,10 +117,7 @@ def render_config_pbtxt(
         "instance_group [",
         f"  {{ count: {serving.instances} kind: {INSTANCE_KINDS[serving.instance_kind]} }}",
         "]",
-        *(
-            f'parameters: {{ key: "{k}" value: {{ string_value: "{v}" }} }}'
-            for k, v in params.items()
-        ),
+        *(f'parameters: {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in params.items()),
     ]
     return "\n".join(lines) + "\n"
 

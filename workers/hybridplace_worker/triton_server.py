@@ -15,6 +15,7 @@ Where the binary comes from, first match wins:
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import importlib.util
 import os
@@ -34,6 +35,19 @@ from . import watchdog
 from .errors import Reason, WorkerError
 
 IMAGE_TRITON = Path("/opt/tritonserver")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
+except (OSError, AttributeError):
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGKILL it when the worker dies, even by
+    SIGKILL (the deadline's kill, a pod runner's), so no tritonserver outlives its worker. It
+    only calls an already-resolved libc function, which is safe despite the worker's threads."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +78,7 @@ def locate_tritonserver(explicit: str | None = None) -> TritonInstall:
     if explicit:
         binary = Path(explicit)
         if not (binary.is_file() and os.access(binary, os.X_OK)):
-            raise WorkerError(
-                Reason.SERVER_START_FAILED, f"--tritonserver {explicit}: not an executable file"
-            )
+            raise WorkerError(Reason.SERVER_START_FAILED, f"--tritonserver {explicit}: not an executable file")
         backends = binary.parent.parent / "backends"
         return TritonInstall(binary, backends if backends.is_dir() else IMAGE_TRITON / "backends")
     image_binary = IMAGE_TRITON / "bin" / "tritonserver"
@@ -211,13 +223,12 @@ class TritonProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
                 # its own process group: the python backend stubs are stopped with it
                 start_new_session=True,
             )
         except OSError as exc:
-            raise WorkerError(
-                Reason.SERVER_START_FAILED, f"cannot start {self.command[0]}: {exc}"
-            ) from exc
+            raise WorkerError(Reason.SERVER_START_FAILED, f"cannot start {self.command[0]}: {exc}") from exc
         finally:
             log.close()
         watchdog.register_child(self.proc)
@@ -251,8 +262,7 @@ class TritonProcess:
             if code is not None:
                 raise WorkerError(
                     Reason.SERVER_START_FAILED,
-                    f"tritonserver exited with code {code} before it was ready; last log lines:\n"
-                    + self.log_tail(),
+                    f"tritonserver exited with code {code} before it was ready; last log lines:\n" + self.log_tail(),
                 )
             if all(self._get(p) == 200 for p in paths):
                 return time.monotonic() - start

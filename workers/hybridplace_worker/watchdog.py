@@ -50,9 +50,7 @@ def kill_children() -> None:
 class Watchdog:
     """Calls ``on_expire(message)`` once ``seconds`` have passed since ``started`` (monotonic)."""
 
-    def __init__(
-        self, seconds: float, on_expire: Callable[[str], None], started: float | None = None
-    ):
+    def __init__(self, seconds: float, on_expire: Callable[[str], None], started: float | None = None):
         self.seconds = seconds
         self.started = time.monotonic() if started is None else started
         self.deadline = self.started + seconds

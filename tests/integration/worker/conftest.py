@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(
-    0, str(Path(__file__).resolve().parents[2] / "unit" / "worker")
-)  # worker_schema_check
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "worker"))  # worker_schema_check
 
 
 @pytest.fixture
@@ -70,9 +68,7 @@ def tiny_torchscript(tmp_path):
     path = tmp_path / "tiny.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
-        module = torch.jit.script(
-            torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval()
-        )
+        module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval())
         torch.jit.save(module, str(path))
     return path, "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -12,9 +12,7 @@ from worker_support import FAST
 
 @pytest.mark.parametrize("name", ["mlp", "resnet", "transformer"])
 def test_each_builtin_benches_on_cpu(name, run_inprocess):
-    rc, doc, out = run_inprocess(
-        ["bench", "--model", f"builtin:{name}", "--batch-sizes", "1,2", *FAST]
-    )
+    rc, doc, out = run_inprocess(["bench", "--model", f"builtin:{name}", "--batch-sizes", "1,2", *FAST])
     assert rc == 0, doc
     assert_valid(doc)
     assert doc["engine"] == "torch" and doc["model"]["digest"] == builtin_digest(name)
@@ -35,10 +33,7 @@ def test_concurrency_runs_threads(run_inprocess):
     )
     assert rc == 0, doc
     assert [(p["batchSize"], p["concurrency"]) for p in expand_compact(doc)] == [(4, 1), (4, 2)]
-    assert all(
-        p["throughputIps"] == pytest.approx(4 * p["throughputRps"], rel=1e-3)
-        for p in expand_compact(doc)
-    )
+    assert all(p["throughputIps"] == pytest.approx(4 * p["throughputRps"], rel=1e-3) for p in expand_compact(doc))
 
 
 def test_torchscript_file_with_digest(run_inprocess, tiny_torchscript):
@@ -87,9 +82,7 @@ def test_torch_export_file_with_dynamic_batch(run_inprocess, tmp_path):
     import torch
 
     module = torch.nn.Sequential(torch.nn.Linear(4, 3)).eval()
-    ep = torch.export.export(
-        module, (torch.randn(2, 4),), dynamic_shapes=({0: torch.export.Dim("batch", max=4096)},)
-    )
+    ep = torch.export.export(module, (torch.randn(2, 4),), dynamic_shapes=({0: torch.export.Dim("batch", max=4096)},))
     path = tmp_path / "tiny.pt2"
     torch.export.save(ep, str(path))
     rc, doc, _ = run_inprocess(

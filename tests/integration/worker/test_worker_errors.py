@@ -24,18 +24,14 @@ def assert_error(rc, doc, reason, *fragments):
 
 
 def test_model_not_found_missing_file(run_inprocess, tmp_path):
-    rc, doc, out = run_inprocess(
-        ["bench", "--model", str(tmp_path / "nope.pt"), "--input", "x:4:float32", *FAST]
-    )
+    rc, doc, out = run_inprocess(["bench", "--model", str(tmp_path / "nope.pt"), "--input", "x:4:float32", *FAST])
     assert_error(rc, doc, "ModelNotFound", "nope.pt")
     assert json.loads(out) == doc  # the same single document on stdout
 
 
 def test_model_not_found_http_404(run_inprocess, http_dir):
     base, _ = http_dir
-    rc, doc, _ = run_inprocess(
-        ["bench", "--model", f"{base}/missing.pt", "--input", "x:4:float32", *FAST]
-    )
+    rc, doc, _ = run_inprocess(["bench", "--model", f"{base}/missing.pt", "--input", "x:4:float32", *FAST])
     assert_error(rc, doc, "ModelNotFound", "HTTP 404")
 
 
@@ -43,9 +39,7 @@ def test_model_not_found_unreachable(run_inprocess):
     from hybridplace_worker.triton_server import free_ports
 
     port = free_ports(1)[0]  # nothing listens there
-    rc, doc, _ = run_inprocess(
-        ["bench", "--model", f"http://127.0.0.1:{port}/m.pt", "--input", "x:4:float32", *FAST]
-    )
+    rc, doc, _ = run_inprocess(["bench", "--model", f"http://127.0.0.1:{port}/m.pt", "--input", "x:4:float32", *FAST])
     assert_error(rc, doc, "ModelNotFound", "unreachable")
 
 
@@ -61,24 +55,18 @@ def test_model_not_found_unknown_builtin_and_garbage_file(run_inprocess, tmp_pat
 def test_digest_mismatch_file(run_inprocess, tiny_torchscript):
     path, digest = tiny_torchscript
     wrong = "sha256:" + "0" * 64
-    rc, doc, _ = run_inprocess(
-        ["bench", "--model", str(path), "--digest", wrong, "--input", "x:4:float32", *FAST]
-    )
+    rc, doc, _ = run_inprocess(["bench", "--model", str(path), "--digest", wrong, "--input", "x:4:float32", *FAST])
     assert_error(rc, doc, "DigestMismatch", digest, wrong)
 
 
 def test_digest_mismatch_builtin_version(run_inprocess):
-    rc, doc, _ = run_inprocess(
-        ["bench", "--model", "builtin:resnet", "--digest", builtin_digest("mlp"), *FAST]
-    )
+    rc, doc, _ = run_inprocess(["bench", "--model", "builtin:resnet", "--digest", builtin_digest("mlp"), *FAST])
     assert_error(rc, doc, "DigestMismatch", builtin_digest("resnet"))
 
 
 def test_input_mismatch(run_inprocess, tiny_torchscript):
     path, digest = tiny_torchscript
-    rc, doc, _ = run_inprocess(
-        ["bench", "--model", str(path), "--digest", digest, "--input", "x:5:float32", *FAST]
-    )
+    rc, doc, _ = run_inprocess(["bench", "--model", str(path), "--digest", digest, "--input", "x:5:float32", *FAST])
     assert_error(rc, doc, "InputMismatch", "x:5:float32")
 
 
@@ -96,9 +84,7 @@ def test_input_mismatch_static_batch_export(run_inprocess, tmp_path):
 
 def test_out_of_memory(run_inprocess):
     # 10^8 images of 3x32x32 float32 = 1.2 TB: more than this host (or any) can allocate.
-    rc, doc, _ = run_inprocess(
-        ["bench", "--model", "builtin:resnet", "--batch-sizes", "1,100000000", *FAST]
-    )
+    rc, doc, _ = run_inprocess(["bench", "--model", "builtin:resnet", "--batch-sizes", "1,100000000", *FAST])
     assert_error(rc, doc, "OutOfMemory", "batch size 100000000")
 
 
@@ -109,9 +95,7 @@ def test_no_device(run_cli):
         pytest.skip("this machine has a GPU")
     rc, doc, _, err = run_cli(["bench", "--model", "builtin:mlp", "--device", "cuda", *FAST])
     assert_error(rc, doc, "NoDevice", "--device cpu")
-    rc, doc, _, err = run_cli(
-        ["serve", "--model", "builtin:mlp", "--instance-kind", "gpu", "--dry-run"]
-    )
+    rc, doc, _, err = run_cli(["serve", "--model", "builtin:mlp", "--instance-kind", "gpu", "--dry-run"])
     assert_error(rc, doc, "NoDevice")
 
 

@@ -43,9 +43,7 @@ def test_keepalive_roundtrips_reuse_one_connection(echo_server):
     conn = KeepAliveConnection(host, port)
     big = bytes(range(256)) * 4096  # 1 MiB: several recv() calls
     for payload in (b"one", big, b"two"):
-        msg = http_post_message(
-            host, "/v2/models/m/infer", {"Inference-Header-Content-Length": "7"}, payload
-        )
+        msg = http_post_message(host, "/v2/models/m/infer", {"Inference-Header-Content-Length": "7"}, payload)
         assert conn.roundtrip(msg) == b"echo:" + payload + b":7"
     assert len(echo_server.connections) == 1
     conn.close()

@@ -52,10 +52,7 @@ def test_triton_engine_measures_every_point(protocol, model, run_inprocess):
     assert all(p["p50Ms"] > 0 and p["throughputRps"] > 0 for p in points)
     full = json.loads(out)
     assert full["settings"]["protocol"] == protocol
-    assert (
-        full["settings"]["triton"]["maxBatchSize"] == 4
-        and full["settings"]["triton"]["instanceKind"] == "cpu"
-    )
+    assert full["settings"]["triton"]["maxBatchSize"] == 4 and full["settings"]["triton"]["instanceKind"] == "cpu"
 
 
 def _get(url, timeout=2):
@@ -119,10 +116,7 @@ def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
         assert config["max_batch_size"] == 8
         assert config["dynamic_batching"]["preferred_batch_size"] == [4, 8]
         assert int(config["dynamic_batching"]["max_queue_delay_microseconds"]) == 1500
-        assert (
-            config["instance_group"][0]["count"] == 2
-            and config["instance_group"][0]["kind"] == "KIND_CPU"
-        )
+        assert config["instance_group"][0]["count"] == 2 and config["instance_group"][0]["kind"] == "KIND_CPU"
 
         x = synthetic_inputs(BUILTIN_INPUTS["mlp"], 3)[0]
         client = th.InferenceServerClient(f"127.0.0.1:{http_port}")
@@ -166,3 +160,55 @@ def test_serve_dry_run_prints_the_command(run_cli, tmp_path):
     plan = json.loads(out)
     assert "--http-port=9000" in plan["command"] and "--http-address=0.0.0.0" in plan["command"]
     assert (tmp_path / "r" / "repository" / "model" / "config.pbtxt").is_file()
+
+
+def test_tritonserver_does_not_outlive_a_killed_worker(tmp_path):
+    import os
+    import re
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hybridplace_worker",
+            "bench",
+            "--engine",
+            "triton",
+            "--model",
+            "builtin:mlp",
+            "--batch-sizes",
+            "1",
+            "--duration-seconds",
+            "60",
+            "--termination-log",
+            str(tmp_path / "tl"),
+            "--output",
+            "",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server_pid = None
+    try:
+        for line in proc.stderr:  # bounded by the worker's own deadline (600 s default)
+            found = re.search(r"tritonserver pid (\d+) ready", line)
+            if found:
+                server_pid = int(found.group(1))
+                break
+        assert server_pid is not None, "the worker never reported a ready tritonserver"
+        proc.kill()  # SIGKILL: no handler, no cleanup in the worker
+        proc.wait(timeout=30)
+        for _ in range(150):  # up to 30 s for the kernel's parent-death signal to land
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                break
+            with open(f"/proc/{server_pid}/stat") as f:
+                if f.read().split()[2] == "Z":  # dead, not yet reaped by init
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"tritonserver {server_pid} outlived its killed worker")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -17,10 +17,7 @@ from hypothesis import strategies as st
 
 def test_builtin_digest_is_the_documented_formula():
     for name, version in BUILTIN_VERSIONS.items():
-        expected = (
-            "sha256:"
-            + hashlib.sha256(f"hybridplace.io/builtin/{name}@{version}".encode()).hexdigest()
-        )
+        expected = "sha256:" + hashlib.sha256(f"hybridplace.io/builtin/{name}@{version}".encode()).hexdigest()
         assert builtin_digest(name) == expected == builtin_digest(f"builtin:{name}")
     assert set(builtin_digests()) == {"mlp", "resnet", "transformer"}
     assert len(set(builtin_digests().values())) == 3
@@ -31,9 +28,7 @@ def test_every_builtin_has_inputs():
 
 
 def test_parse_input_spec():
-    assert parse_input_spec("input:3x224x224:float32") == InputSpec(
-        "input", (3, 224, 224), "float32"
-    )
+    assert parse_input_spec("input:3x224x224:float32") == InputSpec("input", (3, 224, 224), "float32")
     assert parse_input_spec("ids:32:int64") == InputSpec("ids", (32,), "int64")
     assert parse_input_spec("flag::bool") == InputSpec("flag", (), "bool")
     assert parse_input_specs(["a:4:float32,b:8:int64"]) == (

@@ -30,13 +30,9 @@ def test_defaults_and_env_overrides(monkeypatch):
     monkeypatch.setenv("HP_MODEL", "builtin:resnet")
     monkeypatch.setenv("HP_INPUT", "a:4:float32,b:2:int64")
     args = parse_args(["bench"])
-    assert (
-        args.batch_sizes == [1, 16] and args.engine == "triton" and args.model == "builtin:resnet"
-    )
+    assert args.batch_sizes == [1, 16] and args.engine == "triton" and args.model == "builtin:resnet"
     assert args.input == ["a:4:float32,b:2:int64"]
-    args = parse_args(
-        ["bench", "--batch-sizes", "2", "--input", "x:1:float32", "--input", "y:1:float32"]
-    )
+    args = parse_args(["bench", "--batch-sizes", "2", "--input", "x:1:float32", "--input", "y:1:float32"])
     assert args.batch_sizes == [2] and args.input == ["x:1:float32", "y:1:float32"]  # the flag wins
 
 

@@ -54,9 +54,7 @@ def test_builtins_are_deterministic_and_fit_their_inputs(name):
     a, b = build_builtin(name), build_builtin(name)
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
-    model = load_model(
-        f"builtin:{name}", digest=builtin_digest(name), format="torchscript", inputs=[]
-    )
+    model = load_model(f"builtin:{name}", digest=builtin_digest(name), format="torchscript", inputs=[])
     outs = check_model_inputs(model, batches=(1, 3))
     assert len(outs) == 1 and outs[0].dtype == "float32"
     assert model.inputs == BUILTIN_INPUTS[name]
@@ -104,8 +102,6 @@ def test_flatten_outputs_and_oom_detection():
     assert len(flatten_outputs({"b": t, "a": (t, [t])})) == 3
     with pytest.raises(TypeError):
         flatten_outputs("text")
-    assert is_out_of_memory(
-        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate")
-    )
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate"))
     assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))

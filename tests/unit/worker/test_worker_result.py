@@ -91,9 +91,7 @@ def test_compact_points_expand_to_modelprofile_points():
 
 
 def test_many_points_degrade_by_precision_and_columns_before_dropping_points():
-    pts = [
-        point(b, c) for b in (1, 2, 4, 8, 16, 32, 64, 128) for c in (1, 2, 4, 8, 16)
-    ]  # 40 points
+    pts = [point(b, c) for b in (1, 2, 4, 8, 16, 32, 64, 128) for c in (1, 2, 4, 8, 16)]  # 40 points
     doc = compact_result(full_result(pts))
     assert len(dumps(doc)) <= TERMINATION_LOG_LIMIT
     assert len(doc["points"]) == 40 and "dropped" not in doc
@@ -106,9 +104,7 @@ def test_too_many_points_drop_highest_concurrency_first_and_say_so():
     assert len(dumps(doc)) <= TERMINATION_LOG_LIMIT
     assert doc["dropped"] == 160 - len(doc["points"]) > 0
     kept = expand_compact(doc)
-    assert {p["batchSize"] for p in kept if p["concurrency"] == 1} == set(
-        range(1, 41)
-    )  # c=1 all kept
+    assert {p["batchSize"] for p in kept if p["concurrency"] == 1} == set(range(1, 41))  # c=1 all kept
     assert max(p["concurrency"] for p in kept) < 8
     assert "ips" not in doc["cols"]
     assert all(p["throughputIps"] == p["throughputRps"] * p["batchSize"] for p in kept)
@@ -121,9 +117,7 @@ finite = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False, allow_infinit
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
-        st.tuples(
-            st.integers(1, 100000), st.integers(1, 4096), finite, finite, finite, st.booleans()
-        ),
+        st.tuples(st.integers(1, 100000), st.integers(1, 4096), finite, finite, finite, st.booleans()),
         min_size=1,
         max_size=400,
     ),
@@ -167,9 +161,7 @@ def test_sink_writes_exactly_one_document(tmp_path):
     out = []
     sink = ResultSink(str(log), "-", stdout=out.append)
     assert sink.finish(error_document(Reason.TIMEOUT, "too slow"))
-    assert not sink.finish(
-        full_result([point(1, 1)])
-    )  # the deadline won; the late result is dropped
+    assert not sink.finish(full_result([point(1, 1)]))  # the deadline won; the late result is dropped
     assert json.loads(log.read_bytes())["reason"] == "Timeout"
     assert len(out) == 1 and json.loads(out[0])["reason"] == "Timeout"
 

@@ -59,9 +59,7 @@ class MockCudaEvent:
 )
 def test_percentile_matches_numpy_linear(values, q):
     values = sorted(values)
-    assert percentile(values, q) == pytest.approx(
-        float(np.percentile(values, q)), rel=1e-9, abs=1e-6
-    )
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-9, abs=1e-6)
 
 
 def test_percentile_rejects_empty_and_out_of_range():
@@ -141,9 +139,7 @@ def _alternating_call(clock: FakeClock):
 def test_drifting_call_runs_max_windows_and_is_reported_unstable():
     clock = FakeClock()
     plan = WindowPlan(window_s=0.05, warmup_s=0, warmup_calls=0, rule=StabilityRule(0.1, 3, 6))
-    m = measure_point(
-        simple_worker(_alternating_call(clock)), concurrency=1, plan=plan, timer=Timer(clock=clock)
-    )
+    m = measure_point(simple_worker(_alternating_call(clock)), concurrency=1, plan=plan, timer=Timer(clock=clock))
     assert len(m.windows) == 6
     assert not m.stable and m.spread >= 0.1
 
@@ -165,9 +161,7 @@ def test_warm_up_calls_are_not_measured():
     clock = FakeClock()
     lat = [100.0] * 5 + [1.0] * 100000  # a slow first few calls (lazy init, JIT)
     plan = WindowPlan(window_s=0.05, warmup_s=0, warmup_calls=5, rule=StabilityRule(0.1, 3, 10))
-    m = measure_point(
-        simple_worker(_fake_call(clock, lat)), concurrency=1, plan=plan, timer=Timer(clock=clock)
-    )
+    m = measure_point(simple_worker(_fake_call(clock, lat)), concurrency=1, plan=plan, timer=Timer(clock=clock))
     assert m.max_ms == 1.0
 
 
@@ -203,9 +197,7 @@ def test_cuda_event_timer_reports_device_time_between_the_events():
     assert log == ["record", "call", "record", "synchronize"]
     assert latency == 7_000_000
     worker_timer = timer.for_worker()
-    assert (
-        worker_timer is not timer and worker_timer._start is not timer._start
-    )  # events per thread
+    assert worker_timer is not timer and worker_timer._start is not timer._start  # events per thread
 
 
 def test_threads_measure_every_worker_with_its_own_context():

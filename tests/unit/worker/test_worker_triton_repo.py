@@ -45,10 +45,7 @@ def test_config_carries_the_decision():
     assert "max_batch_size: 16" in text
     assert '{ name: "input" data_type: TYPE_FP32 dims: [ 3, 32, 32 ] }' in text
     assert '{ name: "output" data_type: TYPE_FP32 dims: [ 10 ] }' in text
-    assert (
-        "dynamic_batching {\n  preferred_batch_size: [ 4, 8 ]\n"
-        "  max_queue_delay_microseconds: 2000\n}" in text
-    )
+    assert "dynamic_batching {\n  preferred_batch_size: [ 4, 8 ]\n  max_queue_delay_microseconds: 2000\n}" in text
     assert "{ count: 2 kind: KIND_GPU }" in text
     assert 'parameters: { key: "hp_threads" value: { string_value: "3" } }' in text
     assert 'parameters: { key: "hp_format" value: { string_value: "torchscript" } }' in text
@@ -117,9 +114,7 @@ def test_repository_layout(tmp_path):
 
 
 def test_server_command_binds_where_asked():
-    install = TritonInstall(
-        Path("/opt/tritonserver/bin/tritonserver"), Path("/opt/tritonserver/backends")
-    )
+    install = TritonInstall(Path("/opt/tritonserver/bin/tritonserver"), Path("/opt/tritonserver/backends"))
     cmd = server_command(
         install,
         repository=Path("/r"),
@@ -152,12 +147,8 @@ def test_wheel_env_appends_bundled_libs_and_puts_this_python_first():
         *own,
         "/w/libs",
     ]
-    image = TritonInstall(
-        Path("/opt/tritonserver/bin/tritonserver"), Path("/opt/tritonserver/backends")
-    )
-    assert server_env(image, {"PATH": "/usr/bin"}) == {
-        "PATH": "/usr/bin"
-    }  # the image needs nothing
+    image = TritonInstall(Path("/opt/tritonserver/bin/tritonserver"), Path("/opt/tritonserver/backends"))
+    assert server_env(image, {"PATH": "/usr/bin"}) == {"PATH": "/usr/bin"}  # the image needs nothing
 
 
 def test_explicit_binary_must_be_executable(tmp_path):

@@ -47,17 +47,13 @@ def load_schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def errors(
-    instance, schema: dict | None = None, root: dict | None = None, path: str = "$"
-) -> list[str]:
+def errors(instance, schema: dict | None = None, root: dict | None = None, path: str = "$") -> list[str]:
     """Every violation of ``schema`` by ``instance``, as readable strings (empty when valid)."""
     if schema is None:
         schema = root = load_schema()
     unknown = set(schema) - SUPPORTED
     if unknown:
-        raise AssertionError(
-            f"schema keyword(s) {unknown} at {path} are not supported by this checker"
-        )
+        raise AssertionError(f"schema keyword(s) {unknown} at {path} are not supported by this checker")
     out: list[str] = []
     if "$ref" in schema:
         target = root
@@ -77,11 +73,7 @@ def errors(
         out.append(f"{path}: {instance!r} != const {schema['const']!r}")
     if "enum" in schema and instance not in schema["enum"]:
         out.append(f"{path}: {instance!r} not in {schema['enum']}")
-    if (
-        "pattern" in schema
-        and isinstance(instance, str)
-        and not re.search(schema["pattern"], instance)
-    ):
+    if "pattern" in schema and isinstance(instance, str) and not re.search(schema["pattern"], instance):
         out.append(f"{path}: {instance!r} does not match {schema['pattern']}")
     if "minimum" in schema and _TYPES["number"](instance) and instance < schema["minimum"]:
         out.append(f"{path}: {instance} < minimum {schema['minimum']}")
