@@ -13,7 +13,8 @@ worker-test: ## Worker unit + integration tests (torch engine on CPU, real local
 
 .PHONY: worker-lint
 worker-lint: ## Lint the worker: ruff on its code and tests, hadolint on both Dockerfiles.
-	$(PY) -m ruff check workers tests/unit/worker tests/integration/worker benchmarks
+	$(PY) -m ruff check workers tests/unit/worker tests/integration/worker benchmarks/worker_*.py
+	$(PY) -m ruff format --check workers tests/unit/worker tests/integration/worker benchmarks/worker_*.py
 	$(HADOLINT) --failure-threshold info workers/Dockerfile.cpu workers/Dockerfile.cuda
 
 .PHONY: perf-analyzer
