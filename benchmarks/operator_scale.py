@@ -46,6 +46,18 @@ def peak_rss_mib(pid: int) -> tuple[float, float]:
     return int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024
 
 
+def extra_node(i: int) -> dict:
+    """A kwok CPU node of the cpu-standard pool, like cluster/nodes.yaml's."""
+    name = f"kwok-scale-{i}"
+    resources = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "200Gi"}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {"type": "kwok", "kubernetes.io/hostname": name, "hybridplace.io/pool": "cpu-standard"}},
+        "status": {"capacity": resources, "allocatable": resources},
+    }
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time `pid` has used, seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -61,6 +73,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--idle-seconds", type=float, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
+    parser.add_argument("--extra-nodes", type=int, default=None,
+                        help="kwok CPU nodes added for the run so every serving pod can be scheduled "
+                        "(default: enough for one replica per InferenceDeployment in mode Apply)")
     args = parser.parse_args()
 
     cluster = os.environ.get("HP_CLUSTER", "hybridplace")
@@ -71,6 +86,11 @@ def main() -> int:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"))
     kubectl("apply", "-f", str(REPO / "examples" / "hardwarepools.yaml"))
+    extra = args.extra_nodes if args.extra_nodes is not None else (
+        args.count // 100 + 1 if args.mode == "Apply" else 0)  # 110 pods per node
+    nodes = [extra_node(i) for i in range(extra)]
+    if nodes:
+        kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
     namespace = f"scale-{int(time.time())}"
     kubectl("create", "namespace", namespace)
     kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "seed" / "modelprofiles.yaml"))
@@ -97,7 +117,7 @@ def main() -> int:
         def create(i: int) -> None:
             body = copy.deepcopy(template)
             body["metadata"] = {"name": f"scale-{i:05d}", "namespace": namespace}
-            body["spec"]["load"]["targetRps"] = 1 + i % 40  # a spread of decisions
+            body["spec"]["load"]["targetRps"] = 1 + i % 10  # a spread of decisions, 1 or 2 replicas
             api.create_namespaced_custom_object(GROUP, VERSION, namespace, "inferencedeployments", body)
 
         started = time.monotonic()
@@ -135,9 +155,12 @@ def main() -> int:
         if not args.keep:
             subprocess.run([str(REPO / "cluster" / "kubectl"), "delete", "namespace", namespace, "--wait=false"],
                            capture_output=True)
+            for node in nodes:
+                subprocess.run([str(REPO / "cluster" / "kubectl"), "delete", "node", node["metadata"]["name"],
+                                "--wait=false"], capture_output=True)
 
     print(f"date {time.strftime('%Y-%m-%d')}, machine {platform.machine()} {os.cpu_count()} cores, "
-          f"mode {args.mode}, {args.workers} reconcile workers")
+          f"mode {args.mode}, {args.workers} reconcile workers, {len(nodes)} extra kwok nodes")
     print(f"{args.count} InferenceDeployments Placed=True in {total:.1f} s "
           f"({args.count / total:.1f}/s; creating them took {created:.1f} s)")
     print(f"operator CPU: {cpu:.1f} s over those {total:.1f} s; machine load average {load:.1f}")
