@@ -5,6 +5,9 @@ kube-scheduler and kwok (fake nodes), all real, all on 127.0.0.1.
     localcluster.py up       start the cluster, or reuse it if it is running and healthy
     localcluster.py down     stop every process `up` started (by recorded PID) and remove the state
     localcluster.py status   show the processes, ports and nodes
+    localcluster.py up --session PID / release --session PID [--stop]
+                             how test runs share one cluster: the last one out stops it if the
+                             one that started it asked for that
 
 State lives in $HP_CACHE/clusters/<name>/ (name: --name or $HP_CLUSTER, default "hybridplace"):
 kubeconfig, certs/, logs/, etcd/, state.json (ports, PIDs). Ports are picked free at start, so
@@ -216,20 +219,62 @@ class Cluster:
 
     def healthy(self, state):
         procs = state.get("processes", {})
-        return (state.get("complete") and all(alive(procs.get(c)) for c in state["components"])
-                and self.api_ready(state))
+        if not (state.get("complete") and all(alive(procs.get(c)) for c in state["components"])):
+            return False
+        # Its processes are alive: give a busy API server a few chances before calling the
+        # cluster broken (and restarting it under whoever else is using it).
+        for _ in range(3):
+            if self.api_ready(state):
+                return True
+            time.sleep(2)
+        return False
 
     def kubectl(self, state, *args, **kw):
         return subprocess.run([state["bin"]["kubectl"], "--kubeconfig", str(self.kubeconfig),
                                *args], check=True, text=True, capture_output=True, **kw).stdout
 
+    # sessions: test runs that share one cluster (see attach/release)
+    def _sessions(self):
+        """Live attached sessions (PID -> start time); forgets those whose process is gone."""
+        live = {}
+        for f in (self.dir / "sessions").glob("*"):
+            entry = {"pid": int(f.name), "start": int(f.read_text() or 0)}
+            if alive(entry):
+                live[entry["pid"]] = entry
+            else:
+                f.unlink(missing_ok=True)
+        return live
+
+    def _attach(self, pid):
+        folder = self.dir / "sessions"
+        folder.mkdir(exist_ok=True)
+        (folder / str(pid)).write_text(str(proc_start_time(pid)))
+
+    def release(self, pid, stop):
+        """Detach session `pid`. Stop the cluster when no other session is attached and either
+        `stop` (this session started it) or an earlier starter left that job to the last one."""
+        with self.locked():
+            if not self.dir.exists():
+                return "gone"
+            (self.dir / "sessions" / str(pid)).unlink(missing_ok=True)
+            handover = self.dir / "stop-when-unused"
+            if not (stop or handover.exists()):
+                return "left running"
+            if self._sessions():
+                handover.touch()
+                return "left running for the sessions still using it"
+            self._down(self.load())
+            return "stopped"
+
     # lifecycle
-    def up(self, with_runner=True):
+    def up(self, with_runner=True, session=None):
         started = time.monotonic()
         with self.locked():
             state = self.load()
             if state and self.healthy(state):
                 log(f"reusing running cluster '{self.name}'")
+                if session:
+                    self._attach(session)
                 return state, False, time.monotonic() - started
             if state or self.dir.exists():
                 log(f"cluster '{self.name}' is not healthy; restarting it from scratch")
@@ -245,6 +290,8 @@ class Cluster:
                     if attempt == 2 or "address already in use" not in str(e):
                         raise
                     log("a port was taken meanwhile; starting again with new ports")
+            if session:
+                self._attach(session)
             return state, True, time.monotonic() - started
 
     def _spawn(self, state, component, argv, env=None):
@@ -455,18 +502,24 @@ class Cluster:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status", "kubeconfig"])
+    parser.add_argument("command", choices=["up", "down", "status", "kubeconfig", "release"])
     parser.add_argument("--name", default=os.environ.get("HP_CLUSTER", "hybridplace"),
                         help="cluster name (default $HP_CLUSTER or 'hybridplace')")
     parser.add_argument("--no-runner", action="store_true",
                         help="up: do not start the local pod runner")
     parser.add_argument("--json", action="store_true",
                         help="up: print a JSON summary on stdout instead of text")
+    parser.add_argument("--session", type=int, metavar="PID",
+                        help="up: attach the process PID (a test run) to the cluster; release: "
+                        "detach it, and stop the cluster if no other session uses it and --stop "
+                        "is given (or an earlier starter left that to the last session)")
+    parser.add_argument("--stop", action="store_true", help="release: see --session")
     args = parser.parse_args()
     cluster = Cluster(args.name)
     try:
         if args.command == "up":
-            state, started, seconds = cluster.up(with_runner=not args.no_runner)
+            state, started, seconds = cluster.up(with_runner=not args.no_runner,
+                                                 session=args.session)
             if args.json:
                 print(json.dumps({"kubeconfig": state["kubeconfig"], "started": started,
                                   "seconds": round(seconds, 1), "dir": state["dir"]}))
@@ -479,6 +532,10 @@ def main():
             pids = cluster.down()
             print(f"cluster '{args.name}' stopped ({len(pids)} processes: "
                   f"{' '.join(map(str, pids)) or 'none'}); state removed")
+        elif args.command == "release":
+            if not args.session:
+                parser.error("release needs --session PID")
+            print(f"cluster '{args.name}': {cluster.release(args.session, args.stop)}")
         elif args.command == "status":
             return cluster.status()
         elif args.command == "kubeconfig":

@@ -3,7 +3,8 @@
 The local cluster (docs/local-cluster.md):
   local_cluster  session  LocalCluster(name, kubeconfig, state_dir, started): brings the cluster up
                           once per session, or reuses a running one; stops it at the end only if it
-                          started it (HP_KEEP_CLUSTER=1 keeps it running).
+                          started it and no other test run still uses it (HP_KEEP_CLUSTER=1 keeps
+                          it running).
   kubeconfig     session  str, path of the admin kubeconfig (group system:masters).
   api_client     session  kubernetes.client.ApiClient for that kubeconfig.
   namespace      function str, a fresh namespace for one test, deleted afterwards.
@@ -61,7 +62,10 @@ class LocalCluster:
 def local_cluster(request):
     name = os.environ.get("HP_CLUSTER", "hybridplace")
     # A child process starts the servers, so they are not children of pytest.
-    up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up", "--json", "--name", name],
+    # Attached as a session, so another test run reusing this cluster is not pulled from under
+    # it: the last session out stops it if the one that started it would have.
+    session = ["--name", name, "--session", str(os.getpid())]
+    up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up", "--json", *session],
                         stdout=subprocess.PIPE, text=True, timeout=3600)
     if up.returncode != 0:
         pytest.fail(f"local cluster '{name}' did not come up (exit {up.returncode}); "
@@ -71,9 +75,9 @@ def local_cluster(request):
         f"cluster '{name}' {'started' if info['started'] else 'reused'} in {info['seconds']} s "
         f"for this session; KUBECONFIG={info['kubeconfig']}")
     yield LocalCluster(name, info["kubeconfig"], info["dir"], info["started"])
-    if info["started"] and os.environ.get("HP_KEEP_CLUSTER") != "1":
-        subprocess.run([sys.executable, str(LOCALCLUSTER), "down", "--name", name], check=True,
-                       timeout=120)
+    stop = info["started"] and os.environ.get("HP_KEEP_CLUSTER") != "1"
+    subprocess.run([sys.executable, str(LOCALCLUSTER), "release", *session,
+                    *(["--stop"] if stop else [])], check=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
