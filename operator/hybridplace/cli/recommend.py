@@ -105,6 +105,9 @@ def _index(loaded: Sequence[Loaded]) -> tuple[list[_Found], dict[str, _Found],
     for item in loaded:
         found = _Found(item.source, item.obj)
         obj = item.obj
+        if not obj.metadata.name:
+            # The API server requires one (generateName is for create, not for these files).
+            raise UsageError(f"{_ref(found)}: metadata.name: required value")
         if isinstance(obj, InferenceDeployment):
             key = (_namespace(obj), obj.metadata.name or "")
             if key in seen_infds:

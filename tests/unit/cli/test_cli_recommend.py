@@ -258,6 +258,14 @@ def test_two_profiles_for_one_pool_and_digest(tmp_path, capsys):
     assert "ModelProfile default/mp-556438b84d93-cpu-standard" in line
 
 
+def test_an_object_without_a_name(tmp_path, capsys):
+    pool = yaml.safe_load_all(POOLS.read_text()).__next__()
+    del pool["metadata"]["name"]
+    path = write(tmp_path, "pool.yaml", pool)
+    line = bad(capsys, "-f", path, "-f", SEED)
+    assert f"{path}: HardwarePool <unnamed>: metadata.name: required value" in line
+
+
 def test_a_pool_defined_twice(capsys):
     line = bad(capsys, "-f", POOLS, "-f", POOLS, "-f", SEED)
     assert f"{POOLS}#1: HardwarePool cpu-standard: metadata.name: defined twice" in line
