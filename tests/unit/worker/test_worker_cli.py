@@ -103,3 +103,18 @@ def test_every_option_names_its_env_var_and_is_documented(command):
         assert f"[env {env_name(long)}" in action.help, long
         assert re.search(rf"`{re.escape(long)}[` ]", docs), f"{long} is not in docs/worker.md"
         assert env_name(long) in docs, f"{env_name(long)} is not in docs/worker.md"
+
+
+def test_a_bug_still_ends_in_one_internal_document(tmp_path, monkeypatch, capsys):
+    import hybridplace_worker.runner as runner
+
+    def broken_bench(args, dog):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(runner, "bench", broken_bench)
+    log = tmp_path / "tl"
+    code = run(["bench", "--model", "builtin:mlp", "--termination-log", str(log)], started=None, handle_signals=False)
+    assert code == 70
+    doc = json.loads(log.read_bytes())
+    assert doc == {"v": 1, "ok": False, "reason": "Internal", "message": "ZeroDivisionError: a bug"}
+    assert json.loads(capsys.readouterr().out) == doc
