@@ -242,6 +242,8 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             default_kind="gpu" if args.device == "cuda" else "cpu",
         )
         threads = serving.threads
+        if serving.instance_kind == "gpu":
+            require_cuda(torch)  # KIND_GPU instances need a GPU whatever --device says
         settings["protocol"] = args.protocol
         settings["triton"] = {
             "maxBatchSize": serving.max_batch_size,

@@ -209,3 +209,14 @@ def test_invalid_argument_from_the_cli(run_cli):
     rc, doc, out, err = run_cli(["bench", "--model", "builtin:mlp", "--batch-sizes", "1,,-3"])
     assert_error(rc, doc, "InvalidArgument", "batch-sizes")
     assert json.loads(out) == doc and "usage:" not in err
+
+
+def test_no_device_for_gpu_triton_instances(run_inprocess):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    rc, doc, _ = run_inprocess(
+        ["bench", "--engine", "triton", "--model", "builtin:mlp", "--instance-kind", "gpu", "--batch-sizes", "1", *FAST]
+    )
+    assert_error(rc, doc, "NoDevice")
