@@ -212,3 +212,32 @@ def test_tritonserver_does_not_outlive_a_killed_worker(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_triton_engine_serves_a_torch_export_file(run_inprocess, tmp_path):
+    import torch
+
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval()
+    program = torch.export.export(
+        module, (torch.randn(2, 4),), dynamic_shapes=({0: torch.export.Dim("batch", max=4096)},)
+    )
+    path = tmp_path / "tiny.pt2"
+    torch.export.save(program, str(path))
+    rc, doc, out = run_inprocess(
+        [
+            "bench",
+            "--engine",
+            "triton",
+            "--model",
+            str(path),
+            "--format",
+            "torch-export",
+            "--input",
+            "x:4:float32",
+            "--batch-sizes",
+            "1,3",
+            *FAST,
+        ]
+    )
+    assert rc == 0, doc
+    assert doc["model"]["format"] == "torch-export" and len(doc["points"]) == 2
