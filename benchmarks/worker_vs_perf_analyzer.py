@@ -3,7 +3,8 @@
 One local tritonserver serves one model (the repository from hybridplace_worker's generator).
 For every (batch size, concurrency) point, both tools measure it back to back, in ABBA order
 over several rounds (ours, theirs; theirs, ours; ...) so slow drift of a shared machine hits
-both alike, with the same window length and stability threshold. Printed: p50 latency and
+both alike, with the same window length and stability threshold. The server runs on all CPUs
+but the last, both clients on the last (``--no-pin`` to share them). Printed: p50 latency and
 throughput of each (medians over the rounds) and the ratios ours/theirs, each the median over
 rounds of that round's paired ratio (the two runs of a round were back to back). The goal is
 agreement within 5%; more than 10% is a failure (exit code 1).
@@ -160,6 +161,12 @@ def main() -> int:
         help="let Triton merge concurrent requests; off by default, because how often it merges "
         "depends on each client's own speed, which is not what this compares",
     )
+    p.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not put the server on all CPUs but the last and both clients on the last",
+    )
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args()
 
@@ -198,7 +205,16 @@ def main() -> int:
             http_url=f"http://127.0.0.1:{ports.http}",
             log_path=workdir / "tritonserver.log",
         )
+        cpus = sorted(os.sched_getaffinity(0))
+        pinned = args.pin and len(cpus) >= 2
+        if pinned:
+            # Server and clients on separate CPUs: on a small machine, whichever client burns more
+            # CPU would otherwise slow the very server it measures (perf_analyzer's threads and
+            # ours differ there). tritonserver and its python stubs inherit the first set.
+            os.sched_setaffinity(0, cpus[:-1])
         server.start()
+        if pinned:
+            os.sched_setaffinity(0, cpus[-1:])  # our client threads and perf_analyzer
         try:
             ready = server.wait_ready(180, models=[MODEL_NAME])
             url = f"127.0.0.1:{ports.http if args.protocol == 'http' else ports.grpc}"
@@ -206,7 +222,8 @@ def main() -> int:
                 f"# tritonserver pid {server.pid} ready in {ready:.1f} s; model {args.model} "
                 f"({model.digest[:19]}...), {args.protocol}, window {args.window_seconds} s, "
                 f"threshold {args.threshold:.0%}, {threads} torch threads in the server, "
-                f"dynamic batching {'on' if args.dynamic_batching else 'off'}",
+                f"dynamic batching {'on' if args.dynamic_batching else 'off'}, "
+                f"{f'server on CPUs {cpus[:-1]}, clients on CPU {cpus[-1]}' if pinned else 'not pinned'}",
                 flush=True,
             )
             for b in args.batch_sizes:
