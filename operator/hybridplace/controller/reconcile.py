@@ -7,10 +7,12 @@ backoff. Nothing is written when the plan matches what exists.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
+from queue import Full, Queue
 from typing import Any
 
 from .. import conditions as c
@@ -28,9 +30,43 @@ from .workqueue import WorkQueue
 log = logging.getLogger("hybridplace")
 
 
+class EventPoster:
+    """Posts Events from a thread of its own, as client-go's event recorder does: an Event must
+    never slow a reconcile down. The queue is bounded; when the API server cannot keep up, the
+    newest Events are dropped (and counted in the log) rather than memory growing."""
+
+    def __init__(self, kube: Kube, limit: int = 10000):
+        self.kube = kube
+        self._queue: Queue[tuple[dict[str, Any], str, str, str] | None] = Queue(limit)
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def post(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        try:
+            self._queue.put_nowait((involved, type_, reason, message))
+        except Full:
+            self._dropped += 1
+            if self._dropped % 100 == 1:
+                log.warning("dropped %d Events: the API server is not keeping up", self._dropped)
+
+    def stop(self, timeout: float = 10) -> None:
+        """Post what is queued (for up to `timeout` seconds), then stop."""
+        with contextlib.suppress(Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self.kube.event(*item)
+
+
 class Reconciler:
     def __init__(self, kube: Kube, state: ClusterState, settings: Settings, queue: WorkQueue):
         self.kube = kube
+        self.events = EventPoster(kube)
         self.state = state
         self.settings = settings
         self.queue = queue
@@ -38,6 +74,9 @@ class Reconciler:
         self._stop = threading.Event()
         self._conflicts: dict[tuple[str, str], dict[str, float]] = {}
         self._conflicts_lock = threading.Lock()
+        self._stats: list[float] = [0, 0.0]
+        self._stats_since = time.monotonic()
+        self._stats_lock = threading.Lock()
 
     # -- the worker loop ---------------------------------------------------------------------
 
@@ -59,6 +98,7 @@ class Reconciler:
             self.state.put_deployment(body)
 
     def start(self) -> None:
+        self.events.start()
         for i in range(self.settings.workers):
             thread = threading.Thread(target=self._work, name=f"reconcile-{i}", daemon=True)
             thread.start()
@@ -72,12 +112,14 @@ class Reconciler:
         self.queue.shutdown()
         for thread in self._threads:
             thread.join(timeout=10)
+        self.events.stop()
 
     def _work(self) -> None:
         while True:
             key = self.queue.get()
             if key is None:
                 return
+            started = time.monotonic()
             try:
                 self.reconcile(key)
                 self.queue.forget(key)
@@ -87,6 +129,20 @@ class Reconciler:
                             exc_info=not isinstance(err, ApiError))
             finally:
                 self.queue.done(key)
+                self._count(time.monotonic() - started)
+
+    def _count(self, seconds: float) -> None:
+        """Log one line a minute while there is work: how much, how long, how much waits."""
+        with self._stats_lock:
+            self._stats[0] += 1
+            self._stats[1] += seconds
+            now = time.monotonic()
+            if now - self._stats_since < 60:
+                return
+            count, busy = self._stats
+            self._stats, self._stats_since = [0, 0.0], now
+        log.info("reconciled %d keys in the last minute, %.0f ms each on average; %d waiting",
+                 count, 1000 * busy / max(count, 1), len(self.queue))
 
     def _resync(self) -> None:
         """Every resync period, look at everything once more, spread over the period."""
@@ -163,7 +219,7 @@ class Reconciler:
         if plan.status != (body.get("status") or {}):
             self.state.put_infd(self.kube.patch_status("InferenceDeployment", namespace, name, plan.status))
         for event in plan.events:
-            self.kube.event(body, event.type, event.reason, event.message)
+            self.events.post(body, event.type, event.reason, event.message)
 
     def _create_or_adopt(self, owner: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create a child; if its name is taken, the existing object when it is ours, else None
@@ -206,7 +262,7 @@ class Reconciler:
         if conds != old:
             self.kube.patch_status("InferenceDeployment", meta["namespace"], meta["name"],
                                    {"conditions": conds, "observedGeneration": meta.get("generation")})
-            self.kube.event(body, "Warning", c.INVALID_SPEC, message)
+            self.events.post(body, "Warning", c.INVALID_SPEC, message)
 
     # -- benchmark Jobs ----------------------------------------------------------------------
 
@@ -295,4 +351,4 @@ class Reconciler:
             ready_new = c.get_condition(status["conditions"], c.READY)
             if ready_new and (ready_old is None or ready_old["reason"] != ready_new["reason"]) \
                     and ready_new["status"] != c.TRUE:
-                self.kube.event(pool.to_dict(), "Warning", ready_new["reason"], ready_new["message"])
+                self.events.post(pool.to_dict(), "Warning", ready_new["reason"], ready_new["message"])
