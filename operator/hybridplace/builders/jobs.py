@@ -6,7 +6,7 @@ from typing import Any
 
 from ..api.models import Benchmark, HardwarePool, ModelSource
 from . import names
-from .security import container_security_context, pod_security_context, scratch_volume
+from .security import container_security_context, pod_security_context, scratch_volume, shared_memory_volume
 
 # The worker's exit codes for failures a retry cannot fix (hybridplace_worker.errors):
 # InvalidArgument 2, DigestMismatch 11, InputMismatch 12, OutOfMemory 13, NoDevice 14.
@@ -80,15 +80,17 @@ def build_benchmark_job(
         "--deadline-seconds", str(max(benchmark.budget_seconds - DEADLINE_MARGIN_SECONDS, 10)),
         "--output", "-",
     ]
-    volume, mount = scratch_volume()
+    volumes, mounts = zip(scratch_volume(), shared_memory_volume(), strict=True)
     container = {
         "name": "worker",
         "image": image,
         "command": ["hybridplace-worker"],
         "args": args,
+        # The node the result was measured on goes into the profile.
+        "env": [{"name": "HP_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
         "resources": pool_resources(pool),
         "securityContext": container_security_context(),
-        "volumeMounts": [mount],
+        "volumeMounts": list(mounts),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     return {
@@ -123,7 +125,7 @@ def build_benchmark_job(
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security_context(),
                     "containers": [container],
-                    "volumes": [volume],
+                    "volumes": list(volumes),
                     **pool_scheduling(pool),
                 },
             },

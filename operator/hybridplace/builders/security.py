@@ -32,3 +32,10 @@ def container_security_context() -> dict[str, Any]:
 def scratch_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     """A writable /tmp (the root filesystem is read-only): the volume and its mount."""
     return {"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}, {"name": "tmp", "mountPath": "/tmp"}
+
+
+def shared_memory_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A memory-backed /dev/shm: Triton's python backend passes tensors through shared memory,
+    and a container's default /dev/shm is 64 MiB."""
+    return ({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+            {"name": "dshm", "mountPath": "/dev/shm"})

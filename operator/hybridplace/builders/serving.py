@@ -8,7 +8,7 @@ from typing import Any
 from ..api.models import HardwarePool, InferenceDeployment
 from . import names
 from .jobs import model_args, pool_resources, pool_scheduling
-from .security import container_security_context, pod_security_context, scratch_volume
+from .security import container_security_context, pod_security_context, scratch_volume, shared_memory_volume
 
 
 def owner_reference(infd: InferenceDeployment) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def build_serving_deployment(
         "--grpc-port", str(port + 1),
         "--metrics-port", str(port + 2),
     ]
-    volume, mount = scratch_volume()
+    volumes, mounts = zip(scratch_volume(), shared_memory_volume(), strict=True)
     health = {"port": "http"}
     container = {
         "name": "triton",
@@ -78,7 +78,7 @@ def build_serving_deployment(
         "ports": _ports(port),
         "resources": pool_resources(pool),
         "securityContext": container_security_context(),
-        "volumeMounts": [mount],
+        "volumeMounts": list(mounts),
         "startupProbe": {"httpGet": {"path": "/v2/health/ready", **health},
                          "periodSeconds": 5, "failureThreshold": 60},
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", **health}, "periodSeconds": 5},
@@ -111,7 +111,7 @@ def build_serving_deployment(
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security_context(),
                     "containers": [container],
-                    "volumes": [volume],
+                    "volumes": list(volumes),
                     **pool_scheduling(pool),
                 },
             },

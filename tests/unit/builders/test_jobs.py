@@ -82,3 +82,12 @@ def test_uri_model_passes_digest_format_and_inputs():
     assert args[args.index("--model") + 1] == "https://models.example.com/m.pt"
     assert args[args.index("--input") + 1] == "x:3x32x32:float32"
     assert args[args.index("--format") + 1] == "torchscript"
+
+
+def test_the_worker_gets_its_node_name_and_shared_memory():
+    pod = job_for("cpu-standard")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert {"name": "HP_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}} in container["env"]
+    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
