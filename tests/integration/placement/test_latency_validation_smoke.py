@@ -1,0 +1,38 @@
+"""The latency-model validation benchmark runs end to end on a real tritonserver (tiny: one
+rate, a few seconds). It checks that the pipeline works -- server, curve, open-loop load,
+Triton's statistics, predictions -- not the figures, which docs/placement.md reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.triton, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_one_rate_is_measured_and_predicted(tmp_path):
+    out = tmp_path / "result.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "validate_latency_model.py"),
+         "--model", "mlp", "--max-batch-size", "4", "--curve-batch-sizes", "1,4",
+         "--curve-window-s", "0.3", "--utilisations", "0.3", "--seconds", "3",
+         "--max-requests", "600", "--json", str(out)],
+        capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert row["requests"] >= 100 and row["errors"] == 0 and not row["timedOut"]
+    # Every figure the report shows is a number: measured, predicted, in situ, from Triton.
+    for key in ("measuredP95Ms", "predictedP95Ms", "inSituP95Ms", "measuredMeanBatch",
+                "serviceUnderLoadRatio", "sendLateP95Ms", "hostRunnable"):
+        assert isinstance(row[key], float) and row[key] > 0, key
+    assert row["measuredP95Ms"] >= row["measuredP50Ms"]
+    assert 1 <= row["measuredMeanBatch"] <= 4
+    assert "| util (aimed) |" in done.stdout
+    assert "p95 from the profile: within 15% on" in done.stdout
