@@ -91,6 +91,11 @@ def main() -> int:
     nodes = [extra_node(i) for i in range(extra)]
     if nodes:
         kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+    # An earlier run's namespace still being deleted would compete for the same two cores.
+    for _ in range(600):
+        if "scale-" not in kubectl("get", "namespaces", "-o", "name"):
+            break
+        time.sleep(1)
     namespace = f"scale-{int(time.time())}"
     kubectl("create", "namespace", namespace)
     kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "seed" / "modelprofiles.yaml"))

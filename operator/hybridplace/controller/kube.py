@@ -6,7 +6,9 @@ objects, and exactly what the builders produce. Thread-safe: worker threads shar
 
 from __future__ import annotations
 
+import collections
 import json
+import re
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -41,6 +43,15 @@ LIST_ALL = {
 }
 
 
+_RESOURCE = re.compile(r"/(?:apis/[^/]+|api)/v[^/]+(?:/namespaces/[^/]+)?/([a-z]+)(?:/[^/]+)?(/status)?$")
+
+
+def _resource(path: str) -> str:
+    """`deployments`, `inferencedeployments/status`, ... of an API path, for counting calls."""
+    found = _RESOURCE.match(path)
+    return (found.group(1) + (found.group(2) or "")) if found else path
+
+
 class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str):
         super().__init__(f"{status} {reason}: {message}")
@@ -69,6 +80,7 @@ class Kube:
 
     def __init__(self, client: kubernetes.client.ApiClient):
         self.client = client
+        self.calls: collections.Counter[str] = collections.Counter()  # "METHOD kind", for the log
 
     def request(
         self,
@@ -78,6 +90,7 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        self.calls[f"{method} {_resource(path)}"] += 1
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method, url, headers, body, _ = self.client.param_serialize(
             method, path, query_params=query or [], header_params=headers, body=body,

@@ -318,14 +318,18 @@ def _plan_children(
             all_available = False
         elif child.available_replicas < placement.replicas:
             all_available = False
-        _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked)
+        if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
+            _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked)
     _plan_service(plan, build_service(infd=infd), service_names, blocked)
     for pool_name, child in sorted(children.items()):
         if pool_name not in chosen and child.owned:
             plan.stale_deployments.append(child.name)
-            stale_service = names.serving_name(str(infd.metadata.name), pool_name)
-            if stale_service in service_names:
-                plan.stale_services.append(stale_service)
+    # Per-pool Services of pools no longer in a split (or of a split that became one pool).
+    keep = {names.serving_name(str(infd.metadata.name), p) for p in chosen} if len(chosen) > 1 else set()
+    for pool_name in sorted(pools.keys() | children.keys()):
+        stale = names.serving_name(str(infd.metadata.name), pool_name)
+        if stale in service_names and stale not in keep:
+            plan.stale_services.append(stale)
     return all_available
 
 
@@ -360,16 +364,19 @@ def _events(
                                 f"pool {state['pool']} left out: {state['reason']}: {state['message']}"))
         elif state["state"] == MISSING:
             events.append(Event("Warning", "PoolNotFound", f"{state['message']}; it is left out"))
-    if measured:
-        events.append(Event("Normal", "Profiled", f"measured on {', '.join(measured)}"))
     old_conds = {x["type"]: x for x in old.get("conditions", [])}
+    placed_now = _placement_changed(old, new) or (old_conds.get(c.PLACED, {}).get("status") != c.TRUE
+                                                  and c.get_condition(new["conditions"], c.PLACED)["status"] == c.TRUE)
+    if measured and not placed_now:  # when placed in the same step, the placement event says it
+        events.append(Event("Normal", "Profiled", f"measured on {', '.join(measured)}"))
     for cond in new["conditions"]:
         before = old_conds.get(cond["type"], {})
         if (before.get("status"), before.get("reason")) == (cond["status"], cond["reason"]) and \
                 not (cond["type"] == c.PLACED and _placement_changed(old, new)):
             continue
         if cond["type"] == c.PLACED and cond["status"] == c.TRUE:
-            events.append(Event("Normal", cond["reason"], cond["message"]))
+            profiled = f" (measured on {', '.join(measured)})" if measured else ""
+            events.append(Event("Normal", cond["reason"], cond["message"] + profiled))
         elif cond["type"] == c.PLACED and cond["reason"] == c.NAME_CONFLICT:
             events.append(Event("Warning", cond["reason"], cond["message"]))
         elif cond["type"] == c.SLO_MET and cond["status"] == c.FALSE:

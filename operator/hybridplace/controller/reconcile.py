@@ -141,8 +141,10 @@ class Reconciler:
                 return
             count, busy = self._stats
             self._stats, self._stats_since = [0, 0.0], now
-        log.info("reconciled %d keys in the last minute, %.0f ms each on average; %d waiting",
-                 count, 1000 * busy / max(count, 1), len(self.queue))
+        calls = ", ".join(f"{k} {v}" for k, v in self.kube.calls.most_common(8))
+        self.kube.calls.clear()
+        log.info("reconciled %d keys in the last minute, %.0f ms each on average; %d waiting; API calls: %s",
+                 count, 1000 * busy / max(count, 1), len(self.queue), calls)
 
     def _resync(self) -> None:
         """Every resync period, look at everything once more, spread over the period."""

@@ -85,7 +85,7 @@ def test_measured_pools_lead_to_a_decision_and_serving_children():
     assert cond(p.status, c.READY)["status"] == c.FALSE  # children not yet available
     chosen = {x.pool for x in p.decision.placements}
     assert {d["metadata"]["labels"][names.LABEL_POOL] for d in p.deployments} == chosen
-    assert len(p.services) == len(chosen) + 1  # one per pool plus the umbrella
+    assert [x["metadata"]["name"] for x in p.services] == ["seed"]  # one pool: the umbrella Service
     assert p.status["summary"]["slo"] == "p95<=1000ms"
     assert "Applied" in [e.reason for e in p.events]
 
@@ -204,3 +204,28 @@ def test_a_labelled_child_owned_by_another_object_is_not_ours():
     again = plan(infd(load={"targetRps": 5}), children=children)
     assert not again.deployments and not again.stale_deployments
     assert cond(again.status, c.PLACED)["reason"] == c.NAME_CONFLICT
+
+
+def capped(cpu: int, gpu: int):
+    pools = {}
+    for name, cap in (("cpu-standard", cpu), ("gpu-t4", gpu)):
+        body = POOLS[name].to_dict()
+        body["spec"]["maxReplicas"] = cap
+        pools[name] = parse_object(body)
+    return pools
+
+
+def test_a_split_gets_a_service_per_pool_and_loses_them_when_it_ends():
+    # CPU replicas take 22.86 requests/s, a T4 node 100 (seed table, p95 <= 1000 ms, headroom
+    # 0.2): 120 requests/s fit neither 2 CPU replicas nor 1 GPU node alone, but both together.
+    pools = capped(cpu=2, gpu=1)
+    split = plan(infd(load={"targetRps": 120}), pools=pools)
+    assert sorted(x.pool for x in split.decision.placements) == ["cpu-standard", "gpu-t4"]
+    names_ = sorted(x["metadata"]["name"] for x in split.services)
+    assert names_ == ["seed", "seed-cpu-standard", "seed-gpu-t4"]
+    assert split.status["summary"]["pools"] == "cpu-standard:1+gpu-t4:1"
+    single = plan(infd(load={"targetRps": 5}, status=split.status), pools=pools, children=as_children(split),
+                  services=set(names_))
+    assert [x.pool for x in single.decision.placements] == ["cpu-standard"]
+    assert single.stale_deployments == ["seed-gpu-t4"]
+    assert sorted(single.stale_services) == ["seed-cpu-standard", "seed-gpu-t4"]
