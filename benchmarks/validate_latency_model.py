@@ -26,7 +26,9 @@ What it does (issue 5, item 2):
 Bounded: each rate sends at most ``--max-requests`` over at most ``--seconds``; tritonserver is
 stopped by PID (its process group) at the end, also on errors and Ctrl-C.
 
-    make bench-latency-validation                   # defaults below, about 4 minutes
+    make bench-latency-validation                   # defaults below: 4-5 minutes on a quiet
+                                                    # host, up to 5 minutes more per rate
+                                                    # waiting for one
     make bench-latency-validation BENCH_ARGS="--utilisations 0.3,0.6 --seconds 10"
 """
 
@@ -138,6 +140,19 @@ def measure_curve(http_port: int, messages: dict[int, bytes], window_s: float
         points.append(CurvePoint(batch, [x for w in last for x in w.latencies_ns],
                                  sum(w.duration_s for w in last), server_ms, count))
     return points
+
+
+def lag1_autocorrelation(values: list[int]) -> float:
+    """Correlation of each closed-loop latency with the next (0 for independent service times,
+    which the model assumes; a host whose other jobs come and go makes slow calls cluster)."""
+    n = len(values)
+    if n < 3:
+        return float("nan")
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values)
+    if var == 0:
+        return 0.0
+    return sum((values[i] - mean) * (values[i + 1] - mean) for i in range(n - 1)) / var
 
 
 def pooled(*measurements: list[CurvePoint]) -> list[CurvePoint]:
@@ -543,6 +558,8 @@ def compare(args, utilisation, load: LoadRun, before, after, stats0, stats1, ser
         "curve": {str(b): {"meanMs": m, "p50Ms": p50, "p95Ms": p95, "p99Ms": p99}
                   for b, m, p50, p95, p99 in zip(curve.batch_sizes, curve.mean_ms, curve.p50_ms,
                                                  curve.p95_ms, curve.p99_ms, strict=True)},
+        "curveLag1Autocorrelation": {str(p.batch_size): lag1_autocorrelation(p.latencies_ns)
+                                     for p in before},
         "curveP50Before": {str(p.batch_size): ms(p.latencies_ns, 50) for p in before},
         "curveP50After": {str(p.batch_size): ms(p.latencies_ns, 50) for p in after},
     }
@@ -567,14 +584,14 @@ def table(result: dict) -> str:
         f"{f['maxQueueDelayMs']:g} ms, 1 instance x {f['threadsPerInstance']} thread(s); "
         f"capacity B/s(B) {f['capacityRps']:.1f} requests/s",
         "",
-        "| util (aimed) | rate (rps) | requests | measured p50 ms | measured p95 ms | predicted p95 ms "
+        "| util aimed / model | rate (rps) | requests | measured p50 ms | measured p95 ms | predicted p95 ms "
         "(error) | service under load / profile | in-situ p95 ms (error) | simulated p95 ms | "
         "mean batch Triton / model | generator late p95 ms | host runnable |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r['utilisation']:.2f} | {r['achievedRps']:.1f} | {r['requests']} | "
+            f"| {r['utilisation']:.2f} / {r['predictedUtilisation']:.2f} | {r['achievedRps']:.1f} | {r['requests']} | "
             f"{r['measuredP50Ms']:.2f} | {r['measuredP95Ms']:.2f} | {r['predictedP95Ms']:.2f} "
             f"({r['errorP95']:+.1%}) | x{r['serviceUnderLoadRatio']:.2f} | "
             f"{r['inSituP95Ms']:.2f} ({r['inSituErrorP95']:+.1%}) | {r['simulatedP95Ms']:.2f} | "
@@ -608,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="wide-mlp", choices=(*BUILTINS, "wide-mlp"))
-    p.add_argument("--max-batch-size", type=int, default=4, help="B of the served model")
+    p.add_argument("--max-batch-size", type=int, default=8, help="B of the served model")
     p.add_argument("--queue-delay-ms", type=float, default=2.0, help="D of the served model")
     p.add_argument("--threads", type=int, default=1, help="torch threads per instance")
     p.add_argument("--curve-batch-sizes", type=_ints, default=[1, 2, 4, 8])
@@ -617,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--utilisations", type=_floats, default=[0.2, 0.4, 0.6, 0.8],
                    help="arrival rates as fractions of B/s(B)")
     p.add_argument("--rounds", type=int, default=1, help="repeat the utilisations")
-    p.add_argument("--seconds", type=float, default=25.0, help="load duration per rate")
+    p.add_argument("--seconds", type=float, default=20.0, help="load duration per rate")
     p.add_argument("--max-requests", type=int, default=8000, help="requests per rate at most")
     p.add_argument("--connections", type=int, default=64, help="generator threads")
     p.add_argument("--seed", type=int, default=1)
@@ -625,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="run tritonserver and its stubs on this CPU only")
     p.add_argument("--pin-generator", type=int, default=None, metavar="CPU",
                    help="run the load generator on this CPU only")
-    p.add_argument("--quiet", type=float, default=0.0, metavar="THREADS",
+    p.add_argument("--quiet", type=float, default=3.0, metavar="THREADS",
                    help="before each rate, wait until the host has at most this many runnable "
                    "threads (3 s average); 0: do not wait")
     p.add_argument("--quiet-wait-s", type=float, default=300.0,

@@ -25,5 +25,5 @@ plot: ## seed-crossover, and its figure (cost per hour against load) in docs/see
 	$(PY) benchmarks/seed_crossover.py --plot docs/seed-crossover.png $(BENCH_ARGS)
 
 .PHONY: bench-latency-validation
-bench-latency-validation: ## Latency model vs a real tritonserver under open-loop Poisson load: measured and predicted p95 (about 4 minutes).
+bench-latency-validation: ## Latency model vs a real tritonserver under open-loop Poisson load: measured and predicted p95 (4-5 minutes on a quiet host; waits for one).
 	$(PY) benchmarks/validate_latency_model.py $(BENCH_ARGS)

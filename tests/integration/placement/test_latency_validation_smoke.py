@@ -22,7 +22,7 @@ def test_one_rate_is_measured_and_predicted(tmp_path):
         [sys.executable, str(REPO / "benchmarks" / "validate_latency_model.py"),
          "--model", "mlp", "--max-batch-size", "4", "--curve-batch-sizes", "1,4",
          "--curve-window-s", "0.3", "--utilisations", "0.3", "--seconds", "3",
-         "--max-requests", "600", "--json", str(out)],
+         "--max-requests", "600", "--quiet", "0", "--json", str(out)],
         capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -34,5 +34,5 @@ def test_one_rate_is_measured_and_predicted(tmp_path):
         assert isinstance(row[key], float) and row[key] > 0, key
     assert row["measuredP95Ms"] >= row["measuredP50Ms"]
     assert 1 <= row["measuredMeanBatch"] <= 4
-    assert "| util (aimed) |" in done.stdout
+    assert "| util aimed / model |" in done.stdout
     assert "p95 from the profile: within 15% on" in done.stdout
