@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import collections
 import json
-import re
 import logging
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
