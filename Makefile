@@ -9,9 +9,10 @@ MAKEFLAGS += --no-print-directory
 
 export HP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hybridplace
 PYTHON ?= python3
-# The Python environment for this checkout (created on first use by hack/ensure-venv.sh).
-VENV = $(shell PYTHON=$(PYTHON) hack/ensure-venv.sh)
-PY = $(VENV)/bin/python
+# The Python environment for this checkout, created on first use by hack/ensure-venv.sh (and
+# looked up once per make run: the eval memoises it).
+VENV = $(eval VENV := $$(shell PYTHON=$(PYTHON) hack/ensure-venv.sh))$(VENV)
+PY = $(if $(VENV),$(VENV)/bin/python,$(error the Python environment could not be created: see the messages above))
 
 ##@ General
 
