@@ -25,7 +25,9 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 if [ "$(cat "$venv/.hp-src" 2>/dev/null)" != "$here" ]; then
-  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$here/operator" -e "$here/workers" >&2
+  # setuptools warns about every editable install; the warning is not ours to act on.
+  PYTHONWARNINGS=ignore "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation \
+    -e "$here/operator" -e "$here/workers" >&2
   echo "$here" > "$venv/.hp-src"
 fi
 echo "$venv"
