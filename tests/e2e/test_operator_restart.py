@@ -24,6 +24,11 @@ def test_kill_during_benchmark_then_restart(pools, kubectl, kubeconfig, tmp_path
         wait_until(lambda: any(p["status"].get("phase") == "Running"
                                for p in kubectl.json("pods", "-l", BENCH)["items"]),
                    timeout=120, what="a benchmark pod running")
+        # Events are posted from a thread of their own; a kill may lose what is still queued
+        # (as with client-go's recorder). Both must be out before the kill, so that the count
+        # after the restart says whether the restarted operator announced the Jobs again.
+        wait_until(lambda: len([e for e in kubectl.events("restarted") if e["reason"] == "BenchmarkStarted"]) == 2,
+                   timeout=60, what="both benchmarks announced")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)

@@ -54,6 +54,7 @@ class Event:
     type: str  # Normal | Warning
     reason: str
     message: str
+    job: str | None = None  # BenchmarkStarted: the Job it announces, posted only once that Job is created
 
 
 @dataclass
@@ -350,7 +351,8 @@ def _events(
     for job in plan.jobs_to_create:
         pool = job["metadata"]["labels"][names.LABEL_POOL]
         events.append(Event("Normal", "BenchmarkStarted",
-                            f"measuring {model} on pool {pool} with Job {job['metadata']['name']}"))
+                            f"measuring {model} on pool {pool} with Job {job['metadata']['name']}",
+                            job=job["metadata"]["name"]))
     old_states = {s["pool"]: s for s in old.get("profiles", [])}
     measured = []
     for state in new["profiles"]:
@@ -365,9 +367,7 @@ def _events(
         elif state["state"] == MISSING:
             events.append(Event("Warning", "PoolNotFound", f"{state['message']}; it is left out"))
     old_conds = {x["type"]: x for x in old.get("conditions", [])}
-    placed_now = _placement_changed(old, new) or (old_conds.get(c.PLACED, {}).get("status") != c.TRUE
-                                                  and c.get_condition(new["conditions"], c.PLACED)["status"] == c.TRUE)
-    if measured and not placed_now:  # when placed in the same step, the placement event says it
+    if measured:
         events.append(Event("Normal", "Profiled", f"measured on {', '.join(measured)}"))
     for cond in new["conditions"]:
         before = old_conds.get(cond["type"], {})
@@ -375,8 +375,7 @@ def _events(
                 not (cond["type"] == c.PLACED and _placement_changed(old, new)):
             continue
         if cond["type"] == c.PLACED and cond["status"] == c.TRUE:
-            profiled = f" (measured on {', '.join(measured)})" if measured else ""
-            events.append(Event("Normal", cond["reason"], cond["message"] + profiled))
+            events.append(Event("Normal", cond["reason"], cond["message"]))
         elif cond["type"] == c.PLACED and cond["reason"] == c.NAME_CONFLICT:
             events.append(Event("Warning", cond["reason"], cond["message"]))
         elif cond["type"] == c.SLO_MET and cond["status"] == c.FALSE:

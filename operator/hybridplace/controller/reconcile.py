@@ -191,8 +191,14 @@ class Reconciler:
             fingerprint=deployment_fingerprint,
             blocked=self._blocked(namespace, name),
         )
+        announce = {e.job: e for e in plan.events if e.job is not None}
         for job in plan.jobs_to_create:
-            self.kube.create(job)
+            # None: it exists already (the watch had not brought it yet) and was announced then.
+            # Announced at once, so a later failure of this reconcile cannot lose the Event.
+            if (created := self.kube.create(job)) is not None:
+                self.state.put_job({**created, "kind": "Job"})
+                if (event := announce.get(job["metadata"]["name"])) is not None:
+                    self.events.post(body, event.type, event.reason, event.message)
         conflicts = []
         children = self.state.children_of(namespace, name)
         for deployment in plan.deployments:
@@ -221,7 +227,8 @@ class Reconciler:
         if plan.status != (body.get("status") or {}):
             self.state.put_infd(self.kube.patch_status("InferenceDeployment", namespace, name, plan.status))
         for event in plan.events:
-            self.events.post(body, event.type, event.reason, event.message)
+            if event.job is None:
+                self.events.post(body, event.type, event.reason, event.message)
 
     def _create_or_adopt(self, owner: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create a child; if its name is taken, the existing object when it is ours, else None
