@@ -88,3 +88,23 @@ def wait_condition(kubectl: Kubectl, name: str, type_: str, status: str = "True"
             pytest.fail(f"{name}: {type_} did not become {status} in {timeout} s; conditions: {conds}; "
                         f"events: {kubectl.events(name)}", pytrace=False)
         time.sleep(1)
+
+
+def wait_event(kubectl: Kubectl, name: str, reason: str, type_: str | None = None, contains: str = "",
+               timeout: float = 30) -> dict:
+    """The first Event about `name` with `reason` (and `type_`, and `contains` in its message).
+    The operator posts Events from a thread of its own, a moment after the status they follow."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        events = kubectl.events(name)
+        for event in events:
+            if event["reason"] == reason and type_ in (None, event["type"]) and contains in event["message"]:
+                return event
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name}: no {type_ or ''} Event {reason} ({contains!r}) in {timeout} s; events: {events}",
+                        pytrace=False)
+        time.sleep(0.5)

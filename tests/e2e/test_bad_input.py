@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e_helpers import inference_deployment, wait_condition
+from e2e_helpers import inference_deployment, wait_condition, wait_event
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -22,7 +22,7 @@ def test_a_pool_that_does_not_exist(operator, kubectl):
     found = wait_condition(kubectl, "lost", "Profiled", status="False", reason="NoUsableProfile", timeout=60)
     assert "no-such-pool" in found["message"]
     assert wait_condition(kubectl, "lost", "Ready", status="False", timeout=10)
-    assert any(e["reason"] == "PoolNotFound" and "no-such-pool" in e["message"] for e in kubectl.events("lost"))
+    wait_event(kubectl, "lost", "PoolNotFound", contains="no-such-pool")
     assert not kubectl.json("jobs", "-l", BENCH)["items"]
 
 
@@ -35,8 +35,7 @@ def test_a_model_that_cannot_be_fetched(operator, kubectl):
     assert "ModelNotFound" in found["message"]
     states = kubectl.json("infd", "unfetchable")["status"]["profiles"]
     assert states == [{**states[0], "pool": "cpu-standard", "state": "Failed", "reason": "ModelNotFound"}]
-    assert any(e["reason"] == "BenchmarkFailed" and "ModelNotFound" in e["message"]
-               for e in kubectl.events("unfetchable"))
+    wait_event(kubectl, "unfetchable", "BenchmarkFailed", contains="ModelNotFound")
 
 
 def test_an_slo_no_pool_can_meet(operator, kubectl, namespace):
@@ -49,7 +48,7 @@ def test_an_slo_no_pool_can_meet(operator, kubectl, namespace):
     assert decision["bestAchievableLatencyMs"] > 10
     assert f"best achievable p95 is {decision['bestAchievableLatencyMs']:.4g} ms on {decision['bestAchievablePool']}" \
         in found["message"]
-    assert any(e["type"] == "Warning" and e["reason"] == "Infeasible" for e in kubectl.events("seed"))
+    wait_event(kubectl, "seed", "Infeasible", "Warning")
     assert not kubectl.json("jobs", "-l", BENCH)["items"]
     assert not kubectl.json("deployments")["items"]
 
@@ -136,4 +135,4 @@ def test_objects_it_does_not_own_are_never_touched(operator, kubectl, namespace)
     after = {kind: kubectl.json(kind, name)["metadata"]["resourceVersion"]
              for kind, name in (("deployment", "taken-cpu-standard"), ("service", "taken"))}
     assert after == before
-    assert any(e["type"] == "Warning" and e["reason"] == "NameConflict" for e in kubectl.events("taken"))
+    wait_event(kubectl, "taken", "NameConflict", "Warning")

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from e2e_helpers import inference_deployment, wait_condition
+from e2e_helpers import inference_deployment, wait_condition, wait_event
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -40,9 +40,8 @@ def test_apply_benchmarks_places_and_becomes_ready(operator, kubectl, namespace)
     # The decision is what `kubectl get infd` shows.
     row = kubectl("get", "infd", "sentiment", "--no-headers").split()
     assert row[1] == f"cpu-standard:{placement['replicas']}" and row[-2] == "True"
-    reasons = [e["reason"] for e in kubectl.events("sentiment")]
     for expected in ("BenchmarkStarted", "Profiled", "BenchmarkFailed", "Applied", "Ready"):
-        assert expected in reasons
+        wait_event(kubectl, "sentiment", expected)
 
 
 def test_a_second_deployment_of_the_same_model_starts_no_benchmark(operator, kubectl, wait_until):
