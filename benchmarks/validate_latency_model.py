@@ -51,48 +51,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybridplace.placement import ProfilePoint, ServiceCurve, predict_latency, simulate_latency
-from hybridplace_worker.engine_triton import (
-    KeepAliveConnection,
-    build_repository,
-    http_post_message,
-)
+from hybridplace_worker.engine_triton import KeepAliveConnection, build_repository, http_infer_message
 from hybridplace_worker.models import check_model_inputs, load_model, synthetic_inputs
-from hybridplace_worker.spec import DTYPES, InputSpec
+from hybridplace_worker.spec import InputSpec
 from hybridplace_worker.timing import StabilityRule, WindowPlan, measure_point, percentile
 from hybridplace_worker.triton_repo import ServingConfig
-from hybridplace_worker.triton_server import (
-    Ports,
-    TritonProcess,
-    free_ports,
-    locate_tritonserver,
-    prepare_backends,
-    server_command,
-    server_env,
-)
+from hybridplace_worker.triton_server import locate_tritonserver, loopback_server
 
 CURVE, SERVED = "curve", "served"
-
-
-# --- requests -------------------------------------------------------------------------------
-
-
-def request_message(model, outputs, batch: int, name: str, host: str) -> bytes:
-    """One HTTP inference request of ``batch`` samples, encoded once by tritonclient (binary
-    tensors), as the worker's triton engine sends them."""
-    import tritonclient.http as th
-
-    inputs = []
-    for spec, tensor in zip(model.inputs, synthetic_inputs(model.inputs, batch), strict=True):
-        array = tensor.numpy()
-        item = th.InferInput(spec.name, list(array.shape), DTYPES[spec.dtype][1])
-        item.set_data_from_numpy(array, binary_data=True)
-        inputs.append(item)
-    wanted = [th.InferRequestedOutput(o.name, binary_data=True) for o in outputs]
-    body, json_size = th.InferenceServerClient.generate_request_body(inputs, outputs=wanted)
-    headers = {"Content-Type": "application/octet-stream"}
-    if json_size is not None:
-        headers["Inference-Header-Content-Length"] = str(json_size)
-    return http_post_message(host, f"/v2/models/{name}/infer", headers, body)
 
 
 # --- the service curve ----------------------------------------------------------------------
@@ -400,12 +366,7 @@ def tritonserver(workdir: Path, model, outputs, max_batch: int, delay_ms: float,
                                                 max_queue_delay_us=round(delay_ms * 1000),
                                                 threads=threads), model_name=SERVED,
                      outputs=outputs)
-    ports = Ports(*free_ports(3))
-    server = TritonProcess(
-        server_command(install, repository=repo, backends=prepare_backends(install, workdir),
-                       ports=ports, address="127.0.0.1", exit_timeout_s=5),
-        server_env(install), http_url=f"http://127.0.0.1:{ports.http}",
-        log_path=workdir / "tritonserver.log")
+    server, ports = loopback_server(install, repo, workdir)
     mine = os.sched_getaffinity(0)
     if server_cpus:
         os.sched_setaffinity(0, server_cpus)  # the server and its stubs inherit it
@@ -476,8 +437,11 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
     rows = []
     with tritonserver(tmp, model, outputs, args.max_batch_size, args.queue_delay_ms,
                       args.threads, server_cpus) as (port, pid):
-        messages = {b: request_message(model, outputs, b, CURVE, "127.0.0.1") for b in batches}
-        one = request_message(model, outputs, 1, SERVED, "127.0.0.1")
+        def arrays(batch: int) -> list:
+            return [t.numpy() for t in synthetic_inputs(model.inputs, batch)]
+
+        messages = {b: http_infer_message(model, outputs, arrays(b), CURVE, "127.0.0.1") for b in batches}
+        one = http_infer_message(model, outputs, arrays(1), SERVED, "127.0.0.1")
         for _ in range(20):  # warm the served model's instance
             conn = KeepAliveConnection("127.0.0.1", port)
             conn.roundtrip(one)

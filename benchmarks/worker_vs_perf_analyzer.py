@@ -33,15 +33,7 @@ from hybridplace_worker.engine_triton import MODEL_NAME, build_repository, clien
 from hybridplace_worker.models import check_model_inputs, load_model
 from hybridplace_worker.timing import StabilityRule, WindowPlan, measure_point
 from hybridplace_worker.triton_repo import ServingConfig
-from hybridplace_worker.triton_server import (
-    Ports,
-    TritonProcess,
-    free_ports,
-    locate_tritonserver,
-    prepare_backends,
-    server_command,
-    server_env,
-)
+from hybridplace_worker.triton_server import locate_tritonserver, loopback_server
 
 
 def ints(text: str) -> list[int]:
@@ -190,21 +182,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
         workdir = Path(tmp)
         repo = build_repository(model, workdir / "repository", serving, outputs=outputs)
-        backends = prepare_backends(install, workdir)
-        ports = Ports(*free_ports(3))
-        server = TritonProcess(
-            server_command(
-                install,
-                repository=repo,
-                backends=backends,
-                ports=ports,
-                address="127.0.0.1",
-                exit_timeout_s=5,
-            ),
-            server_env(install),
-            http_url=f"http://127.0.0.1:{ports.http}",
-            log_path=workdir / "tritonserver.log",
-        )
+        server, ports = loopback_server(install, repo, workdir)
         cpus = sorted(os.sched_getaffinity(0))
         pinned = args.pin and len(cpus) >= 2
         if pinned:

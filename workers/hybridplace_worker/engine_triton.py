@@ -22,15 +22,7 @@ from .models import LoadedModel, OutputSpec, check_model_inputs, serving_artifac
 from .spec import DTYPES
 from .timing import PointMeasurement, WindowPlan, measure_point
 from .triton_repo import ServingConfig, TensorConfig, write_model_repository
-from .triton_server import (
-    Ports,
-    TritonProcess,
-    free_ports,
-    locate_tritonserver,
-    prepare_backends,
-    server_command,
-    server_env,
-)
+from .triton_server import TritonProcess, locate_tritonserver, loopback_server
 
 PROTOCOLS = ("http", "grpc")
 MODEL_NAME = "model"
@@ -61,6 +53,24 @@ def build_repository(
     return Path(root)
 
 
+def http_infer_message(model: LoadedModel, outputs: list[OutputSpec], arrays: list, name: str, host: str) -> bytes:
+    """One whole HTTP/1.1 inference request for model ``name``, its tensors encoded once by
+    tritonclient (binary data), ready to be sent as is, again and again."""
+    import tritonclient.http as th
+
+    inputs = []
+    for spec, arr in zip(model.inputs, arrays, strict=True):
+        inp = th.InferInput(spec.name, list(arr.shape), DTYPES[spec.dtype][1])
+        inp.set_data_from_numpy(arr, binary_data=True)
+        inputs.append(inp)
+    requested = [th.InferRequestedOutput(o.name, binary_data=True) for o in outputs]
+    body, json_size = th.InferenceServerClient.generate_request_body(inputs, outputs=requested)
+    headers = {"Content-Type": "application/octet-stream"}
+    if json_size is not None:
+        headers["Inference-Header-Content-Length"] = str(json_size)
+    return http_post_message(host, f"/v2/models/{name}/infer", headers, body)
+
+
 def client_worker(protocol: str, url: str, model: LoadedModel, outputs: list[OutputSpec], batch: int):
     """Worker factory: one connection per thread, the request built once, one infer per call.
 
@@ -75,19 +85,7 @@ def client_worker(protocol: str, url: str, model: LoadedModel, outputs: list[Out
     host, port = url.rsplit(":", 1)
 
     if protocol == "http":
-        import tritonclient.http as th
-
-        inputs = []
-        for spec, arr in zip(model.inputs, arrays, strict=True):
-            inp = th.InferInput(spec.name, list(arr.shape), DTYPES[spec.dtype][1])
-            inp.set_data_from_numpy(arr, binary_data=True)
-            inputs.append(inp)
-        requested = [th.InferRequestedOutput(o.name, binary_data=True) for o in outputs]
-        body, json_size = th.InferenceServerClient.generate_request_body(inputs, outputs=requested)
-        headers = {"Content-Type": "application/octet-stream"}
-        if json_size is not None:
-            headers["Inference-Header-Content-Length"] = str(json_size)
-        message = http_post_message(host, f"/v2/models/{MODEL_NAME}/infer", headers, body)
+        message = http_infer_message(model, outputs, arrays, MODEL_NAME, host)
 
         @contextlib.contextmanager
         def http_factory(_index: int) -> Iterator[Callable[[], object]]:
@@ -258,21 +256,7 @@ def run_triton_engine(
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hp-triton-")))
         outputs = check_model_inputs(model)
         repo = build_repository(model, workdir / "repository", serving, outputs=outputs)
-        backends = prepare_backends(install, workdir)
-        ports = Ports(*free_ports(3))
-        server = TritonProcess(
-            server_command(
-                install,
-                repository=repo,
-                backends=backends,
-                ports=ports,
-                address="127.0.0.1",
-                exit_timeout_s=5,
-            ),
-            server_env(install),
-            http_url=f"http://127.0.0.1:{ports.http}",
-            log_path=workdir / "tritonserver.log",
-        )
+        server, ports = loopback_server(install, repo, workdir)
         server.start()
         stack.callback(server.stop)
         ready_s = server.wait_ready(start_timeout_s, models=[MODEL_NAME])

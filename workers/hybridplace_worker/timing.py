@@ -168,6 +168,13 @@ class StabilityRule:
     def is_stable(self, windows: Sequence[Window]) -> bool:
         return self.spread(windows) < self.threshold
 
+    def done(self, windows: Sequence[Window], may_extend: Callable[[], bool]) -> bool:
+        """Stop measuring a point: it is stable, it reached max windows, or it has the fewest
+        windows that count and the deadline asks for no more (``may_extend``)."""
+        if len(windows) >= self.max_windows:
+            return True
+        return len(windows) >= self.stable_windows and (self.is_stable(windows) or not may_extend())
+
 
 @dataclasses.dataclass(frozen=True)
 class WindowPlan:
@@ -306,11 +313,7 @@ def _measure_inline(
                 append(latency)
             windows.append(Window(start, end, latencies))
             start = end
-            if len(windows) >= rule.stable_windows and rule.is_stable(windows):
-                break
-            if len(windows) >= rule.max_windows:
-                break
-            if len(windows) >= rule.stable_windows and not may_extend():
+            if rule.done(windows, may_extend):
                 break
     return summarize(windows, rule, 1)
 
@@ -401,11 +404,7 @@ def _measure_threads(
                 boundary += window_ns
             windows.append(Window(start, boundary, latencies))
             start = boundary
-            if len(windows) >= rule.stable_windows and rule.is_stable(windows):
-                break
-            if len(windows) >= rule.max_windows:
-                break
-            if len(windows) >= rule.stable_windows and not may_extend():
+            if rule.done(windows, may_extend):
                 break
     finally:
         for t in threads:
