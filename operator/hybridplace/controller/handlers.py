@@ -17,7 +17,7 @@ from ..builders import names
 from ..config import Settings
 from .kube import Kube, load_client
 from .reconcile import Reconciler
-from .state import ANNOTATION_FAILURE_REASON, ClusterState
+from .state import ANNOTATION_FAILURE_REASON, ClusterState, job_state
 from .workqueue import WorkQueue
 
 log = logging.getLogger("hybridplace")
@@ -148,11 +148,7 @@ async def benchmark_job_event(type: str | None, body: kopf.Body, namespace: str,
         key = OPERATOR.state.drop_job(namespace, name)
     else:
         key = OPERATOR.state.put_job(dict(body))
-        finished = any(
-            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-            for c in (body.get("status") or {}).get("conditions") or []
-        )
-        if finished and ANNOTATION_FAILURE_REASON not in (body.metadata.annotations or {}):
+        if not job_state(dict(body)).active and ANNOTATION_FAILURE_REASON not in (body.metadata.annotations or {}):
             OPERATOR.queue.add(("job", namespace, name))
     if key is not None:
         _enqueue_infds(*key)
