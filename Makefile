@@ -11,8 +11,9 @@ export HP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/hybridplace
 PYTHON ?= python3
 # The Python environment for this checkout, created on first use by hack/ensure-venv.sh (and
 # looked up once per make run: the eval memoises it).
-VENV = $(eval VENV := $$(shell PYTHON=$(PYTHON) hack/ensure-venv.sh))$(VENV)
-PY = $(if $(VENV),$(VENV)/bin/python,$(error the Python environment could not be created: see the messages above))
+VENV_DIR = $(eval VENV_DIR := $$(shell PYTHON=$(PYTHON) hack/ensure-venv.sh))$(VENV_DIR)
+VENV = $(or $(VENV_DIR),$(error the Python environment could not be created: see the messages above))
+PY = $(VENV)/bin/python
 
 ##@ General
 

@@ -1,6 +1,8 @@
 ##@ Helm chart (charts/hybridplace)
 
-HELM = $(shell cluster/tools/build.sh helm)/helm
+# Built (or found in the cache) once per make run, like the Python environment.
+HELM_DIR = $(eval HELM_DIR := $$(shell cluster/tools/build.sh helm))$(HELM_DIR)
+HELM = $(or $(HELM_DIR),$(error helm could not be built: see the messages above))/helm
 
 .PHONY: chart-crds
 chart-crds: ## Copy crds/ into the chart's templates (the chart never drifts from crds/).
