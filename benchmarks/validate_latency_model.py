@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybridplace.placement import ProfilePoint, ServiceCurve, predict_latency, simulate_latency
+from hybridplace_worker.catalog import BUILTIN_VERSIONS
+from hybridplace_worker.device import cpu_model_name
 from hybridplace_worker.engine_triton import KeepAliveConnection, build_repository, http_infer_message
 from hybridplace_worker.models import check_model_inputs, load_model, synthetic_inputs
 from hybridplace_worker.spec import InputSpec
@@ -388,7 +390,7 @@ def ms(ns_values: list[int], q: float) -> float:
     return percentile(sorted(ns_values), q) / 1e6
 
 
-BUILTINS = ("mlp", "resnet", "transformer")
+BUILTINS = tuple(BUILTIN_VERSIONS)
 
 
 def benchmark_model(name: str, workdir: Path):
@@ -426,7 +428,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
         os.sched_setaffinity(0, {args.pin_generator})
     facts = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "host": platform.node(), "cpu": _cpu_name(), "cpus": os.cpu_count(),
+        "host": platform.node(), "cpu": cpu_model_name(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "command": " ".join(sys.argv),
         "model": f"builtin:{args.model}" if args.model in BUILTINS else args.model,
         "maxBatchSize": args.max_batch_size,
@@ -567,14 +569,6 @@ def table(result: dict) -> str:
         lines.append(f"p95 {what}: within 15% on {within} of {len(errors)}; median error "
                      f"{errors[len(errors) // 2]:.1%}, worst {errors[-1]:.1%}")
     return "\n".join(["", *lines[:2], *lines[2:]])
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def _floats(text: str) -> list[float]:

@@ -18,7 +18,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import Reason, WorkerError
-from .models import LoadedModel, OutputSpec, check_model_inputs, serving_artifact, synthetic_inputs
+from .models import (
+    LoadedModel,
+    OutputSpec,
+    check_model_inputs,
+    is_out_of_memory,
+    serving_artifact,
+    synthetic_inputs,
+)
 from .spec import DTYPES
 from .timing import PointMeasurement, WindowPlan, measure_point
 from .triton_repo import ServingConfig, TensorConfig, write_model_repository
@@ -241,8 +248,10 @@ def run_triton_engine(
     may_extend: Callable[[], bool] = lambda: True,
     on_point: Callable[[int, PointMeasurement], None] = lambda b, m: None,
     on_ready: Callable[[dict], None] = lambda facts: None,
+    outputs: list[OutputSpec] | None = None,
 ) -> list[tuple[int, PointMeasurement]]:
-    """Serve ``model`` on a local tritonserver and measure every (batch size, concurrency)."""
+    """Serve ``model`` on a local tritonserver and measure every (batch size, concurrency).
+    ``outputs``: what :func:`check_model_inputs` found, when the caller has run it already."""
     if protocol not in PROTOCOLS:
         raise WorkerError(Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if max(batch_sizes) > serving.max_batch_size:
@@ -254,7 +263,7 @@ def run_triton_engine(
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hp-triton-")))
-        outputs = check_model_inputs(model)
+        outputs = outputs or check_model_inputs(model)
         repo = build_repository(model, workdir / "repository", serving, outputs=outputs)
         server, ports = loopback_server(install, repo, workdir)
         server.start()
@@ -310,6 +319,6 @@ def _server_error(exc: Exception, batch: int, server: TritonProcess) -> WorkerEr
             f"tritonserver exited (code {server.proc.returncode}) during batch size {batch}; "
             f"last log lines:\n{server.log_tail()}",
         )
-    if "out of memory" in text.lower() or "can't allocate memory" in text.lower():
+    if is_out_of_memory(exc):
         return WorkerError(Reason.OUT_OF_MEMORY, f"batch size {batch}: {text[:300]}")
     return WorkerError(Reason.INPUT_MISMATCH, f"tritonserver rejected batch size {batch}: {text[:300]}")

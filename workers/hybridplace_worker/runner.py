@@ -188,7 +188,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
     model = load_model(
         args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1
     )  # the watchdog, not the socket, ends a slow download
-    check_model_inputs(model)  # InputMismatch here, with the spec in the message, not mid-sweep
+    outputs = check_model_inputs(model)  # InputMismatch here, with the spec in the message, not mid-sweep
     _log(f"loaded {model.name} ({model.digest}) in {time.monotonic() - t0:.1f} s")
 
     points_left = [n_points]
@@ -272,6 +272,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             may_extend=may_extend,
             on_point=on_point,
             on_ready=on_ready,
+            outputs=outputs,
         )
     return {
         "v": 1,

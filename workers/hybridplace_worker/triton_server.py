@@ -304,10 +304,17 @@ def loopback_server(install: TritonInstall, repository: Path, workdir: Path) -> 
     """A tritonserver for ``repository`` on free loopback ports, not yet started: what the
     ``triton`` engine and the benchmarks run. Its backends and log go under ``workdir``."""
     ports = Ports(*free_ports(3))
-    command = server_command(install, repository=repository, backends=prepare_backends(install, workdir),
-                             ports=ports, address="127.0.0.1", exit_timeout_s=5)
-    server = TritonProcess(command, server_env(install), http_url=f"http://127.0.0.1:{ports.http}",
-                           log_path=workdir / "tritonserver.log")
+    command = server_command(
+        install,
+        repository=repository,
+        backends=prepare_backends(install, workdir),
+        ports=ports,
+        address="127.0.0.1",
+        exit_timeout_s=5,
+    )
+    server = TritonProcess(
+        command, server_env(install), http_url=f"http://127.0.0.1:{ports.http}", log_path=workdir / "tritonserver.log"
+    )
     return server, ports
 
 
