@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = Path(os.environ.get("HP_CACHE")
-             or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hybridplace")
+sys.path.insert(0, str(REPO / "cluster"))
+from localcluster import CACHE, alive, proc_start_time  # noqa: E402 - the cluster's own tooling
+from podrunner import MARK_ENV  # noqa: E402
+
 CLUSTER = os.environ.get("HP_CLUSTER", "hybridplace")
 STATE = CACHE / "clusters" / CLUSTER
 PID_FILE = STATE / "operator.pid"
@@ -39,12 +41,13 @@ def kubectl(*args: str, check: bool = True) -> str:
 
 
 def operator_running() -> int | None:
+    """The demo operator's PID, if that very process still runs: the file keeps its start time
+    too, so a PID reused after a reboot is never taken for it."""
     try:
-        pid = int(PID_FILE.read_text())
-        os.kill(pid, 0)
-        return pid
+        entry = json.loads(PID_FILE.read_text())
     except (OSError, ValueError):
         return None
+    return entry["pid"] if isinstance(entry, dict) and alive(entry) else None
 
 
 def start_operator() -> int:
@@ -55,14 +58,14 @@ def start_operator() -> int:
     LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
     kubeconfig = STATE / "kubeconfig"
     # The cluster's marker variable lets `make cluster-down` find and stop it too.
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HP_LOCAL_RUNNER_STATE": str(STATE)}
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), MARK_ENV: str(STATE)}
     with LOG_FILE.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", str(kubeconfig),
              "--liveness", ""],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
-    PID_FILE.write_text(str(proc.pid))
+    PID_FILE.write_text(json.dumps({"pid": proc.pid, "start": proc_start_time(proc.pid)}))
     say(f"operator started (pid {proc.pid}); log: {LOG_FILE}")
     return proc.pid
 
@@ -74,9 +77,7 @@ def stop_operator() -> None:
         return
     os.kill(pid, signal.SIGTERM)
     for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if operator_running() is None:
             break
         time.sleep(0.1)
     else:
