@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import __version__
+from .placement.solver import MAX_ALTERNATIVES
 
 DEFAULT_IMAGE_CPU = f"ghcr.io/hybridplace/worker-cpu:{__version__}"
 DEFAULT_IMAGE_GPU = f"ghcr.io/hybridplace/worker-cuda:{__version__}"
@@ -54,6 +55,24 @@ class Settings:
     max_alternatives: int = field(
         default=20, metadata={"env": "HP_MAX_ALTERNATIVES", "help": "alternatives kept in status.decision"}
     )
+
+    def __post_init__(self) -> None:
+        """Refuse settings the operator cannot work with, naming the flag's variable."""
+        limits = {  # field: (smallest, largest)
+            "workers": (1, 256),
+            "resync_seconds": (1, None),
+            "job_ttl_seconds": (0, None),
+            "benchmark_backoff_limit": (0, 10),
+            "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
+        }
+        for f in fields(self):
+            if f.name not in limits:
+                continue
+            value, (low, high) = getattr(self, f.name), limits[f.name]
+            if value < low or (high is not None and value > high):
+                bound = f"at least {low}" if high is None else f"between {low} and {high}"
+                flag = "--" + f.name.replace("_", "-")
+                raise ValueError(f"{flag} ({f.metadata['env']}) is {value:g}; it must be {bound}")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

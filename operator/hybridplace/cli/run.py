@@ -8,6 +8,7 @@ import logging
 import os
 
 from ..config import Settings
+from .errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +37,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
     if isinstance(overrides.get("namespaces"), str):
         overrides["namespaces"] = tuple(n for n in overrides["namespaces"].split(",") if n)
-    settings = Settings.from_env(**overrides)
+    try:
+        settings = Settings.from_env(**overrides)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf and our client read the same file
     handlers.OPERATOR.settings = settings

@@ -1,0 +1,32 @@
+"""The operator's settings: environment first, then flags; values it cannot work with are refused
+with the flag and the variable named, before anything starts."""
+
+import pytest
+from hybridplace.config import Settings
+from hybridplace.placement.solver import MAX_ALTERNATIVES
+
+
+def test_environment_then_overrides(monkeypatch):
+    monkeypatch.setenv("HP_WORKERS", "3")
+    monkeypatch.setenv("HP_NAMESPACES", "a, b,")
+    settings = Settings.from_env(resync_seconds=30.0)
+    assert (settings.workers, settings.namespaces, settings.resync_seconds) == (3, ("a", "b"), 30.0)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"workers": 0}, "--workers (HP_WORKERS) is 0; it must be between 1 and 256"),
+    ({"resync_seconds": 0.0}, "--resync-seconds (HP_RESYNC_SECONDS) is 0; it must be at least 1"),
+    ({"job_ttl_seconds": -1}, "--job-ttl-seconds (HP_JOB_TTL_SECONDS) is -1; it must be at least 0"),
+    ({"max_alternatives": MAX_ALTERNATIVES + 1},
+     f"--max-alternatives (HP_MAX_ALTERNATIVES) is {MAX_ALTERNATIVES + 1}; it must be between 0 and 64"),
+])
+def test_values_it_cannot_work_with_are_refused(overrides, message):
+    with pytest.raises(ValueError) as err:
+        Settings.from_env(**overrides)
+    assert str(err.value) == message
+
+
+def test_a_malformed_environment_variable_is_named(monkeypatch):
+    monkeypatch.setenv("HP_WORKERS", "many")
+    with pytest.raises(ValueError, match="HP_WORKERS='many' is not a valid int"):
+        Settings.from_env()
