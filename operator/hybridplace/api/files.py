@@ -60,7 +60,7 @@ def load_objects(paths: Iterable[str | Path]) -> list[Loaded]:
         docs = _documents(path)
         for index, doc in enumerate(docs, start=1):
             source = f"{path}#{index}" if len(docs) > 1 else str(path)
-            if isinstance(doc, dict) and doc.get("kind", "").endswith("List") and "items" in doc:
+            if isinstance(doc, dict) and str(doc.get("kind")).endswith("List") and "items" in doc:
                 items = doc.get("items") or []
             else:
                 items = [doc]

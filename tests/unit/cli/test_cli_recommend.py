@@ -189,6 +189,14 @@ def test_an_unknown_kind(tmp_path, capsys):
     assert f"{path}: Deployment web: kind: unknown kind 'Deployment'" in line
 
 
+@pytest.mark.parametrize("kind", [None, 5])
+def test_a_kind_that_is_not_a_string(tmp_path, capsys, kind):
+    path = write(tmp_path, "odd.yaml", {"apiVersion": "hybridplace.io/v1alpha1", "kind": kind,
+                                        "metadata": {"name": "odd"}})
+    line = bad(capsys, "-f", POOLS, "-f", SEED, "-f", path)
+    assert str(path) in line and "kind" in line
+
+
 def test_an_object_that_fails_validation_names_every_bad_field(tmp_path, capsys):
     infd = seed_infd(slo={"latencyMs": -5}, load={"targetRps": 50, "minReplicas": 0})
     path = write(tmp_path, "infd.yaml", infd)
