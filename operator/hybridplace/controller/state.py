@@ -46,7 +46,9 @@ def job_state(body: dict[str, Any]) -> JobState:
     annotations = (body.get("metadata") or {}).get("annotations") or {}
     conditions = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
     reason = annotations.get(ANNOTATION_FAILURE_REASON)
-    failed = "Failed" in conditions and reason is not None
+    # The operator writes the reason only after reading a failure: a Job that failed, or one
+    # that completed without a usable result.
+    failed = reason is not None
     return JobState(
         name=body["metadata"]["name"],
         active=not conditions & {"Complete", "Failed"},
@@ -95,6 +97,7 @@ class ClusterState:
         self._profiles: dict[tuple[str, str], dict[str, ModelProfile]] = defaultdict(dict)
         self._profile_keys: dict[NsName, tuple[str, str, str]] = {}
         self.profile_bodies: dict[NsName, dict[str, Any]] = {}
+        self.profile_errors: dict[NsName, str | None] = {}  # why a profile does not parse
         self._jobs: dict[tuple[str, str, str], JobState] = {}
         self._job_keys: dict[NsName, tuple[str, str, str]] = {}
         self._children: dict[NsName, dict[str, tuple[ChildState, str | None]]] = defaultdict(dict)
@@ -156,31 +159,41 @@ class ClusterState:
             self.nodes.pop(name, None)
 
     def put_profile(self, body: dict[str, Any]) -> tuple[str, str] | None:
-        """Record a profile; returns its (namespace, digest), or None if it does not parse."""
+        """Record a profile (replacing what was known of it, in one step, so a reconcile never
+        sees it missing); returns its (namespace, digest), or None if it does not parse. Why it
+        does not parse is kept for its status (`profile_errors`)."""
         meta = body["metadata"]
-        self.drop_profile(meta["namespace"], meta["name"])
-        with self._lock:
-            self.profile_bodies[(meta["namespace"], meta["name"])] = _slim(body)
+        ref = (meta["namespace"], meta["name"])
         try:
             profile = parse_object(body)
-        except InvalidObject:
-            return None
-        assert isinstance(profile, ModelProfile)
-        key = (meta["namespace"], profile.spec.model.digest)
+            error = None
+        except InvalidObject as err:
+            profile, error = None, str(err)
         with self._lock:
+            self._drop_profile(*ref)
+            self.profile_bodies[ref] = _slim(body)
+            self.profile_errors[ref] = error
+            if profile is None:
+                return None
+            assert isinstance(profile, ModelProfile)
+            key = (meta["namespace"], profile.spec.model.digest)
             self._profiles[key][profile.spec.pool] = profile
-            self._profile_keys[(meta["namespace"], meta["name"])] = (*key, profile.spec.pool)
+            self._profile_keys[ref] = (*key, profile.spec.pool)
         return key
 
     def drop_profile(self, namespace: str, name: str) -> tuple[str, str] | None:
         with self._lock:
-            self.profile_bodies.pop((namespace, name), None)
-            found = self._profile_keys.pop((namespace, name), None)
-            if found is None:
-                return None
-            ns, digest, pool = found
-            self._profiles[(ns, digest)].pop(pool, None)
-            return ns, digest
+            return self._drop_profile(namespace, name)
+
+    def _drop_profile(self, namespace: str, name: str) -> tuple[str, str] | None:
+        self.profile_bodies.pop((namespace, name), None)
+        self.profile_errors.pop((namespace, name), None)
+        found = self._profile_keys.pop((namespace, name), None)
+        if found is None:
+            return None
+        ns, digest, pool = found
+        self._profiles[(ns, digest)].pop(pool, None)
+        return ns, digest
 
     def put_job(self, body: dict[str, Any]) -> tuple[str, str] | None:
         meta = body["metadata"]
