@@ -180,7 +180,7 @@ class Kube:
         an Event is a courtesy, not a reason to fail a reconcile."""
         meta = involved.get("metadata", {})
         namespace = meta.get("namespace") or "default"
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        now = now_rfc3339()
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -196,8 +196,8 @@ class Kube:
             "source": {"component": "hybridplace"},
             "reportingComponent": "hybridplace.io/operator",
             "reportingInstance": "hybridplace",
-            "firstTimestamp": now[:19] + "Z",
-            "lastTimestamp": now[:19] + "Z",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "count": 1,
         }
         try:

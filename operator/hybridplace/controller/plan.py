@@ -8,6 +8,7 @@ The reconciler then carries it out. No Kubernetes I/O here, so every branch is u
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from ..builders import names
 from ..builders.jobs import build_benchmark_job
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
-from ..placement import Alternative, Decision, Pool, Profile, Request, solve
+from ..placement import NO_PROFILE, Alternative, Decision, Pool, Profile, Request, solve
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 
 MEASURED, PENDING, FAILED, MISSING = "Measured", "Pending", "Failed", "Missing"
@@ -101,8 +102,8 @@ def _pool_states(
                            "message": f"HardwarePool {name} does not exist"})
         elif name in profiles:
             states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name})
-        elif _no_nodes(pool) is not None:
-            states.append({"pool": name, "state": FAILED, **_no_nodes(pool)})
+        elif (no_nodes := _no_nodes(pool)) is not None:
+            states.append({"pool": name, "state": FAILED, **no_nodes})
         elif job is not None and job.failed:
             states.append({"pool": name, "state": FAILED, "reason": job.reason or "BenchmarkFailed",
                            "message": job.message or f"benchmark Job {job.name} failed"})
@@ -163,15 +164,11 @@ def _decide(
     ]
     decision = _solve_cached(request_from(infd), tuple(engine_pools), tuple(engine_profiles))
     missing = [
-        Alternative(pool=s["pool"], reason="NoProfile", message=f"HardwarePool {s['pool']} does not exist")
+        Alternative(pool=s["pool"], reason=NO_PROFILE, message=f"HardwarePool {s['pool']} does not exist")
         for s in states if s["state"] == MISSING
     ]
     if missing:
-        decision = Decision(
-            decision.feasible, decision.objective, decision.placements,
-            tuple(decision.alternatives) + tuple(missing), decision.best_achievable_latency_ms,
-            decision.best_achievable_pool, decision.best_achievable_batch_size, decision.message,
-        )
+        decision = dataclasses.replace(decision, alternatives=tuple(decision.alternatives) + tuple(missing))
     return decision
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from .. import conditions as c
 from ..api.models import InferenceDeployment
 from ..api.validate import InvalidObject, parse_object
+from ..builders import names
 from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
 from ..config import Settings
 from .fingerprint import deployment_fingerprint
@@ -287,7 +288,7 @@ class Reconciler:
         conds = {x["type"]: x for x in (job.get("status") or {}).get("conditions") or [] if x.get("status") == "True"}
         if "Complete" not in conds and "Failed" not in conds:
             return
-        pool = job["metadata"]["labels"].get("hybridplace.io/pool", "")
+        pool = job["metadata"]["labels"].get(names.LABEL_POOL, "")
         pod, message = self._result_pod(namespace, name)
         outcome = parse_termination_message(message)
         if isinstance(outcome, dict):
@@ -333,11 +334,9 @@ class Reconciler:
             return
         generation = body["metadata"].get("generation")
         old = body.get("status") or {}
-        try:
-            parse_object(body)
-            valid = (c.TRUE, "Valid", "the placement engine uses this profile")
-        except InvalidObject as err:
-            valid = (c.FALSE, c.INVALID_SPEC, str(err)[:2000])
+        error = self.state.profile_errors.get((namespace, name))  # parsed once, when it came
+        valid = (c.TRUE, "Valid", "the placement engine uses this profile") if error is None else \
+            (c.FALSE, c.INVALID_SPEC, error[:2000])
         conds = c.set_condition(list(old.get("conditions") or []),
                                 c.condition("Valid", *valid, generation, now_rfc3339()))
         status = {"observedGeneration": generation,
@@ -355,7 +354,7 @@ class Reconciler:
         status = plan_pool_status(pool, self.state.node_list(), self.state.replicas_on(name), now_rfc3339())
         old = pool.status.to_dict() if pool.status else {}
         if status != old:
-            self.kube.patch_status("HardwarePool", None, name, status)
+            self.state.put_pool(self.kube.patch_status("HardwarePool", None, name, status))
             ready_old = c.get_condition(old.get("conditions"), c.READY)
             ready_new = c.get_condition(status["conditions"], c.READY)
             if ready_new and (ready_old is None or ready_old["reason"] != ready_new["reason"]) \
