@@ -147,14 +147,6 @@ class ServiceCurve:
         """Standard deviation of the service time of a batch of k items, ms."""
         return _interpolate(self.batch_sizes, self.sd_ms, k)
 
-    def slope_at(self, k: float) -> float:
-        """d mean / d k at k, ms per item (the segment k lies on)."""
-        xs, ys = self.batch_sizes, self.mean_ms
-        if len(xs) < 2 or k < xs[0]:
-            return 0.0
-        j = min(max(bisect_right(xs, k), 1), len(xs) - 1)
-        return (ys[j] - ys[j - 1]) / (xs[j] - xs[j - 1])
-
     def at(self, k: float) -> tuple[float, float, float]:
         """(mean ms, sd ms, slope ms per item) at batch size k, with one search."""
         xs, ys, sds = self.batch_sizes, self.mean_ms, self.sd_ms
@@ -201,12 +193,7 @@ def predict_latency(curve: ServiceCurve, load_rps: float, max_batch_size: int,
     over the replica's ``curve.concurrency`` instances. ``max_batch_size`` (B) must not exceed
     the largest measured batch size. See the module docstring for the model.
     """
-    model = _ReplicaModel(curve, load_rps, max_batch_size, max_queue_delay_ms)
-    if not model.stable:
-        return LatencyPrediction(math.inf, percentile, model.utilisation, float(max_batch_size),
-                                 False)
-    return LatencyPrediction(model.quantile(percentile / 100.0), percentile, model.utilisation,
-                             model.mean_batch_size, True)
+    return predict_latency_and_same_for(curve, load_rps, max_batch_size, max_queue_delay_ms, percentile)[0]
 
 
 def predict_latency_and_same_for(curve: ServiceCurve, load_rps: float, max_batch_size: int,
@@ -238,10 +225,8 @@ def latency_cdf(curve: ServiceCurve, load_rps: float, max_batch_size: int,
     The solver's SLO test: ``latency_cdf(..., slo_ms) >= percentile/100`` is the same as
     ``predict_latency(...).latency_ms <= slo_ms``, without solving for the quantile.
     """
-    lam = load_rps / curve.concurrency / 1000.0
-    if (lam * curve.mean_at(max_batch_size) < max_batch_size
-            and latency_ms < curve.mean_at(_fluid_batch(curve, lam, max_batch_size))):
-        return 0.0  # below the floor (assumption 8): no need to solve the model
+    if latency_ms < latency_floor_ms(curve, load_rps, max_batch_size):
+        return 0.0  # below the floor (assumption 8), or unstable: no need to solve the model
     model = _ReplicaModel(curve, load_rps, max_batch_size, max_queue_delay_ms)
     return model.cdf(latency_ms) if model.stable else 0.0
 
@@ -279,7 +264,7 @@ def slo_check(curve: ServiceCurve, load_rps: float, max_batch_size: int,
 def max_replica_load(curve: ServiceCurve, max_batch_size: int, max_queue_delay_ms: float,
                      percentile: int, slo_ms: float, headroom: float,
                      relative_precision: float = 1e-3, above_rps: float = 0.0,
-                     above_known_to_pass: bool = False) -> float:
+                     above_known_to_pass: bool = False, bound_rps: float | None = None) -> float:
     """The most load one replica may take (requests/s): the SLO met at that load and at every
     lower load, and utilisation <= 1 - headroom. 0.0 when no load qualifies.
 
@@ -298,9 +283,10 @@ def max_replica_load(curve: ServiceCurve, max_batch_size: int, max_queue_delay_m
     point above it is checked first; if it fails, some value <= ``above_rps`` is returned
     at the cost of one check instead of the search. ``above_known_to_pass``: the caller has
     already seen that point pass (``slo_check`` at ``grid_load_above(above_rps)``).
+    ``bound_rps``: :func:`replica_load_bound` of these arguments, when the caller has it.
     """
     # Above the closed-form bound the SLO fails anyway (assumption 8): search below it.
-    cap = replica_load_bound(curve, max_batch_size, slo_ms, headroom)
+    cap = replica_load_bound(curve, max_batch_size, slo_ms, headroom) if bound_rps is None else bound_rps
     if cap <= 0:
         return 0.0
     step = math.log1p(relative_precision)

@@ -95,9 +95,11 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) 
     split = cheapest_split(capacities, request.target_rps, request.min_replicas,
                            request.max_replicas, request.objective, request.allow_hybrid)
 
-    slo_alternatives = [_over_slo_alternative(request, pool, configs) for pool, configs in over_slo]
+    # The best latency of a pool over the SLO: for its alternative, and again when nothing fits.
+    over_latency = {pool.name: _best_latency(request, pool, configs) for pool, configs in over_slo}
+    slo_alternatives = [_over_slo_alternative(request, pool, over_latency[pool.name]) for pool, _ in over_slo]
     if split is None:
-        return _infeasible(request, candidates, best, excluded + slo_alternatives)
+        return _infeasible(request, candidates, best, excluded + slo_alternatives, over_latency)
 
     placements = _placements(request, split.replicas, best)
     decision = Decision(True, request.objective, placements)
@@ -151,7 +153,7 @@ def best_configuration(request: Request, pool: Pool,
                 continue
         load = max_replica_load(curve, batch, request.max_queue_delay_ms, request.slo_percentile,
                                 request.slo_latency_ms, request.headroom, above_rps=above,
-                                above_known_to_pass=best is not None)
+                                above_known_to_pass=best is not None, bound_rps=upper)
         if load > above:
             best = Configuration(pool, curve, batch, load)
     return best
@@ -290,9 +292,8 @@ def _best_latency(request: Request, pool: Pool, configs: list[tuple[ServiceCurve
     return best
 
 
-def _over_slo_alternative(request: Request, pool: Pool,
-                          configs: list[tuple[ServiceCurve, int]]) -> Alternative:
-    latency, batch, replicas = _best_latency(request, pool, configs)
+def _over_slo_alternative(request: Request, pool: Pool, best_latency: tuple[float, int, int]) -> Alternative:
+    latency, batch, replicas = best_latency
     if math.isinf(latency):
         message = (f"cannot carry {request.target_rps:g} requests/s with {replicas} replicas "
                    f"at any batch size")
@@ -306,10 +307,11 @@ def _over_slo_alternative(request: Request, pool: Pool,
 
 
 def _infeasible(request: Request, candidates: list[tuple[Pool, list[tuple[ServiceCurve, int]]]],
-                best: dict[str, Configuration], alternatives: list[Alternative]) -> Decision:
+                best: dict[str, Configuration], alternatives: list[Alternative],
+                known: dict[str, tuple[float, int, int]]) -> Decision:
     achievable = (math.inf, "", 0, 0)
     for pool, configs in candidates:
-        latency, batch, replicas = _best_latency(request, pool, configs)
+        latency, batch, replicas = known.get(pool.name) or _best_latency(request, pool, configs)
         if latency < achievable[0]:
             achievable = (latency, pool.name, batch, replicas)
     # Every pool that meets the SLO per replica is out for lack of replicas: alone it needs
