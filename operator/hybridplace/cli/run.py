@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
     if isinstance(overrides.get("namespaces"), str):
-        overrides["namespaces"] = tuple(n for n in overrides["namespaces"].split(",") if n)
+        overrides["namespaces"] = tuple(n.strip() for n in overrides["namespaces"].split(",") if n.strip())
     try:
         settings = Settings.from_env(**overrides)
     except ValueError as err:
