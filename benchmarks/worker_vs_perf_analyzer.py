@@ -131,6 +131,12 @@ def main() -> int:
     p.add_argument("--batch-sizes", type=ints, default=[1, 4])
     p.add_argument("--concurrency", type=ints, default=[1, 2])
     p.add_argument("--protocol", choices=["http", "grpc"], default="http")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where Triton runs the model: cuda is a KIND_GPU instance (benchmarks/gpu_check.sh)",
+    )
     p.add_argument("--window-seconds", type=float, default=1.0)
     p.add_argument(
         "--threshold",
@@ -171,6 +177,7 @@ def main() -> int:
         max_batch_size=max(args.batch_sizes),
         threads=threads,
         dynamic_batching=args.dynamic_batching,
+        instance_kind="gpu" if args.device == "cuda" else "cpu",
     )
     plan = WindowPlan(
         window_s=args.window_seconds,
@@ -198,7 +205,7 @@ def main() -> int:
             url = f"127.0.0.1:{ports.http if args.protocol == 'http' else ports.grpc}"
             print(
                 f"# tritonserver pid {server.pid} ready in {ready:.1f} s; model {args.model} "
-                f"({model.digest[:19]}...), {args.protocol}, window {args.window_seconds} s, "
+                f"({model.digest[:19]}...) on {args.device}, {args.protocol}, window {args.window_seconds} s, "
                 f"threshold {args.threshold:.0%}, {threads} torch threads in the server, "
                 f"dynamic batching {'on' if args.dynamic_batching else 'off'}, "
                 f"{f'server on CPUs {cpus[:-1]}, clients on CPU {cpus[-1]}' if pinned else 'not pinned'}",

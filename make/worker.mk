@@ -31,3 +31,7 @@ bench-worker-overhead: ## Print the timing loop's own overhead per measured call
 .PHONY: bench-worker-triton
 bench-worker-triton: ## One tritonserver, measured by our triton engine and by perf_analyzer; print ratios.
 	$(PY) benchmarks/worker_vs_perf_analyzer.py --perf-analyzer-dir "$$(benchmarks/fetch-perf-analyzer.sh $(PY))" $(BENCH_ARGS)
+
+.PHONY: gpu-check
+gpu-check: ## On an NVIDIA GPU machine: worker on CUDA, vs perf_analyzer, ModelProfiles + report (GPU_CHECK_OUT).
+	PY=$(PY) benchmarks/gpu_check.sh $(GPU_CHECK_OUT)

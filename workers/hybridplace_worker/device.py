@@ -93,6 +93,20 @@ class Nvml:
             return None
         return milliwatts.value / 1000.0
 
+    def driver_version(self) -> str | None:
+        buf = ctypes.create_string_buffer(96)  # NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE is 80
+        if self.lib.nvmlSystemGetDriverVersion(buf, ctypes.c_uint(len(buf))) != 0:
+            return None
+        return buf.value.decode("ascii", "replace") or None
+
+
+def gpu_driver_version(nvml_factory: Callable[[], Nvml] = Nvml) -> str | None:
+    """The NVIDIA driver's version (e.g. ``580.159.03``), or None without NVML."""
+    try:
+        return nvml_factory().driver_version()
+    except (OSError, AttributeError):
+        return None
+
 
 def gpu_power_watts(index: int, nvml_factory: Callable[[], Nvml] = Nvml) -> float | None:
     """The GPU's enforced power limit in watts (its board power cap), or None without NVML."""
@@ -130,6 +144,7 @@ def describe_device(torch_module, device: str, threads: int, node: str | None = 
         "torchVersion": torch_module.__version__.split("+")[0],
         "cudaVersion": None,
         "powerWatts": None,
+        "driverVersion": None,
         "cpuName": cpu_model_name(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -144,6 +159,7 @@ def describe_device(torch_module, device: str, threads: int, node: str | None = 
             memoryMiB=props.total_memory // (1024 * 1024),
             cudaVersion=torch_module.version.cuda,
             powerWatts=gpu_power_watts(index),
+            driverVersion=gpu_driver_version(),
             computeCapability=f"{props.major}.{props.minor}",
         )
     return facts

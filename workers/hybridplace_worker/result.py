@@ -49,6 +49,7 @@ _DEVICE_KEYS = (
     "torchVersion",
     "cudaVersion",
     "powerWatts",
+    "driverVersion",
 )
 
 

@@ -8,12 +8,15 @@ per instance, 0 = torch's default).
 
 Dynamic batching hands ``execute`` several requests at once; they are concatenated along the
 batch dimension, run as one forward pass and split again, which is where batching pays off.
+
+Tensors cross the backend boundary by DLPack (``to_dlpack``/``from_dlpack``), never through numpy:
+the stub's numpy bridge is built against numpy 1.x, and under numpy 2 it returned empty output
+tensors (seen on an H200 machine whose Python had numpy 2.5: every response had 0 bytes).
 """
 
 import json
 import os
 
-import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils  # provided by the python backend stub
 
@@ -26,6 +29,11 @@ def _flatten(out):
     if isinstance(out, dict):
         return [t for key in sorted(out) for t in _flatten(out[key])]
     raise TypeError(f"model output of type {type(out).__name__} is not a tensor")
+
+
+def _to_torch(tensor):
+    """A request's input as a torch tensor on the host (its own copy: Triton reuses the buffer)."""
+    return torch.utils.dlpack.from_dlpack(tensor.to_dlpack()).to("cpu", copy=True)
 
 
 class TritonPythonModel:
@@ -52,17 +60,14 @@ class TritonPythonModel:
 
     def execute(self, requests):
         try:
-            arrays = [
-                [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for name in self.input_names] for r in requests
+            tensors = [
+                [_to_torch(pb_utils.get_input_tensor_by_name(r, name)) for name in self.input_names] for r in requests
             ]
-            sizes = [a[0].shape[0] for a in arrays]
-            batch = [
-                torch.from_numpy(np.ascontiguousarray(np.concatenate([a[i] for a in arrays])))
-                for i in range(len(self.input_names))
-            ]
+            sizes = [t[0].shape[0] for t in tensors]
+            batch = [torch.cat([t[i] for t in tensors]) for i in range(len(self.input_names))]
             with torch.inference_mode():
                 outs = _flatten(self.model(*[t.to(self.device) for t in batch]))
-            outs = [o.detach().cpu().numpy() for o in outs]
+            outs = [o.detach().cpu() for o in outs]
         except Exception as exc:  # every request of the batch gets the error, Triton stays up
             error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
@@ -70,7 +75,7 @@ class TritonPythonModel:
         start = 0
         for size in sizes:
             tensors = [
-                pb_utils.Tensor(name, np.ascontiguousarray(o[start : start + size]))
+                pb_utils.Tensor.from_dlpack(name, torch.utils.dlpack.to_dlpack(o[start : start + size].contiguous()))
                 for name, o in zip(self.output_names, outs, strict=True)
             ]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))

@@ -222,6 +222,7 @@ class Device(Model):
     torch_version: Annotated[StrictStr, Field(max_length=64)] | None = None
     cuda_version: Annotated[StrictStr, Field(max_length=64)] | None = None
     power_watts: Annotated[float, Field(ge=0)] | None = None
+    driver_version: Annotated[StrictStr, Field(max_length=64)] | None = None
 
 
 class ProfilePoint(Model):

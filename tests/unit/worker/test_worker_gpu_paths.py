@@ -157,8 +157,40 @@ def test_gpu_device_facts(monkeypatch):
     import hybridplace_worker.device as device
 
     monkeypatch.setattr(device, "gpu_power_watts", lambda index: 700.0)
+    monkeypatch.setattr(device, "gpu_driver_version", lambda: "580.159.04")
     facts = describe_device(mock_torch([]), "cuda", threads=4, node="gpu-node-1")
+    assert facts["driverVersion"] == "580.159.04"
     assert facts["accelerator"] == "nvidia-gpu" and facts["name"] == "NVIDIA H100 80GB HBM3"
     assert facts["memoryMiB"] == 80 * 1024 and facts["cudaVersion"] == "13.2"
     assert facts["torchVersion"] == "2.15.0" and facts["powerWatts"] == 700.0
     assert facts["node"] == "gpu-node-1" and facts["threads"] == 4
+
+
+class MockNvmlDriverLib(MockNvmlLib):
+    """Also answers nvmlSystemGetDriverVersion, writing into the caller's buffer as NVML does."""
+
+    def __init__(self, version=b"580.159.04", rc=0):
+        super().__init__()
+        self.version, self.rc = version, rc
+
+    def nvmlSystemGetDriverVersion(self, buf, length):
+        if self.rc == 0:
+            buf.value = self.version
+        return self.rc
+
+
+def test_nvml_driver_version():
+    from hybridplace_worker.device import gpu_driver_version
+
+    assert gpu_driver_version(lambda: Nvml(MockNvmlDriverLib())) == "580.159.04"
+    assert gpu_driver_version(lambda: Nvml(MockNvmlDriverLib(rc=3))) is None  # NVML_ERROR_NOT_SUPPORTED
+
+
+def test_missing_nvml_gives_no_driver_version():
+    from hybridplace_worker.device import gpu_driver_version
+
+    def broken():
+        raise OSError("libnvidia-ml.so.1: cannot open shared object file")
+
+    assert gpu_driver_version(broken) is None
+    assert gpu_driver_version(lambda: Nvml(MockNvmlLib())) is None  # an NVML without the call
