@@ -20,8 +20,8 @@ cluster-status: ## Show the local cluster's processes, ports and nodes.
 ##@ Tools (Go-built, cached in $HP_CACHE/bin/<component>-<version>)
 
 .PHONY: cluster-tools
-cluster-tools: ## Build or reuse kube-apiserver, -controller-manager, -scheduler, kubectl, etcd, kwok.
-	@for c in kubernetes etcd kwok; do cluster/tools/build.sh $$c >/dev/null; done
+cluster-tools: ## Build or reuse kube-apiserver, -controller-manager, -scheduler, kubectl, etcd, kwok, prometheus.
+	@for c in kubernetes etcd kwok prometheus; do cluster/tools/build.sh $$c >/dev/null; done
 	@ls -d $(HP_CACHE)/bin/*/ | sed 's/^/  /'
 
 .PHONY: helm

@@ -3,9 +3,9 @@
 # into $HP_CACHE/bin/<component>-<version>/, unless that folder is already complete. Prints the
 # folder on stdout. Safe to run concurrently: one builder per component version at a time.
 #
-# Usage: cluster/tools/build.sh kubernetes|etcd|kwok|helm
+# Usage: cluster/tools/build.sh kubernetes|etcd|kwok|helm|prometheus
 set -euo pipefail
-component=${1:?usage: build.sh kubernetes|etcd|kwok|helm}
+component=${1:?usage: build.sh kubernetes|etcd|kwok|helm|prometheus}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${HP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hybridplace}
 # -mod=readonly: build exactly what go.mod/go.sum pin; never rewrite them.
@@ -16,6 +16,7 @@ case $component in
   etcd) module=go.etcd.io/etcd/server/v3 ;;
   kwok) module=sigs.k8s.io/kwok ;;
   helm) module=helm.sh/helm/v3 ;;
+  prometheus) module=github.com/prometheus/prometheus ;;
   *) echo "build.sh: unknown component '$component'" >&2; exit 2 ;;
 esac
 cd "$here/$component"
@@ -38,6 +39,9 @@ case $component in
       ldflags+=" -X $pkg.gitTreeState=clean"
     done ;;
   helm) ldflags+=" -X helm.sh/helm/v3/internal/version.version=$version" ;;
+  prometheus)  # module tag v0.3MM.P is Prometheus 3.MM.P
+    IFS=. read -r _ mm patch <<<"${version#v}"
+    ldflags+=" -X github.com/prometheus/common/version.Version=3.$((10#$mm - 300)).$patch" ;;
 esac
 
 echo "building $component $version into $dest (cold: minutes)" >&2

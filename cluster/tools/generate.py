@@ -39,6 +39,10 @@ COMPONENTS = {
     "etcd": ("ETCD_VERSION", "go.etcd.io/etcd/server/v3", [""]),
     "kwok": ("KWOK_VERSION", "sigs.k8s.io/kwok", ["cmd/kwok", "cmd/kwokctl"]),
     "helm": ("HELM_VERSION", "helm.sh/helm/v3", ["cmd/helm"]),
+    # Prometheus 3 (its Go module is tagged v0.3MM.P for Prometheus 3.MM.P); promtool checks
+    # queries and rules.
+    "prometheus": ("PROMETHEUS_VERSION", "github.com/prometheus/prometheus",
+                   ["cmd/prometheus", "cmd/promtool"]),
 }
 
 STAGING_PREFIX = "./staging/src/"
