@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and kwok (fake nodes), all real, all on 127.0.0.1.
+kube-scheduler and kwok (fake nodes), all real, all on 127.0.0.1; the local pod runner, which
+runs benchmark and serving pods as local processes; and Prometheus, which discovers the serving
+pods through the API server and scrapes their Triton metrics.
 
     localcluster.py up       start the cluster, or reuse it if it is running and healthy
     localcluster.py down     stop every process `up` started (by recorded PID) and remove the state
@@ -10,8 +12,9 @@ kube-scheduler and kwok (fake nodes), all real, all on 127.0.0.1.
                              one that started it asked for that
 
 State lives in $HP_CACHE/clusters/<name>/ (name: --name or $HP_CLUSTER, default "hybridplace"):
-kubeconfig, certs/, logs/, etcd/, state.json (ports, PIDs). Ports are picked free at start, so
-clusters with different names run side by side. Binaries come from cluster/tools/build.sh
+kubeconfig, certs/, logs/, etcd/, prometheus/, state.json (ports, PIDs, pod CIDR). Ports are
+picked free at start, and each name has a loopback pod network of its own (127.N.0.0/16, N from
+the name), so clusters with different names run side by side. Binaries come from cluster/tools/build.sh
 (cached under $HP_CACHE/bin by version). Standard library only; needs openssl.
 """
 
@@ -19,6 +22,7 @@ import argparse
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -38,10 +42,19 @@ CACHE = Path(os.environ.get("HP_CACHE") or Path(
 NODES_YAML = HERE / "nodes.yaml"
 KWOK_STAGES = HERE / "kwok-stages.yaml"
 SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.0/16"
-# Start order; `down` stops them in reverse.
+PROMETHEUS_CONFIG = HERE / "prometheus.yml"
+SCRAPE_INTERVAL = "5s"
+
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
-              "podrunner"]
+              "podrunner", "prometheus"]
+
+
+def pod_cidr(name):
+    """The cluster's pod network: 127.N.0.0/16 with N (2..251) from the cluster's name, so
+    clusters side by side do not share addresses. Pods get addresses on this machine's loopback;
+    kwok hands out the lower half (pods it plays), the pod runner the upper half (pods it runs)."""
+    n = 2 + int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % 250
+    return f"127.{n}.0.0/16", f"127.{n}.0.0/17", f"127.{n}.128.0/17"
 
 
 def log(msg):
@@ -267,7 +280,7 @@ class Cluster:
             return "stopped"
 
     # lifecycle
-    def up(self, with_runner=True, session=None):
+    def up(self, with_runner=True, session=None, with_prometheus=True):
         started = time.monotonic()
         with self.locked():
             state = self.load()
@@ -281,7 +294,7 @@ class Cluster:
                 self._down(state)
             for attempt in (1, 2):
                 try:
-                    state = self._start(with_runner)
+                    state = self._start(with_runner, with_prometheus)
                     break
                 except BaseException as e:
                     log(f"start failed; stopping what was started (logs: {self.logs})")
@@ -319,23 +332,29 @@ class Cluster:
             time.sleep(0.25)
         raise ClusterError(f"timed out after {timeout} s waiting for {what} (logs: {self.logs})")
 
-    def _start(self, with_runner):
+    def _start(self, with_runner, with_prometheus=True):
         t0 = time.monotonic()
         bins = {}
-        for tool, names in (("kubernetes", ["kube-apiserver", "kube-controller-manager",
-                                           "kube-scheduler", "kubectl"]),
-                            ("etcd", ["etcd"]), ("kwok", ["kwok"])):
+        tools = [("kubernetes", ["kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                                 "kubectl"]), ("etcd", ["etcd"]), ("kwok", ["kwok"])]
+        if with_prometheus:
+            tools.append(("prometheus", ["prometheus", "promtool"]))
+        for tool, names in tools:
             folder = subprocess.run(["bash", str(HERE / "tools" / "build.sh"), tool], check=True,
                                     text=True, stdout=subprocess.PIPE).stdout.strip()
             bins.update({n: str(Path(folder) / n) for n in names})
         for d in (self.certs, self.logs, self.dir / "etcd", self.dir / "kwok"):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
         ports = {p: free_port() for p in ("etcd", "etcd_peer", "apiserver",
-                                          "controller_manager", "scheduler")}
-        components = COMPONENTS if with_runner else COMPONENTS[:-1]
+                                          "controller_manager", "scheduler", "prometheus")}
+        components = [c for c in COMPONENTS if (with_runner or c != "podrunner")
+                      and (with_prometheus or c != "prometheus")]
+        cidr, kwok_cidr, runner_cidr = pod_cidr(self.name)
         state = {"name": self.name, "dir": str(self.dir), "kubeconfig": str(self.kubeconfig),
                  "ports": ports, "bin": bins, "components": components, "processes": {},
-                 "complete": False}
+                 "pod_cidr": cidr, "complete": False}
+        if with_prometheus:
+            state["prometheus_url"] = f"http://127.0.0.1:{ports['prometheus']}"
         self.save(state)
         make_certs(self.certs)
         server = f"https://127.0.0.1:{ports['apiserver']}"
@@ -400,13 +419,23 @@ class Cluster:
             bins["kwok"], f"--kubeconfig={self.kubeconfig}",
             f"--config={self.dir}/kwok-stages.yaml", "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-lease-duration-seconds=40", f"--cidr={POD_CIDR}"],
+            "--node-lease-duration-seconds=40", f"--cidr={kwok_cidr}"],
             # kwok would also read ~/.kwok/kwok.yaml; keep its work folder inside our state.
             env=dict(os.environ, KWOK_WORKDIR=str(self.dir / "kwok")))))
         if with_runner:
             waiting.append(("podrunner", self._spawn(state, "podrunner", [
                 sys.executable, str(HERE / "podrunner.py"), f"--kubeconfig={self.kubeconfig}",
-                f"--state-dir={self.dir}"])))
+                f"--state-dir={self.dir}", f"--pod-cidr={runner_cidr}"])))
+        if with_prometheus:
+            config = self.dir / "prometheus.yml"
+            config.write_text(PROMETHEUS_CONFIG.read_text().replace(
+                "KUBECONFIG", str(self.kubeconfig)).replace("SCRAPE_INTERVAL", SCRAPE_INTERVAL))
+            waiting.append(("prometheus", self._spawn(state, "prometheus", [
+                bins["prometheus"], f"--config.file={config}",
+                f"--storage.tsdb.path={self.dir / 'prometheus'}",
+                "--storage.tsdb.retention.time=6h",
+                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                "--web.enable-lifecycle", "--log.level=warn"])))
 
         insecure = ssl._create_unverified_context()  # their serving certs are self-signed
         for component, port in (("kube-controller-manager", ports["controller_manager"]),
@@ -428,6 +457,9 @@ class Cluster:
                 ln.startswith("True") and "not-ready" not in ln for ln in lines)
 
         self._wait(f"{n_nodes} nodes Ready", nodes_ready, 60, waiting)
+        if with_prometheus:
+            self._wait("Prometheus /-/ready", lambda: urllib.request.urlopen(
+                f"{state['prometheus_url']}/-/ready", timeout=2).status == 200, 60, waiting)
         # Pods can only be created once the namespace's default ServiceAccount exists.
         self._wait("the default ServiceAccount", lambda: self.kubectl(
             state, "get", "serviceaccount", "default", "-n", "default"), 60, waiting)
@@ -445,7 +477,7 @@ class Cluster:
         SIGKILL after 15 s. Then check none is left and remove the state folder. Returns the
         PIDs that were stopped."""
         procs = (state or {}).get("processes", {})
-        stages = [["podrunner"], ["kwok", "kube-scheduler", "kube-controller-manager"],
+        stages = [["podrunner", "prometheus"], ["kwok", "kube-scheduler", "kube-controller-manager"],
                   ["kube-apiserver"], ["etcd"]]
         stopped = []
         for stage in stages:
@@ -493,6 +525,10 @@ class Cluster:
             print(f"  {c:25} pid {e['pid'] if e else '-':>8}  "
                   f"{'running' if alive(e) else 'NOT RUNNING'}")
         print("  ports: " + ", ".join(f"{k}={v}" for k, v in state["ports"].items()))
+        if state.get("pod_cidr"):
+            print(f"  pod network: {state['pod_cidr']} (loopback)")
+        if state.get("prometheus_url"):
+            print(f"  Prometheus: {state['prometheus_url']}")
         ready = self.api_ready(state)
         print(f"  API server /readyz: {'ok' if ready else 'NOT READY'}")
         if ready:
@@ -507,6 +543,8 @@ def main():
                         help="cluster name (default $HP_CLUSTER or 'hybridplace')")
     parser.add_argument("--no-runner", action="store_true",
                         help="up: do not start the local pod runner")
+    parser.add_argument("--no-prometheus", action="store_true",
+                        help="up: do not start Prometheus")
     parser.add_argument("--json", action="store_true",
                         help="up: print a JSON summary on stdout instead of text")
     parser.add_argument("--session", type=int, metavar="PID",
@@ -519,15 +557,20 @@ def main():
     try:
         if args.command == "up":
             state, started, seconds = cluster.up(with_runner=not args.no_runner,
-                                                 session=args.session)
+                                                 session=args.session,
+                                                 with_prometheus=not args.no_prometheus)
             if args.json:
                 print(json.dumps({"kubeconfig": state["kubeconfig"], "started": started,
-                                  "seconds": round(seconds, 1), "dir": state["dir"]}))
+                                  "seconds": round(seconds, 1), "dir": state["dir"],
+                                  "prometheus_url": state.get("prometheus_url"),
+                                  "pod_cidr": state.get("pod_cidr")}))
             else:
                 print(f"cluster '{args.name}' {'started' if started else 'already running'} "
                       f"in {seconds:.1f} s")
                 print(f"kubeconfig: {state['kubeconfig']}")
                 print(f"  export KUBECONFIG={state['kubeconfig']}")
+                if state.get("prometheus_url"):
+                    print(f"Prometheus: {state['prometheus_url']}")
         elif args.command == "down":
             pids = cluster.down()
             print(f"cluster '{args.name}' stopped ({len(pids)} processes: "

@@ -17,6 +17,7 @@ BUILTIN_VERSIONS: dict[str, int] = {
     "mlp": 1,
     "resnet": 1,
     "transformer": 1,
+    "delay": 1,
 }
 
 #: Per-sample inputs of each built-in model (the batch dimension is added in front).
@@ -24,7 +25,15 @@ BUILTIN_INPUTS: dict[str, tuple[InputSpec, ...]] = {
     "mlp": (InputSpec("input", (256,), "float32"),),
     "resnet": (InputSpec("input", (3, 32, 32), "float32"),),
     "transformer": (InputSpec("input_ids", (32,), "int64", high=1000),),
+    "delay": (InputSpec("input", (4,), "float32"),),
 }
+
+#: builtin:delay's service time per batch: DELAY_BASE_MS + DELAY_PER_ITEM_MS x batch size (ms),
+#: spent sleeping, so queueing and batching are real without using the CPU. HP_DELAY_SCALE (a
+#: number, default 1) multiplies it where the model runs: a serving pod "slower than its profile".
+DELAY_BASE_MS = 20.0
+DELAY_PER_ITEM_MS = 1.0
+DELAY_SCALE_ENV = "HP_DELAY_SCALE"
 
 BUILTIN_PREFIX = "builtin:"
 

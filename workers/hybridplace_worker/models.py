@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -21,7 +22,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .catalog import BUILTIN_INPUTS, BUILTIN_PREFIX, BUILTIN_VERSIONS, builtin_digest
+from .catalog import (
+    BUILTIN_INPUTS,
+    BUILTIN_PREFIX,
+    BUILTIN_VERSIONS,
+    DELAY_BASE_MS,
+    DELAY_PER_ITEM_MS,
+    DELAY_SCALE_ENV,
+    builtin_digest,
+)
 from .errors import Reason, WorkerError
 from .spec import DTYPES, InputSpec
 
@@ -122,10 +131,37 @@ class ReferenceTransformer(nn.Module):
         return self.head(self.norm(x).mean(dim=1))
 
 
+def delay_scale() -> float:
+    """HP_DELAY_SCALE as a positive number (1 when unset); an InvalidArgument error otherwise."""
+    raw = os.environ.get(DELAY_SCALE_ENV, "").strip()
+    try:
+        value = float(raw) if raw else 1.0
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1000:
+        raise WorkerError(Reason.INVALID_ARGUMENT, f"{DELAY_SCALE_ENV}={raw!r}: expected a number in (0, 1000]")
+    return value
+
+
+class FixedServiceTime(nn.Module):
+    """builtin:delay: a batch takes DELAY_BASE_MS + DELAY_PER_ITEM_MS per item (times
+    HP_DELAY_SCALE), spent sleeping; the output is each row's sum. Almost no CPU, so a 2-core
+    machine can show real queueing, batching and the need for more replicas."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = delay_scale()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep((DELAY_BASE_MS + DELAY_PER_ITEM_MS * x.shape[0]) * self.scale / 1000.0)
+        return x.sum(dim=1, keepdim=True)
+
+
 _BUILTIN_CLASSES = {
     "mlp": ReferenceMLP,
     "resnet": ReferenceResNet,
     "transformer": ReferenceTransformer,
+    "delay": FixedServiceTime,
 }
 assert set(_BUILTIN_CLASSES) == set(BUILTIN_VERSIONS), "catalog and model classes disagree"
 
@@ -414,9 +450,15 @@ def check_model_inputs(model: LoadedModel, batches: Sequence[int] = (1, 2)) -> l
 def serving_artifact(model: LoadedModel, directory: Path) -> tuple[Path, str]:
     """The file the Triton python backend loads: (path, format).
 
-    A model file is used as it is (hard-linked or copied); a builtin is traced to TorchScript.
+    A model file is used as it is (hard-linked or copied); a builtin is traced to TorchScript,
+    except builtin:delay, which cannot be traced (a trace drops the sleep): it is a small JSON
+    file of its service time, format ``delay``, that the python backend model plays itself.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    if model.name == BUILTIN_PREFIX + "delay":
+        target = directory / "model.json"
+        target.write_text(json.dumps({"baseMs": DELAY_BASE_MS, "perItemMs": DELAY_PER_ITEM_MS}))
+        return target, "delay"
     if model.path is not None:
         target = directory / ("model.pt2" if model.format == "torch-export" else "model.pt")
         if target.exists():

@@ -16,6 +16,7 @@ tensors (seen on an H200 machine whose Python had numpy 2.5: every response had 
 
 import json
 import os
+import time
 
 import torch
 import triton_python_backend_utils as pb_utils  # provided by the python backend stub
@@ -48,6 +49,15 @@ class TritonPythonModel:
         else:
             self.device = torch.device("cpu")
         path = os.path.join(args["model_repository"], args["model_version"], params["hp_artifact"])
+        self.input_names = [i["name"] for i in config["input"]]
+        self.output_names = [o["name"] for o in config["output"]]
+        self.delay = None
+        if params.get("hp_format") == "delay":  # builtin:delay: sleep for the service time
+            with open(path) as f:
+                spec = json.load(f)
+            scale = float(os.environ.get("HP_DELAY_SCALE") or 1.0)
+            self.delay = (spec["baseMs"] * scale, spec["perItemMs"] * scale)
+            return
         if params.get("hp_format", "torchscript") == "torch-export":
             program = torch.export.load(path)
             if self.device.type != "cpu":
@@ -55,8 +65,6 @@ class TritonPythonModel:
             self.model = program.module()
         else:
             self.model = torch.jit.load(path, map_location=self.device).eval()
-        self.input_names = [i["name"] for i in config["input"]]
-        self.output_names = [o["name"] for o in config["output"]]
 
     def execute(self, requests):
         try:
@@ -65,8 +73,13 @@ class TritonPythonModel:
             ]
             sizes = [t[0].shape[0] for t in tensors]
             batch = [torch.cat([t[i] for t in tensors]) for i in range(len(self.input_names))]
-            with torch.inference_mode():
-                outs = _flatten(self.model(*[t.to(self.device) for t in batch]))
+            if self.delay is not None:
+                base_ms, per_item_ms = self.delay
+                time.sleep((base_ms + per_item_ms * batch[0].shape[0]) / 1000.0)
+                outs = [batch[0].sum(dim=1, keepdim=True)]
+            else:
+                with torch.inference_mode():
+                    outs = _flatten(self.model(*[t.to(self.device) for t in batch]))
             outs = [o.detach().cpu() for o in outs]
         except Exception as exc:  # every request of the batch gets the error, Triton stays up
             error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")

@@ -138,7 +138,7 @@ def write_model_repository(
     if model_dir.exists():
         shutil.rmtree(model_dir)
     version_dir.mkdir(parents=True)
-    artifact_name = "model.pt2" if artifact_format == "torch-export" else "model.pt"
+    artifact_name = {"torch-export": "model.pt2", "delay": "model.json"}.get(artifact_format, "model.pt")
     try:
         os.link(artifact, version_dir / artifact_name)
     except OSError:

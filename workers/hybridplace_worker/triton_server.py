@@ -35,6 +35,8 @@ from . import watchdog
 from .errors import Reason, WorkerError
 
 IMAGE_TRITON = Path("/opt/tritonserver")
+# Quantile:allowed error pairs of Triton's latency summaries (p50, p90, p95, p99).
+SUMMARY_QUANTILES = "0.5:0.05,0.9:0.01,0.95:0.005,0.99:0.001"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
@@ -193,6 +195,10 @@ def server_command(
         "--strict-readiness=true",
         "--exit-on-error=true",
         f"--exit-timeout-secs={exit_timeout_s}",
+        # Latency summaries (nv_inference_request_summary_us and friends, quantiles over a
+        # sliding window) beside the counters, so a percentile can be queried per pod.
+        "--metrics-config=summary_latencies=true",
+        f"--metrics-config=summary_quantiles={SUMMARY_QUANTILES}",
     ]
     if install.wheel_root is not None:
         cmd.append(f"--cache-directory={install.wheel_root / 'caches'}")

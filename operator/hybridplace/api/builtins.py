@@ -11,7 +11,7 @@ import hashlib
 
 # name -> version. Bump a version whenever the worker changes that model's architecture or
 # weights: the digest changes with it, so the model is measured again.
-BUILTIN_MODEL_VERSIONS: dict[str, int] = {"mlp": 1, "resnet": 1, "transformer": 1}
+BUILTIN_MODEL_VERSIONS: dict[str, int] = {"mlp": 1, "resnet": 1, "transformer": 1, "delay": 1}
 
 
 def builtin_digest(name: str) -> str:

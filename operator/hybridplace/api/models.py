@@ -279,7 +279,7 @@ class ModelInput(Model):
 
 
 class ModelSource(Model):
-    builtin: Literal["mlp", "resnet", "transformer"] | None = None
+    builtin: Literal["mlp", "resnet", "transformer", "delay"] | None = None
     uri: Annotated[StrictStr, Field(max_length=2048, pattern=r"^(https?|file)://.+")] | None = None
     format: Literal["torchscript", "torch-export"] = "torchscript"
     digest: Annotated[StrictStr, Field(pattern=DIGEST_PATTERN)] | None = None

@@ -75,7 +75,12 @@ def build_serving_deployment(
         "image": image,
         "command": ["hybridplace-worker"],
         "args": args,
+        # Triton binds its ports at the pod's own IP (from the downward API): every replica has
+        # the same ports at its own address, in a cluster as on the local one, where pod IPs
+        # are loopback addresses on one machine.
+        "env": [{"name": "HP_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
         "ports": _ports(port),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": pool_resources(pool),
         "securityContext": container_security_context(),
         "volumeMounts": list(mounts),

@@ -19,8 +19,8 @@ def test_builtin_digest_is_the_documented_formula():
     for name, version in BUILTIN_VERSIONS.items():
         expected = "sha256:" + hashlib.sha256(f"hybridplace.io/builtin/{name}@{version}".encode()).hexdigest()
         assert builtin_digest(name) == expected == builtin_digest(f"builtin:{name}")
-    assert set(builtin_digests()) == {"mlp", "resnet", "transformer"}
-    assert len(set(builtin_digests().values())) == 3
+    assert set(builtin_digests()) == {"mlp", "resnet", "transformer", "delay"}
+    assert len(set(builtin_digests().values())) == 4
 
 
 def test_every_builtin_has_inputs():

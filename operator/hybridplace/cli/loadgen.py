@@ -1,0 +1,289 @@
+"""`hybridplace loadgen NAME --rps R --seconds S`: real inference requests to one
+InferenceDeployment's serving pods, as an open-loop Poisson stream.
+
+It finds the pods' addresses from the API server (Ready pods of the InferenceDeployment, as a
+client-side balancer would), reads the model's inputs from Triton's metadata endpoint, and sends
+KServe v2 HTTP inference requests with aiohttp, each to a pod picked at random (as kube-proxy
+does). Arrivals are open loop: a slow answer does not delay the next request. It only sends to
+addresses in 127.0.0.0/8 (the local cluster's pods), and is bounded in rate, time and requests
+in flight. It prints the achieved rate, p50/p95/p99 latency as the client saw it, and the errors.
+
+Exit codes: 0 done (with or without errors), 1 the API server or every request failed, 2 bad
+input (flags, no such InferenceDeployment, no Ready pod, a pod outside the loopback range).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..builders import names
+from .errors import UsageError
+
+MAX_RPS = 5000.0
+MAX_SECONDS = 600.0
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+MODEL_NAME = "model"  # the name hybridplace-worker serve gives the model in Triton
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "loadgen",
+        help="send an open-loop Poisson stream of inference requests to an InferenceDeployment",
+        description="Send real inference requests to the serving pods of one InferenceDeployment "
+        "(local cluster: pod IPs in 127.0.0.0/8 only) at a Poisson rate for a bounded time, and "
+        "print the achieved rate, client-side p50/p95/p99 latency and errors. Exit codes: 0 done, "
+        "1 API error or every request failed, 2 bad input or no Ready pod.",
+    )
+    parser.add_argument("name", metavar="NAME", help="the InferenceDeployment's name")
+    parser.add_argument("-n", "--namespace", default=None, help="its namespace (default: the context's, else default)")
+    parser.add_argument("--rps", type=float, required=True, help=f"offered load, requests/s (0 < R <= {MAX_RPS:g})")
+    parser.add_argument("--seconds", type=float, required=True, help=f"how long to send (0 < S <= {MAX_SECONDS:g})")
+    parser.add_argument("--batch", type=int, default=1, help="items per request (default 1)")
+    parser.add_argument("--max-in-flight", type=int, default=512,
+                        help="requests outstanding at most; past it an arrival is counted as dropped (default 512)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed of the arrivals and pod choices")
+    parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, then ~/.kube/config)")
+    parser.add_argument("--context", default=None, help="kubeconfig context (default: current)")
+    parser.add_argument("-o", "--output", choices=["text", "json"], default="text", help="text (default) or json")
+    parser.set_defaults(handler=run)
+
+
+# ---- pure parts ---------------------------------------------------------------------------------
+
+
+def check_bounds(rps: float, seconds: float, batch: int = 1, max_in_flight: int = 512) -> None:
+    if not 0 < rps <= MAX_RPS:
+        raise UsageError(f"--rps {rps:g}: expected 0 < R <= {MAX_RPS:g} requests/s")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise UsageError(f"--seconds {seconds:g}: expected 0 < S <= {MAX_SECONDS:g}")
+    if not 1 <= batch <= 4096:
+        raise UsageError(f"--batch {batch}: expected 1..4096")
+    if not 1 <= max_in_flight <= 10000:
+        raise UsageError(f"--max-in-flight {max_in_flight}: expected 1..10000")
+
+
+def poisson_arrivals(rps: float, seconds: float, rng: random.Random) -> list[float]:
+    """Arrival offsets (s): a Poisson process of rate ``rps`` over ``seconds``, conditioned on
+    its count being round(rps x seconds). Given the count, a Poisson process's arrival times are
+    independent and uniform over the interval; fixing the count means the offered load is exactly
+    what was asked, so the achieved rate measures the generator and the servers, not the luck of
+    the draw (an unconditioned count would vary by 1/sqrt(R x S): 3% at 50 requests/s for 20 s)."""
+    count = round(rps * seconds)
+    return sorted(rng.uniform(0.0, seconds) for _ in range(count))
+
+
+def serving_targets(pods: list[dict[str, Any]], port_name: str = "http") -> list[tuple[str, int]]:
+    """(ip, port) of each Ready pod, in 127.0.0.0/8; UsageError for a pod outside it."""
+    targets = []
+    for pod in pods:
+        status, spec = pod.get("status") or {}, pod.get("spec") or {}
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        ip = status.get("podIP")
+        if not (ready and ip):
+            continue
+        if ipaddress.ip_address(ip) not in LOOPBACK:
+            raise UsageError(
+                f"pod {pod['metadata']['name']} has IP {ip}, outside 127.0.0.0/8: loadgen only sends "
+                "to the local cluster's loopback pods"
+            )
+        ports = [p for c in spec.get("containers") or [] for p in c.get("ports") or []]
+        port = next((p["containerPort"] for p in ports if p.get("name") == port_name), None)
+        if port is not None:
+            targets.append((ip, int(port)))
+    return targets
+
+
+_TRITON_DTYPES = {"FP32": 0.0, "FP16": 0.0, "BF16": 0.0, "FP64": 0.0, "INT64": 0, "INT32": 0, "INT8": 0,
+                  "UINT8": 0, "BOOL": False}
+
+
+def infer_body(metadata: dict[str, Any], batch: int) -> dict[str, Any]:
+    """A KServe v2 JSON request of zeros for every input of ``metadata`` (/v2/models/<m>)."""
+    inputs = []
+    for spec in metadata.get("inputs") or []:
+        dtype = spec["datatype"]
+        if dtype not in _TRITON_DTYPES:
+            raise UsageError(f"input {spec['name']}: datatype {dtype} is not supported by loadgen")
+        shape = [batch if d == -1 else int(d) for d in spec["shape"]]
+        size = 1
+        for d in shape:
+            size *= d
+        inputs.append({"name": spec["name"], "shape": shape, "datatype": dtype,
+                       "data": [_TRITON_DTYPES[dtype]] * size})
+    if not inputs:
+        raise UsageError("the model's metadata lists no inputs")
+    return {"inputs": inputs}
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Linear interpolation (numpy's default) on sorted values; None if empty."""
+    if not sorted_values:
+        return None
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@dataclass
+class LoadResult:
+    """What one run did. Latencies in ms, rates in requests/s."""
+
+    asked_rps: float
+    seconds: float
+    sent: int = 0
+    ok: int = 0
+    errors: int = 0
+    dropped: int = 0
+    elapsed_s: float = 0.0
+    achieved_rps: float = 0.0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    by_pod: dict[str, int] = field(default_factory=dict)
+
+
+def summarize(asked_rps: float, seconds: float, latencies_ms: list[float], errors: Counter, dropped: int,
+              send_window_s: float, by_pod: Counter) -> LoadResult:
+    """The run's figures. The achieved rate is requests sent over the sending window."""
+    lat = sorted(latencies_ms)
+    sent = len(lat) + sum(errors.values())
+    return LoadResult(
+        asked_rps=asked_rps, seconds=seconds, sent=sent, ok=len(lat), errors=sum(errors.values()),
+        dropped=dropped, elapsed_s=round(send_window_s, 3),
+        achieved_rps=round(sent / send_window_s, 3) if send_window_s > 0 else 0.0,
+        p50_ms=percentile(lat, 0.50), p95_ms=percentile(lat, 0.95), p99_ms=percentile(lat, 0.99),
+        error_kinds=dict(errors), by_pod=dict(by_pod),
+    )
+
+
+# ---- I/O ----------------------------------------------------------------------------------------
+
+
+async def drive(targets: list[tuple[str, int]], body: dict[str, Any], arrivals: list[float], *, rng: random.Random,
+                max_in_flight: int, timeout_s: float) -> tuple[list[float], Counter, int, float, Counter]:
+    """Send one request per arrival offset, each to a random target; wait for all answers."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors: Counter = Counter()
+    by_pod: Counter = Counter()
+    dropped = 0
+    in_flight = 0
+    payload = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=max_in_flight, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(ip: str, port: int) -> None:
+            nonlocal in_flight
+            url = f"http://{ip}:{port}/v2/models/{MODEL_NAME}/infer"
+            start = time.perf_counter()
+            try:
+                async with session.post(url, data=payload, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status == 200:
+                        latencies.append((time.perf_counter() - start) * 1000.0)
+                        by_pod[ip] += 1
+                    else:
+                        errors[f"HTTP {resp.status}"] += 1
+            except TimeoutError:
+                errors["timeout"] += 1
+            except aiohttp.ClientError as err:
+                errors[type(err).__name__] += 1
+            finally:
+                in_flight -= 1
+
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        tasks = []
+        for offset in arrivals:
+            delay = t0 + offset - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if in_flight >= max_in_flight:
+                dropped += 1
+                continue
+            in_flight += 1
+            ip, port = rng.choice(targets)
+            tasks.append(asyncio.create_task(one(ip, port)))
+        window = loop.time() - t0
+        await asyncio.gather(*tasks)
+    return latencies, errors, dropped, window, by_pod
+
+
+def model_metadata(ip: str, port: int, timeout_s: float = 5.0) -> dict[str, Any]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{ip}:{port}/v2/models/{MODEL_NAME}", timeout=timeout_s) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot read the model's metadata from {ip}:{port}: {err}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    check_bounds(args.rps, args.seconds, args.batch, args.max_in_flight)
+    from .explain import _client
+
+    client, namespace = _client(args.kubeconfig, args.context, args.namespace)
+    from kubernetes import client as k8s
+    from kubernetes.client.rest import ApiException
+
+    with client:
+        try:
+            pods = k8s.CoreV1Api(client).list_namespaced_pod(
+                namespace,
+                label_selector=f"{names.LABEL_INSTANCE}={args.name},{names.LABEL_COMPONENT}={names.COMPONENT_SERVING}",
+            )
+        except ApiException as err:
+            print(f"hybridplace loadgen: listing the pods of {namespace}/{args.name} failed: {err.status} "
+                  f"{err.reason}", file=sys.stderr)
+            return 1
+        pod_dicts = [client.sanitize_for_serialization(p) for p in pods.items]
+    targets = serving_targets(pod_dicts)
+    if not targets:
+        raise UsageError(f"InferenceDeployment {namespace}/{args.name} has no Ready serving pod "
+                         f"({len(pod_dicts)} pod(s) found)")
+    body = infer_body(model_metadata(*targets[0]), args.batch)
+    rng = random.Random(args.seed)
+    arrivals = poisson_arrivals(args.rps, args.seconds, rng)
+    latencies, errors, dropped, window, by_pod = asyncio.run(
+        drive(targets, body, arrivals, rng=rng, max_in_flight=args.max_in_flight, timeout_s=args.timeout))
+    result = summarize(args.rps, args.seconds, latencies, errors, dropped, max(window, args.seconds), by_pod)
+    if args.output == "json":
+        print(json.dumps(asdict(result)))
+    else:
+        print(format_result(f"{namespace}/{args.name}", len(targets), result))
+    return 1 if result.sent and result.ok == 0 else 0
+
+
+def format_result(what: str, pods: int, r: LoadResult) -> str:
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    lines = [
+        f"loadgen {what}: {pods} pod(s), asked {r.asked_rps:g} requests/s for {r.seconds:g} s",
+        f"  sent {r.sent} ({r.achieved_rps:.1f} requests/s achieved), ok {r.ok}, errors {r.errors}, "
+        f"dropped {r.dropped}",
+        f"  latency (client) p50 {ms(r.p50_ms)} ms, p95 {ms(r.p95_ms)} ms, p99 {ms(r.p99_ms)} ms",
+    ]
+    if r.error_kinds:
+        lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(r.error_kinds.items())))
+    return "\n".join(lines)
