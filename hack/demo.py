@@ -3,8 +3,10 @@
 
 Brings the local cluster up (or reuses it), applies the CRDs and the example HardwarePools,
 starts the operator in the background, applies an InferenceDeployment of a built-in model, shows
-the benchmarks' progress, and prints the decision. The operator keeps running so you can
-explore; `make demo-stop` stops it and `make cluster-down` stops everything.
+the benchmarks' progress, and prints the decision. Then it sends real requests to the serving
+pods (`hybridplace loadgen`) and prints the achieved rate and p95 twice: as the client measured
+them, and as Prometheus saw them. The operator keeps running so you can explore; `make demo-stop`
+stops it and `make cluster-down` stops everything.
 """
 
 from __future__ import annotations
@@ -127,6 +129,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     print(kubectl("get", "infd,hwpool,mprof", "-n", args.namespace))
     print(kubectl("get", "jobs,deployments,pods", "-n", args.namespace, "-o", "wide"))
+    if args.load_seconds > 0 and not send_traffic(name, args):
+        return 1
     say(f"done in {time.monotonic() - started:.0f} s. Next:")
     print(f"  cluster/kubectl describe infd {name}        # conditions, decision, alternatives, events")
     print(f"  cluster/kubectl get events --field-selector involvedObject.name={name}")
@@ -135,11 +139,55 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def send_traffic(name: str, args: argparse.Namespace) -> bool:
+    """Real requests to the placed model, then the same run as Prometheus saw it."""
+    from hybridplace.controller.observe import PrometheusObserver
+
+    deadline = time.monotonic() + 180
+    while conditions(name, args.namespace).get("Ready", {}).get("status") != "True":
+        if time.monotonic() > deadline:
+            say(f"the serving pods are not Ready after 180 s; see `kubectl describe pods -n {args.namespace}`")
+            return False
+        time.sleep(2)
+    spec = json.loads(kubectl("get", "infd", name, "-n", args.namespace, "-o", "json"))["spec"]
+    rps = args.load_rps or float(spec["load"]["targetRps"])
+    state = json.loads((STATE / "state.json").read_text())
+    observer = PrometheusObserver(state["prometheus_url"]) if state.get("prometheus_url") else None
+    before = observer.observe(args.namespace, name).requests or 0.0 if observer else 0.0
+    say(f"sending {rps:g} requests/s for {args.load_seconds:g} s to the serving pods (hybridplace loadgen)")
+    out = subprocess.run([sys.executable, "-m", "hybridplace.cli", "loadgen", name, "-n", args.namespace,
+                          "--rps", f"{rps:g}", "--seconds", f"{args.load_seconds:g}", "-o", "json",
+                          "--kubeconfig", str(STATE / "kubeconfig")], capture_output=True, text=True)
+    if out.returncode != 0:
+        say(f"loadgen failed: {out.stderr.strip()}")
+        return False
+    client = json.loads(out.stdout)
+    print(f"  client:     {client['achieved_rps']:.1f} requests/s achieved ({client['ok']} ok, "
+          f"{client['errors']} errors), p95 {client['p95_ms']:.1f} ms")
+    if observer is None:
+        print("  Prometheus: not running in this cluster")
+        return True
+    time.sleep(11)  # two scrape intervals: the last requests are in Prometheus
+    seen = observer.observe(args.namespace, name)
+    if seen.requests is None:
+        print(f"  Prometheus: no data ({seen.error})")
+        return True
+    counted = seen.requests - before
+    p95 = f"{seen.latency_ms:.1f} ms" if seen.latency_ms is not None else "unknown"
+    print(f"  Prometheus: {counted:.0f} requests counted ({counted / args.load_seconds:.1f} requests/s over "
+          f"the run), p95 {p95} (server side, Triton's summary)")
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="run", choices=["run", "stop"])
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--timeout", type=float, default=280, help="seconds to wait for the decision")
+    parser.add_argument("--load-seconds", type=float, default=10,
+                        help="seconds of real traffic at the end (0: none)")
+    parser.add_argument("--load-rps", type=float, default=0,
+                        help="requests/s of that traffic (default: the InferenceDeployment's targetRps)")
     args = parser.parse_args()
     if args.command == "stop":
         stop_operator()

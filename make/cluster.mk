@@ -46,3 +46,9 @@ verify: verify-cluster-tools
 # The tests start the local cluster; build its binaries (and helm) first, outside pytest's
 # per-test timeout, when they are not cached yet.
 test: tools
+
+##@ Data plane (real serving pods, Prometheus, load; docs/local-cluster.md)
+
+.PHONY: bench-data-plane
+bench-data-plane: ## Load generator's achieved vs asked rate (50, 200 requests/s x 20 s) and client vs Prometheus p95, on builtin:delay (a few minutes).
+	$(PY) benchmarks/data_plane.py $(BENCH_ARGS)

@@ -6,6 +6,7 @@ The local cluster (docs/local-cluster.md):
                           started it and no other test run still uses it (HP_KEEP_CLUSTER=1 keeps
                           it running).
   kubeconfig     session  str, path of the admin kubeconfig (group system:masters).
+  prometheus_url session  str, the local cluster's Prometheus (scraping serving pods every 5 s).
   api_client     session  kubernetes.client.ApiClient for that kubeconfig.
   namespace      function str, a fresh namespace for one test, deleted afterwards.
   wait_until     function wait_until(check, timeout=60, interval=0.5, what="...") -> check's value
@@ -83,6 +84,15 @@ def local_cluster(request):
 @pytest.fixture(scope="session")
 def kubeconfig(local_cluster):
     return local_cluster.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def prometheus_url(local_cluster):
+    """The local cluster's Prometheus (it scrapes the serving pods every 5 s)."""
+    state = json.loads((Path(local_cluster.state_dir) / "state.json").read_text())
+    if not state.get("prometheus_url"):
+        pytest.fail(f"cluster '{local_cluster.name}' runs no Prometheus", pytrace=False)
+    return state["prometheus_url"]
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ PROFILED = "Profiled"
 PLACED = "Placed"
 SLO_MET = "SLOMet"
 READY = "Ready"
+OBSERVED = "Observed"
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -32,6 +33,14 @@ REPLICAS_AVAILABLE = "ReplicasAvailable"
 REPLICAS_PENDING = "ReplicasPending"
 NOT_PLACED = "NotPlaced"
 NAME_CONFLICT = "NameConflict"
+# Observed (scaling modes Operator and External) and SLOMet from observations.
+OBSERVED_OK = "Observed"
+OBSERVE_WAITING = "Waiting"
+NO_PROMETHEUS = "NoPrometheus"
+NO_DATA = "NoData"
+UNREACHABLE = "Unreachable"
+SLO_OBSERVED_MET = "ObservedWithinSLO"
+SLO_OBSERVED_OVER = "ObservedOverSLO"
 
 
 def condition(

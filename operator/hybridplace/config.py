@@ -55,6 +55,12 @@ class Settings:
     max_alternatives: int = field(
         default=20, metadata={"env": "HP_MAX_ALTERNATIVES", "help": "alternatives kept in status.decision"}
     )
+    prometheus_url: str = field(
+        default="",
+        metadata={"env": "HP_PROMETHEUS_URL",
+                  "help": "Prometheus that scrapes the serving pods (http://host:port); empty: no "
+                          "observations, and scaling mode Operator behaves as Off"},
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings the operator cannot work with, naming the flag's variable."""
@@ -65,6 +71,9 @@ class Settings:
             "benchmark_backoff_limit": (0, 10),
             "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
         }
+        if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
+            raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "
+                             "an http:// or https:// URL, or empty")
         for f in fields(self):
             if f.name not in limits:
                 continue

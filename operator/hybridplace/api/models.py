@@ -301,6 +301,13 @@ class Load(Model):
     max_replicas: Annotated[Int32, Field(ge=1, le=10000)] = 20
 
 
+class Scaling(Model):
+    mode: Literal["Operator", "External", "Off"] = "Operator"
+    interval_seconds: Annotated[Int32, Field(ge=5, le=3600)] = 15
+    scale_down_delay_seconds: Annotated[Int32, Field(ge=5, le=86400)] = 300
+    min_load_rps: Annotated[float, Field(ge=0, le=10_000_000)] = 0
+
+
 class Placement(Model):
     pools: Annotated[
         list[Annotated[StrictStr, Field(max_length=253, pattern=DNS_SUBDOMAIN)]],
@@ -339,6 +346,7 @@ class InferenceDeploymentSpec(Model):
     model: ModelSource
     slo: SLO
     load: Load
+    scaling: Scaling = Field(default_factory=Scaling)
     placement: Placement = Field(default_factory=Placement)
     benchmark: Benchmark = Field(default_factory=Benchmark)
     serving: Serving = Field(default_factory=Serving)
@@ -395,7 +403,26 @@ class Summary(Model):
     cost_per_hour: float | None = None
 
 
+class ObservedStatus(Model):
+    requests_per_second: float | None = None
+    latency_ms: float | None = None
+    queue_ms: float | None = None
+    percentile: Int32 | None = None
+    window: Annotated[StrictStr, Field(max_length=32)] | None = None
+    time: DateTime | None = None
+
+
+class ScalingStatus(Model):
+    mode: Annotated[StrictStr, Field(max_length=16)] | None = None
+    load_rps: float | None = None
+    action: Annotated[StrictStr, Field(max_length=16)] | None = None
+    message: Annotated[StrictStr, Field(max_length=1024)] | None = None
+    last_scale_time: DateTime | None = None
+
+
 class InferenceDeploymentStatus(Model):
+    observed: ObservedStatus | None = None
+    scaling: ScalingStatus | None = None
     observed_generation: StrictInt | None = None
     model_digest: Annotated[StrictStr, Field(max_length=71)] | None = None
     conditions: Conditions | None = None

@@ -160,6 +160,14 @@ RULES: tuple[Rule, ...] = (
         lambda load: load["minReplicas"] <= load["maxReplicas"],
         ".minReplicas",
     ),
+    Rule(
+        "InferenceDeployment",
+        "spec.scaling",
+        "scaling.scaleDownDelaySeconds must be at least scaling.intervalSeconds",
+        lambda sc: "scaleDownDelaySeconds" not in sc or "intervalSeconds" not in sc
+        or sc["scaleDownDelaySeconds"] >= sc["intervalSeconds"],
+        ".scaleDownDelaySeconds",
+    ),
 )
 
 

@@ -16,6 +16,8 @@ import kopf
 from ..builders import names
 from ..config import Settings
 from .kube import Kube, load_client
+from .observe import PrometheusObserver
+from .observer import ObservationLoop, ObservationStore
 from .reconcile import Reconciler
 from .state import ANNOTATION_FAILURE_REASON, ClusterState, job_state
 from .workqueue import WorkQueue
@@ -37,6 +39,7 @@ class Operator:
     state: ClusterState
     queue: WorkQueue
     reconciler: Reconciler | None = None
+    observer: ObservationLoop | None = None
 
 
 OPERATOR = Operator()
@@ -68,11 +71,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     OPERATOR.state = ClusterState()
     OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0)
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
-    OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue)
+    observations = ObservationStore(observing=bool(ours.prometheus_url))
+    OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue, observations)
     OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
                                "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
     OPERATOR.reconciler.start()
-    log.info("hybridplace operator started with %d reconcile workers", ours.workers)
+    if ours.prometheus_url:
+        OPERATOR.observer = ObservationLoop(
+            PrometheusObserver(ours.prometheus_url).observe_all, observations, lambda: dict(OPERATOR.state.infds),
+            lambda key: OPERATOR.queue.add(("infd", *key)))
+        OPERATOR.observer.start()
+    log.info("hybridplace operator started with %d reconcile workers; Prometheus: %s", ours.workers,
+             ours.prometheus_url or "none (scaling mode Operator behaves as Off)")
 
 
 @kopf.on.login()
@@ -84,6 +94,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 def stop(**_: Any) -> None:
+    if OPERATOR.observer is not None:
+        OPERATOR.observer.stop()
+        OPERATOR.observer = None
     if OPERATOR.reconciler is not None:
         OPERATOR.reconciler.stop()
 

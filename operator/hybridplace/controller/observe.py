@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The window the rate and queue queries average over (six 5 s scrapes).
-DEFAULT_WINDOW = "30s"
+#: The window the rate and queue queries average over (four 5 s scrapes): short enough to see a
+#: step within an interval or two, long enough that one missed scrape is no outage.
+DEFAULT_WINDOW = "20s"
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9._-]{1,253}$")
 
 
@@ -55,13 +56,29 @@ def selector(namespace: str, name: str) -> str:
     return f'namespace="{namespace}",inferencedeployment="{name}"'
 
 
+def offered_rate(by: str, sel: str, window: str) -> str:
+    """Requests/s arriving: served, failed, and the growth of the queue. The served rate alone
+    stops growing at what the replicas can do, so an overloaded deployment would look only as
+    busy as it can be; what is still waiting counts too."""
+    seconds = _seconds(window)
+    # Summed separately: the failure counter carries a `reason` label the others lack.
+    return (f"{by} (rate(nv_inference_request_success{{{sel}}}[{window}])) + "
+            f"{by} (rate(nv_inference_request_failure{{{sel}}}[{window}])) + "
+            f"{by} (clamp_min(delta(nv_inference_pending_request_count{{{sel}}}[{window}]), 0)) / {seconds:g}")
+
+
+def _seconds(window: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(window[:-1]) * units[window[-1]]
+
+
 def queries(namespace: str, name: str, percentile: int = 95, window: str = DEFAULT_WINDOW) -> dict[str, str]:
     """The PromQL for each figure, by pool (docs/observability.md shows them)."""
     sel = selector(namespace, name)
     q = f"{percentile / 100:g}"
     by = "sum by (pool)"
     return {
-        "rate": f"{by} (rate(nv_inference_request_success{{{sel}}}[{window}]))",
+        "rate": offered_rate(by, sel, window),
         "latency": f'max by (pool) (nv_inference_request_summary_us{{{sel},quantile="{q}"}}) / 1000',
         "queue": (
             f"{by} (rate(nv_inference_queue_duration_us{{{sel}}}[{window}])) / 1000 / "
@@ -108,6 +125,10 @@ class PrometheusObserver:
             self._client = self._connect(self.url)
         return self._client.custom_query(promql)
 
+    def observe_all(self, window: str = DEFAULT_WINDOW) -> tuple[dict[tuple[str, str], dict[str, Any]], str | None]:
+        """Every deployment's figures in four queries (see observe_fleet)."""
+        return observe_fleet(self._query, window, self.clock())
+
     def observe(self, namespace: str, name: str, percentile: int = 95, window: str = DEFAULT_WINDOW) -> Observation:
         now = self.clock()
         try:
@@ -141,6 +162,69 @@ class PrometheusObserver:
             requests=sum(figures["requests"].values()) if figures["requests"] else None,
             by_pool=by_pool,
         )
+
+
+def fleet_queries(window: str = DEFAULT_WINDOW) -> dict[str, str]:
+    """One query per figure for every InferenceDeployment at once (the operator's loop): the
+    cost of observing does not grow with the number of deployments."""
+    by = "by (namespace, inferencedeployment, pool)"
+    return {
+        "rate": offered_rate(f"sum {by}", "", window),
+        "latency": f"max {by.replace(')', ', quantile)')} (nv_inference_request_summary_us) / 1000",
+        "queue": (f"sum {by} (rate(nv_inference_queue_duration_us[{window}])) / 1000 / "
+                  f"sum {by} (rate(nv_inference_request_success[{window}]))"),
+        "requests": f"sum {by} (nv_inference_request_success)",
+    }
+
+
+def observe_fleet(query, window: str, now: float) -> tuple[dict[tuple[str, str], dict[str, Any]], str | None]:
+    """Every deployment's figures from the fleet queries: ({(namespace, name): {"rate": {pool: v},
+    "latency": {(pool, quantile): v}, "queue": {pool: v}, "requests": {pool: v}}}, error).
+    ``query(promql)`` runs one instant query. A failure gives ({}, why): unknown, never zero."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for key, promql in fleet_queries(window).items():
+        try:
+            result = query(promql)
+            if not isinstance(result, list):
+                raise ValueError(f"expected a vector, got {type(result).__name__}")
+            for item in result:
+                m = item.get("metric", {})
+                value = float(item["value"][1])
+                if not math.isfinite(value) or "namespace" not in m or "inferencedeployment" not in m:
+                    continue
+                figures = out.setdefault((m["namespace"], m["inferencedeployment"]),
+                                         {"rate": {}, "latency": {}, "queue": {}, "requests": {}})
+                pool = str(m.get("pool", ""))
+                if key == "latency":
+                    figures[key][(pool, str(m.get("quantile", "")))] = value
+                else:
+                    figures[key][pool] = value
+        except Exception as err:  # prometheus-api-client raises requests', urllib3's and its own
+            return {}, f"{key} query failed: {_reason(err)}"
+    return out, None
+
+
+def observation_from(
+    figures: dict[str, Any] | None, percentile: int, at: float, error: str | None = None
+) -> Observation:
+    """One deployment's Observation from its fleet figures (None: no series for it)."""
+    if error is not None:
+        return Observation(at=at, percentile=percentile, error=error)
+    if not figures or not figures["rate"]:
+        return Observation(at=at, percentile=percentile, error="Prometheus has no samples for this deployment")
+    q = f"{percentile / 100:g}"
+    latency = {pool: v for (pool, quantile), v in figures["latency"].items() if quantile == q}
+    rate = figures["rate"]
+    total = sum(rate.values())
+    queue = figures["queue"]
+    queue_ms = sum(queue[p] * rate.get(p, 0.0) for p in queue) / total if queue and total > 0 else None
+    pools = sorted(set(rate) | set(figures["requests"]))
+    return Observation(
+        at=at, percentile=percentile, rate_rps=total, latency_ms=max(latency.values()) if latency else None,
+        queue_ms=queue_ms, requests=sum(figures["requests"].values()) if figures["requests"] else None,
+        by_pool={p: {"rate": rate.get(p), "latency": latency.get(p), "queue": queue.get(p),
+                     "requests": figures["requests"].get(p)} for p in pools},
+    )
 
 
 def _reason(err: BaseException) -> str:

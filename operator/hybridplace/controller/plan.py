@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
 from ..placement import NO_PROFILE, Alternative, Decision, Pool, Profile, Request, solve
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
+from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
+from .observe import DEFAULT_WINDOW
+from .observer import Observed
 
 MEASURED, PENDING, FAILED, MISSING = "Measured", "Pending", "Failed", "Missing"
 
@@ -150,19 +154,62 @@ def _profiled_condition(states: list[dict[str, Any]]) -> tuple[str, str, str]:
     return c.TRUE, c.ALL_MEASURED, f"all {counts[MEASURED]} pools measured"
 
 
-def _decide(
-    infd: InferenceDeployment,
-    pools: dict[str, HardwarePool],
-    profiles: dict[str, ModelProfile],
-    states: list[dict[str, Any]],
-) -> Decision:
+def _engine_inputs(
+    pools: dict[str, HardwarePool], profiles: dict[str, ModelProfile], states: list[dict[str, Any]]
+) -> tuple[tuple[Pool, ...], tuple[Profile, ...]]:
     measured = [s["pool"] for s in states if s["state"] == MEASURED]
     failed = [s for s in states if s["state"] == FAILED]
     engine_pools = [pool_from(pools[n]) for n in measured] + [pool_from(pools[s["pool"]]) for s in failed]
     engine_profiles = [profile_from(profiles[n]) for n in measured] + [
         failed_profile(s["pool"], s.get("reason", ""), s.get("message", "")) for s in failed
     ]
-    decision = _solve_cached(request_from(infd), tuple(engine_pools), tuple(engine_profiles))
+    return tuple(engine_pools), tuple(engine_profiles)
+
+
+def _round_load(load: float) -> float:
+    """Loads to 3 significant digits: the same decision for nearby rates, and a cache that hits."""
+    return float(f"{load:.3g}")
+
+
+def _objective(decision: Decision) -> float:
+    if not decision.feasible:
+        return math.inf
+    return decision.total_watts if decision.objective == "energy" and decision.total_watts is not None \
+        else decision.total_cost_per_hour
+
+
+def _planned_load(
+    infd: InferenceDeployment, engine: tuple[tuple[Pool, ...], tuple[Profile, ...]],
+    observed: Observed, old_status: dict[str, Any],
+) -> LoadDecision:
+    sc = infd.spec.scaling
+    policy = ScalingPolicy(mode=sc.mode, interval_s=sc.interval_seconds,
+                           scale_down_delay_s=sc.scale_down_delay_seconds, floor_rps=sc.min_load_rps)
+    base = request_from(infd)
+    old = old_status.get("scaling") or {}
+    current = old.get("loadRps") if old.get("mode") == "Operator" else None
+
+    def cost_at(load: float) -> float:
+        return _objective(_solve_cached(dataclasses.replace(base, target_rps=_round_load(load)), *engine))
+
+    found = plan_load(policy, observed.history, target_rps=infd.spec.load.target_rps, current_rps=current,
+                      cost_at=cost_at, now=observed.now, observing=observed.observing)
+    return dataclasses.replace(found, load_rps=_round_load(found.load_rps)) if found.action in ("up", "down") \
+        else found
+
+
+def _decide(
+    infd: InferenceDeployment,
+    pools: dict[str, HardwarePool],
+    profiles: dict[str, ModelProfile],
+    states: list[dict[str, Any]],
+    load_rps: float | None = None,
+) -> Decision:
+    engine_pools, engine_profiles = _engine_inputs(pools, profiles, states)
+    request = request_from(infd)
+    if load_rps is not None and load_rps != request.target_rps:
+        request = dataclasses.replace(request, target_rps=load_rps)
+    decision = _solve_cached(request, engine_pools, engine_profiles)
     missing = [
         Alternative(pool=s["pool"], reason=NO_PROFILE, message=f"HardwarePool {s['pool']} does not exist")
         for s in states if s["state"] == MISSING
@@ -203,10 +250,13 @@ def plan_inference_deployment(
     now: str,
     fingerprint: Any,
     blocked: frozenset[str] = frozenset(),
+    observed: Observed | None = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
-    fingerprint of a desired child, comparable with `ChildState.fingerprint`."""
+    fingerprint of a desired child, comparable with `ChildState.fingerprint`. `observed`: what
+    Prometheus showed of it (None: nothing observes, as without a Prometheus)."""
+    observed = observed or Observed(observing=False)
     old_status = (infd.status.to_dict() if infd.status else {})
     generation = infd.metadata.generation
     conds: list[dict[str, Any]] = list(old_status.get("conditions", []))
@@ -220,8 +270,10 @@ def plan_inference_deployment(
     decision: Decision | None = None
     apply = infd.spec.placement.mode == "Apply"
     available: bool | None = None
+    load: LoadDecision | None = None
     if profiled[0] == c.TRUE:
-        decision = _decide(infd, pools, profiles, states)
+        load = _planned_load(infd, _engine_inputs(pools, profiles, states), observed, old_status)
+        decision = _decide(infd, pools, profiles, states, load.load_rps)
         plan.decision = decision
     if decision is None:
         waiting = c.WAITING_FOR_PROFILES if profiled[1] == c.BENCHMARKING else profiled[1]
@@ -233,14 +285,16 @@ def plan_inference_deployment(
         if decision.best_achievable_latency_ms is not None:
             best = (f"; best achievable p{infd.spec.slo.percentile} is {decision.best_achievable_latency_ms:.4g} ms "
                     f"on {decision.best_achievable_pool} at batch {decision.best_achievable_batch_size}")
-        message = (f"no placement meets {infd.spec.slo.describe()} at {infd.spec.load.target_rps:g} requests/s"
+        at_load = load.load_rps if load is not None else infd.spec.load.target_rps
+        message = (f"no placement meets {infd.spec.slo.describe()} at {at_load:g} requests/s"
                    f"{best}; serving Deployments are left as they are")
         conds = c.set_condition(conds, c.condition(c.PLACED, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
         conds = c.set_condition(conds, c.condition(c.SLO_MET, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
     else:
         if apply:
             available = _plan_children(
-                plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked)
+                plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked,
+                external=infd.spec.scaling.mode == "External")
             reason, verb = c.APPLIED, "placed"
         else:
             reason, verb = c.RECOMMENDED, "recommended (mode Recommend: nothing applied)"
@@ -257,6 +311,9 @@ def plan_inference_deployment(
             f"predicted p{infd.spec.slo.percentile} {worst:.4g} ms within {infd.spec.slo.describe()}", generation, now))
     ready = c.derive_ready(conds, available, recommend_only=not apply)
     conds = c.set_condition(conds, c.condition(c.READY, *ready, generation, now))
+    # Observations: their own condition, and SLOMet from what was observed when there is some
+    # (Ready stays as derived above: it says the placement is serving, not how fast).
+    conds = _observed_conditions(conds, infd, observed, decision, apply, generation, now)
 
     status: dict[str, Any] = {
         "observedGeneration": generation,
@@ -265,6 +322,14 @@ def plan_inference_deployment(
         "profiles": states,
         "summary": _summary(infd, decision),
     }
+    scaling = _scaling_status(infd, load, old_status, now)
+    if scaling is not None:
+        status["scaling"] = scaling
+    observed_status = _observed_status(observed)
+    if observed_status is not None:
+        status["observed"] = observed_status
+    elif "observed" in old_status and infd.spec.scaling.mode != "Off":
+        status["observed"] = old_status["observed"]  # the last one seen, with its time
     if decision is not None:
         new = decision.to_dict()
         new["alternatives"] = new["alternatives"][: settings.max_alternatives]
@@ -274,8 +339,78 @@ def plan_inference_deployment(
     elif "decision" in old_status:
         status["decision"] = old_status["decision"]  # keep the last decision while re-measuring
     plan.status = status
-    plan.events = _events(infd, old_status, status, plan)
+    plan.events = _events(infd, old_status, status, plan) + plan.events
     return plan
+
+
+def _scaling_status(infd: InferenceDeployment, load: LoadDecision | None, old_status: dict[str, Any],
+                    now: str) -> dict[str, Any] | None:
+    if load is None:
+        return old_status.get("scaling")
+    old = old_status.get("scaling") or {}
+    changed = old.get("loadRps") != load.load_rps
+    out = {"mode": infd.spec.scaling.mode, "loadRps": load.load_rps, "action": load.action,
+           "message": load.message[:1024]}
+    last = now if changed and old else old.get("lastScaleTime")
+    if last:
+        out["lastScaleTime"] = last
+    return out
+
+
+def _sig(x: float | None, digits: int = 3) -> float | None:
+    return None if x is None else float(f"{x:.{digits}g}")
+
+
+def _observed_status(observed: Observed) -> dict[str, Any] | None:
+    obs = observed.latest
+    if obs is None or not obs.known:
+        return None
+    out: dict[str, Any] = {"requestsPerSecond": _sig(obs.rate_rps), "percentile": obs.percentile,
+                           "window": DEFAULT_WINDOW, "time": _rfc3339(obs.at)}
+    if obs.latency_ms is not None:
+        out["latencyMs"] = _sig(obs.latency_ms)
+    if obs.queue_ms is not None:
+        out["queueMs"] = _sig(obs.queue_ms)
+    return out
+
+
+def _rfc3339(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _observed_conditions(
+    conds: list[dict[str, Any]], infd: InferenceDeployment, observed: Observed, decision: Decision | None,
+    apply: bool, generation: int | None, now: str,
+) -> list[dict[str, Any]]:
+    mode = infd.spec.scaling.mode
+    if mode == "Off":
+        return [x for x in conds if x.get("type") != c.OBSERVED]
+    obs = observed.latest
+    if not observed.observing:
+        found = (c.FALSE, c.NO_PROMETHEUS, "no Prometheus is configured (--prometheus-url, HP_PROMETHEUS_URL): "
+                 + ("scaling mode Operator behaves as Off" if mode == "Operator" else "nothing is observed"))
+    elif obs is None:
+        found = (c.UNKNOWN, c.OBSERVE_WAITING, "no observation yet")
+    elif not obs.known:
+        seen = f"; data last seen {_rfc3339(observed.last_seen)}" if observed.last_seen else "; no data seen yet"
+        reason = c.NO_DATA if "no samples" in (obs.error or "") else c.UNREACHABLE
+        keep = "; replicas are kept as they are" if mode == "Operator" else ""
+        found = (c.FALSE, reason, f"{obs.error}{seen}{keep}")
+    else:
+        latency = f", p{obs.percentile} {obs.latency_ms:.4g} ms" if obs.latency_ms is not None else ""
+        found = (c.TRUE, c.OBSERVED_OK, f"observed {obs.rate_rps:.4g} requests/s{latency} (window {DEFAULT_WINDOW})")
+    conds = c.set_condition(conds, c.condition(c.OBSERVED, *found, generation, now))
+    if apply and decision is not None and decision.feasible and obs is not None and obs.known \
+            and obs.latency_ms is not None and obs.rate_rps and obs.rate_rps > 0:
+        slo = infd.spec.slo
+        within = obs.latency_ms <= slo.latency_ms
+        conds = c.set_condition(conds, c.condition(
+            c.SLO_MET, c.TRUE if within else c.FALSE, c.SLO_OBSERVED_MET if within else c.SLO_OBSERVED_OVER,
+            f"observed p{slo.percentile} {obs.latency_ms:.4g} ms {'within' if within else 'over'} {slo.describe()} "
+            f"at {obs.rate_rps:.4g} requests/s", generation, now))
+    return conds
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -294,10 +429,14 @@ def _plan_children(
     settings: Settings,
     fingerprint: Any,
     blocked: frozenset[str],
+    external: bool = False,
 ) -> bool:
     """Fill the plan's children to apply and delete; returns whether all are available.
-    Names in `blocked` belong to someone else: they are reported as conflicts, never touched."""
+    Names in `blocked` belong to someone else: they are reported as conflicts, never touched.
+    `external`: another autoscaler owns the replica count of existing Deployments (kept as is)."""
     chosen = {p.pool: p for p in decision.placements}
+    old_decision = (infd.status.decision if infd.status else None)
+    decided_replicas = {p.pool: p.replicas for p in (old_decision.placements or [])} if old_decision else {}
     all_available = True
     for pool_name, placement in sorted(chosen.items()):
         pool = pools[pool_name]
@@ -307,6 +446,8 @@ def _plan_children(
             batch_size=placement.batch_size, image=image, instances=placement.concurrency,
         )
         child = children.get(pool_name)
+        if external and child is not None and child.owned:
+            desired["spec"]["replicas"] = child.replicas  # leave the count to the HPA or KEDA
         ref = f"Deployment/{desired['metadata']['name']}"
         if ref in blocked or (child is not None and not child.owned):
             plan.conflicts.append(ref)  # someone else's: never touched
@@ -314,7 +455,14 @@ def _plan_children(
         elif child is None or child.fingerprint != fingerprint(desired):
             plan.deployments.append(desired)
             all_available = False
-        elif child.available_replicas < placement.replicas:
+            decided = decided_replicas.get(pool_name)
+            if child is not None and not external and decided is not None and child.replicas != decided:
+                plan.events.append(Event(
+                    "Normal", "ReplicasRestored",
+                    f"Deployment {child.name}: {child.replicas} -> {placement.replicas} replicas: with "
+                    "spec.scaling.mode Operator the operator sets the replica count; set mode External to "
+                    "let an HPA or KEDA set it"))
+        elif child.available_replicas < (child.replicas if external else placement.replicas):
             all_available = False
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
             _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked)
@@ -379,7 +527,22 @@ def _events(
             events.append(Event("Warning", cond["reason"], cond["message"]))
         elif cond["type"] == c.READY and cond["status"] == c.TRUE:
             events.append(Event("Normal", "Ready", cond["message"]))
+        elif cond["type"] == c.OBSERVED and cond["status"] == c.FALSE and cond["reason"] != c.NO_PROMETHEUS:
+            events.append(Event("Warning", cond["reason"], cond["message"]))
+    rescaled = _rescaled(old, new)
+    if rescaled:
+        events.append(Event("Normal", "Rescaled", rescaled))
     return events
+
+
+def _rescaled(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """'3 -> 5 replicas on cpu-standard: observed 180 requests/s (was planned for 95)', when a
+    scaling step of the observed load changed the placement."""
+    scaling = new.get("scaling") or {}
+    before, after = (old.get("summary") or {}).get("pools"), (new.get("summary") or {}).get("pools")
+    if scaling.get("action") not in ("up", "down") or not before or before == after or after is None:
+        return None
+    return f"{before.replace(':', ' x')} -> {after.replace(':', ' x')}: {scaling.get('message', '')}"
 
 
 def _placement_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

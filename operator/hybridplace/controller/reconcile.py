@@ -23,6 +23,7 @@ from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_ter
 from ..config import Settings
 from .fingerprint import deployment_fingerprint
 from .kube import ApiError, Kube, now_rfc3339
+from .observer import ObservationStore
 from .plan import model_digest, plan_inference_deployment
 from .pools import plan_pool_status
 from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState
@@ -65,8 +66,10 @@ class EventPoster:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, state: ClusterState, settings: Settings, queue: WorkQueue):
+    def __init__(self, kube: Kube, state: ClusterState, settings: Settings, queue: WorkQueue,
+                 observations: ObservationStore | None = None):
         self.kube = kube
+        self.observations = observations
         self.events = EventPoster(kube)
         self.state = state
         self.settings = settings
@@ -191,6 +194,7 @@ class Reconciler:
             now=now_rfc3339(),
             fingerprint=deployment_fingerprint,
             blocked=self._blocked(namespace, name),
+            observed=self.observations.get((namespace, name)) if self.observations is not None else None,
         )
         announce = {e.job: e for e in plan.events if e.job is not None}
         for job in plan.jobs_to_create:

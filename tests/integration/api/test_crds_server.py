@@ -95,6 +95,10 @@ STATUS = {
                      "decidedAt": "2026-11-23T18:00:00Z"},
         "summary": {"pools": "gpu-t4:2", "replicas": 2, "predictedLatencyMs": 21.5, "slo": "p95<=50ms",
                     "costPerHour": 1.504},
+        "observed": {"requestsPerSecond": 118, "latencyMs": 31.5, "queueMs": 2.5, "percentile": 95,
+                     "window": "30s", "time": "2026-11-30T01:00:00Z"},
+        "scaling": {"mode": "Operator", "loadRps": 118, "action": "up",
+                    "message": "observed 118 requests/s (was planned for 60)", "lastScaleTime": "2026-11-30T01:00:00Z"},
     },
     "hwpool": {"observedGeneration": 1, "nodes": 2, "readyNodes": 2, "replicasPerNode": 1,
                "capacityReplicas": 2, "freeReplicas": 1},
@@ -112,7 +116,8 @@ def test_status_survives_and_printer_columns_show_it(crds, namespace):
     try:
         (infd,) = table(run(crds, "get", "infd", "shown", "-n", namespace).stdout)
         assert infd == {"NAME": "shown", "POOLS": "gpu-t4:2", "REPLICAS": "2", "PREDICTED-MS": "21.5",
-                        "SLO": "p95<=50ms", "COST/H": "1.504", "READY": "True", "AGE": infd["AGE"]}
+                        "SLO": "p95<=50ms", "COST/H": "1.504", "OBSERVED-RPS": "118", "OBSERVED-MS": "31.5",
+                        "READY": "True", "AGE": infd["AGE"]}
         (pool,) = [r for r in table(run(crds, "get", "hwpool").stdout) if r["NAME"] == f"pool-{namespace}"]
         assert pool == {"NAME": f"pool-{namespace}", "ACCELERATOR": "nvidia-gpu", "PRODUCT": "NVIDIA-T4",
                         "NODE-PRICE": "0.752", "REPLICA-PRICE": "", "READY-NODES": "2", "CAPACITY": "2",

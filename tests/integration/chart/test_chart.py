@@ -96,11 +96,11 @@ def test_the_operator_works_with_the_charts_rbac(helm, crds, kubeconfig, namespa
         sa_config = _token_kubeconfig(kubeconfig, token, tmp_path / "sa.kubeconfig")
         subprocess.run([*kubectl, "apply", "-f", str(REPO / "examples" / "hardwarepools.yaml")], check=True,
                        capture_output=True)
-        for doc in ("seed/modelprofiles.yaml", "seed/inferencedeployment.yaml"):
-            subprocess.run([*kubectl, "apply", "-n", namespace, "-f", str(REPO / "examples" / doc)], check=True,
-                           capture_output=True)
-        subprocess.run([*kubectl, "patch", "infd", "seed", "-n", namespace, "--type=merge", "-p",
-                        '{"spec":{"placement":{"mode":"Apply"}}}'], check=True, capture_output=True)
+        # The seed example's profiles and SLO, for builtin:delay: no benchmark runs, and the
+        # serving pods the operator creates really start (the seed's own model URI is not
+        # downloadable, and nothing here may reach out for it).
+        subprocess.run([*kubectl, "apply", "-n", namespace, "-f", "-"], input=json.dumps(_seed_as_delay()),
+                       text=True, check=True, capture_output=True)
         log = tmp_path / "operator.log"
         env = {**os.environ, "KUBECONFIG": sa_config, "HP_NAMESPACES": namespace}
         operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", sa_config,
@@ -112,7 +112,7 @@ def test_the_operator_works_with_the_charts_rbac(helm, crds, kubeconfig, namespa
                                      capture_output=True, text=True).stdout
                 return out == "True"
 
-            wait_until(ready, timeout=90, what="Ready=True with the chart's RBAC")
+            wait_until(ready, timeout=180, what="Ready=True with the chart's RBAC")
             time.sleep(2)
         finally:
             operator.terminate()
@@ -126,3 +126,53 @@ def test_the_operator_works_with_the_charts_rbac(helm, crds, kubeconfig, namespa
         for doc in docs:
             if doc["kind"] != "ServiceAccount":
                 subprocess.run([*kubectl, "delete", doc["kind"], doc["metadata"]["name"]], capture_output=True)
+
+
+def _seed_as_delay() -> dict:
+    """examples/seed's ModelProfiles and InferenceDeployment (mode Apply), for builtin:delay."""
+    from hybridplace.api import builtin_digest
+    from hybridplace.builders import names
+
+    digest = builtin_digest("delay")
+    items = []
+    for doc in yaml.safe_load_all((REPO / "examples" / "seed" / "modelprofiles.yaml").read_text()):
+        if not doc:
+            continue
+        doc["spec"]["model"] = {"digest": digest, "name": "builtin:delay", "format": "torchscript"}
+        doc["metadata"]["name"] = names.profile_name(digest, doc["spec"]["pool"])
+        doc["metadata"]["labels"][names.LABEL_DIGEST] = names.digest_label(digest)
+        items.append(doc)
+    infd = yaml.safe_load((REPO / "examples" / "seed" / "inferencedeployment.yaml").read_text())
+    infd["spec"]["model"] = {"builtin": "delay"}
+    infd["spec"]["placement"]["mode"] = "Apply"
+    return {"apiVersion": "v1", "kind": "List", "items": [*items, infd]}
+
+
+def test_the_optional_podmonitor_scrapes_the_operators_serving_pods(helm):
+    """Off by default; on, it selects exactly the pods the operator's Deployment builder makes,
+    on the port that builder names `metrics`, in any namespace."""
+    assert not [d for d in render(helm, "hp-system") if d["kind"] == "PodMonitor"]
+    docs = render(helm, "hp-system", "monitoring.podMonitor.enabled=true", "monitoring.podMonitor.labels.release=kps")
+    (monitor,) = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["metadata"]["labels"]["release"] == "kps"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+
+    from cases.api_objects import inference_deployment
+    from hybridplace.api import builtin_digest, load_objects, parse_object
+    from hybridplace.builders.serving import build_serving_deployment
+
+    pools = {p.obj.name: p.obj for p in load_objects([REPO / "examples" / "hardwarepools.yaml"])}
+    obj = inference_deployment("svc")
+    obj["metadata"].update(namespace="team-a", uid="1234-uid")
+    infd = parse_object(obj)
+    dep = build_serving_deployment(infd=infd, digest=builtin_digest("mlp"), pool=pools["cpu-standard"],
+                                   replicas=1, batch_size=4, image="img")
+    template = dep["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"]: p["containerPort"] for p in template["spec"]["containers"][0]["ports"]}
+    annotated = int(template["metadata"]["annotations"]["prometheus.io/port"])
+    assert endpoint["port"] == "metrics" and ports["metrics"] == annotated
+    targets = {r["targetLabel"] for r in endpoint["relabelings"]}
+    assert {"inferencedeployment", "pool", "namespace", "pod"} <= targets

@@ -63,3 +63,12 @@ def test_long_names_are_shortened_stably():
     assert len(names.serving_name(long, "gpu-t4")) <= 63
     assert names.serving_name(long, "gpu-t4") == names.serving_name(long, "gpu-t4")
     assert names.serving_name(long, "gpu-t4") != names.serving_name(long, "cpu-standard")
+
+
+def test_triton_binds_at_the_pods_own_ip_and_explains_a_crash():
+    """Every replica serves the same ports at its own address (the downward API's podIP), and a
+    crash without a termination message reports its output's tail."""
+    container = deployment("cpu-standard")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "HP_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in container["env"]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}

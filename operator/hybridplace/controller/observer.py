@@ -1,0 +1,158 @@
+"""The observation loop: every few seconds, what Prometheus shows of every InferenceDeployment
+whose scaling mode observes (Operator, External), kept as a short history per deployment and
+handed to the planner as an input. The loop does the I/O; deciding stays in the pure planner
+(placement/scaling.py, controller/plan.py).
+
+Four fleet-wide queries per tick (controller/observe.py), whatever the number of deployments.
+A failed or empty query gives each deployment an unknown observation with the reason; the
+thread logs, counts and carries on: one error never stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..placement.scaling import Sample
+from .observe import DEFAULT_WINDOW, Observation, observation_from
+
+log = logging.getLogger("hybridplace")
+NsName = tuple[str, str]
+OBSERVING_MODES = ("Operator", "External")
+#: History kept per deployment: enough for the longest scale-down delay at the shortest interval
+#: the CRD allows would be 17,280 samples; the policy needs only the delay's window, so keep that.
+MAX_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the planner gets for one deployment: the history (oldest first), the latest
+    observation (None before the first), when data was last seen, and whether a Prometheus is
+    configured at all. ``now`` is the loop's clock (seconds)."""
+
+    observing: bool
+    history: tuple[Sample, ...] = ()
+    latest: Observation | None = None
+    last_seen: float | None = None
+    now: float = 0.0
+
+
+class ObservationStore:
+    """Per-deployment history, thread-safe (written by the loop, read by reconcile threads)."""
+
+    def __init__(self, observing: bool, clock: Callable[[], float] = time.time):
+        self.observing = observing
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._history: dict[NsName, deque[Sample]] = {}
+        self._latest: dict[NsName, Observation] = {}
+        self._last_seen: dict[NsName, float] = {}
+        self._last_run: dict[NsName, float] = {}
+
+    def record(self, key: NsName, obs: Observation, keep_s: float) -> None:
+        with self._lock:
+            hist = self._history.setdefault(key, deque(maxlen=MAX_SAMPLES))
+            hist.append(Sample(at=obs.at, rate_rps=obs.rate_rps, latency_ms=obs.latency_ms))
+            while hist and hist[0].at < obs.at - keep_s:
+                hist.popleft()
+            self._latest[key] = obs
+            if obs.known:
+                self._last_seen[key] = obs.at
+
+    def due(self, key: NsName, interval_s: float, now: float) -> bool:
+        with self._lock:
+            if now - self._last_run.get(key, float("-inf")) < interval_s - 0.5:
+                return False
+            self._last_run[key] = now
+            return True
+
+    def get(self, key: NsName) -> Observed:
+        with self._lock:
+            return Observed(
+                observing=self.observing,
+                history=tuple(self._history.get(key, ())),
+                latest=self._latest.get(key),
+                last_seen=self._last_seen.get(key),
+                now=self.clock(),
+            )
+
+    def forget(self, keep: Iterable[NsName]) -> None:
+        """Drop the history of deployments that no longer exist."""
+        keep = set(keep)
+        with self._lock:
+            for table in (self._history, self._latest, self._last_seen, self._last_run):
+                for key in [k for k in table if k not in keep]:
+                    table.pop(key, None)
+
+
+def _scaling(body: dict[str, Any]) -> tuple[str, float, float, int]:
+    spec = body.get("spec") or {}
+    scaling = spec.get("scaling") or {}
+    return (str(scaling.get("mode", "Operator")), float(scaling.get("intervalSeconds", 15)),
+            float(scaling.get("scaleDownDelaySeconds", 300)), int((spec.get("slo") or {}).get("percentile", 95)))
+
+
+class ObservationLoop:
+    """Ticks every ``tick_s``; observes the deployments whose interval has come; enqueues them."""
+
+    def __init__(self, query_all, store: ObservationStore, infds: Callable[[], dict[NsName, dict[str, Any]]],
+                 enqueue: Callable[[NsName], None], *, tick_s: float = 1.0, window: str = DEFAULT_WINDOW):
+        self.query_all = query_all  # window -> (figures by (namespace, name), error)
+        self.store = store
+        self.infds = infds
+        self.enqueue = enqueue
+        self.tick_s = tick_s
+        self.window = window
+        self.errors = 0
+        self.ticks = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="observe", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        backoff = self.tick_s
+        while not self._stop.wait(backoff):
+            try:
+                self.run_once()
+                backoff = self.tick_s
+            except Exception:  # noqa: BLE001 - logged, counted, retried; never the end of the loop
+                self.errors += 1
+                backoff = min(60.0, backoff * 2)
+                log.exception("observing Prometheus failed (%d so far); retrying in %.0f s", self.errors, backoff)
+
+    def run_once(self, now: float | None = None) -> list[NsName]:
+        """One tick: observe every due deployment; returns their keys."""
+        now = self.store.clock() if now is None else now
+        infds = self.infds()
+        self.store.forget(infds)
+        due = []
+        for key, body in infds.items():
+            mode, interval, delay, percentile = _scaling(body)
+            if mode in OBSERVING_MODES and self.store.due(key, interval, now):
+                due.append((key, interval, delay, percentile))
+        if not due:
+            return []
+        self.ticks += 1
+        figures, error = self.query_all(self.window)
+        for key, interval, delay, percentile in due:
+            obs = observation_from(figures.get(key), percentile, now, error)
+            self.store.record(key, obs, keep_s=delay + 3 * interval)
+            self.enqueue(key)
+        return [k for k, *_ in due]

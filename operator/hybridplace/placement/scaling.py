@@ -1,0 +1,134 @@
+"""The scaling policy: which load the next decision is solved for, from a history of observations
+and a clock. A pure function: no Prometheus, no Kubernetes, no wall clock (``now`` is an input),
+so every rule is unit-tested with a fake clock (tests/unit/placement/test_scaling.py).
+
+The rules (docs/api.md, "Scaling"):
+
+- **Modes.** ``Off`` and ``External`` always plan for ``spec.load.targetRps`` (External leaves the
+  replica count itself to another autoscaler). ``Operator`` plans for the observed load.
+- **The load.** The latest observed rate, never below ``floor_rps`` (and never 0: an idle
+  deployment is planned at a token load, which the solver meets with ``minReplicas``).
+- **Scale up** (the new load's decision costs more, or is infeasible) as soon as one interval's
+  observation shows the step.
+- **Scale down** (the new load's decision costs less) only when every observation of the last
+  ``scale_down_delay_s`` is known and lower, and then for the *highest* load of that window: the
+  remaining replicas carry the worst of it at their N/(N-1) share within their limit, because the
+  solver sized them for it. A dip shorter than the delay changes nothing, so it cannot flap.
+- **Missing data is not zero load.** Without a fresh observation the current load is kept.
+
+"Costs more" compares the objective the solver minimises (USD/h or watts) of the two decisions, so
+a change of pool or split counts like a change of replicas.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+MODES = ("Operator", "External", "Off")
+#: The load planned for an idle deployment (requests/s): the solver needs a positive load.
+IDLE_RPS = 0.01
+
+
+@dataclass(frozen=True)
+class ScalingPolicy:
+    """``spec.scaling`` in the units the policy uses (seconds, requests/s)."""
+
+    mode: str = "Operator"
+    interval_s: float = 15.0
+    scale_down_delay_s: float = 300.0
+    floor_rps: float = 0.0
+
+    @property
+    def stale_after_s(self) -> float:
+        """An observation older than this is no longer current (two intervals and a bit)."""
+        return 2.5 * self.interval_s
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One observation: the request rate (requests/s) and latency (ms) at ``at`` (seconds), or
+    None for what could not be known."""
+
+    at: float
+    rate_rps: float | None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class LoadDecision:
+    """The load to solve for, and why. ``action``: static (Off/External), initial (no
+    observation yet), hold, up, down, or nodata (the latest observation is missing or stale)."""
+
+    load_rps: float
+    action: str
+    message: str
+    latest: Sample | None = None
+
+
+def plan_load(
+    policy: ScalingPolicy,
+    history: Sequence[Sample],
+    *,
+    target_rps: float,
+    current_rps: float | None,
+    cost_at: Callable[[float], float],
+    now: float,
+    observing: bool = True,
+) -> LoadDecision:
+    """The load the next decision is solved for.
+
+    ``history``: observations, oldest first. ``target_rps``: spec.load.targetRps. ``current_rps``:
+    the load the current decision was solved for (None before the first). ``cost_at(load)``: the
+    objective value of the decision at that load (inf when infeasible). ``observing``: False when
+    the operator has no Prometheus, so Operator mode behaves as Off.
+    """
+    if policy.mode != "Operator" or not observing:
+        why = {"External": "mode External: replicas are left to another autoscaler",
+               "Off": "mode Off"}.get(policy.mode, "no Prometheus to observe: behaving as mode Off")
+        return LoadDecision(target_rps, "static", f"planned for spec.load.targetRps {target_rps:g} requests/s ({why})")
+    current = target_rps if current_rps is None else current_rps
+    known = [s for s in history if s.rate_rps is not None and s.at <= now]
+    latest = known[-1] if known else None
+    if latest is None:
+        return LoadDecision(current, "initial" if current_rps is None else "nodata",
+                            f"no observation yet: planned for {current:g} requests/s")
+    if now - latest.at > policy.stale_after_s:
+        return LoadDecision(current, "nodata",
+                            f"no observation since {now - latest.at:.0f} s ago: keeping {current:g} requests/s",
+                            latest)
+    wanted = _load(policy, latest.rate_rps)
+    cost_now, cost_wanted = cost_at(current), cost_at(wanted)
+    if _more(cost_wanted, cost_now):
+        return LoadDecision(wanted, "up", f"observed {latest.rate_rps:.4g} requests/s (was planned for {current:.4g})",
+                            latest)
+    if not _more(cost_now, cost_wanted):
+        return LoadDecision(current, "hold", f"observed {latest.rate_rps:.4g} requests/s: the decision for "
+                            f"{current:.4g} stands", latest)
+    # Lower: only after the whole delay window was seen, known, and lower.
+    start = now - policy.scale_down_delay_s
+    window = [s for s in history if s.at >= start and s.at <= now]
+    covered = any(s.at <= start + policy.interval_s for s in history if s.rate_rps is not None) and all(
+        s.rate_rps is not None for s in window)
+    if not covered:
+        return LoadDecision(current, "hold", f"observed {latest.rate_rps:.4g} requests/s, lower than planned "
+                            f"({current:.4g}); scaling down once it stays lower for "
+                            f"{policy.scale_down_delay_s:g} s", latest)
+    peak = _load(policy, max(s.rate_rps for s in window if s.rate_rps is not None))
+    if _more(cost_now, cost_at(peak)):
+        return LoadDecision(peak, "down", f"observed at most {peak:.4g} requests/s for "
+                            f"{policy.scale_down_delay_s:g} s (was planned for {current:.4g})", latest)
+    return LoadDecision(current, "hold", f"observed {latest.rate_rps:.4g} requests/s, but up to {peak:.4g} within "
+                        f"the last {policy.scale_down_delay_s:g} s: the decision for {current:.4g} stands", latest)
+
+
+def _load(policy: ScalingPolicy, rate: float) -> float:
+    return max(rate, policy.floor_rps, IDLE_RPS)
+
+
+def _more(a: float, b: float) -> bool:
+    """a costs more than b (an infeasible decision, inf, costs more than any feasible one)."""
+    if math.isinf(a) or math.isinf(b):
+        return math.isinf(a) and not math.isinf(b)
+    return a > b * (1 + 1e-9) + 1e-12

@@ -1,0 +1,186 @@
+"""Reading Prometheus: the queries, the answers turned into observations, and every failure path
+(connection refused, timeout, HTTP 5xx, malformed answers) giving "unknown", never zero. The
+Prometheus clients here are fakes (FakePrometheus); the loop is tested with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from hybridplace.controller.observe import (
+    PrometheusObserver,
+    fleet_queries,
+    observation_from,
+    observe_fleet,
+    queries,
+    selector,
+)
+from hybridplace.controller.observer import ObservationLoop, ObservationStore
+
+
+def vector(*items):
+    """An instant vector as prometheus-api-client returns it: [{metric, value: [t, "v"]}]."""
+    return [{"metric": dict(m), "value": [0, str(v)]} for m, v in items]
+
+
+class FakePrometheus:
+    """Answers each query by the first key its PromQL starts with; or raises `fail`."""
+
+    def __init__(self, answers=None, fail=None):
+        self.answers = answers or {}
+        self.fail = fail
+        self.asked = []
+
+    def custom_query(self, promql):
+        self.asked.append(promql)
+        if self.fail is not None:
+            raise self.fail
+        for prefix, answer in self.answers.items():
+            if promql.startswith(prefix):
+                return answer
+        return []
+
+
+def observer(fake):
+    return PrometheusObserver("http://127.0.0.1:1", connect=lambda url: fake, clock=lambda: 100.0)
+
+
+def fleet_answers():
+    d1 = {"namespace": "team", "inferencedeployment": "a", "pool": "cpu"}
+    d1g = {**d1, "pool": "gpu"}
+    return {
+        "sum by (namespace, inferencedeployment, pool) (rate(nv_inference_request_success": vector((d1, 30), (d1g, 90)),
+        "max by": vector(({**d1, "quantile": "0.95"}, 40), ({**d1g, "quantile": "0.95"}, 25),
+                         ({**d1, "quantile": "0.5"}, 10)),
+        "sum by (namespace, inferencedeployment, pool) (rate(nv_inference_queue": vector((d1, 4.0), (d1g, 2.0)),
+        "sum by (namespace, inferencedeployment, pool) (nv_inference_request_success)": vector((d1, 300), (d1g, 900)),
+    }
+
+
+def test_the_queries_select_one_deployment_and_refuse_injection():
+    q = queries("team-a", "sentiment", 99)
+    assert 'namespace="team-a",inferencedeployment="sentiment"' in q["rate"]
+    assert 'quantile="0.99"' in q["latency"]
+    with pytest.raises(ValueError):
+        selector("team-a", 'x"} or vector(1) or {a="')
+
+
+def test_fleet_figures_become_one_observation_per_deployment():
+    fake = FakePrometheus(fleet_answers())
+    figures, error = observer(fake).observe_all()
+    assert error is None and len(fake.asked) == 4 and set(figures) == {("team", "a")}
+    obs = observation_from(figures[("team", "a")], 95, 100.0)
+    assert obs.known and obs.rate_rps == 120 and obs.latency_ms == 40  # the worst pool's p95
+    assert obs.requests == 1200 and obs.by_pool["gpu"]["latency"] == 25
+    assert obs.queue_ms == pytest.approx((4.0 * 30 + 2.0 * 90) / 120)
+    assert set(fleet_queries()) == {"rate", "latency", "queue", "requests"}
+
+
+@pytest.mark.parametrize("fail", [
+    requests.exceptions.ConnectionError("[Errno 111] Connection refused"),
+    requests.exceptions.ReadTimeout("read timed out"),
+    requests.exceptions.HTTPError("503 Server Error: Service Unavailable"),
+    ValueError("not JSON"),
+], ids=["connection-refused", "timeout", "http-5xx", "malformed"])
+def test_a_failed_query_is_unknown_with_the_reason_never_zero(fail):
+    figures, error = observer(FakePrometheus(fail=fail)).observe_all()
+    assert figures == {} and type(fail).__name__ in error
+    obs = observation_from(figures.get(("team", "a")), 95, 100.0, error)
+    assert not obs.known and obs.rate_rps is None and obs.requests is None and type(fail).__name__ in obs.error
+    single = observer(FakePrometheus(fail=fail)).observe("team", "a")
+    assert not single.known and "query failed" in single.error
+
+
+def test_a_malformed_vector_is_an_error_not_data():
+    figures, error = observe_fleet(lambda q: {"resultType": "matrix"}, "30s", 0.0)
+    assert figures == {} and "expected a vector" in error
+    figures, error = observe_fleet(lambda q: [{"metric": {}, "value": [0, "NaN"]}], "30s", 0.0)
+    assert error is None and figures == {}
+
+
+def test_no_series_for_a_deployment_is_no_data():
+    obs = observation_from(None, 95, 5.0)
+    assert not obs.known and "no samples" in obs.error
+
+
+class ManualClock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def infd(mode="Operator", interval=15, delay=300):
+    return {"spec": {"slo": {"percentile": 95, "latencyMs": 50},
+                     "scaling": {"mode": mode, "intervalSeconds": interval, "scaleDownDelaySeconds": delay}}}
+
+
+def test_the_loop_observes_each_deployment_at_its_interval_and_enqueues_it():
+    clock = ManualClock()
+    store = ObservationStore(observing=True, clock=clock)
+    asked, enqueued = [], []
+    answers = {("team", "a"): {"rate": {"cpu": 10.0}, "latency": {("cpu", "0.95"): 12.0}, "queue": {},
+                               "requests": {"cpu": 50.0}}}
+
+    def query_all(window):
+        asked.append(window)
+        return answers, None
+
+    infds = {("team", "a"): infd(interval=15), ("team", "b"): infd(interval=5), ("team", "off"): infd("Off")}
+    loop = ObservationLoop(query_all, store, lambda: infds, enqueued.append)
+    assert sorted(loop.run_once()) == [("team", "a"), ("team", "b")]
+    clock.t += 5
+    assert loop.run_once() == [("team", "b")]  # a's 15 s have not passed
+    clock.t += 10
+    assert sorted(loop.run_once()) == [("team", "a"), ("team", "b")]
+    assert len(asked) == 3  # one fleet query per tick, whatever the number of deployments
+    a = store.get(("team", "a"))
+    assert [s.rate_rps for s in a.history] == [10.0, 10.0] and a.latest.latency_ms == 12.0
+    b = store.get(("team", "b"))
+    assert b.history[-1].rate_rps is None and "no samples" in b.latest.error  # no series: unknown
+    assert ("team", "off") not in enqueued
+
+
+def test_the_loop_survives_errors_and_forgets_deleted_deployments():
+    clock = ManualClock()
+    store = ObservationStore(observing=True, clock=clock)
+    infds = {("team", "a"): infd(interval=5)}
+    calls = []
+
+    def query_all(window):
+        calls.append(window)
+        if len(calls) == 1:
+            raise RuntimeError("a bug, once")
+        return {}, "rate query failed: ConnectionError: refused"
+
+    loop = ObservationLoop(query_all, store, lambda: infds, lambda key: None, tick_s=0.01)
+    with pytest.raises(RuntimeError):
+        loop.run_once()  # run_once itself raises; the thread's loop catches it
+    clock.t += 5
+    loop.run_once()
+    latest = store.get(("team", "a")).latest
+    assert not latest.known and "refused" in latest.error
+    infds.clear()
+    clock.t += 5
+    loop.run_once()
+    assert store.get(("team", "a")).history == ()
+
+
+def test_the_thread_keeps_running_after_an_error():
+    import time
+
+    store = ObservationStore(observing=True)
+    state = {"n": 0}
+
+    def query_all(window):
+        state["n"] += 1
+        raise OSError("connection refused")
+
+    loop = ObservationLoop(query_all, store, lambda: {("t", "a"): infd(interval=5)}, lambda key: None, tick_s=0.01)
+    loop.start()
+    deadline = time.monotonic() + 5
+    while loop.errors < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert loop.errors >= 1 and loop.alive
+    loop.stop()
+    assert not loop.alive

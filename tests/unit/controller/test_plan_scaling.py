@@ -1,0 +1,123 @@
+"""The planner with observations (spec.scaling): the observed load drives replicas in mode
+Operator, missing data keeps them, External leaves them to another autoscaler, and status and
+Events say what happened. Observations are plain inputs here (no Prometheus)."""
+
+from __future__ import annotations
+
+from hybridplace import conditions as c
+from hybridplace.controller.observe import Observation
+from hybridplace.controller.observer import Observed
+from hybridplace.placement.scaling import Sample
+from test_plan import LATER, NOW, as_children, cond, infd, plan
+
+# The seed table on the example pools, SLO p95 <= 1000 ms, headroom 0.2: a CPU replica carries
+# 22.9 requests/s, a GPU node 100; CPU is cheaper up to 68.6 requests/s (docs/placement.md).
+FAST = {"mode": "Operator", "intervalSeconds": 5, "scaleDownDelaySeconds": 30}
+
+
+def observed(rates, start=0.0, step=5.0, latency=200.0):
+    """What the observation loop would hand over after seeing `rates`, one per interval."""
+    hist = tuple(Sample(at=start + i * step, rate_rps=r, latency_ms=latency if r is not None else None)
+                 for i, r in enumerate(rates))
+    last = hist[-1]
+    latest = Observation(at=last.at, percentile=95, rate_rps=last.rate_rps, latency_ms=last.latency_ms,
+                         error=None if last.rate_rps is not None else "rate query failed: ConnectionError: refused")
+    seen = max((s.at for s in hist if s.rate_rps is not None), default=None)
+    return Observed(observing=True, history=hist, latest=latest, last_seen=seen, now=last.at)
+
+
+def run(obj, obs, children=None):
+    from hybridplace.config import Settings
+    from hybridplace.controller.fingerprint import deployment_fingerprint
+    from hybridplace.controller.plan import plan_inference_deployment
+    from test_plan import POOLS, PROFILES
+
+    return plan_inference_deployment(
+        obj, pools=POOLS, profiles=PROFILES, jobs={}, children=children or {}, service_names=set(),
+        settings=Settings(), now=LATER, fingerprint=deployment_fingerprint, observed=obs)
+
+
+def replicas(p):
+    return sum(x.replicas for x in p.decision.placements)
+
+
+def test_without_prometheus_operator_mode_plans_for_the_declared_load_and_says_so():
+    p = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    found = cond(p.status, c.OBSERVED)
+    assert found["reason"] == c.NO_PROMETHEUS and "behaves as Off" in found["message"]
+    assert p.status["scaling"]["action"] == "static" and p.status["scaling"]["loadRps"] == 20
+    assert "observed" not in p.status
+    assert not [e for e in p.events if e.reason == c.NO_PROMETHEUS]  # a setting, not an incident
+
+
+def test_a_step_in_observed_load_rescales_at_once_with_an_event_and_status():
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    assert replicas(first) == 1
+    status = first.status
+    obj = infd(status=status, load={"targetRps": 20}, scaling=FAST)
+    p = run(obj, observed([20.0, 20.0, 60.0]), children=as_children(first))
+    assert replicas(p) == 3 and p.status["scaling"] == {
+        "mode": "Operator", "loadRps": 60.0, "action": "up", "lastScaleTime": LATER,
+        "message": "observed 60 requests/s (was planned for 20)"}
+    assert p.deployments and p.deployments[0]["spec"]["replicas"] == 3
+    (event,) = [e for e in p.events if e.reason == "Rescaled"]
+    assert event.message.startswith("cpu-standard x1 -> cpu-standard x3: observed 60 requests/s")
+    assert cond(p.status, c.OBSERVED)["status"] == c.TRUE
+    assert p.status["observed"]["requestsPerSecond"] == 60.0 and p.status["observed"]["latencyMs"] == 200.0
+    assert cond(p.status, c.SLO_MET)["reason"] == c.SLO_OBSERVED_MET
+
+
+def test_observed_latency_over_the_slo_sets_slomet_false_from_observation():
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    obj = infd(status=first.status, load={"targetRps": 20}, scaling=FAST)
+    p = run(obj, observed([20.0, 20.0], latency=1500.0), children=as_children(first))
+    found = cond(p.status, c.SLO_MET)
+    assert found["status"] == c.FALSE and found["reason"] == c.SLO_OBSERVED_OVER and "1500" in found["message"]
+    assert [e.reason for e in p.events if e.type == "Warning"] == [c.SLO_OBSERVED_OVER]
+
+
+def test_prometheus_unreachable_keeps_the_replicas_with_one_warning():
+    up = run(infd(status=plan(infd(load={"targetRps": 20}, scaling=FAST)).status, load={"targetRps": 20},
+                  scaling=FAST), observed([20.0, 60.0]))
+    assert replicas(up) == 3
+    obj = infd(status=up.status, load={"targetRps": 20}, scaling=FAST)
+    p = run(obj, observed([20.0, 60.0, None]), children=as_children(up))
+    assert replicas(p) == 3 and not p.deployments  # nothing changes
+    found = cond(p.status, c.OBSERVED)
+    assert found["status"] == c.FALSE and found["reason"] == c.UNREACHABLE
+    assert "refused" in found["message"] and "last seen" in found["message"]
+    assert [e.reason for e in p.events if e.type == "Warning"] == [c.UNREACHABLE]
+    again = run(infd(status=p.status, load={"targetRps": 20}, scaling=FAST), observed([20.0, 60.0, None, None]),
+                children=as_children(up))
+    assert not [e for e in again.events if e.reason == c.UNREACHABLE]  # one Warning, not one per interval
+    assert again.status["observed"] == up.status["observed"]  # the last one seen, kept
+
+
+def hand_scaled(first, replicas):
+    """The plan's children as they are after `kubectl scale` (or an HPA) set `replicas`."""
+    from hybridplace.controller.fingerprint import deployment_fingerprint
+
+    scaled = {}
+    for k, v in as_children(first).items():
+        dep = next(d for d in first.deployments if d["metadata"]["name"] == v.name)
+        live = {**dep, "spec": {**dep["spec"], "replicas": replicas}}
+        scaled[k] = v.__class__(v.name, v.pool, deployment_fingerprint(live), replicas, replicas, v.owned)
+    return scaled
+
+
+def test_external_mode_decides_pool_and_batch_but_keeps_the_autoscalers_replicas():
+    spec = {"mode": "External", "intervalSeconds": 5, "scaleDownDelaySeconds": 30}
+    first = plan(infd(load={"targetRps": 20}, scaling=spec))
+    scaled = hand_scaled(first, 7)
+    p = run(infd(status=first.status, load={"targetRps": 20}, scaling=spec), observed([200.0] * 3), children=scaled)
+    assert p.status["scaling"]["action"] == "static"  # the decision is for targetRps
+    assert not p.deployments  # nothing to put back: the HPA's 7 replicas stand
+    assert cond(p.status, c.READY)["status"] == c.TRUE
+
+
+def test_operator_mode_puts_a_hand_scaled_deployment_back():
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    p = plan(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), children=hand_scaled(first, 7), now=NOW)
+    assert [d["spec"]["replicas"] for d in p.deployments] == [1]
+    (event,) = [e for e in p.events if e.reason == "ReplicasRestored"]
+    assert "7 -> 1 replicas" in event.message and "mode External" in event.message

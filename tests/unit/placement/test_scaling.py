@@ -1,0 +1,143 @@
+"""The scaling policy as a pure function: history in, load out, with a fake clock."""
+
+import math
+
+import pytest
+from hybridplace.placement.scaling import IDLE_RPS, Sample, ScalingPolicy, plan_load
+
+POLICY = ScalingPolicy(mode="Operator", interval_s=15, scale_down_delay_s=300)
+PER_REPLICA_RPS = 30.0  # what one replica carries within its limit, in this fake engine
+USD_PER_REPLICA = 0.2
+
+
+def replicas(load: float, min_replicas: int = 1) -> int:
+    return max(min_replicas, math.ceil(load / PER_REPLICA_RPS))
+
+
+def cost(load: float) -> float:
+    return replicas(load) * USD_PER_REPLICA
+
+
+def history(rates, start=0.0, step=15.0):
+    """Samples every `step` seconds from `start`; None is a missing observation."""
+    return [Sample(at=start + i * step, rate_rps=r) for i, r in enumerate(rates)]
+
+
+def decide(hist, current, now=None, policy=POLICY, cost_at=cost, target=20.0):
+    now = hist[-1].at if now is None and hist else (now or 0.0)
+    return plan_load(policy, hist, target_rps=target, current_rps=current, cost_at=cost_at, now=now)
+
+
+def test_off_and_external_plan_for_the_declared_load_whatever_is_observed():
+    hist = history([500.0] * 5)
+    for mode in ("Off", "External"):
+        d = decide(hist, 20.0, policy=ScalingPolicy(mode=mode))
+        assert (d.load_rps, d.action) == (20.0, "static")
+    d = plan_load(POLICY, hist, target_rps=20.0, current_rps=20.0, cost_at=cost, now=60.0, observing=False)
+    assert d.action == "static" and "no Prometheus" in d.message
+
+
+def test_a_step_up_is_followed_at_the_first_interval_that_shows_it():
+    hist = history([20.0, 20.0, 120.0])
+    d = decide(hist, current=20.0)
+    assert d.action == "up" and d.load_rps == 120.0
+    assert replicas(d.load_rps) == 4
+
+
+def test_a_step_down_waits_for_the_whole_delay_then_plans_for_the_windows_peak():
+    # 120 requests/s until t=135, then about 20 from t=150: at t=435 the window [135, 435] still
+    # holds a 120 -> hold; at t=450 the window [150, 450] is all lower -> down, to its peak.
+    rates = [120.0] * 10 + [20.0, 25.0, 22.0] + [20.0] * 20
+    hist = history(rates)
+    at = {s.at: i for i, s in enumerate(hist)}
+    d = decide(hist[: at[435.0] + 1], current=120.0)
+    assert d.action == "hold" and d.load_rps == 120.0
+    # An operator restarted at t=165 has seen less than the delay: it holds, and says why.
+    d = decide(hist[at[165.0]: at[435.0] + 1], current=120.0)
+    assert d.action == "hold" and "once it stays lower" in d.message
+    d = decide(hist[: at[450.0] + 1], current=120.0)
+    assert d.action == "down" and d.load_rps == 25.0  # the peak of the last 300 s
+    assert replicas(d.load_rps) == 1
+
+
+def test_the_remaining_replicas_carry_the_windows_peak_at_their_share():
+    """N/(N-1): scaling 4 -> 3 needs the whole window's load to fit 3 replicas' limit, not the
+    latest sample's: one burst to 85 inside the window keeps 3, not 2."""
+    rates = [110.0] * 2 + [50.0] * 10 + [85.0] + [50.0] * 10
+    hist = history(rates)
+    d = decide(hist, current=110.0)
+    assert d.action == "down" and d.load_rps == 85.0 and replicas(d.load_rps) == 3
+    # ...and once the burst has left the window, down to what 50 needs.
+    later = history(rates + [50.0] * 11)
+    d = decide(later, current=85.0)
+    assert d.action == "down" and replicas(d.load_rps) == 2
+
+
+def test_a_load_oscillating_around_a_boundary_does_not_flap():
+    """Alternating 55/65 requests/s (2 and 3 replicas): up at the first 65, then never down."""
+    current, changes = 20.0, []
+    rates = [55.0, 65.0] * 40  # 20 minutes
+    for i in range(1, len(rates) + 1):
+        d = decide(history(rates[:i]), current=current)
+        if d.load_rps != current:
+            changes.append((i, d.action, replicas(d.load_rps)))
+            current = d.load_rps
+    assert changes == [(1, "up", 2), (2, "up", 3)]
+
+
+def test_idle_goes_to_min_replicas_never_to_zero():
+    hist = history([40.0] * 2 + [0.0] * 25)
+    d = decide(hist, current=40.0)
+    assert d.action == "down" and d.load_rps == IDLE_RPS
+    assert replicas(d.load_rps) == 1 and replicas(d.load_rps, min_replicas=2) == 2
+
+
+def test_a_floor_bounds_the_planned_load():
+    policy = ScalingPolicy(mode="Operator", interval_s=15, scale_down_delay_s=300, floor_rps=50.0)
+    d = decide(history([0.0] * 30), current=120.0, policy=policy)
+    assert d.action == "down" and d.load_rps == 50.0
+
+
+@pytest.mark.parametrize("missing", ["none_yet", "stale", "gap_in_window"])
+def test_missing_data_is_not_zero_load(missing):
+    if missing == "none_yet":
+        d = decide([], current=None, now=100.0)
+        assert d.action == "initial" and d.load_rps == 20.0  # the declared load until data comes
+    elif missing == "stale":
+        hist = history([120.0] * 4)
+        d = decide(hist, current=120.0, now=hist[-1].at + 60.0)  # Prometheus went away a minute ago
+        assert d.action == "nodata" and d.load_rps == 120.0
+    else:
+        rates = [120.0] * 2 + [20.0] * 10 + [None] + [20.0] * 10  # one unknown interval in the window
+        d = decide(history(rates), current=120.0)
+        assert d.action == "hold" and d.load_rps == 120.0
+
+
+def test_an_unknown_latest_sample_is_skipped_for_the_last_known_one():
+    hist = history([20.0, 120.0]) + [Sample(at=30.0, rate_rps=None)]
+    d = decide(hist, current=20.0)
+    assert d.action == "up" and d.load_rps == 120.0
+
+
+def test_a_pool_switch_counts_like_a_change_of_replicas():
+    """A fake engine where CPU (0.2 USD per 30 requests/s) loses to one GPU node (0.75 USD/h,
+    300 requests/s) above 90 requests/s: the switch up is immediate, the switch back waits."""
+    def switching(load):
+        return min(cost(load), math.ceil(load / 300.0) * 0.75)
+
+    d = decide(history([60.0, 200.0]), current=60.0, cost_at=switching)
+    assert d.action == "up" and switching(d.load_rps) == 0.75  # the GPU
+    d = decide(history([200.0] + [60.0] * 10), current=200.0, cost_at=switching)
+    assert d.action == "hold"
+    d = decide(history([200.0] + [60.0] * 22), current=200.0, cost_at=switching)
+    assert d.action == "down" and switching(d.load_rps) == pytest.approx(0.4)  # back to 2 CPU replicas
+
+
+def test_an_infeasible_load_is_planned_at_once_and_left_only_after_the_delay():
+    def capped(load):
+        return math.inf if load > 300 else cost(load)
+
+    d = decide(history([100.0, 400.0]), current=100.0, cost_at=capped)
+    assert d.action == "up" and d.load_rps == 400.0
+    d = decide(history([400.0] + [100.0] * 3), current=400.0, cost_at=capped)
+    assert d.action == "hold"
