@@ -61,6 +61,10 @@ def start_operator() -> int:
     kubeconfig = STATE / "kubeconfig"
     # The cluster's marker variable lets `make cluster-down` find and stop it too.
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), MARK_ENV: str(STATE)}
+    # The cluster's Prometheus: the operator observes the serving pods and scales from it.
+    prometheus = json.loads((STATE / "state.json").read_text()).get("prometheus_url")
+    if prometheus:
+        env["HP_PROMETHEUS_URL"] = prometheus
     with LOG_FILE.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", str(kubeconfig),
@@ -68,7 +72,7 @@ def start_operator() -> int:
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
     PID_FILE.write_text(json.dumps({"pid": proc.pid, "start": proc_start_time(proc.pid)}))
-    say(f"operator started (pid {proc.pid}); log: {LOG_FILE}")
+    say(f"operator started (pid {proc.pid}, Prometheus {prometheus or 'none'}); log: {LOG_FILE}")
     return proc.pid
 
 
