@@ -563,36 +563,81 @@ def replica_load_bound(curve: ServiceCurve, max_batch_size: int, slo_ms: float,
     return min(cap, 1000.0 * curve.concurrency * best)
 
 
+def replica_load_bounds(curve: ServiceCurve, slo_ms: float, headroom: float) -> dict[int, float]:
+    """``replica_load_bound`` at every measured batch size of ``curve``, {batch size: requests/s},
+    in one pass (the solver ranks every configuration by it). The same floats as calling it
+    once per batch size: the same points are compared in the same way."""
+    xs, ys = curve.batch_sizes, curve.mean_ms
+    first_ms = curve.mean_at(1.0)
+    out: dict[int, float] = {}
+    if first_ms > slo_ms:
+        return dict.fromkeys(xs, 0.0)
+    # Running state over the points (1, s(1)) and the measured b > 1 below the current B.
+    best, k0, ms0 = 1.0 / first_ms, 1.0, first_ms
+    crossed: float | None = None  # the best once a point crossed the SLO (then it is final)
+    for i, big_b in enumerate(xs):
+        cap = (1.0 - headroom) * curve.throughput_rps(big_b)
+        if crossed is not None:
+            value = crossed
+        else:
+            ms = curve.mean_at(big_b)
+            if ms > slo_ms:
+                value = max(best, (k0 + (big_b - k0) * (slo_ms - ms0) / (ms - ms0)) / slo_ms)
+            else:
+                value = max(best, big_b / ms)
+        out[big_b] = min(cap, 1000.0 * curve.concurrency * value)
+        if crossed is None and big_b > 1:
+            # B becomes a point below the next B (with its measured time).
+            k, ms = float(big_b), ys[i]
+            if ms > slo_ms:
+                crossed = max(best, (k0 + (k - k0) * (slo_ms - ms0) / (ms - ms0)) / slo_ms)
+            else:
+                best = max(best, k / ms)
+                k0, ms0 = k, ms
+    return out
+
+
 def _solve_window(curve: ServiceCurve, lam: float, big_b: int,
                   gate: float) -> tuple[float, float, float, float, float, float]:
     """Stationary mean and variance of the batch window W (ms) by fixed-point iteration, with
     the busy-side moments of the last step: (mean W, var W, P(busy), E[(W-gate)+],
     E[(W-gate)+^2]), and the largest (uncapped) batch size read on the way."""
     m_w, v_w, most = _fluid_window(curve, lam, big_b, gate)
-    history: list[tuple[float, float]] = []
+    # The last three iterates for Aitken's extrapolation (plain locals: the hot loop).
+    count = 0
+    m0 = m1 = v0 = v1 = 0.0
     q = e1 = e2 = 0.0
+    at = curve.at
+    cap = float(big_b)
+    lam2 = lam * lam
+    gate2 = gate * gate
     for _ in range(_FIXED_POINT_MAX_ITERATIONS):
-        most = max(most, 1.0 + lam * m_w)
-        k = min(float(big_b), 1.0 + lam * m_w)
-        k_var = lam * m_w + lam * lam * v_w
-        s_mean, s_sd, slope = curve.at(k)
+        items = 1.0 + lam * m_w
+        if items > most:
+            most = items
+        k = cap if cap < items else items
+        k_var = lam * m_w + lam2 * v_w
+        s_mean, s_sd, slope = at(k)
         s_var = slope * slope * k_var + s_sd * s_sd
         q, e1, e2 = _busy_window_moments(s_mean, s_var, lam, gate)
         new_m = gate + e1
-        new_v = max(0.0, gate * gate + 2 * gate * e1 + e2 - new_m * new_m)
+        new_v = max(0.0, gate2 + 2 * gate * e1 + e2 - new_m * new_m)
         done = (abs(new_m - m_w) <= _FIXED_POINT_TOLERANCE * max(1.0, m_w)
                 and abs(new_v - v_w) <= _FIXED_POINT_TOLERANCE * max(1.0, v_w))
         m_w, v_w = new_m, new_v
         if done:
             break
-        history.append((m_w, v_w))
-        if len(history) == 3:
+        if count == 0:
+            m0, v0, count = m_w, v_w, 1
+        elif count == 1:
+            m1, v1, count = m_w, v_w, 2
+        else:
             # Aitken's delta-squared: the iteration converges linearly (rate ~ lambda * slope),
             # slowly near saturation; extrapolating cuts the iterations several-fold.
-            m_w = _aitken(*(h[0] for h in history), fallback=m_w)
-            v_w = max(0.0, _aitken(*(h[1] for h in history), fallback=v_w))
+            m_w = _aitken(m0, m1, m_w, fallback=m_w)
+            v_w = max(0.0, _aitken(v0, v1, v_w, fallback=v_w))
             m_w = max(m_w, gate)
-            history.clear()
+            count = 0
     return m_w, v_w, q, e1, e2, max(most, 1.0 + lam * m_w)
 
 
@@ -638,16 +683,39 @@ def _busy_window_moments(s_mean: float, s_var: float, lam: float,
     q = e1 = e2 = 0.0
     inv = 1.0 / lam
     expm1 = math.expm1
-    for service, w in ((median / far, _GH_W_FAR), (median / near, _GH_W_NEAR),
-                       (median, _GH_W_MID), (median * near, _GH_W_NEAR),
-                       (median * far, _GH_W_FAR)):
-        d = service - gate
-        if d > 0:
-            # E over E ~ Exp(lam) of (d - E)+ and its square, in closed form.
-            tail = -expm1(-lam * d)
-            q += w * tail
-            e1 += w * (d - tail * inv)
-            e2 += w * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    # Unrolled (the hot spot), with the same operations in the same order as a loop over the
+    # five nodes, so the same floats.
+    d = median / far - gate
+    if d > 0:
+        # E over E ~ Exp(lam) of (d - E)+ and its square, in closed form.
+        tail = -expm1(-lam * d)
+        q += _GH_W_FAR * tail
+        e1 += _GH_W_FAR * (d - tail * inv)
+        e2 += _GH_W_FAR * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    d = median / near - gate
+    if d > 0:
+        tail = -expm1(-lam * d)
+        q += _GH_W_NEAR * tail
+        e1 += _GH_W_NEAR * (d - tail * inv)
+        e2 += _GH_W_NEAR * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    d = median - gate
+    if d > 0:
+        tail = -expm1(-lam * d)
+        q += _GH_W_MID * tail
+        e1 += _GH_W_MID * (d - tail * inv)
+        e2 += _GH_W_MID * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    d = median * near - gate
+    if d > 0:
+        tail = -expm1(-lam * d)
+        q += _GH_W_NEAR * tail
+        e1 += _GH_W_NEAR * (d - tail * inv)
+        e2 += _GH_W_NEAR * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    d = median * far - gate
+    if d > 0:
+        tail = -expm1(-lam * d)
+        q += _GH_W_FAR * tail
+        e1 += _GH_W_FAR * (d - tail * inv)
+        e2 += _GH_W_FAR * (d * d - 2 * d * inv + 2 * tail * inv * inv)
     return q, e1, e2
 
 

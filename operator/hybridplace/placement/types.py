@@ -160,6 +160,15 @@ class Profile:
     points: tuple[ProfilePoint, ...] = ()
     failure: str | None = None
 
+    def __hash__(self) -> int:
+        # Computed once: the solver keys its cache of per-pool limits on the profile, and a
+        # profile at the schema's limit has 512 points.
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.pool, self.points, self.failure))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "points", tuple(self.points))
         seen: set[tuple[int, int]] = set()
