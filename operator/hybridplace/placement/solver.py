@@ -154,6 +154,11 @@ def _pool_limit(profile: Profile, key: _LimitKey
     return configs, (_best_limit(key.request(), list(configs)) if configs else None)
 
 
+def clear_limit_cache() -> None:
+    """Forget the cached per-pool limits (benchmarks time a cold decision with it)."""
+    _pool_limit.cache_clear()
+
+
 def _curve_configurations(profile: Profile, batch_sizes: tuple[int, ...],
                           concurrency_levels: Iterable[int]) -> list[tuple[ServiceCurve, int]]:
     configs = []
@@ -343,9 +348,10 @@ def _best_latency(request: Request, pool: Pool, configs: list[tuple[ServiceCurve
                 or any(same(batch) for same in seen)):
             continue  # cannot be lower than the best so far, or equal to one already seen
         prediction, same = predict_latency_and_same_for(
-            curve, per_replica, batch, request.max_queue_delay_ms, request.slo_percentile)
+            curve, per_replica, batch, request.max_queue_delay_ms, request.slo_percentile,
+            below_ms=best[0])
         seen.append(same)
-        if prediction.latency_ms < best[0]:
+        if prediction is not None and prediction.latency_ms < best[0]:
             best = (prediction.latency_ms, batch, replicas)
     return best
 
