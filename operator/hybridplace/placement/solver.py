@@ -64,9 +64,14 @@ class Configuration:
         return self.curve.concurrency
 
 
-def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) -> Decision:
+def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile],
+          explain: bool = True) -> Decision:
     """The placement for ``request`` over ``pools`` given the ``profiles`` (one per pool at
-    most). Pure and deterministic: same inputs, same Decision."""
+    most). Pure and deterministic: same inputs, same Decision.
+
+    ``explain=False`` leaves the alternatives out of a feasible decision (the same placements;
+    an infeasible one is always explained): the scaling loop's re-solve at a new load needs
+    only the replicas, and predicting each losing pool's latency is most of its cost."""
     pools = sorted(pools, key=lambda p: p.name)
     by_pool: dict[str, Profile] = {}
     for profile in profiles:
@@ -97,6 +102,10 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) 
     split = cheapest_split(capacities, request.target_rps, request.min_replicas,
                            request.max_replicas, request.objective, request.allow_hybrid)
 
+    if split is not None and not explain:
+        placements = _placements(request, split.replicas, best)
+        message = _feasible_message(request, placements, split.exact, by_pool)
+        return Decision(True, request.objective, placements, message=message)
     # The best latency of a pool over the SLO: for its alternative, and again when nothing fits.
     over_latency = {pool.name: _best_latency(request, pool, configs) for pool, configs in over_slo}
     slo_alternatives = [_over_slo_alternative(request, pool, over_latency[pool.name]) for pool, _ in over_slo]
@@ -108,13 +117,19 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) 
     alternatives = [_single_pool_alternative(request, c, decision) for c in best.values()
                     if not (len(placements) == 1 and placements[0].pool == c.pool.name)]
     alternatives = _ordered(alternatives + slo_alternatives + excluded)
-    where = ", ".join(f"{p.replicas} on {p.pool} (batch {p.batch_size})" for p in placements)
-    message = (f"{request.describe_slo()} at {request.target_rps:g} requests/s: {where}; "
-               f"{decision.total_cost_per_hour:.4g} USD/h")
-    if not split.exact:
-        message += " (search stopped at its node limit: the best split found, maybe not the best)"
-    message += _unstable_note(placements, by_pool)
+    message = _feasible_message(request, placements, split.exact, by_pool)
     return Decision(True, request.objective, placements, alternatives, message=message)
+
+
+def _feasible_message(request: Request, placements: list[Placement], exact: bool,
+                      by_pool: dict[str, Profile]) -> str:
+    where = ", ".join(f"{p.replicas} on {p.pool} (batch {p.batch_size})" for p in placements)
+    cost = sum(p.cost_per_hour for p in placements)
+    message = (f"{request.describe_slo()} at {request.target_rps:g} requests/s: {where}; "
+               f"{cost:.4g} USD/h")
+    if not exact:
+        message += " (search stopped at its node limit: the best split found, maybe not the best)"
+    return message + _unstable_note(placements, by_pool)
 
 
 class _LimitKey(NamedTuple):

@@ -362,10 +362,15 @@ class _BranchAndBound:
                 # Dropping further whole levels only moves load to less efficient pools.
                 break
             first = False
-            self.chosen.append((sp, level, hi))
-            self._branch(i + 1, new_need, need_replicas - hi, replicas + hi,
-                         new_primary, new_secondary)
-            self.chosen.pop()
+            # Fewer replicas at the same price only matter when the total is capped: they leave
+            # room under maxReplicas for another pool (a node's last slots may be better spent
+            # elsewhere). Uncapped, the level's most replicas dominate.
+            fewest = level.lo if math.isfinite(self.total_cap) else hi
+            for count in range(hi, fewest - 1, -1):
+                self.chosen.append((sp, level, count))
+                self._branch(i + 1, need - count * sp.load, need_replicas - count,
+                             replicas + count, new_primary, new_secondary)
+                self.chosen.pop()
         # And without this pool.
         self._branch(i + 1, need, need_replicas, replicas, primary, secondary)
 
