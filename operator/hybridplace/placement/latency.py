@@ -93,10 +93,24 @@ class ServiceCurve:
     p95_ms: tuple[float, ...]
     p99_ms: tuple[float, ...]
     concurrency: int = 1
+    # Batch sizes between two measured ones that the benchmark skipped (an adaptive search):
+    # the segments around them are read conservatively (``unmeasured_envelope``).
+    unmeasured: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The knots the service time is interpolated through: the measured batch sizes, plus
+        # one knot inside each segment that holds an unmeasured batch size.
+        xs, ys, sds = unmeasured_envelope(self.batch_sizes, self.mean_ms, self.sd_ms,
+                                          self.unmeasured)
+        object.__setattr__(self, "knots", xs)
+        object.__setattr__(self, "knot_mean_ms", ys)
+        object.__setattr__(self, "knot_sd_ms", sds)
 
     @classmethod
-    def from_points(cls, points: Iterable[ProfilePoint], concurrency: int = 1) -> ServiceCurve:
-        """The curve of every point measured at ``concurrency``, stable or not.
+    def from_points(cls, points: Iterable[ProfilePoint], concurrency: int = 1,
+                    unmeasured: Iterable[int] = ()) -> ServiceCurve:
+        """The curve of every point measured at ``concurrency``, stable or not. ``unmeasured``:
+        batch sizes at this concurrency the benchmark skipped (ModelProfile spec.skipped).
 
         An unstable point (its windows disagreed by more than the worker's threshold) is used
         as measured: its percentiles pool every window, so the noise widens them and the
@@ -130,6 +144,7 @@ class ServiceCurve:
             p95_ms=tuple(p.p95_ms for p in chosen),
             p99_ms=tuple(p.p99_ms for p in chosen),
             concurrency=concurrency,
+            unmeasured=tuple(sorted(set(unmeasured))),
         )
 
     @classmethod
@@ -141,15 +156,15 @@ class ServiceCurve:
 
     def mean_at(self, k: float) -> float:
         """Mean service time of a batch of k items, ms."""
-        return _interpolate(self.batch_sizes, self.mean_ms, k)
+        return _interpolate(self.knots, self.knot_mean_ms, k)
 
     def sd_at(self, k: float) -> float:
         """Standard deviation of the service time of a batch of k items, ms."""
-        return _interpolate(self.batch_sizes, self.sd_ms, k)
+        return _interpolate(self.knots, self.knot_sd_ms, k)
 
     def at(self, k: float) -> tuple[float, float, float]:
         """(mean ms, sd ms, slope ms per item) at batch size k, with one search."""
-        xs, ys, sds = self.batch_sizes, self.mean_ms, self.sd_ms
+        xs, ys, sds = self.knots, self.knot_mean_ms, self.knot_sd_ms
         if k <= xs[0] or len(xs) == 1:
             return ys[0], sds[0], 0.0
         j = bisect_right(xs, k)
@@ -164,6 +179,46 @@ class ServiceCurve:
     def throughput_rps(self, max_batch_size: int) -> float:
         """Full-batch throughput of one replica (all its instances), requests/s."""
         return 1000.0 * self.concurrency * max_batch_size / self.mean_at(max_batch_size)
+
+
+def unmeasured_envelope(batch_sizes: tuple[int, ...], mean_ms: tuple[float, ...],
+                        sd_ms: tuple[float, ...], unmeasured: Iterable[int]
+                        ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Knots (batch sizes, mean ms, sd ms) to interpolate the service time through.
+
+    Between two measured batch sizes b0 < b1 the straight line is used when nothing between
+    them was skipped (a full grid measured what there was). When the benchmark skipped a batch
+    size in between, the line could be optimistic (service time is concave in batch size where
+    batching pays), so the segment is read as the most that two mild assumptions allow: time
+    never falls as the batch grows (s(k) <= s(b1)) and time per item never grows with the batch
+    (s(k) <= s(b0) * k / b0). That is min(s(b0) * k / b0, s(b1)): one extra knot where the two
+    meet; the spread rises to the larger end's by the same knot. A skipped point therefore never
+    reads better than what was measured around it, and it is never a configuration (only
+    measured batch sizes are)."""
+    xs = [float(b) for b in batch_sizes]
+    if not unmeasured or len(batch_sizes) < 2:
+        return tuple(xs), tuple(mean_ms), tuple(sd_ms)
+    gaps = sorted(set(unmeasured))
+    out_x, out_y, out_sd = [xs[0]], [mean_ms[0]], [sd_ms[0]]
+    for j in range(1, len(batch_sizes)):
+        b0, b1 = batch_sizes[j - 1], batch_sizes[j]
+        s0, s1 = mean_ms[j - 1], mean_ms[j]
+        skipped_inside = any(b0 < b < b1 for b in gaps)
+        if skipped_inside and s1 > s0 > 0:
+            meet = b0 * s1 / s0  # where s0 * k / b0 reaches s1
+            if b0 < meet < b1:
+                out_x.append(meet)
+                out_y.append(s1)
+                out_sd.append(max(sd_ms[j - 1], sd_ms[j]))
+        elif skipped_inside and s1 <= s0:
+            # Measured time fell with the batch (noise): hold the larger from the start.
+            out_x.append(float(b0) + 1e-9 * (b1 - b0))
+            out_y.append(s0)
+            out_sd.append(max(sd_ms[j - 1], sd_ms[j]))
+        out_x.append(float(b1))
+        out_y.append(s1 if not skipped_inside else max(s0, s1))
+        out_sd.append(sd_ms[j] if not skipped_inside else max(sd_ms[j - 1], sd_ms[j]))
+    return tuple(out_x), tuple(out_y), tuple(out_sd)
 
 
 @dataclass(frozen=True)
@@ -556,7 +611,7 @@ def _fluid_batch(curve: ServiceCurve, lam: float, big_b: int) -> float:
     previous = 1.0
     if excess(previous) <= 0:
         return 1.0
-    for k in [float(b) for b in curve.batch_sizes if 1 < b < big_b] + [float(big_b)]:
+    for k in [b for b in curve.knots if 1 < b < big_b] + [float(big_b)]:
         e = excess(k)
         if e <= 0:
             # excess is linear on [previous, k]: its root.

@@ -179,7 +179,9 @@ def _curve_configurations(profile: Profile, batch_sizes: tuple[int, ...],
     configs = []
     for concurrency in sorted(set(concurrency_levels)):
         try:
-            curve = ServiceCurve.from_points(profile.points, concurrency)
+            curve = ServiceCurve.from_points(
+                profile.points, concurrency,
+                unmeasured=[b for b, c in profile.skipped if c == concurrency])
         except ValueError:
             continue
         for batch in curve.batch_sizes:
