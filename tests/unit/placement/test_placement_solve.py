@@ -218,3 +218,27 @@ def test_without_explanation_the_placements_are_the_same_and_no_alternatives_are
     # An infeasible answer is always explained.
     impossible = Request(0.1, 5000)
     assert solve(impossible, pools, profiles, explain=False) == solve(impossible, pools, profiles)
+
+
+def test_points_an_adaptive_search_skipped_never_make_a_pool_look_better():
+    # Concave service time: the straight line 1 -> 32 under-states 2..16. With the in-between
+    # sizes marked skipped, a replica takes no more load than the full grid allows.
+    def ms(b):
+        return 1.0 + 2.0 * b ** 0.5
+
+    full = table_profile("a", {b: ms(b) for b in (1, 2, 4, 8, 16, 32)})
+    sparse_points = tuple(p for p in full.points if p.batch_size in (1, 32))
+    plain = Profile("a", sparse_points)
+    careful = Profile("a", sparse_points, skipped=((2, 1), (4, 1), (8, 1), (16, 1)))
+    pools = [pool("a", 1.0, per_replica=True)]
+    for slo in (10, 20, 30):
+        for delay in (0.0, 5.0):
+            request = Request(slo, 20000, max_queue_delay_ms=delay)
+            with_grid = solve(request, pools, [full]).total_replicas
+            assert solve(request, pools, [careful]).total_replicas >= with_grid
+    # The plain line (what the skipped sizes would read as otherwise) is optimistic: at a 10 ms
+    # SLO it promises about twice the load per replica the full grid does.
+    request = Request(10, 20000, max_queue_delay_ms=0.0)
+    assert (solve(request, pools, [plain]).total_replicas
+            < solve(request, pools, [full]).total_replicas
+            <= solve(request, pools, [careful]).total_replicas)
