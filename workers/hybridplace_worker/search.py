@@ -253,8 +253,8 @@ class _Adaptive:
                      runner_up: bool = False) -> None:
         guess = self.predictor(lowest, 1.0)
         if c != lowest:
-            ratio = (percentile_ms(self.results[(self.sizes[probe], c)], self.percentile)
-                     / percentile_ms(self.results[(self.sizes[probe], lowest)], self.percentile))
+            ratio = (self.results[(self.sizes[probe], c)].p50_ms
+                     / self.results[(self.sizes[probe], lowest)].p50_ms)
             guess = self.predictor(lowest, ratio)
         edge, first_far = self.find_edge(c, top, guess, floor=c == lowest)
         if self.out_of_budget or edge is None:
@@ -273,7 +273,9 @@ class _Adaptive:
         b0, b1 = self.sizes[0], self.sizes[probe]
         l0 = percentile_ms(self.results[(b0, lowest)], self.percentile)
         l1 = percentile_ms(self.results[(b1, lowest)], self.percentile)
-        ratio = percentile_ms(self.results[(b1, c)], self.percentile) / l1
+        # The level's slow-down, read off the medians: a tail percentile of one short point on
+        # a shared machine can be off several-fold, a median rarely.
+        ratio = self.results[(b1, c)].p50_ms / self.results[(b1, lowest)].p50_ms
         slope = max((l1 - l0) / (b1 - b0), 0.0) if b1 > b0 else 0.0
         fixed = max(l0 - slope * b0, 0.0)
         target = (self.slo_ms if self.slo_ms is not None else ratio * l1 * 2) * ESTIMATE_SHARE
