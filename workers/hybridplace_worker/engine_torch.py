@@ -125,8 +125,7 @@ def run_torch_engine(
         try:
             if current.get("batch") != batch:
                 prepare(batch)
-            m = measure_point(current["factory"], concurrency=conc, plan=plan, timer=timer,
-                              may_extend=may_extend)
+            m = measure_point(current["factory"], concurrency=conc, plan=plan, timer=timer, may_extend=may_extend)
         except WorkerError:
             raise
         except Exception as exc:

@@ -117,8 +117,7 @@ def compact_result(full: dict, limit: int = TERMINATION_LOG_LIMIT) -> dict:
     def build(cols: list[str], digits: int, keep: list[dict], name_len: int | None) -> dict:
         doc = dict(base)
         if skipped:
-            doc["skipped"] = (skipped if detail[0]
-                              else {reason: len(points) for reason, points in skipped.items()})
+            doc["skipped"] = skipped if detail[0] else {reason: len(points) for reason, points in skipped.items()}
         dev = dict(device)
         if name_len is not None and isinstance(dev.get("name"), str):
             dev["name"] = dev["name"][:name_len]

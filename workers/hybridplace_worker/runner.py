@@ -214,9 +214,14 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
 
     def drive(measure) -> None:
         if args.search == ADAPTIVE:
-            outcome = adaptive_search(args.batch_sizes, args.concurrency, measure,
-                                      slo_ms=args.slo_ms, percentile=args.slo_percentile,
-                                      budget=budget)
+            outcome = adaptive_search(
+                args.batch_sizes,
+                args.concurrency,
+                measure,
+                slo_ms=args.slo_ms,
+                percentile=args.slo_percentile,
+                budget=budget,
+            )
         else:
             outcome = grid_search(args.batch_sizes, args.concurrency, measure, budget)
         outcomes.append(outcome)

@@ -100,9 +100,13 @@ class Budget:
     seconds: float | None = None
 
 
-def grid_search(batch_sizes: list[int], concurrency: list[int], measure: Measure,
-                budget: Budget | None = None,
-                clock: Callable[[], float] = time.monotonic) -> SearchOutcome:
+def grid_search(
+    batch_sizes: list[int],
+    concurrency: list[int],
+    measure: Measure,
+    budget: Budget | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchOutcome:
     """Every batch size at every concurrency level (batch-major, as the engines always did),
     until the budget runs out."""
     outcome = SearchOutcome()
@@ -126,11 +130,18 @@ def percentile_ms(m: Measured, percentile: int) -> float:
     return m.p99_ms
 
 
-def adaptive_search(batch_sizes: list[int], concurrency: list[int], measure: Measure, *,
-                    slo_ms: float | None = None, percentile: int = 95,
-                    knee: float = DEFAULT_KNEE, band: int = DEFAULT_BAND,
-                    budget: Budget | None = None,
-                    clock: Callable[[], float] = time.monotonic) -> SearchOutcome:
+def adaptive_search(
+    batch_sizes: list[int],
+    concurrency: list[int],
+    measure: Measure,
+    *,
+    slo_ms: float | None = None,
+    percentile: int = 95,
+    knee: float = DEFAULT_KNEE,
+    band: int = DEFAULT_BAND,
+    budget: Budget | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchOutcome:
     """The adaptive search described in the module docstring. ``slo_ms``: the deployment's SLO
     at ``percentile`` (None: only the knee bounds the search)."""
     sizes = sorted(set(batch_sizes))
@@ -154,8 +165,17 @@ class _Spender:
 
 
 class _Adaptive:
-    def __init__(self, sizes: list[int], measure: Measure, slo_ms: float | None, percentile: int,
-                 knee: float, band: int, budget: Budget, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        sizes: list[int],
+        measure: Measure,
+        slo_ms: float | None,
+        percentile: int,
+        knee: float,
+        band: int,
+        budget: Budget,
+        clock: Callable[[], float],
+    ) -> None:
         self.sizes = sizes
         self.measure = measure
         self.slo_ms = slo_ms
@@ -249,12 +269,10 @@ class _Adaptive:
             if self.out_of_budget:
                 return
 
-    def search_level(self, c: int, lowest: int, probe: int, top: int,
-                     runner_up: bool = False) -> None:
+    def search_level(self, c: int, lowest: int, probe: int, top: int, runner_up: bool = False) -> None:
         guess = self.predictor(lowest, 1.0)
         if c != lowest:
-            ratio = (self.results[(self.sizes[probe], c)].p50_ms
-                     / self.results[(self.sizes[probe], lowest)].p50_ms)
+            ratio = self.results[(self.sizes[probe], c)].p50_ms / self.results[(self.sizes[probe], lowest)].p50_ms
             guess = self.predictor(lowest, ratio)
         edge, first_far = self.find_edge(c, top, guess, floor=c == lowest)
         if self.out_of_budget or edge is None:
@@ -288,8 +306,9 @@ class _Adaptive:
             return 0.0
         return c * 1000.0 * batch / (ratio * (fixed + slope * batch))
 
-    def find_edge(self, c: int, top: int, guess: Callable[[int], float] | None = None,
-                  floor: bool = True) -> tuple[int | None, tuple[int, str] | None]:
+    def find_edge(
+        self, c: int, top: int, guess: Callable[[int], float] | None = None, floor: bool = True
+    ) -> tuple[int | None, tuple[int, str] | None]:
         """The largest index in [0, top] not too far: (that index or None when even the
         smallest is beyond the SLO, (first index too far, why) or None).
 
@@ -347,8 +366,9 @@ class _Adaptive:
             self.reason_above[c] = (top, BEYOND_SLO)
         return (good if good >= 0 else None), first_far
 
-    def _first_probe(self, c: int, top: int, smallest: Measured | None,
-                     guess: Callable[[int], float] | None, share: float = 1.0) -> int:
+    def _first_probe(
+        self, c: int, top: int, smallest: Measured | None, guess: Callable[[int], float] | None, share: float = 1.0
+    ) -> int:
         """The largest index where ``guess`` stays within ``share`` of the SLO (at least 1)."""
         if self.slo_ms is None:
             return (top + 1) // 2
@@ -363,9 +383,11 @@ class _Adaptive:
     def predictor(self, c: int, ratio: float) -> Callable[[int], float]:
         """Predicted SLO-percentile latency by index at another level: ``ratio`` times level
         ``c``'s, interpolated between its measured batch sizes (proportionally above them)."""
-        known = sorted((i, percentile_ms(m, self.percentile))
-                       for i, b in enumerate(self.sizes)
-                       if (m := self.results.get((b, c))) is not None)
+        known = sorted(
+            (i, percentile_ms(m, self.percentile))
+            for i, b in enumerate(self.sizes)
+            if (m := self.results.get((b, c))) is not None
+        )
 
         def predict(index: int) -> float:
             below = [(i, v) for i, v in known if i <= index]

@@ -25,11 +25,24 @@ SLO_MS, PERCENTILE = 20.0, 95
 
 
 def _bench(run_inprocess, search: str) -> dict:
-    rc, doc, out = run_inprocess([
-        "bench", "--model", "builtin:mlp", "--batch-sizes", BATCH_SIZES,
-        "--concurrency", CONCURRENCY, *FAST, "--search", search,
-        "--slo-ms", f"{SLO_MS:g}", "--slo-percentile", str(PERCENTILE),
-    ])
+    rc, doc, out = run_inprocess(
+        [
+            "bench",
+            "--model",
+            "builtin:mlp",
+            "--batch-sizes",
+            BATCH_SIZES,
+            "--concurrency",
+            CONCURRENCY,
+            *FAST,
+            "--search",
+            search,
+            "--slo-ms",
+            f"{SLO_MS:g}",
+            "--slo-percentile",
+            str(PERCENTILE),
+        ]
+    )
     assert rc == 0, doc
     assert doc.get("search") == search
     return json.loads(out)
@@ -37,10 +50,17 @@ def _bench(run_inprocess, search: str) -> dict:
 
 def _profile(full: dict) -> Profile:
     points = tuple(
-        ProfilePoint(p["batchSize"], p["p50Ms"], p["p95Ms"], p["p99Ms"],
-                     concurrency=p["concurrency"], throughput_rps=p["throughputRps"],
-                     stable=p["stable"])
-        for p in full["points"])
+        ProfilePoint(
+            p["batchSize"],
+            p["p50Ms"],
+            p["p95Ms"],
+            p["p99Ms"],
+            concurrency=p["concurrency"],
+            throughput_rps=p["throughputRps"],
+            stable=p["stable"],
+        )
+        for p in full["points"]
+    )
     skipped = tuple((b, c) for pairs in full["skipped"].values() for b, c in pairs)
     return Profile("cpu", points, skipped=skipped)
 
@@ -63,34 +83,39 @@ def test_adaptive_takes_under_a_third_of_the_grid_s_time_for_the_same_decision(r
     assert len(measured) + len(skipped) == 30 and not measured & skipped
 
     grid_s, adaptive_s = _measuring_seconds(grid), _measuring_seconds(adaptive)
-    print(f"\ngrid: {len(grid['points'])} points, {grid_s:.1f} s measuring "
-          f"({grid['elapsedSeconds']:.1f} s in all); adaptive: {len(measured)} points, "
-          f"{adaptive_s:.1f} s ({adaptive['elapsedSeconds']:.1f} s); skipped "
-          f"{ {r: len(v) for r, v in adaptive['skipped'].items()} }")
+    print(
+        f"\ngrid: {len(grid['points'])} points, {grid_s:.1f} s measuring "
+        f"({grid['elapsedSeconds']:.1f} s in all); adaptive: {len(measured)} points, "
+        f"{adaptive_s:.1f} s ({adaptive['elapsedSeconds']:.1f} s); skipped "
+        f"{ {r: len(v) for r, v in adaptive['skipped'].items()} }"
+    )
     assert adaptive_s < grid_s / 3
 
     # The adaptive search replayed over the grid's own measurements.
     by_point = {(p["batchSize"], p["concurrency"]): p for p in grid["points"]}
     replay = adaptive_search(
-        [int(b) for b in BATCH_SIZES.split(",")], [int(c) for c in CONCURRENCY.split(",")],
-        lambda b, c: _Measured(by_point[(b, c)]), slo_ms=SLO_MS, percentile=PERCENTILE)
-    replayed = dict(grid, points=[by_point[k] for k in replay.measured],
-                    skipped=replay.skipped_by_reason())
+        [int(b) for b in BATCH_SIZES.split(",")],
+        [int(c) for c in CONCURRENCY.split(",")],
+        lambda b, c: _Measured(by_point[(b, c)]),
+        slo_ms=SLO_MS,
+        percentile=PERCENTILE,
+    )
+    replayed = dict(grid, points=[by_point[k] for k in replay.measured], skipped=replay.skipped_by_reason())
 
     pools = [Pool("cpu", price_per_replica_hour=0.1)]
     for rps in (200.0, 1_000_000.0):  # one replica, and several
-        request = Request(SLO_MS, rps, PERCENTILE, concurrency_levels=(1, 2, 4),
-                          max_queue_delay_ms=2.0)
+        request = Request(SLO_MS, rps, PERCENTILE, concurrency_levels=(1, 2, 4), max_queue_delay_ms=2.0)
         by_grid = solve(request, pools, [_profile(grid)])
         by_replay = solve(request, pools, [_profile(replayed)])
-        print(f"{rps:g} requests/s: grid {by_grid.message}; adaptive on the same measurements "
-              f"{by_replay.message}; real adaptive run "
-              f"{solve(request, pools, [_profile(adaptive)]).message}; second grid run "
-              f"{solve(request, pools, [_profile(again)]).message}")
+        print(
+            f"{rps:g} requests/s: grid {by_grid.message}; adaptive on the same measurements "
+            f"{by_replay.message}; real adaptive run "
+            f"{solve(request, pools, [_profile(adaptive)]).message}; second grid run "
+            f"{solve(request, pools, [_profile(again)]).message}"
+        )
         assert by_grid.feasible == by_replay.feasible
         if by_grid.feasible:
-            assert by_replay.total_cost_per_hour == pytest.approx(by_grid.total_cost_per_hour,
-                                                                   rel=0.02)
+            assert by_replay.total_cost_per_hour == pytest.approx(by_grid.total_cost_per_hour, rel=0.02)
 
 
 class _Measured:
