@@ -186,7 +186,7 @@ class _Adaptive:
         self.results: dict[tuple[int, int], Measured] = {}
         self.out_of_budget = False
         self.band_size = band
-        self.lesser_levels: set[int] = set()  # probed, fewer items/s than the best level
+        self.lesser_levels: set[int] = set()  # probed only: estimated to carry less load
         # Per level: indices known beyond the SLO / past the knee (the first such, and above).
         self.reason_above: dict[int, tuple[int, str]] = {}
 
@@ -232,8 +232,9 @@ class _Adaptive:
             self.reason_above[lowest] = (0, BEYOND_SLO)
             self.skip_levels(levels[1:], BEYOND_SLO)
             return
-        # 2. A second point where latency is about half the SLO (a replica under load waits
-        #    about one batch and rides its own): where the levels are compared.
+        # 2. A second point where the SLO percentile would reach the SLO if it grew in
+        #    proportion to batch size (an under-estimate of the crossing): it fits the lowest
+        #    level's curve, and the levels are compared there.
         probe = self._first_probe(lowest, top, floor, None)
         if probe > 0:
             if self.take(probe, lowest) is None:
