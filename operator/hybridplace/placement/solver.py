@@ -128,7 +128,7 @@ def _feasible_message(request: Request, placements: list[Placement], exact: bool
     message = (f"{request.describe_slo()} at {request.target_rps:g} requests/s: {where}; "
                f"{cost:.4g} USD/h")
     if not exact:
-        message += " (search stopped at its node limit: the best split found, maybe not the best)"
+        message += " (search stopped at its work limit: the best split found, maybe not the best)"
     return message + _unstable_note(placements, by_pool)
 
 
