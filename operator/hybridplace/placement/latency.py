@@ -619,7 +619,8 @@ def _fluid_batch(curve: ServiceCurve, lam: float, big_b: int) -> float:
     previous = 1.0
     if excess(previous) <= 0:
         return 1.0
-    for k in [b for b in curve.knots if 1 < b < big_b] + [float(big_b)]:
+    top = float(big_b)  # knots are floats: float-to-float comparisons are the fast ones
+    for k in [b for b in curve.knots if 1.0 < b < top] + [top]:
         e = excess(k)
         if e <= 0:
             # excess is linear on [previous, k]: its root.
