@@ -5,7 +5,7 @@ placement-test: ## Placement engine unit tests: exhaustive search, properties, s
 	$(PY) -m pytest tests/unit/placement $(PYTEST_ARGS)
 
 .PHONY: bench-solver
-bench-solver: ## Time one decision over 10 pools x 10 batch sizes x 5 concurrency levels (target <= 50 ms).
+bench-solver: ## Time a decision over 10 pools x 10 batch sizes x 5 concurrency levels (target <= 20 ms CPU), the re-solve at a new load (<= 1 ms) and cases at the schema limits (<= 1 s).
 	$(PY) benchmarks/bench_solver.py $(BENCH_ARGS)
 
 .PHONY: bench-latency-model

@@ -50,6 +50,22 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _percentile(text: str) -> int:
+    if str(text).strip() not in ("50", "90", "95", "99"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of 50, 90, 95, 99")
+    return int(text)
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text) if str(text).replace(".", "", 1).isdigit() else -1.0
     if value < 0:
@@ -252,6 +268,42 @@ def build_parser() -> argparse.ArgumentParser:
         default="sync",
         choices=["sync", "events"],
         help="torch engine on GPU: host clock + stream synchronize, or CUDA events",
+    )
+    _add(
+        bench,
+        "--search",
+        default="Grid",
+        choices=["Grid", "Adaptive"],
+        help="Grid: every batch size at every concurrency; Adaptive: only where the placement "
+        "decision can be (search.py), the rest recorded as skipped with a reason",
+    )
+    _add(
+        bench,
+        "--slo-ms",
+        type=_positive_float,
+        default=None,
+        help="adaptive search: the deployment's SLO in ms (unset: only the throughput knee stops it)",
+    )
+    _add(
+        bench,
+        "--slo-percentile",
+        type=_percentile,
+        default=95,
+        help="adaptive search: the SLO's percentile, 50, 90, 95 or 99",
+    )
+    _add(
+        bench,
+        "--budget-points",
+        type=_positive_int,
+        default=None,
+        help="measure at most this many points (either search); the rest are skipped as Budget",
+    )
+    _add(
+        bench,
+        "--budget-seconds",
+        type=_positive_float,
+        default=None,
+        help="start no new point after this many seconds of measuring (either search)",
     )
     _add(bench, "--output", default="-", help="where the full result goes: a path, or - for stdout")
     _add(

@@ -86,8 +86,10 @@ def run_torch_engine(
     gpu_timer: str = "sync",
     may_extend: Callable[[], bool] = lambda: True,
     on_point: Callable[[int, PointMeasurement], None] = lambda b, m: None,
+    search: Callable[[Callable[[int, int], PointMeasurement]], object] | None = None,
 ) -> list[tuple[int, PointMeasurement]]:
-    """Measure every (batch size, concurrency); returns (batch size, measurement) pairs."""
+    """Measure the (batch size, concurrency) points ``search`` asks for (search.py; default:
+    every one, batch-major); returns (batch size, measurement) pairs in measuring order."""
     import torch
 
     torch.set_num_threads(threads)
@@ -97,25 +99,37 @@ def run_torch_engine(
         require_cuda(torch)
     module = module_on(model, device)
     timer = make_timer(torch, device, gpu_timer)
-    results = []
-    for batch in batch_sizes:
+    results: list[tuple[int, PointMeasurement]] = []
+    # The current batch size's inputs and request: an adaptive search moves between batch
+    # sizes, so one is kept at a time and rebuilt (with its warm-up request) on a change.
+    current: dict = {}
+
+    def release() -> None:
+        current.clear()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+    def prepare(batch: int) -> None:
+        release()
         host_inputs = synthetic_inputs(model.inputs, batch)
         if device == "cuda":
             host_inputs = [t.pin_memory() for t in host_inputs]
-        call = make_request(module, host_inputs, device, torch)
-        factory = worker_factory(call, device, torch)
+        factory = worker_factory(make_request(module, host_inputs, device, torch), device, torch)
+        with factory(0) as first:
+            first()  # surfaces shape errors and OOM before any timing
+            if device == "cuda":
+                torch.cuda.synchronize()  # CUDA reports errors asynchronously
+        current.update(batch=batch, factory=factory, inputs=host_inputs)
+
+    def measure(batch: int, conc: int) -> PointMeasurement:
         try:
-            with factory(0) as first:
-                first()  # surfaces shape errors and OOM before any timing
-                if device == "cuda":
-                    torch.cuda.synchronize()  # CUDA reports errors asynchronously
-            for conc in concurrency:
-                m = measure_point(factory, concurrency=conc, plan=plan, timer=timer, may_extend=may_extend)
-                results.append((batch, m))
-                on_point(batch, m)
+            if current.get("batch") != batch:
+                prepare(batch)
+            m = measure_point(current["factory"], concurrency=conc, plan=plan, timer=timer, may_extend=may_extend)
         except WorkerError:
             raise
         except Exception as exc:
+            release()
             if is_out_of_memory(exc):
                 done = sorted({b for b, _ in results})
                 raise WorkerError(
@@ -128,8 +142,17 @@ def run_torch_engine(
                 Reason.INPUT_MISMATCH,
                 f"--model {model.name} fails at batch size {batch}: {type(exc).__name__}: {error_summary(exc)}",
             ) from exc
-        finally:
-            del call, factory, host_inputs
-            if device == "cuda":
-                torch.cuda.empty_cache()
+        results.append((batch, m))
+        on_point(batch, m)
+        return m
+
+    try:
+        if search is None:
+            for batch in batch_sizes:
+                for conc in concurrency:
+                    measure(batch, conc)
+        else:
+            search(measure)
+    finally:
+        release()
     return results

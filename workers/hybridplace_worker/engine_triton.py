@@ -249,8 +249,10 @@ def run_triton_engine(
     on_point: Callable[[int, PointMeasurement], None] = lambda b, m: None,
     on_ready: Callable[[dict], None] = lambda facts: None,
     outputs: list[OutputSpec] | None = None,
+    search: Callable[[Callable[[int, int], PointMeasurement]], object] | None = None,
 ) -> list[tuple[int, PointMeasurement]]:
-    """Serve ``model`` on a local tritonserver and measure every (batch size, concurrency).
+    """Serve ``model`` on a local tritonserver and measure the (batch size, concurrency)
+    points ``search`` asks for (search.py; default: every one, batch-major).
     ``outputs``: what :func:`check_model_inputs` found, when the caller has run it already."""
     if protocol not in PROTOCOLS:
         raise WorkerError(Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
@@ -271,19 +273,30 @@ def run_triton_engine(
         ready_s = server.wait_ready(start_timeout_s, models=[MODEL_NAME])
         on_ready({"readySeconds": round(ready_s, 3), "ports": vars(ports), "pid": server.pid})
         url = f"127.0.0.1:{ports.http if protocol == 'http' else ports.grpc}"
-        results = []
-        for batch in batch_sizes:
-            _first_request(protocol, url, model, outputs, batch, server)
-            factory = client_worker(protocol, url, model, outputs, batch)
-            for conc in concurrency:
-                try:
-                    m = measure_point(factory, concurrency=conc, plan=plan, may_extend=may_extend)
-                except WorkerError:
-                    raise
-                except Exception as exc:
-                    raise _server_error(exc, batch, server) from exc
-                results.append((batch, m))
-                on_point(batch, m)
+        results: list[tuple[int, PointMeasurement]] = []
+        factories: dict[int, Callable] = {}
+
+        def measure(batch: int, conc: int) -> PointMeasurement:
+            if batch not in factories:
+                _first_request(protocol, url, model, outputs, batch, server)
+                factories.clear()  # one batch size's client at a time
+                factories[batch] = client_worker(protocol, url, model, outputs, batch)
+            try:
+                m = measure_point(factories[batch], concurrency=conc, plan=plan, may_extend=may_extend)
+            except WorkerError:
+                raise
+            except Exception as exc:
+                raise _server_error(exc, batch, server) from exc
+            results.append((batch, m))
+            on_point(batch, m)
+            return m
+
+        if search is None:
+            for batch in batch_sizes:
+                for conc in concurrency:
+                    measure(batch, conc)
+        else:
+            search(measure)
         return results
 
 

@@ -6,6 +6,9 @@ The compact form (``workers/result.schema.json``) maps one-to-one onto ``ModelPr
     b -> batchSize, c -> concurrency, p50/p95/p99 -> p50Ms/p95Ms/p99Ms,
     rps -> throughputRps, ips -> throughputIps, spread -> spread, stable (1/0) -> stable
 
+An adaptive search adds ``search`` and ``skipped`` ({reason: [[b, c], ...]}, the grid points
+it did not measure; only their count per reason when the list does not fit).
+
 It always fits Kubernetes' 4096-byte termination message: :func:`compact_result` first rounds
 (4, then 3, then 2 significant digits), then drops derivable or secondary detail (the ``ips``
 column, which is ``rps * b``; the device name's tail), and only as a last resort drops whole
@@ -106,9 +109,15 @@ def compact_result(full: dict, limit: int = TERMINATION_LOG_LIMIT) -> dict:
         "workerVersion": full["workerVersion"],
         "measuredAt": full["measuredAt"],
     }
+    if full.get("search"):
+        base["search"] = full["search"]
+    skipped = full.get("skipped") or {}
+    detail = [True]  # skipped points listed; counts only when they do not fit
 
     def build(cols: list[str], digits: int, keep: list[dict], name_len: int | None) -> dict:
         doc = dict(base)
+        if skipped:
+            doc["skipped"] = skipped if detail[0] else {reason: len(points) for reason, points in skipped.items()}
         dev = dict(device)
         if name_len is not None and isinstance(dev.get("name"), str):
             dev["name"] = dev["name"][:name_len]
@@ -131,10 +140,12 @@ def compact_result(full: dict, limit: int = TERMINATION_LOG_LIMIT) -> dict:
         ([c for c in COLS if c != "ips"], 3, 64),
         ([c for c in COLS if c != "ips"], 2, 32),
     ]
-    for cols, digits, name_len in attempts:
-        doc = build(cols, digits, points, name_len)
-        if len(dumps(doc)) <= limit:
-            return doc
+    for listed in (True, False):
+        detail[0] = listed
+        for cols, digits, name_len in attempts:
+            doc = build(cols, digits, points, name_len)
+            if len(dumps(doc)) <= limit:
+                return doc
     # Last resort: drop points, least informative first (highest concurrency, then largest batch).
     cols, digits, name_len = attempts[-1]
     order = sorted(points, key=lambda p: (p["concurrency"], p["batchSize"]))

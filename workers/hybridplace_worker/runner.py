@@ -206,7 +206,32 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             f"{m.throughput_rps:.1f} req/s spread {m.spread:.3f} {flag} ({len(m.windows)} windows)"
         )
 
+    # Which points: the search (search.py) drives the engine's measure(batch, concurrency).
+    from .search import ADAPTIVE, Budget, adaptive_search, grid_search
+
+    budget = Budget(points=args.budget_points, seconds=args.budget_seconds)
+    outcomes: list = []
+
+    def drive(measure) -> None:
+        if args.search == ADAPTIVE:
+            outcome = adaptive_search(
+                args.batch_sizes,
+                args.concurrency,
+                measure,
+                slo_ms=args.slo_ms,
+                percentile=args.slo_percentile,
+                budget=budget,
+            )
+        else:
+            outcome = grid_search(args.batch_sizes, args.concurrency, measure, budget)
+        outcomes.append(outcome)
+
     settings = {
+        "search": args.search,
+        "sloMs": args.slo_ms,
+        "sloPercentile": args.slo_percentile,
+        "budgetPoints": args.budget_points,
+        "budgetSeconds": args.budget_seconds,
         "batchSizes": args.batch_sizes,
         "concurrency": args.concurrency,
         "durationSeconds": args.duration_seconds,
@@ -232,6 +257,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             gpu_timer=args.gpu_timer,
             may_extend=may_extend,
             on_point=on_point,
+            search=drive,
         )
     else:
         from .engine_triton import run_triton_engine
@@ -273,6 +299,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             on_point=on_point,
             on_ready=on_ready,
             outputs=outputs,
+            search=drive,
         )
     return {
         "v": 1,
@@ -291,6 +318,9 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
         "elapsedSeconds": round(time.monotonic() - dog.started, 3),
         "settings": settings,
         "points": [point_document(b, m) for b, m in results],
+        "search": args.search,
+        # {reason: [[batch size, concurrency], ...]}: the grid points not measured, and why.
+        "skipped": outcomes[0].skipped_by_reason() if outcomes else {},
     }
 
 

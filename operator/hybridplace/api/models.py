@@ -239,6 +239,15 @@ class ProfilePoint(Model):
     stable: bool = True
 
 
+class SkippedPoint(Model):
+    """A grid point an adaptive search did not measure, and why (see docs/worker.md)."""
+
+    batch_size: Annotated[Int32, Field(ge=1, le=65536)]
+    concurrency: Annotated[Int32, Field(ge=1, le=4096)]
+    reason: Literal["BeyondSLO", "PastKnee", "BelowEdge", "NoConcurrencyGain", "LesserConcurrency",
+                    "Budget"]
+
+
 class ModelProfileSpec(Model):
     model: ProfiledModel
     pool: Annotated[StrictStr, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
@@ -251,6 +260,11 @@ class ModelProfileSpec(Model):
     points: Annotated[
         list[ProfilePoint], Field(min_length=1, max_length=512), _unique_by("batch_size", "concurrency")
     ]
+    search: Literal["Grid", "Adaptive"] | None = None
+    skipped: Annotated[
+        list[SkippedPoint], Field(max_length=512), _unique_by("batch_size", "concurrency")
+    ] | None = None
+    skipped_unlisted: Annotated[Int32, Field(ge=1)] | None = None
 
 
 class ModelProfileStatus(Model):
@@ -334,6 +348,9 @@ class Benchmark(Model):
     duration_seconds: Annotated[float, Field(ge=0.1, le=600)] = 2
     budget_seconds: Annotated[Int32, Field(ge=30, le=86400)] = 900
     engine: Literal["torch", "triton"] = "torch"
+    search: Literal["Grid", "Adaptive"] = "Adaptive"
+    budget_points: Annotated[Int32, Field(ge=1, le=128)] | None = None
+    budget_search_seconds: Annotated[float, Field(ge=1, le=86400)] | None = None
 
 
 class Serving(Model):

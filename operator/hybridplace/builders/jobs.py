@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.models import Benchmark, HardwarePool, ModelSource
+from ..api.models import SLO, Benchmark, HardwarePool, ModelSource
 from . import names
 from .security import container_security_context, pod_security_context, scratch_volume, shared_memory_volume
 
@@ -15,6 +15,19 @@ NON_RETRIABLE_EXIT_CODES = [2, 11, 12, 13, 14]
 
 # The worker stops itself this long before the Job's deadline, so it can still report Timeout.
 DEADLINE_MARGIN_SECONDS = 15
+
+
+def search_env(benchmark: Benchmark, slo: SLO | None) -> list[dict[str, str]]:
+    """The worker's search settings as environment variables (hybridplace_worker.cli)."""
+    env = {"HP_SEARCH": benchmark.search}
+    if benchmark.search == "Adaptive" and slo is not None:
+        env["HP_SLO_MS"] = f"{slo.latency_ms:g}"
+        env["HP_SLO_PERCENTILE"] = str(slo.percentile)
+    if benchmark.budget_points is not None:
+        env["HP_BUDGET_POINTS"] = str(benchmark.budget_points)
+    if benchmark.budget_search_seconds is not None:
+        env["HP_BUDGET_SECONDS"] = f"{benchmark.budget_search_seconds:g}"
+    return [{"name": name, "value": value} for name, value in env.items()]
 
 
 def model_args(model: ModelSource, digest: str) -> list[str]:
@@ -59,9 +72,15 @@ def build_benchmark_job(
     image: str,
     ttl_seconds: int,
     backoff_limit: int,
+    slo: SLO | None = None,
 ) -> dict[str, Any]:
     """A Job that measures `model` on `pool` and writes the compact result to its termination
-    message. Its name depends only on the digest and the pool: one Job per pair, ever."""
+    message. Its name depends only on the digest and the pool: one Job per pair, ever.
+
+    The search (spec.benchmark.search, budgetPoints, budgetSearchSeconds) and, for Adaptive,
+    the deployment's SLO reach the worker as HP_ environment variables (docs/worker.md). The
+    profile is shared by every deployment of the digest on the pool; one with another SLO
+    reads the points the search skipped conservatively (it never chooses them)."""
     gpu = pool.spec.accelerator.type == "nvidia-gpu"
     labels = {
         names.LABEL_MANAGED_BY: names.MANAGED_BY,
@@ -87,7 +106,8 @@ def build_benchmark_job(
         "command": ["hybridplace-worker"],
         "args": args,
         # The node the result was measured on goes into the profile.
-        "env": [{"name": "HP_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        "env": [{"name": "HP_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                *search_env(benchmark, slo)],
         "resources": pool_resources(pool),
         "securityContext": container_security_context(),
         "volumeMounts": list(mounts),

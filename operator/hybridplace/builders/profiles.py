@@ -65,6 +65,20 @@ def _point(cols: list[str], row: list[Any]) -> dict[str, Any]:
     return point
 
 
+def _skipped(by_reason: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The result's {reason: [[b, c], ...]} as ModelProfile spec.skipped entries, and how many
+    came only as a count (the list did not fit the termination message): spec.skippedUnlisted."""
+    listed: list[dict[str, Any]] = []
+    unlisted = 0
+    for reason, points in sorted(by_reason.items()):
+        if isinstance(points, int):
+            unlisted += points
+            continue
+        for b, c in points:
+            listed.append({"batchSize": int(b), "concurrency": int(c), "reason": reason})
+    return listed, unlisted
+
+
 def build_model_profile(
     result: dict[str, Any], *, namespace: str, pool: str, node: str | None, source: str
 ) -> dict[str, Any] | BenchmarkFailure:
@@ -74,6 +88,7 @@ def build_model_profile(
         device = {k: v for k, v in result["device"].items() if v is not None}
         cols = list(result["cols"])
         points = [_point(cols, row) for row in result["points"]]
+        skipped, unlisted = _skipped(result.get("skipped") or {})
     except (KeyError, TypeError, ValueError) as err:
         return BenchmarkFailure("InvalidResult", f"the worker result lacks or garbles {err}")
     if node:
@@ -101,6 +116,9 @@ def build_model_profile(
             "provenance": "measured",
             "source": source[:1024],
             "points": points,
+            "search": result.get("search"),
+            "skipped": skipped or None,
+            "skippedUnlisted": unlisted or None,
         },
     }
     profile["spec"] = {k: v for k, v in profile["spec"].items() if v is not None}

@@ -121,6 +121,7 @@ def _pool_states(
                 benchmark=infd.spec.benchmark, pool=pool,
                 image=settings.image_for(pool.spec.accelerator.type),
                 ttl_seconds=settings.job_ttl_seconds, backoff_limit=settings.benchmark_backoff_limit,
+                slo=infd.spec.slo,
             )
             to_create.append(job_obj)
             states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",

@@ -53,9 +53,25 @@ def pool_from(pool: HardwarePool) -> Pool:
     )
 
 
+def _skipped(profile: ModelProfile) -> tuple[tuple[int, int], ...]:
+    """The (batch size, concurrency) points the profile says were not measured. When only
+    their count is known (spec.skippedUnlisted), every gap between measured batch sizes is
+    taken as holding one, so the whole curve is read conservatively."""
+    spec = profile.spec
+    listed = tuple((s.batch_size, s.concurrency) for s in spec.skipped or ())
+    if not spec.skipped_unlisted:
+        return listed
+    gaps = []
+    for c in {p.concurrency for p in spec.points}:
+        sizes = sorted(p.batch_size for p in spec.points if p.concurrency == c)
+        gaps += [(b0 + 1, c) for b0, b1 in zip(sizes, sizes[1:], strict=False) if b1 > b0 + 1]
+    return listed + tuple(gaps)
+
+
 def profile_from(profile: ModelProfile) -> Profile:
     return Profile(
         pool=profile.spec.pool,
+        skipped=_skipped(profile),
         points=tuple(
             ProfilePoint(
                 batch_size=p.batch_size,

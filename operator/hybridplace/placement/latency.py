@@ -93,10 +93,24 @@ class ServiceCurve:
     p95_ms: tuple[float, ...]
     p99_ms: tuple[float, ...]
     concurrency: int = 1
+    # Batch sizes between two measured ones that the benchmark skipped (an adaptive search):
+    # the segments around them are read conservatively (``unmeasured_envelope``).
+    unmeasured: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The knots the service time is interpolated through: the measured batch sizes, plus
+        # one knot inside each segment that holds an unmeasured batch size.
+        xs, ys, sds = unmeasured_envelope(self.batch_sizes, self.mean_ms, self.sd_ms,
+                                          self.unmeasured)
+        object.__setattr__(self, "knots", xs)
+        object.__setattr__(self, "knot_mean_ms", ys)
+        object.__setattr__(self, "knot_sd_ms", sds)
 
     @classmethod
-    def from_points(cls, points: Iterable[ProfilePoint], concurrency: int = 1) -> ServiceCurve:
-        """The curve of every point measured at ``concurrency``, stable or not.
+    def from_points(cls, points: Iterable[ProfilePoint], concurrency: int = 1,
+                    unmeasured: Iterable[int] = ()) -> ServiceCurve:
+        """The curve of every point measured at ``concurrency``, stable or not. ``unmeasured``:
+        batch sizes at this concurrency the benchmark skipped (ModelProfile spec.skipped).
 
         An unstable point (its windows disagreed by more than the worker's threshold) is used
         as measured: its percentiles pool every window, so the noise widens them and the
@@ -130,6 +144,7 @@ class ServiceCurve:
             p95_ms=tuple(p.p95_ms for p in chosen),
             p99_ms=tuple(p.p99_ms for p in chosen),
             concurrency=concurrency,
+            unmeasured=tuple(sorted(set(unmeasured))),
         )
 
     @classmethod
@@ -141,15 +156,23 @@ class ServiceCurve:
 
     def mean_at(self, k: float) -> float:
         """Mean service time of a batch of k items, ms."""
-        return _interpolate(self.batch_sizes, self.mean_ms, k)
+        # _interpolate inlined (the model's most frequent call): the same arithmetic.
+        xs, ys = self.knots, self.knot_mean_ms
+        if k <= xs[0] or len(xs) == 1:
+            return ys[0]
+        j = bisect_right(xs, k)
+        if j >= len(xs):
+            j = len(xs) - 1
+        x0 = xs[j - 1]
+        return ys[j - 1] + (ys[j] - ys[j - 1]) * (k - x0) / (xs[j] - x0)
 
     def sd_at(self, k: float) -> float:
         """Standard deviation of the service time of a batch of k items, ms."""
-        return _interpolate(self.batch_sizes, self.sd_ms, k)
+        return _interpolate(self.knots, self.knot_sd_ms, k)
 
     def at(self, k: float) -> tuple[float, float, float]:
         """(mean ms, sd ms, slope ms per item) at batch size k, with one search."""
-        xs, ys, sds = self.batch_sizes, self.mean_ms, self.sd_ms
+        xs, ys, sds = self.knots, self.knot_mean_ms, self.knot_sd_ms
         if k <= xs[0] or len(xs) == 1:
             return ys[0], sds[0], 0.0
         j = bisect_right(xs, k)
@@ -164,6 +187,46 @@ class ServiceCurve:
     def throughput_rps(self, max_batch_size: int) -> float:
         """Full-batch throughput of one replica (all its instances), requests/s."""
         return 1000.0 * self.concurrency * max_batch_size / self.mean_at(max_batch_size)
+
+
+def unmeasured_envelope(batch_sizes: tuple[int, ...], mean_ms: tuple[float, ...],
+                        sd_ms: tuple[float, ...], unmeasured: Iterable[int]
+                        ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Knots (batch sizes, mean ms, sd ms) to interpolate the service time through.
+
+    Between two measured batch sizes b0 < b1 the straight line is used when nothing between
+    them was skipped (a full grid measured what there was). When the benchmark skipped a batch
+    size in between, the line could be optimistic (service time is concave in batch size where
+    batching pays), so the segment is read as the most that two mild assumptions allow: time
+    never falls as the batch grows (s(k) <= s(b1)) and time per item never grows with the batch
+    (s(k) <= s(b0) * k / b0). That is min(s(b0) * k / b0, s(b1)): one extra knot where the two
+    meet; the spread rises to the larger end's by the same knot. A skipped point therefore never
+    reads better than what was measured around it, and it is never a configuration (only
+    measured batch sizes are)."""
+    xs = [float(b) for b in batch_sizes]
+    if not unmeasured or len(batch_sizes) < 2:
+        return tuple(xs), tuple(mean_ms), tuple(sd_ms)
+    gaps = sorted(set(unmeasured))
+    out_x, out_y, out_sd = [xs[0]], [mean_ms[0]], [sd_ms[0]]
+    for j in range(1, len(batch_sizes)):
+        b0, b1 = batch_sizes[j - 1], batch_sizes[j]
+        s0, s1 = mean_ms[j - 1], mean_ms[j]
+        skipped_inside = any(b0 < b < b1 for b in gaps)
+        if skipped_inside and s1 > s0 > 0:
+            meet = b0 * s1 / s0  # where s0 * k / b0 reaches s1
+            if b0 < meet < b1:
+                out_x.append(meet)
+                out_y.append(s1)
+                out_sd.append(max(sd_ms[j - 1], sd_ms[j]))
+        elif skipped_inside and s1 <= s0:
+            # Measured time fell with the batch (noise): hold the larger from the start.
+            out_x.append(float(b0) + 1e-9 * (b1 - b0))
+            out_y.append(s0)
+            out_sd.append(max(sd_ms[j - 1], sd_ms[j]))
+        out_x.append(float(b1))
+        out_y.append(s1 if not skipped_inside else max(s0, s1))
+        out_sd.append(sd_ms[j] if not skipped_inside else max(sd_ms[j - 1], sd_ms[j]))
+    return tuple(out_x), tuple(out_y), tuple(out_sd)
 
 
 @dataclass(frozen=True)
@@ -193,18 +256,29 @@ def predict_latency(curve: ServiceCurve, load_rps: float, max_batch_size: int,
     over the replica's ``curve.concurrency`` instances. ``max_batch_size`` (B) must not exceed
     the largest measured batch size. See the module docstring for the model.
     """
-    return predict_latency_and_same_for(curve, load_rps, max_batch_size, max_queue_delay_ms, percentile)[0]
+    prediction = predict_latency_and_same_for(curve, load_rps, max_batch_size,
+                                              max_queue_delay_ms, percentile)[0]
+    assert prediction is not None  # asked for any latency
+    return prediction
 
 
 def predict_latency_and_same_for(curve: ServiceCurve, load_rps: float, max_batch_size: int,
-                                 max_queue_delay_ms: float, percentile: int = 95
-                                 ) -> tuple[LatencyPrediction, Callable[[int], bool]]:
+                                 max_queue_delay_ms: float, percentile: int = 95,
+                                 below_ms: float = math.inf
+                                 ) -> tuple[LatencyPrediction | None, Callable[[int], bool]]:
     """``predict_latency``, and a test telling for which smaller max batch sizes the prediction
-    is exactly the same (see ``slo_check``)."""
+    is exactly the same (see ``slo_check``).
+
+    ``below_ms``: only a prediction below it is wanted; None stands for one that would not be
+    (told by one evaluation of the distribution at ``below_ms`` instead of solving for the
+    quantile; the quantile is never below a latency where the distribution reaches it)."""
     model = _ReplicaModel(curve, load_rps, max_batch_size, max_queue_delay_ms)
     if not model.stable:
         return (LatencyPrediction(math.inf, percentile, model.utilisation,
                                   float(max_batch_size), False), lambda b: False)
+    # The margin covers the float round trip of the bracket's gamma quantiles (~1e-15).
+    if below_ms < math.inf and model.cdf(below_ms) < percentile / 100.0 - 1e-12:
+        return None, model.same_for
     return (LatencyPrediction(model.quantile(percentile / 100.0), percentile, model.utilisation,
                               model.mean_batch_size, True), model.same_for)
 
@@ -502,12 +576,36 @@ class _ReplicaModel:
         lo, hi = max(min(qs), self.floor_ms), max(max(qs), self.floor_ms)
         if hi - lo <= 1e-12 * max(hi, 1.0):
             return hi
+        # Regula falsi on the CDF, each guess followed by a probe just across it (within the
+        # tolerance) to close the bracket there; bisection when a guess is unusable or a step
+        # shrank the bracket by less than half. A third of plain bisection's evaluations, to
+        # the same tolerance (the answer moves by under 1e-7 relative).
+        f_lo, f_hi = self.cdf(lo) - p, self.cdf(hi) - p
+        halve = False
         while hi - lo > 1e-7 * hi:
-            mid = 0.5 * (lo + hi)
-            if self.cdf(mid) < p:
-                lo = mid
+            width = hi - lo
+            x = 0.5 * (lo + hi)
+            falsi = not halve and f_lo < 0 < f_hi
+            if falsi:
+                guess = lo + width * (-f_lo) / (f_hi - f_lo)
+                if lo < guess < hi:
+                    x = guess
+                else:
+                    falsi = False
+            f = self.cdf(x) - p
+            if f < 0:
+                lo, f_lo = x, f
+                probe = x + 0.5e-7 * hi
             else:
-                hi = mid
+                hi, f_hi = x, f
+                probe = x - 0.5e-7 * hi
+            if falsi and lo < probe < hi:
+                f = self.cdf(probe) - p
+                if f < 0:
+                    lo, f_lo = probe, f
+                else:
+                    hi, f_hi = probe, f
+            halve = hi - lo > 0.5 * width
         return hi
 
 
@@ -521,7 +619,8 @@ def _fluid_batch(curve: ServiceCurve, lam: float, big_b: int) -> float:
     previous = 1.0
     if excess(previous) <= 0:
         return 1.0
-    for k in [float(b) for b in curve.batch_sizes if 1 < b < big_b] + [float(big_b)]:
+    top = float(big_b)  # knots are floats: float-to-float comparisons are the fast ones
+    for k in [b for b in curve.knots if 1.0 < b < top] + [top]:
         e = excess(k)
         if e <= 0:
             # excess is linear on [previous, k]: its root.
@@ -563,36 +662,81 @@ def replica_load_bound(curve: ServiceCurve, max_batch_size: int, slo_ms: float,
     return min(cap, 1000.0 * curve.concurrency * best)
 
 
+def replica_load_bounds(curve: ServiceCurve, slo_ms: float, headroom: float) -> dict[int, float]:
+    """``replica_load_bound`` at every measured batch size of ``curve``, {batch size: requests/s},
+    in one pass (the solver ranks every configuration by it). The same floats as calling it
+    once per batch size: the same points are compared in the same way."""
+    xs, ys = curve.batch_sizes, curve.mean_ms
+    first_ms = curve.mean_at(1.0)
+    out: dict[int, float] = {}
+    if first_ms > slo_ms:
+        return dict.fromkeys(xs, 0.0)
+    # Running state over the points (1, s(1)) and the measured b > 1 below the current B.
+    best, k0, ms0 = 1.0 / first_ms, 1.0, first_ms
+    crossed: float | None = None  # the best once a point crossed the SLO (then it is final)
+    for i, big_b in enumerate(xs):
+        cap = (1.0 - headroom) * curve.throughput_rps(big_b)
+        if crossed is not None:
+            value = crossed
+        else:
+            ms = curve.mean_at(big_b)
+            if ms > slo_ms:
+                value = max(best, (k0 + (big_b - k0) * (slo_ms - ms0) / (ms - ms0)) / slo_ms)
+            else:
+                value = max(best, big_b / ms)
+        out[big_b] = min(cap, 1000.0 * curve.concurrency * value)
+        if crossed is None and big_b > 1:
+            # B becomes a point below the next B (with its measured time).
+            k, ms = float(big_b), ys[i]
+            if ms > slo_ms:
+                crossed = max(best, (k0 + (k - k0) * (slo_ms - ms0) / (ms - ms0)) / slo_ms)
+            else:
+                best = max(best, k / ms)
+                k0, ms0 = k, ms
+    return out
+
+
 def _solve_window(curve: ServiceCurve, lam: float, big_b: int,
                   gate: float) -> tuple[float, float, float, float, float, float]:
     """Stationary mean and variance of the batch window W (ms) by fixed-point iteration, with
     the busy-side moments of the last step: (mean W, var W, P(busy), E[(W-gate)+],
     E[(W-gate)+^2]), and the largest (uncapped) batch size read on the way."""
     m_w, v_w, most = _fluid_window(curve, lam, big_b, gate)
-    history: list[tuple[float, float]] = []
+    # The last three iterates for Aitken's extrapolation (plain locals: the hot loop).
+    count = 0
+    m0 = m1 = v0 = v1 = 0.0
     q = e1 = e2 = 0.0
+    at = curve.at
+    cap = float(big_b)
+    lam2 = lam * lam
+    gate2 = gate * gate
     for _ in range(_FIXED_POINT_MAX_ITERATIONS):
-        most = max(most, 1.0 + lam * m_w)
-        k = min(float(big_b), 1.0 + lam * m_w)
-        k_var = lam * m_w + lam * lam * v_w
-        s_mean, s_sd, slope = curve.at(k)
+        items = 1.0 + lam * m_w
+        if items > most:
+            most = items
+        k = cap if cap < items else items
+        k_var = lam * m_w + lam2 * v_w
+        s_mean, s_sd, slope = at(k)
         s_var = slope * slope * k_var + s_sd * s_sd
         q, e1, e2 = _busy_window_moments(s_mean, s_var, lam, gate)
         new_m = gate + e1
-        new_v = max(0.0, gate * gate + 2 * gate * e1 + e2 - new_m * new_m)
+        new_v = max(0.0, gate2 + 2 * gate * e1 + e2 - new_m * new_m)
         done = (abs(new_m - m_w) <= _FIXED_POINT_TOLERANCE * max(1.0, m_w)
                 and abs(new_v - v_w) <= _FIXED_POINT_TOLERANCE * max(1.0, v_w))
         m_w, v_w = new_m, new_v
         if done:
             break
-        history.append((m_w, v_w))
-        if len(history) == 3:
+        if count == 0:
+            m0, v0, count = m_w, v_w, 1
+        elif count == 1:
+            m1, v1, count = m_w, v_w, 2
+        else:
             # Aitken's delta-squared: the iteration converges linearly (rate ~ lambda * slope),
             # slowly near saturation; extrapolating cuts the iterations several-fold.
-            m_w = _aitken(*(h[0] for h in history), fallback=m_w)
-            v_w = max(0.0, _aitken(*(h[1] for h in history), fallback=v_w))
+            m_w = _aitken(m0, m1, m_w, fallback=m_w)
+            v_w = max(0.0, _aitken(v0, v1, v_w, fallback=v_w))
             m_w = max(m_w, gate)
-            history.clear()
+            count = 0
     return m_w, v_w, q, e1, e2, max(most, 1.0 + lam * m_w)
 
 
@@ -638,16 +782,39 @@ def _busy_window_moments(s_mean: float, s_var: float, lam: float,
     q = e1 = e2 = 0.0
     inv = 1.0 / lam
     expm1 = math.expm1
-    for service, w in ((median / far, _GH_W_FAR), (median / near, _GH_W_NEAR),
-                       (median, _GH_W_MID), (median * near, _GH_W_NEAR),
-                       (median * far, _GH_W_FAR)):
-        d = service - gate
-        if d > 0:
-            # E over E ~ Exp(lam) of (d - E)+ and its square, in closed form.
-            tail = -expm1(-lam * d)
-            q += w * tail
-            e1 += w * (d - tail * inv)
-            e2 += w * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    # Unrolled (the hot spot), with the same operations in the same order as a loop over the
+    # five nodes, so the same floats.
+    d = median / far - gate
+    if d > 0:
+        # E over E ~ Exp(lam) of (d - E)+ and its square, in closed form.
+        tail = -expm1(-lam * d)
+        q += _GH_W_FAR * tail
+        e1 += _GH_W_FAR * (d - tail * inv)
+        e2 += _GH_W_FAR * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    d = median / near - gate
+    if d > 0:
+        tail = -expm1(-lam * d)
+        q += _GH_W_NEAR * tail
+        e1 += _GH_W_NEAR * (d - tail * inv)
+        e2 += _GH_W_NEAR * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    d = median - gate
+    if d > 0:
+        tail = -expm1(-lam * d)
+        q += _GH_W_MID * tail
+        e1 += _GH_W_MID * (d - tail * inv)
+        e2 += _GH_W_MID * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    d = median * near - gate
+    if d > 0:
+        tail = -expm1(-lam * d)
+        q += _GH_W_NEAR * tail
+        e1 += _GH_W_NEAR * (d - tail * inv)
+        e2 += _GH_W_NEAR * (d * d - 2 * d * inv + 2 * tail * inv * inv)
+    d = median * far - gate
+    if d > 0:
+        tail = -expm1(-lam * d)
+        q += _GH_W_FAR * tail
+        e1 += _GH_W_FAR * (d - tail * inv)
+        e2 += _GH_W_FAR * (d * d - 2 * d * inv + 2 * tail * inv * inv)
     return q, e1, e2
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from .latency import (
     ServiceCurve,
@@ -23,7 +25,7 @@ from .latency import (
     max_replica_load,
     predict_latency,
     predict_latency_and_same_for,
-    replica_load_bound,
+    replica_load_bounds,
     slo_check,
 )
 from .split import PoolCapacity, cheapest_split
@@ -62,9 +64,14 @@ class Configuration:
         return self.curve.concurrency
 
 
-def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) -> Decision:
+def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile],
+          explain: bool = True) -> Decision:
     """The placement for ``request`` over ``pools`` given the ``profiles`` (one per pool at
-    most). Pure and deterministic: same inputs, same Decision."""
+    most). Pure and deterministic: same inputs, same Decision.
+
+    ``explain=False`` leaves the alternatives out of a feasible decision (the same placements;
+    an infeasible one is always explained): the scaling loop's re-solve at a new load needs
+    only the replicas, and predicting each losing pool's latency is most of its cost."""
     pools = sorted(pools, key=lambda p: p.name)
     by_pool: dict[str, Profile] = {}
     for profile in profiles:
@@ -84,17 +91,21 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) 
     best: dict[str, Configuration] = {}
     over_slo: list[tuple[Pool, list[tuple[ServiceCurve, int]]]] = []
     for pool, configs in candidates:
-        chosen = best_configuration(request, pool, configs)
-        if chosen is None:
+        limit = _pool_limit(by_pool[pool.name], _LimitKey.of(request))[1]
+        if limit is None:
             over_slo.append((pool, configs))
         else:
-            best[pool.name] = chosen
+            best[pool.name] = Configuration(pool, *limit)
 
     capacities = [PoolCapacity(c.pool, c.replica_load_rps, _capacity(c.pool, request))
                   for c in best.values()]
     split = cheapest_split(capacities, request.target_rps, request.min_replicas,
                            request.max_replicas, request.objective, request.allow_hybrid)
 
+    if split is not None and not explain:
+        placements = _placements(request, split.replicas, best)
+        message = _feasible_message(request, placements, split.exact, by_pool)
+        return Decision(True, request.objective, placements, message=message)
     # The best latency of a pool over the SLO: for its alternative, and again when nothing fits.
     over_latency = {pool.name: _best_latency(request, pool, configs) for pool, configs in over_slo}
     slo_alternatives = [_over_slo_alternative(request, pool, over_latency[pool.name]) for pool, _ in over_slo]
@@ -106,13 +117,80 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile]) 
     alternatives = [_single_pool_alternative(request, c, decision) for c in best.values()
                     if not (len(placements) == 1 and placements[0].pool == c.pool.name)]
     alternatives = _ordered(alternatives + slo_alternatives + excluded)
-    where = ", ".join(f"{p.replicas} on {p.pool} (batch {p.batch_size})" for p in placements)
-    message = (f"{request.describe_slo()} at {request.target_rps:g} requests/s: {where}; "
-               f"{decision.total_cost_per_hour:.4g} USD/h")
-    if not split.exact:
-        message += " (search stopped at its node limit: the best split found, maybe not the best)"
-    message += _unstable_note(placements, by_pool)
+    message = _feasible_message(request, placements, split.exact, by_pool)
     return Decision(True, request.objective, placements, alternatives, message=message)
+
+
+def _feasible_message(request: Request, placements: list[Placement], exact: bool,
+                      by_pool: dict[str, Profile]) -> str:
+    where = ", ".join(f"{p.replicas} on {p.pool} (batch {p.batch_size})" for p in placements)
+    cost = sum(p.cost_per_hour for p in placements)
+    message = (f"{request.describe_slo()} at {request.target_rps:g} requests/s: {where}; "
+               f"{cost:.4g} USD/h")
+    if not exact:
+        message += " (search stopped at its work limit: the best split found, maybe not the best)"
+    return message + _unstable_note(placements, by_pool)
+
+
+class _LimitKey(NamedTuple):
+    """What a pool's per-replica limits depend on besides its profile: not the load, the
+    replica bounds, prices or capacity. A re-solve at a new load reuses them."""
+
+    slo_latency_ms: float
+    slo_percentile: int
+    headroom: float
+    max_queue_delay_ms: float
+    batch_sizes: tuple[int, ...]
+    concurrency_levels: tuple[int, ...]
+
+    @classmethod
+    def of(cls, request: Request) -> _LimitKey:
+        return cls(request.slo_latency_ms, request.slo_percentile, request.headroom,
+                   request.max_queue_delay_ms, request.batch_sizes,
+                   tuple(sorted(set(request.concurrency_levels))))
+
+    def request(self) -> Request:
+        """A request with these fields (and a placeholder load, which the limits ignore)."""
+        return Request(slo_latency_ms=self.slo_latency_ms, target_rps=1.0,
+                       slo_percentile=self.slo_percentile, headroom=self.headroom,
+                       max_queue_delay_ms=self.max_queue_delay_ms, batch_sizes=self.batch_sizes,
+                       concurrency_levels=self.concurrency_levels)
+
+
+# The limits are a pure function of (profile, key): caching them keeps solve pure and makes
+# the scaling loop's re-solve at a new load cheap. Bounded: an entry holds its curves and keeps
+# its profile alive, about 4 KB for 6 batch sizes x 1 concurrency (8 MB for 2048 entries) and
+# about 210 KB at the schema's 512 points (430 MB if all 2048 were such, which no realistic
+# cluster has); entries are one per (profile, SLO settings). A profile is hashed once.
+@lru_cache(maxsize=2048)
+def _pool_limit(profile: Profile, key: _LimitKey
+                ) -> tuple[tuple[tuple[ServiceCurve, int], ...],
+                           tuple[ServiceCurve, int, float] | None]:
+    """The configurations of ``profile`` allowed by ``key``, and the one whose replicas take
+    the most load within the SLO as (curve, batch size, requests/s per replica), or None."""
+    configs = tuple(_curve_configurations(profile, key.batch_sizes, key.concurrency_levels))
+    return configs, (_best_limit(key.request(), list(configs)) if configs else None)
+
+
+def clear_limit_cache() -> None:
+    """Forget the cached per-pool limits (benchmarks time a cold decision with it)."""
+    _pool_limit.cache_clear()
+
+
+def _curve_configurations(profile: Profile, batch_sizes: tuple[int, ...],
+                          concurrency_levels: Iterable[int]) -> list[tuple[ServiceCurve, int]]:
+    configs = []
+    for concurrency in sorted(set(concurrency_levels)):
+        try:
+            curve = ServiceCurve.from_points(
+                profile.points, concurrency,
+                unmeasured=[b for b, c in profile.skipped if c == concurrency])
+        except ValueError:
+            continue
+        for batch in curve.batch_sizes:
+            if not batch_sizes or batch in batch_sizes:
+                configs.append((curve, batch))
+    return configs
 
 
 def best_configuration(request: Request, pool: Pool,
@@ -120,9 +198,22 @@ def best_configuration(request: Request, pool: Pool,
     """The configuration of ``pool`` whose replicas take the most load within the SLO; None
     when none meets it. Ties keep the one with the higher bound, then the larger batch (more
     room for bursts), then fewer instances."""
+    limit = _best_limit(request, configs)
+    return None if limit is None else Configuration(pool, *limit)
+
+
+def _best_limit(request: Request, configs: list[tuple[ServiceCurve, int]]
+                ) -> tuple[ServiceCurve, int, float] | None:
+    """``best_configuration`` without the pool: (curve, batch size, requests/s per replica)."""
+    bounds: dict[tuple[int, float], dict[int, float]] = {}
+
     def bound(config: tuple[ServiceCurve, int], slo_ms: float) -> float:
+        """``replica_load_bound``, worked out for all of a curve's batch sizes at once."""
         curve, batch = config
-        return replica_load_bound(curve, batch, slo_ms, request.headroom)
+        key = (id(curve), slo_ms)
+        if key not in bounds:
+            bounds[key] = replica_load_bounds(curve, slo_ms, request.headroom)
+        return bounds[key][batch]
 
     # Most promising first: ranked by the bound at half the SLO, since under load a request
     # waits for the batch in service and then rides its own (about two service times). Then
@@ -132,11 +223,11 @@ def best_configuration(request: Request, pool: Pool,
     ranked = sorted(((bound(c, request.slo_latency_ms / 2), bound(c, request.slo_latency_ms),
                       c) for c in configs),
                     key=lambda r: (-r[0], -r[1], -r[2][1], r[2][0].concurrency))
-    best: Configuration | None = None
+    best: tuple[ServiceCurve, int, float] | None = None
     # Failed checks at a load, by curve: each tells which smaller batch sizes fail the same way.
     failed: dict[tuple[int, float], list[Callable[[int], bool]]] = {}
     for _, upper, (curve, batch) in ranked:
-        above = best.replica_load_rps if best else 0.0
+        above = best[2] if best else 0.0
         if upper <= above:
             continue  # cannot take more, whatever its latency
         if best is not None:
@@ -155,7 +246,7 @@ def best_configuration(request: Request, pool: Pool,
                                 request.slo_latency_ms, request.headroom, above_rps=above,
                                 above_known_to_pass=best is not None, bound_rps=upper)
         if load > above:
-            best = Configuration(pool, curve, batch, load)
+            best = (curve, batch, load)
     return best
 
 
@@ -175,15 +266,7 @@ def _configurations(request: Request, pool: Pool, profile: Profile | None
         return out(PROFILE_FAILED, profile.failure)
     if pool.capacity_replicas == 0:
         return out(OVER_CAPACITY, "no free capacity for another replica")
-    configs = []
-    for concurrency in sorted(set(request.concurrency_levels)):
-        try:
-            curve = ServiceCurve.from_points(profile.points, concurrency)
-        except ValueError:
-            continue
-        for batch in curve.batch_sizes:
-            if not request.batch_sizes or batch in request.batch_sizes:
-                configs.append((curve, batch))
+    configs = list(_pool_limit(profile, _LimitKey.of(request))[0])
     if not configs:
         return out(NO_PROFILE, f"no measured point at the allowed batch sizes "
                                f"{list(request.batch_sizes) or 'any'} and concurrency "
@@ -285,9 +368,10 @@ def _best_latency(request: Request, pool: Pool, configs: list[tuple[ServiceCurve
                 or any(same(batch) for same in seen)):
             continue  # cannot be lower than the best so far, or equal to one already seen
         prediction, same = predict_latency_and_same_for(
-            curve, per_replica, batch, request.max_queue_delay_ms, request.slo_percentile)
+            curve, per_replica, batch, request.max_queue_delay_ms, request.slo_percentile,
+            below_ms=best[0])
         seen.append(same)
-        if prediction.latency_ms < best[0]:
+        if prediction is not None and prediction.latency_ms < best[0]:
             best = (prediction.latency_ms, batch, replicas)
     return best
 

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 
 from .types import Objective, Pool
 
-# Above this many search nodes the best split found so far is returned, marked not exact. A
-# guard for the operator's event loop; realistic instances use a few hundred.
+# Above this much search work (one unit per node, CAPPED_BOUND_WORK per maxReplicas bound) the
+# best split found so far is returned, marked not exact. A guard for the operator's reconcile
+# threads (about 0.5 s of CPU on a loaded 2-core machine); realistic instances use a few hundred.
 SEARCH_NODE_LIMIT = 200_000
+CAPPED_BOUND_WORK = 25  # a maxReplicas bound costs about 25 nodes' time (a few sorts)
 _TOLERANCE = 1e-9
 
 
@@ -102,7 +104,7 @@ def cheapest_split(capacities: list[PoolCapacity], target_rps: float, min_replic
 
 class _SearchPool:
     __slots__ = ("name", "load", "limit", "levels", "best_ratio", "best_ratio_secondary",
-                 "capacity_rps", "monotone_levels")
+                 "capacity_rps", "monotone_levels", "best_per_replica")
 
     def __init__(self, cap: PoolCapacity, limit: int, objective: Objective) -> None:
         self.name = cap.pool.name
@@ -112,6 +114,8 @@ class _SearchPool:
         # Best primary (and secondary) per request/s of capacity over all levels.
         self.best_ratio = min(lv.primary / (lv.hi * self.load) for lv in self.levels)
         self.best_ratio_secondary = min(lv.secondary / (lv.hi * self.load) for lv in self.levels)
+        # Least primary per replica over all levels (for minReplicas beyond what the load needs).
+        self.best_per_replica = min(lv.primary / lv.hi for lv in self.levels)
         self.capacity_rps = limit * self.load
         # Dropping a level raises the bound when each level adds one whole step of the primary
         # (a node of a per-node price, or a replica of a per-replica one). Not so when levels are
@@ -189,12 +193,39 @@ class _BranchAndBound:
         self.capacity_from = [sum(caps[i:]) for i in range(len(caps) + 1)]
         self.replicas_from = [sum(p.limit for p in self.pools[i:])
                               for i in range(len(self.pools) + 1)]
+        # Pools i.. by load per replica, most first: the most load k more replicas can carry.
+        self.by_load_from = [sorted(((p.load, p.limit) for p in self.pools[i:]), reverse=True)
+                             for i in range(len(self.pools) + 1)]
+        # Pools i.. by least primary per replica: the cheapest way to add k more replicas.
+        self.by_replica_cost_from = [sorted((p.best_per_replica, p.limit) for p in self.pools[i:])
+                                     for i in range(len(self.pools) + 1)]
 
     def run(self) -> Split | None:
+        if not self._reachable(0, self.target, 0):
+            return None  # maxReplicas cannot carry the load, whatever the mix: no search
         self._branch(0, self.target, self.min_replicas, 0, 0.0, 0.0)
         if self.best is None or self.best_key is None:
             return None
         return Split(self.best, self.best_key[0], self.best_key[1], self.exact)
+
+    def _reachable(self, i: int, need: float, replicas: int) -> bool:
+        """Whether pools i.. can carry ``need`` more requests/s with the replicas left under
+        the total cap: the replicas that carry the most load, taken first, are the best any
+        mix can do. Without it, an instance that only maxReplicas makes infeasible is searched
+        to the node limit (seconds at 32 pools)."""
+        left = self.total_cap - replicas
+        if need <= self.target * _TOLERANCE:
+            return True
+        if math.isinf(left):
+            return need <= self.capacity_from[i] * (1 + _TOLERANCE)
+        carried = 0.0
+        for load, limit in self.by_load_from[i]:
+            take = min(limit, left)
+            carried += take * load
+            left -= take
+            if carried >= need * (1 - _TOLERANCE) or left <= 0:
+                break
+        return carried >= need * (1 - _TOLERANCE)
 
     def _lower_bound(self, i: int, need: float, secondary: bool = False) -> float:
         """Fractional cover of ``need`` requests/s by pools i.. at their best ratios."""
@@ -212,14 +243,76 @@ class _BranchAndBound:
                 return total
         return math.inf
 
+    def _capped_bound(self, i: int, need: float, left: float) -> float:
+        """A lower bound of the primary for covering ``need`` requests/s from pools i.. with at
+        most ``left`` more replicas (maxReplicas): the Lagrangian relaxation of the replica
+        count, which charges ``mu`` per replica and credits ``mu * left``. Valid for every
+        mu >= 0; the best mu is where the fractional cover uses exactly ``left`` replicas, found
+        by bisection. Without it, instances where maxReplicas binds search to the node limit.
+        Only called once the plain bound failed to prune (it is the costlier one)."""
+        if need <= 0 or math.isinf(left):
+            return 0.0
+        pools = [(p.best_ratio, p.load, p.capacity_rps) for p in self.pools[i:]]
+
+        def cover(mu: float) -> tuple[float, float]:
+            """(Lagrangian bound, fractional replicas the cover uses) at ``mu``."""
+            rest, total, used = need, 0.0, 0.0
+            for ratio, load, capacity in sorted(pools, key=lambda p: p[0] + mu / p[1]):
+                take = min(rest, capacity)
+                total += take * (ratio + mu / load)
+                used += take / load
+                rest -= take
+                if rest <= 0:
+                    return total - mu * left, used
+            return math.inf, used
+
+        best, used = cover(0.0)
+        if used <= left or math.isinf(best):
+            return best
+        lo, hi = 0.0, 1.0
+        # Grow hi until the cover fits in ``left`` replicas (or stop: the bound only improves).
+        for _ in range(40):
+            value, used = cover(hi)
+            best = max(best, value)
+            if used <= left:
+                break
+            lo, hi = hi, hi * 4
+        for _ in range(8):
+            mid = 0.5 * (lo + hi)
+            value, used = cover(mid)
+            best = max(best, value)
+            if used > left:
+                lo = mid
+            else:
+                hi = mid
+        return best
+
+    def _replica_bound(self, i: int, need_replicas: int) -> float:
+        """Least primary of ``need_replicas`` more replicas from pools i.. (minReplicas), each
+        at its pool's least primary per replica."""
+        total = 0.0
+        for per_replica, limit in self.by_replica_cost_from[i]:
+            if need_replicas <= 0:
+                break
+            take = min(limit, need_replicas)
+            total += take * per_replica
+            need_replicas -= take
+        return total if need_replicas <= 0 else math.inf
+
     def _pruned(self, i: int, need: float, primary: float, secondary: float,
-                replicas: int) -> bool:
+                replicas: int, need_replicas: int = 0) -> bool:
         if self.best_key is None:
             return False
-        bound = primary + self._lower_bound(i, need)
+        bound = primary + max(self._lower_bound(i, need), self._replica_bound(i, need_replicas))
         best_primary, best_secondary, best_replicas = self.best_key
         if bound > best_primary + _TOLERANCE * max(1.0, best_primary):
             return True
+        if bound < best_primary - _TOLERANCE * max(1.0, best_primary):
+            # Not out of reach by load alone; maybe once the replicas left are counted.
+            self.nodes += CAPPED_BOUND_WORK
+            capped = primary + self._capped_bound(i, need, self.total_cap - replicas)
+            if capped > best_primary + _TOLERANCE * max(1.0, best_primary):
+                return True
         if bound < best_primary - _TOLERANCE * max(1.0, best_primary):
             return False
         # Primary can at best tie: compare what the secondary and the replicas can reach.
@@ -247,7 +340,9 @@ class _BranchAndBound:
             return
         if need_replicas > self.replicas_from[i] or replicas >= self.total_cap:
             return
-        if self._pruned(i, need, primary, secondary, replicas):
+        if not self._reachable(i, need, replicas):
+            return
+        if self._pruned(i, need, primary, secondary, replicas, need_replicas):
             return
         sp = self.pools[i]
         room = min(sp.limit, self.total_cap - replicas)
@@ -267,10 +362,15 @@ class _BranchAndBound:
                 # Dropping further whole levels only moves load to less efficient pools.
                 break
             first = False
-            self.chosen.append((sp, level, hi))
-            self._branch(i + 1, new_need, need_replicas - hi, replicas + hi,
-                         new_primary, new_secondary)
-            self.chosen.pop()
+            # Fewer replicas at the same price only matter when the total is capped: they leave
+            # room under maxReplicas for another pool (a node's last slots may be better spent
+            # elsewhere). Uncapped, the level's most replicas dominate.
+            fewest = level.lo if math.isfinite(self.total_cap) else hi
+            for count in range(hi, fewest - 1, -1):
+                self.chosen.append((sp, level, count))
+                self._branch(i + 1, need - count * sp.load, need_replicas - count,
+                             replicas + count, new_primary, new_secondary)
+                self.chosen.pop()
         # And without this pool.
         self._branch(i + 1, need, need_replicas, replicas, primary, secondary)
 

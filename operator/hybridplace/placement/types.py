@@ -159,9 +159,22 @@ class Profile:
     pool: str
     points: tuple[ProfilePoint, ...] = ()
     failure: str | None = None
+    # (batch size, concurrency) pairs of the benchmark's grid that an adaptive search did not
+    # measure: the latency model reads the segments around them conservatively.
+    skipped: tuple[tuple[int, int], ...] = ()
+
+    def __hash__(self) -> int:
+        # Computed once: the solver keys its cache of per-pool limits on the profile, and a
+        # profile at the schema's limit has 512 points.
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.pool, self.points, self.failure, self.skipped))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "points", tuple(self.points))
+        object.__setattr__(self, "skipped", tuple(tuple(x) for x in self.skipped))
         seen: set[tuple[int, int]] = set()
         for point in self.points:
             key = (point.batch_size, point.concurrency)

@@ -91,3 +91,25 @@ def test_the_worker_gets_its_node_name_and_shared_memory():
     shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
     assert shm["emptyDir"]["medium"] == "Memory"
     assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+
+
+def env_of(job):
+    return {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_the_search_and_the_slo_reach_the_worker_as_environment_variables():
+    obj = inference_deployment("demo")
+    obj["spec"]["slo"] = {"latencyMs": 40, "percentile": 99}
+    obj["spec"].setdefault("benchmark", {}).update(budgetPoints=9, budgetSearchSeconds=120)
+    infd = parse_object(obj)
+    job = build_benchmark_job(
+        namespace="team-a", digest=builtin_digest("mlp"), model=infd.spec.model,
+        benchmark=infd.spec.benchmark, pool=POOLS["cpu-standard"], image="worker:test",
+        ttl_seconds=600, backoff_limit=1, slo=infd.spec.slo,
+    )
+    env = env_of(job)
+    assert env["HP_SEARCH"] == "Adaptive"  # the default
+    assert (env["HP_SLO_MS"], env["HP_SLO_PERCENTILE"]) == ("40", "99")
+    assert (env["HP_BUDGET_POINTS"], env["HP_BUDGET_SECONDS"]) == ("9", "120")
+    grid = env_of(job_for("cpu-standard", benchmark={"search": "Grid"}))
+    assert grid["HP_SEARCH"] == "Grid" and "HP_SLO_MS" not in grid and "HP_BUDGET_POINTS" not in grid

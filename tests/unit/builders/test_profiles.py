@@ -49,3 +49,16 @@ def test_a_result_that_is_not_a_valid_profile_is_refused():
     assert isinstance(failure, BenchmarkFailure) and failure.reason == "InvalidResult"
     assert "p50Ms <= p95Ms" in failure.message
     assert build({**RESULT, "cols": ["b"]}).reason == "InvalidResult"
+
+
+def test_an_adaptive_result_records_the_search_and_each_skipped_point_with_its_reason():
+    result = dict(RESULT, search="Adaptive", skipped={"BeyondSLO": [[16, 1]], "BelowEdge": [[2, 1]]})
+    spec = build(result)["spec"]
+    assert spec["search"] == "Adaptive"
+    assert spec["skipped"] == [{"batchSize": 2, "concurrency": 1, "reason": "BelowEdge"},
+                               {"batchSize": 16, "concurrency": 1, "reason": "BeyondSLO"}]
+    counted = build(dict(RESULT, search="Adaptive", skipped={"BelowEdge": 7}))["spec"]
+    assert counted["skippedUnlisted"] == 7 and "skipped" not in counted
+    assert "search" not in build()["spec"] and "skipped" not in build()["spec"]
+    bad = build(dict(RESULT, skipped={"Whim": [[2, 1]]}))
+    assert isinstance(bad, BenchmarkFailure) and bad.reason == "InvalidResult"

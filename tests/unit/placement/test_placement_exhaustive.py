@@ -174,3 +174,43 @@ def test_each_pool_runs_the_configuration_whose_replicas_take_the_most_load(seed
         else:
             assert chosen is not None
             assert chosen.replica_load_rps == max(limits)
+
+
+def binding_split_case(seed: int):
+    """Five pools and a maxReplicas near the fewest replicas that carry the load (or just
+    under it), often with minReplicas above what the load needs: the instances that the
+    split search's replica-count bounds prune."""
+    rng = random.Random(5000 + seed)
+    capacities = []
+    for i in range(5):
+        pool = random_pool(rng, f"p{i}", None)
+        capacities.append(PoolCapacity(pool, rng.uniform(1, 20), rng.randint(0, 5)))
+    target = rng.uniform(1, 0.9 * sum(c.replica_load_rps * c.max_replicas for c in capacities)
+                         + 1)
+    # The fewest replicas that carry the target: the fastest first.
+    fewest, carried = 0, 0.0
+    for c in sorted(capacities, key=lambda c: -c.replica_load_rps):
+        while carried < target and fewest < 99 and c.max_replicas > 0:
+            take = min(c.max_replicas, math.ceil((target - carried) / c.replica_load_rps))
+            fewest, carried = fewest + take, carried + take * c.replica_load_rps
+            break
+    max_r = max(1, fewest + rng.choice((-1, 0, 0, 1, 2)))
+    min_r = min(max_r, rng.choice((1, 1, fewest + 1, fewest + 3)))
+    return capacities, target, max(1, min_r), max_r, rng.choice(("cost", "energy"))
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_split_search_equals_brute_force_where_max_and_min_replicas_bind(seed):
+    capacities, target, min_r, max_r, objective = binding_split_case(seed)
+    request = Request(1.0, target, min_replicas=min_r, max_replicas=max_r, objective=objective)
+    options = {c.pool.name: [(c.pool, 1, c.replica_load_rps)] for c in capacities}
+    expected = brute_force(request, options, {c.pool.name: c.max_replicas for c in capacities})
+
+    split = cheapest_split(capacities, target, min_r, max_r, objective, True)
+
+    if expected is None:
+        assert split is None
+        return
+    assert split is not None and split.exact
+    assert split.primary == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert min_r <= sum(split.replicas.values()) <= max_r

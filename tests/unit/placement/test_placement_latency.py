@@ -134,3 +134,33 @@ def test_a_looser_slo_never_lowers_the_limit_and_the_bound_holds():
         assert limits == sorted(limits)
         for slo, limit in zip(slos, limits, strict=True):
             assert limit <= replica_load_bound(curve, batch, slo, 0.2) * (1 + 1e-12)
+
+
+def test_a_segment_with_a_skipped_batch_size_never_reads_faster_than_the_full_grid():
+    # Concave service time (batching pays): the straight line from 1 to 16 under-states it.
+    from hybridplace.placement import ProfilePoint
+    from hybridplace.placement.latency import ServiceCurve, unmeasured_envelope
+
+    def ms(b):
+        return 2.0 + 3.0 * b ** 0.6
+
+    grid = [ProfilePoint(b, ms(b), ms(b) * 1.2, ms(b) * 1.4) for b in (1, 2, 4, 8, 16)]
+    sparse = [p for p in grid if p.batch_size in (1, 16)]
+    full = ServiceCurve.from_points(grid)
+    line = ServiceCurve.from_points(sparse)
+    careful = ServiceCurve.from_points(sparse, unmeasured=(2, 4, 8))
+    for k in (1.5, 2, 3, 4, 6, 8, 12):
+        assert line.mean_at(k) < full.mean_at(k)  # the plain line would be optimistic
+        assert careful.mean_at(k) >= full.mean_at(k) - 1e-12
+        # Never above what the two assumptions allow: s(k) <= s(16) and s(k)/k <= s(1)/1.
+        assert careful.mean_at(k) <= min(ms(16), ms(1) * k) + 1e-12
+    assert careful.batch_sizes == (1, 16)  # a skipped size is never a configuration
+    # Nothing skipped: the measured points and straight lines, as before.
+    assert unmeasured_envelope((1, 16), (5.0, 20.0), (1.0, 2.0), ()) == ((1.0, 16.0), (5.0, 20.0), (1.0, 2.0))
+    # Skipped sizes outside every segment change nothing.
+    assert ServiceCurve.from_points(sparse, unmeasured=(32,)).knots == line.knots
+    # A predicted latency with the skipped sizes is at least the full grid's.
+    from hybridplace.placement import predict_latency
+    for load in (50.0, 200.0, 400.0):
+        assert (predict_latency(careful, load, 16, 2.0).latency_ms
+                >= predict_latency(full, load, 16, 2.0).latency_ms * (1 - 1e-9))

@@ -179,3 +179,66 @@ def test_a_pool_that_cannot_carry_the_load_at_any_batch_is_over_capacity():
     assert not decision.feasible
     assert decision.best_achievable_latency_ms is None
     assert "can carry the load" in decision.message
+
+
+def test_a_re_solve_at_a_new_load_gives_what_a_cold_solve_gives():
+    # The per-pool limits are cached across calls (keyed by profile, SLO, headroom, ...; not
+    # the load): a decision after others must equal one from a cleared cache.
+    from hybridplace.placement.solver import clear_limit_cache
+
+    pools = [pool("cpu", 0.4, per_node=2, capacity=6), pool("gpu", 2.0)]
+    profiles = [table_profile("cpu", {1: 5.0, 8: 30.0}), table_profile("gpu", FAST)]
+    warm = [solve(Request(50, rps, max_replicas=20), pools, profiles)
+            for rps in (100, 900, 3000, 100)]
+    for rps, decision in zip((100, 900, 3000, 100), warm, strict=True):
+        clear_limit_cache()
+        assert solve(Request(50, rps, max_replicas=20), pools, profiles) == decision
+    assert warm[0] == warm[3]
+    assert warm[0].placements != warm[2].placements  # the load did change the answer
+
+
+def test_a_changed_slo_or_profile_is_not_answered_from_the_cache():
+    pools = [pool("a", 1.0)]
+    slow = table_profile("a", {1: 40.0, 8: 120.0})
+    fast = table_profile("a", {1: 4.0, 8: 12.0})
+    assert solve(Request(100, 50), pools, [slow]).feasible
+    assert not solve(Request(30, 500), pools, [slow]).feasible  # SLO changed: recomputed
+    assert solve(Request(30, 500), pools, [fast]).feasible  # profile changed: recomputed
+
+
+def test_without_explanation_the_placements_are_the_same_and_no_alternatives_are_listed():
+    pools = [pool("a-cheap", 0.5, capacity=2), pool("b-dear", 3.0), pool("c-none", 0.1)]
+    profiles = [table_profile("a-cheap", FAST), table_profile("b-dear", FAST)]
+    request = Request(100, 5000)
+    full = solve(request, pools, profiles)
+    short = solve(request, pools, profiles, explain=False)
+    assert full.feasible and short.feasible
+    assert short.placements == full.placements and short.message == full.message
+    assert full.alternatives and short.alternatives == ()
+    # An infeasible answer is always explained.
+    impossible = Request(0.1, 5000)
+    assert solve(impossible, pools, profiles, explain=False) == solve(impossible, pools, profiles)
+
+
+def test_points_an_adaptive_search_skipped_never_make_a_pool_look_better():
+    # Concave service time: the straight line 1 -> 32 under-states 2..16. With the in-between
+    # sizes marked skipped, a replica takes no more load than the full grid allows.
+    def ms(b):
+        return 1.0 + 2.0 * b ** 0.5
+
+    full = table_profile("a", {b: ms(b) for b in (1, 2, 4, 8, 16, 32)})
+    sparse_points = tuple(p for p in full.points if p.batch_size in (1, 32))
+    plain = Profile("a", sparse_points)
+    careful = Profile("a", sparse_points, skipped=((2, 1), (4, 1), (8, 1), (16, 1)))
+    pools = [pool("a", 1.0, per_replica=True)]
+    for slo in (10, 20, 30):
+        for delay in (0.0, 5.0):
+            request = Request(slo, 20000, max_queue_delay_ms=delay)
+            with_grid = solve(request, pools, [full]).total_replicas
+            assert solve(request, pools, [careful]).total_replicas >= with_grid
+    # The plain line (what the skipped sizes would read as otherwise) is optimistic: at a 10 ms
+    # SLO it promises about twice the load per replica the full grid does.
+    request = Request(10, 20000, max_queue_delay_ms=0.0)
+    assert (solve(request, pools, [plain]).total_replicas
+            < solve(request, pools, [full]).total_replicas
+            <= solve(request, pools, [careful]).total_replicas)

@@ -184,3 +184,21 @@ def test_default_termination_log_outside_a_container_is_not_created(monkeypatch,
     other = tmp_path / "explicit"
     write_termination_log(str(other), error_document(Reason.TIMEOUT, "x"))
     assert json.loads(other.read_bytes())["ok"] is False
+
+
+def test_an_adaptive_result_lists_its_skipped_points_and_counts_them_when_they_do_not_fit():
+    small = full_result([point(1, 1), point(8, 1)])
+    small["search"] = "Adaptive"
+    small["skipped"] = {"BeyondSLO": [[16, 1], [32, 1]], "BelowEdge": [[2, 1], [4, 1]]}
+    doc = compact_result(small)
+    assert doc["search"] == "Adaptive" and doc["skipped"] == small["skipped"]
+    assert_valid(doc)
+    # Forty measured points and 600 skipped ones: the list cannot fit, its count does.
+    big = full_result([point(b, c) for b in (1, 2, 4, 8, 16, 32, 64, 128) for c in (1, 2, 4, 8, 16)])
+    big["search"] = "Adaptive"
+    big["skipped"] = {"BelowEdge": [[b, c] for b in range(100, 400) for c in (1, 2)]}
+    doc = compact_result(big)
+    assert len(dumps(doc)) <= TERMINATION_LOG_LIMIT
+    assert doc["skipped"] == {"BelowEdge": 600}  # only the count fits
+    assert "dropped" not in doc  # counted before any measured point is dropped
+    assert_valid(doc)

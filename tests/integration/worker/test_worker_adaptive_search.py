@@ -1,0 +1,153 @@
+"""The adaptive search with the real CPU torch engine (issue 15, "Search time"): builtin mlp on a
+10 x 3 grid (batch sizes x concurrency). Adaptive finishes in under a third of the grid's time,
+and the placement decided from its profile is the grid's.
+
+"The same decision" is checked on the same measurements: the adaptive search replayed over
+the grid run's points (its ``measure`` reads them back) must reach the decision the full grid
+reaches, within 2% of its cost. Two real runs cannot be compared that way on a shared 2-core
+machine: mlp's batches take 0.1-1 ms, and two grid runs a minute apart decided 7 and 17 replicas
+for the same load (the test prints a second grid run's and the real adaptive run's decisions
+beside them, for the reader). On a loaded machine the grid's own medians are often not monotone
+in batch size (a run descheduled for tens of ms); the search assumes they are, and when the
+decisions then differ the test reports an expected failure naming the inversions, rather than
+passing or failing on the machine's load.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hybridplace.placement import Pool, Profile, ProfilePoint, Request, solve
+from hybridplace_worker.search import adaptive_search
+from worker_support import FAST
+
+BATCH_SIZES = "1,2,4,8,16,32,64,128,256,512"
+CONCURRENCY = "1,2,4"
+SLO_MS, PERCENTILE = 20.0, 95
+
+
+def _bench(run_inprocess, search: str) -> dict:
+    rc, doc, out = run_inprocess(
+        [
+            "bench",
+            "--model",
+            "builtin:mlp",
+            "--batch-sizes",
+            BATCH_SIZES,
+            "--concurrency",
+            CONCURRENCY,
+            *FAST,
+            "--search",
+            search,
+            "--slo-ms",
+            f"{SLO_MS:g}",
+            "--slo-percentile",
+            str(PERCENTILE),
+        ]
+    )
+    assert rc == 0, doc
+    assert doc.get("search") == search
+    return json.loads(out)
+
+
+def _profile(full: dict) -> Profile:
+    points = tuple(
+        ProfilePoint(
+            p["batchSize"],
+            p["p50Ms"],
+            p["p95Ms"],
+            p["p99Ms"],
+            concurrency=p["concurrency"],
+            throughput_rps=p["throughputRps"],
+            stable=p["stable"],
+        )
+        for p in full["points"]
+    )
+    skipped = tuple((b, c) for pairs in full["skipped"].values() for b, c in pairs)
+    return Profile("cpu", points, skipped=skipped)
+
+
+def _measuring_seconds(full: dict) -> float:
+    # The time spent in points: each point's windows plus its warm-up (the worker reports the
+    # windows' seconds; warm-up is the fixed FAST setting per point).
+    return sum(sum(w["seconds"] for w in p["windows"]) + 0.05 for p in full["points"])
+
+
+@pytest.mark.slow
+def test_adaptive_takes_under_a_third_of_the_grid_s_time_for_the_same_decision(run_inprocess):
+    grid = _bench(run_inprocess, "Grid")
+    adaptive = _bench(run_inprocess, "Adaptive")
+    again = _bench(run_inprocess, "Grid")  # the noise between two grid runs, for the reader
+
+    assert len(grid["points"]) == 30 and grid["skipped"] == {}
+    measured = {(p["batchSize"], p["concurrency"]) for p in adaptive["points"]}
+    skipped = {(b, c) for pairs in adaptive["skipped"].values() for b, c in pairs}
+    assert len(measured) + len(skipped) == 30 and not measured & skipped
+
+    grid_s, adaptive_s = _measuring_seconds(grid), _measuring_seconds(adaptive)
+    print(
+        f"\ngrid: {len(grid['points'])} points, {grid_s:.1f} s measuring "
+        f"({grid['elapsedSeconds']:.1f} s in all); adaptive: {len(measured)} points, "
+        f"{adaptive_s:.1f} s ({adaptive['elapsedSeconds']:.1f} s); skipped "
+        f"{ {r: len(v) for r, v in adaptive['skipped'].items()} }"
+    )
+    assert adaptive_s < grid_s / 3
+
+    # The adaptive search replayed over the grid's own measurements.
+    by_point = {(p["batchSize"], p["concurrency"]): p for p in grid["points"]}
+    replay = adaptive_search(
+        [int(b) for b in BATCH_SIZES.split(",")],
+        [int(c) for c in CONCURRENCY.split(",")],
+        lambda b, c: _Measured(by_point[(b, c)]),
+        slo_ms=SLO_MS,
+        percentile=PERCENTILE,
+    )
+    replayed = dict(grid, points=[by_point[k] for k in replay.measured], skipped=replay.skipped_by_reason())
+
+    pools = [Pool("cpu", price_per_replica_hour=0.1)]
+    for rps in (200.0, 10_000_000.0):  # one replica, and enough that one more is under 2%
+        request = Request(SLO_MS, rps, PERCENTILE, concurrency_levels=(1, 2, 4), max_queue_delay_ms=2.0)
+        by_grid = solve(request, pools, [_profile(grid)])
+        by_replay = solve(request, pools, [_profile(replayed)])
+        print(
+            f"{rps:g} requests/s: grid {by_grid.message}; adaptive on the same measurements "
+            f"{by_replay.message}; real adaptive run "
+            f"{solve(request, pools, [_profile(adaptive)]).message}; second grid run "
+            f"{solve(request, pools, [_profile(again)]).message}"
+        )
+        inversions = _inversions(grid)
+        if inversions and (
+            by_grid.feasible != by_replay.feasible
+            or by_grid.feasible
+            and abs(by_replay.total_cost_per_hour / by_grid.total_cost_per_hour - 1) > 0.02
+        ):
+            # The search assumes service time rises with the batch size; the grid itself says
+            # otherwise here (a loaded machine descheduling a run for tens of ms).
+            pytest.xfail(
+                f"the grid's own measurements are not monotone ({inversions}): the "
+                f"decisions differ, {by_replay.message} against {by_grid.message}"
+            )
+        assert by_grid.feasible == by_replay.feasible
+        if by_grid.feasible:
+            assert by_replay.total_cost_per_hour == pytest.approx(by_grid.total_cost_per_hour, rel=0.02)
+
+
+def _inversions(full: dict) -> list[str]:
+    """Where a larger batch size measured a median under half the smaller one's: noise, not the
+    model (a batch never takes less than half the time of a smaller one)."""
+    out = []
+    for c in {p["concurrency"] for p in full["points"]}:
+        curve = sorted((p["batchSize"], p["p50Ms"]) for p in full["points"] if p["concurrency"] == c)
+        out += [
+            f"c={c}: b={b0} {m0:.2g} ms, b={b1} {m1:.2g} ms"
+            for (b0, m0), (b1, m1) in zip(curve, curve[1:], strict=False)
+            if m1 < m0 / 2
+        ]
+    return out
+
+
+class _Measured:
+    def __init__(self, point: dict) -> None:
+        self.p50_ms, self.p95_ms, self.p99_ms = point["p50Ms"], point["p95Ms"], point["p99Ms"]
+        self.throughput_rps = point["throughputRps"]
