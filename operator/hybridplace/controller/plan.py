@@ -191,7 +191,7 @@ def _planned_load(
     current = old.get("loadRps") if old.get("mode") == "Operator" else None
 
     def cost_at(load: float) -> float:
-        return _objective(_solve_cached(dataclasses.replace(base, target_rps=_round_load(load)), *engine))
+        return _objective(_solve_unexplained(dataclasses.replace(base, target_rps=_round_load(load)), *engine))
 
     found = plan_load(policy, observed.history, target_rps=infd.spec.load.target_rps, current_rps=current,
                       cost_at=cost_at, now=observed.now, observing=observed.observing)
@@ -218,6 +218,13 @@ def _decide(
     if missing:
         decision = dataclasses.replace(decision, alternatives=tuple(decision.alternatives) + tuple(missing))
     return decision
+
+
+@functools.lru_cache(maxsize=4096)
+def _solve_unexplained(request: Request, pools: tuple[Pool, ...], profiles: tuple[Profile, ...]) -> Decision:
+    """The scaling policy's question "what would this load cost?": placements only, no
+    alternatives (solve's explain=False), remembered like _solve_cached."""
+    return solve(request, pools, profiles, explain=False)
 
 
 @functools.lru_cache(maxsize=4096)
