@@ -52,3 +52,7 @@ test: tools
 .PHONY: bench-data-plane
 bench-data-plane: ## Load generator's achieved vs asked rate (50, 200 requests/s x 20 s) and client vs Prometheus p95, on builtin:delay (a few minutes).
 	$(PY) benchmarks/data_plane.py $(BENCH_ARGS)
+
+.PHONY: bench-scaling
+bench-scaling: ## Replicas following a load stepping 20 <-> 120 requests/s x 5: timeline, reaction times, docs/scaling-timeline.png (~11 min).
+	$(PY) benchmarks/scaling_timeline.py --plot docs/scaling-timeline.png $(BENCH_ARGS)

@@ -122,3 +122,68 @@ def test_replicas_follow_a_load_step_up_and_back_down(scaling_operator, kubectl,
                timeout=150, interval=0.1, what="replicas back to 1 after the scale-down delay")
     assert time.monotonic() - down >= DELAY_S
     assert status(kubectl, name)["scaling"]["action"] in ("down", "hold")
+
+
+def prometheus_pid(local_cluster) -> int:
+    from pathlib import Path
+
+    state = json.loads((Path(local_cluster.state_dir) / "state.json").read_text())
+    return state["processes"]["prometheus"]["pid"]
+
+
+def condition(kubectl, name, type_):
+    return next((c for c in status(kubectl, name).get("conditions") or [] if c["type"] == type_), {})
+
+
+def test_prometheus_gone_keeps_the_replicas_and_says_so_then_recovers(
+        scaling_operator, kubectl, namespace, kubeconfig, wait_until, local_cluster):
+    import signal
+
+    name = "steady"
+    kubectl.apply(inference_deployment(
+        name, model={"builtin": "delay"}, slo={"percentile": 95, "latencyMs": SLO_MS},
+        load={"targetRps": 20, "minReplicas": 1, "maxReplicas": 6}, placement={"pools": ["cpu-standard"]},
+        benchmark={"batchSizes": [1], "durationSeconds": 0.5},
+        scaling={"mode": "Operator", "intervalSeconds": INTERVAL_S, "scaleDownDelaySeconds": DELAY_S}))
+    wait_condition(kubectl, name, "Ready", timeout=240)
+    load(kubeconfig, namespace, name, 60, 25)
+    wait_until(lambda: total_replicas(kubectl, name) >= 2, timeout=60, what="a second replica at 60 requests/s")
+    replicas = total_replicas(kubectl, name)
+    pid = prometheus_pid(local_cluster)
+    os.kill(pid, signal.SIGSTOP)  # Prometheus hangs: every query times out
+    try:
+        found = wait_condition(kubectl, name, "Observed", status="False", timeout=60)
+        assert found["reason"] == "Unreachable" and "last seen" in found["message"]
+        # No load reaches it now, but missing data is not zero load: nothing scales down.
+        time.sleep(DELAY_S + 2 * INTERVAL_S)
+        assert total_replicas(kubectl, name) == replicas
+        assert status(kubectl, name)["scaling"]["action"] == "nodata"
+        wait_event(kubectl, name, "Unreachable", "Warning")
+        warnings = [e for e in kubectl.events(name) if e["reason"] == "Unreachable"]
+        assert len(warnings) == 1  # one Warning, not one per interval
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_condition(kubectl, name, "Observed", timeout=60)
+
+
+def test_external_mode_leaves_replicas_to_an_hpa(scaling_operator, kubectl, namespace, wait_until):
+    name = "hpa-owned"
+    kubectl.apply(inference_deployment(
+        name, model={"builtin": "delay"}, slo={"percentile": 95, "latencyMs": SLO_MS},
+        load={"targetRps": 20, "minReplicas": 1, "maxReplicas": 4}, placement={"pools": ["cpu-standard"]},
+        benchmark={"batchSizes": [1], "durationSeconds": 0.5},
+        scaling={"mode": "External", "intervalSeconds": INTERVAL_S, "scaleDownDelaySeconds": DELAY_S}))
+    wait_condition(kubectl, name, "Ready", timeout=240)
+    deployment = f"{name}-cpu-standard"
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+                    "minReplicas": 1, "maxReplicas": 4,
+                    "metrics": [{"type": "Resource", "resource": {
+                        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]}}
+    kubectl.apply(hpa)
+    kubectl("scale", "deployment", deployment, "--replicas=3")
+    # Two resyncs of the operator (20 s each in these tests): the count stands.
+    time.sleep(45)
+    assert kubectl.json("deployment", deployment)["spec"]["replicas"] == 3
+    assert not [e for e in kubectl.events(name) if e["reason"] == "ReplicasRestored"]
+    assert status(kubectl, name)["scaling"]["mode"] == "External"
