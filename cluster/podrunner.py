@@ -280,16 +280,7 @@ class Runner:
                         message=f"container {container.name} {why}")
             return
 
-        workdir = Path(tempfile.mkdtemp(prefix=f"{ns}.{name}.", dir=self.work_root))
-        term_log = workdir / "termination-log"
-        term_log.touch()
-        env = self.environment(core, pod, container, workdir, term_log)
-        argv = [expand(a, env) for a in (container.command or []) + (container.args or [])]
-        # The container's terminationMessagePath means the temporary file here.
-        message_path = container.termination_message_path or "/dev/termination-log"
-        argv = [a.replace(message_path, str(term_log)) for a in argv]
-        env = {k: v.replace(message_path, str(term_log)) for k, v in env.items()}
-        out_path = self.pod_logs / f"{ns}.{name}.log"
+        workdir, term_log, argv, env, out_path = self.prepare(core, pod, container)
         log.info("starting %s/%s: %s", ns, name, argv)
         deadline = pod.spec.active_deadline_seconds
         started_at, started = now(), time.monotonic()
@@ -327,10 +318,7 @@ class Runner:
                 self.running.pop(uid, None)
         code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
         log.info("%s/%s exited with %d", ns, name, code)
-        message = term_log.read_bytes()[:MAX_MESSAGE_BYTES].decode(errors="replace")
-        if not message.strip() and code != 0 and \
-                container.termination_message_policy == "FallbackToLogsOnError":
-            message = out_path.read_bytes()[-2048:].decode(errors="replace")
+        message = termination_message(container, code, term_log, out_path)
         shutil.rmtree(workdir, ignore_errors=True)
         if uid in self.deleted:
             return  # the pod is going away; nothing to report to
@@ -348,6 +336,21 @@ class Runner:
                         reason="Completed" if code == 0 else "Error",
                         phase="Succeeded" if code == 0 else "Failed", term_message=message,
                         pid=proc.pid)
+
+    def prepare(self, core, pod, container, pod_ip="127.0.0.1"):
+        """A fresh working folder, the termination-message file, the command line and the
+        environment of `container`, and where its output goes."""
+        ns, name = pod.metadata.namespace, pod.metadata.name
+        workdir = Path(tempfile.mkdtemp(prefix=f"{ns}.{name}.", dir=self.work_root))
+        term_log = workdir / "termination-log"
+        term_log.touch()
+        env = self.environment(core, pod, container, workdir, term_log, pod_ip)
+        argv = [expand(a, env) for a in (container.command or []) + (container.args or [])]
+        # The container's terminationMessagePath means the temporary file here.
+        message_path = container.termination_message_path or "/dev/termination-log"
+        argv = [a.replace(message_path, str(term_log)) for a in argv]
+        env = {k: v.replace(message_path, str(term_log)) for k, v in env.items()}
+        return workdir, term_log, argv, env, self.pod_logs / f"{ns}.{name}.log"
 
     def environment(self, core, pod, container, workdir, term_log, pod_ip="127.0.0.1"):
         env = {
@@ -658,17 +661,8 @@ class ServingPod:
     def run_once(self, core):
         """Start the container's process, probe it until it exits or the pod goes away;
         (exit code, termination message)."""
-        c, pod = self.container, self.pod
-        workdir = Path(tempfile.mkdtemp(prefix=f"{self.ns}.{self.name}.",
-                                        dir=self.runner.work_root))
-        term_log = workdir / "termination-log"
-        term_log.touch()
-        env = self.runner.environment(core, pod, c, workdir, term_log, pod_ip=self.ip)
-        argv = [expand(a, env) for a in (c.command or []) + (c.args or [])]
-        message_path = c.termination_message_path or "/dev/termination-log"
-        argv = [a.replace(message_path, str(term_log)) for a in argv]
-        env = {k: v.replace(message_path, str(term_log)) for k, v in env.items()}
-        out_path = self.runner.pod_logs / f"{self.ns}.{self.name}.log"
+        c = self.container
+        workdir, term_log, argv, env, out_path = self.runner.prepare(core, self.pod, c, self.ip)
         log.info("starting %s/%s at %s: %s", self.ns, self.name, self.ip, argv)
         self.started_at = now()
         with open(out_path, "ab") as out:
@@ -689,10 +683,7 @@ class ServingPod:
                 with self.runner.lock:
                     self.runner.running.pop(self.uid, None)
         code = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-        message = term_log.read_bytes()[:MAX_MESSAGE_BYTES].decode(errors="replace")
-        if not message.strip() and code != 0 and \
-                c.termination_message_policy == "FallbackToLogsOnError":
-            message = out_path.read_bytes()[-2048:].decode(errors="replace")
+        message = termination_message(c, code, term_log, out_path)
         shutil.rmtree(workdir, ignore_errors=True)
         return code, message
 
@@ -755,6 +746,15 @@ class ServingPod:
             self.wake.wait(0.25)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
+
+
+def termination_message(container, code, term_log, out_path):
+    """The container's termination message: its file's first 4096 bytes or, with
+    FallbackToLogsOnError, the output's tail when the file is empty and the process failed."""
+    message = term_log.read_bytes()[:MAX_MESSAGE_BYTES].decode(errors="replace")
+    if not message.strip() and code != 0 and container.termination_message_policy == "FallbackToLogsOnError":
+        message = out_path.read_bytes()[-2048:].decode(errors="replace")
+    return message
 
 
 def conditions(pod, ready, reason=None):

@@ -3,10 +3,12 @@ in its own process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # Small, quick benchmarks: the flow is under test here, not the figures.
@@ -108,3 +110,32 @@ def wait_event(kubectl: Kubectl, name: str, reason: str, type_: str | None = Non
             pytest.fail(f"{name}: no {type_ or ''} Event {reason} ({contains!r}) in {timeout} s; events: {events}",
                         pytrace=False)
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def running_operator(kubeconfig: str, **env: str):
+    """The operator in this process, as kopf runs it (KopfRunner), with `env` set for its
+    settings (short resyncs here); checks on the way out that it never raised."""
+    from kopf.testing import KopfRunner
+
+    env = {"KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4", **env}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from hybridplace.controller import handlers
+
+    handlers.OPERATOR.settings = None  # read the environment above
+    handlers.OPERATOR.kubeconfig = kubeconfig
+    args = ["run", "--standalone", "--all-namespaces", "-m", "hybridplace.controller.handlers"]
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            time.sleep(2)  # startup: login, lists, watches
+            yield runner
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        handlers.OPERATOR.settings = None
+    assert runner.exception is None, runner.output[-4000:]
+    assert "Traceback" not in runner.output, runner.output[-4000:]

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from e2e_helpers import inference_deployment, wait_condition, wait_event
+from e2e_helpers import inference_deployment, running_operator, wait_condition, wait_event
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -29,28 +29,17 @@ SLO_MS = 300
 @pytest.fixture(scope="module")
 def scaling_operator(pools, kubeconfig, prometheus_url):
     """The operator, in this process as kopf runs it, with the local cluster's Prometheus."""
-    from kopf.testing import KopfRunner
-
-    env = {"KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4",
-           "HP_PROMETHEUS_URL": prometheus_url}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    from hybridplace.controller import handlers
-
-    handlers.OPERATOR.settings = None
-    handlers.OPERATOR.kubeconfig = kubeconfig
-    with KopfRunner(["run", "--standalone", "--all-namespaces", "-m", "hybridplace.controller.handlers"],
-                    timeout=60) as runner:
-        time.sleep(2)
+    with running_operator(kubeconfig, HP_PROMETHEUS_URL=prometheus_url) as runner:
         yield runner
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    handlers.OPERATOR.settings = None
-    assert runner.exception is None, runner.output[-4000:]
-    assert "Traceback" not in runner.output, runner.output[-4000:]
+
+
+def delay_deployment(name, mode="Operator", max_replicas=6):
+    """builtin:delay at batch 1 on the CPU pool, planned for 20 requests/s, fast scaling."""
+    return inference_deployment(
+        name, model={"builtin": "delay"}, slo={"percentile": 95, "latencyMs": SLO_MS},
+        load={"targetRps": 20, "minReplicas": 1, "maxReplicas": max_replicas},
+        placement={"pools": ["cpu-standard"]}, benchmark={"batchSizes": [1], "durationSeconds": 0.5},
+        scaling={"mode": mode, "intervalSeconds": INTERVAL_S, "scaleDownDelaySeconds": DELAY_S})
 
 
 def load(kubeconfig, namespace, name, rps, seconds):
@@ -77,12 +66,7 @@ def total_replicas(kubectl, name):
 
 def test_replicas_follow_a_load_step_up_and_back_down(scaling_operator, kubectl, namespace, kubeconfig, wait_until):
     name = "stepper"
-    kubectl.apply(inference_deployment(
-        name, model={"builtin": "delay"}, slo={"percentile": 95, "latencyMs": SLO_MS},
-        load={"targetRps": 20, "minReplicas": 1, "maxReplicas": 6},
-        placement={"pools": ["cpu-standard"]},
-        benchmark={"batchSizes": [1], "durationSeconds": 0.5},
-        scaling={"mode": "Operator", "intervalSeconds": INTERVAL_S, "scaleDownDelaySeconds": DELAY_S}))
+    kubectl.apply(delay_deployment(name))
     wait_condition(kubectl, name, "Ready", timeout=240)
     assert total_replicas(kubectl, name) == 1
 
@@ -140,11 +124,7 @@ def test_prometheus_gone_keeps_the_replicas_and_says_so_then_recovers(
     import signal
 
     name = "steady"
-    kubectl.apply(inference_deployment(
-        name, model={"builtin": "delay"}, slo={"percentile": 95, "latencyMs": SLO_MS},
-        load={"targetRps": 20, "minReplicas": 1, "maxReplicas": 6}, placement={"pools": ["cpu-standard"]},
-        benchmark={"batchSizes": [1], "durationSeconds": 0.5},
-        scaling={"mode": "Operator", "intervalSeconds": INTERVAL_S, "scaleDownDelaySeconds": DELAY_S}))
+    kubectl.apply(delay_deployment(name))
     wait_condition(kubectl, name, "Ready", timeout=240)
     load(kubeconfig, namespace, name, 60, 25)
     wait_until(lambda: total_replicas(kubectl, name) >= 2, timeout=60, what="a second replica at 60 requests/s")
@@ -168,11 +148,7 @@ def test_prometheus_gone_keeps_the_replicas_and_says_so_then_recovers(
 
 def test_external_mode_leaves_replicas_to_an_hpa(scaling_operator, kubectl, namespace, wait_until):
     name = "hpa-owned"
-    kubectl.apply(inference_deployment(
-        name, model={"builtin": "delay"}, slo={"percentile": 95, "latencyMs": SLO_MS},
-        load={"targetRps": 20, "minReplicas": 1, "maxReplicas": 4}, placement={"pools": ["cpu-standard"]},
-        benchmark={"batchSizes": [1], "durationSeconds": 0.5},
-        scaling={"mode": "External", "intervalSeconds": INTERVAL_S, "scaleDownDelaySeconds": DELAY_S}))
+    kubectl.apply(delay_deployment(name, mode="External", max_replicas=4))
     wait_condition(kubectl, name, "Ready", timeout=240)
     deployment = f"{name}-cpu-standard"
     hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
