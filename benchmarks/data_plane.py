@@ -1,7 +1,7 @@
 """The local data plane measured: the load generator's achieved rate against the asked rate, and
 the client's p95 against the p95 Prometheus derives from Triton's summaries.
 
-On a cluster of its own (HP_CLUSTER, default hybridplace-bench), with the real operator, for each
+On a cluster of its own (HP_BENCH_CLUSTER, default hybridplace-bench), with the real operator, for each
 asked rate (default 50 and 200 requests/s) it applies a fresh InferenceDeployment of
 builtin:delay (20 ms + 1 ms per item, sleeping) sized by the operator for that rate, waits for its
 serving pods, runs `hybridplace loadgen` for --seconds (default 20), waits two scrape intervals
@@ -54,7 +54,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--keep-cluster", action="store_true", help="leave the cluster running")
     args = p.parse_args()
-    name = os.environ.get("HP_CLUSTER", "hybridplace-bench")
+    name = os.environ.get("HP_BENCH_CLUSTER", "hybridplace-bench")
     up = subprocess.run([sys.executable, str(LOCALCLUSTER), "up", "--name", name, "--json"], check=True,
                         capture_output=True, text=True, timeout=3600)
     info = json.loads(up.stdout)

@@ -1,6 +1,6 @@
 """The scaling loop measured: a load that steps up and down, and how replicas follow.
 
-On a cluster of its own (HP_CLUSTER, default hybridplace-bench), with the real operator reading
+On a cluster of its own (HP_BENCH_CLUSTER, default hybridplace-bench), with the real operator reading
 the cluster's Prometheus (5 s scrapes, a 15 s interval by default, as in production), one
 InferenceDeployment of builtin:delay (batch 1, p95 <= 300 ms: about 30 requests/s per replica
 within the default headroom) gets --steps cycles of LOW then HIGH requests/s (default 20 and
@@ -44,7 +44,7 @@ def main() -> int:
     p.add_argument("--plot", type=Path, default=None)
     p.add_argument("--keep-cluster", action="store_true")
     args = p.parse_args()
-    cluster = os.environ.get("HP_CLUSTER", "hybridplace-bench")
+    cluster = os.environ.get("HP_BENCH_CLUSTER", "hybridplace-bench")
     info = json.loads(subprocess.run([sys.executable, str(LOCALCLUSTER), "up", "--name", cluster, "--json"],
                                      check=True, capture_output=True, text=True, timeout=3600).stdout)
     state = json.loads((Path(info["dir"]) / "state.json").read_text())
