@@ -96,31 +96,29 @@ def plan_load(
                             f"no observation yet: planned for {current:g} requests/s")
     if now - latest.at > policy.stale_after_s:
         return LoadDecision(current, "nodata",
-                            f"no observation since {now - latest.at:.0f} s ago: keeping {current:g} requests/s",
-                            latest)
+                            f"no fresh observation: keeping the decision for {current:g} requests/s", latest)
     wanted = _load(policy, latest.rate_rps)
     cost_now, cost_wanted = cost_at(current), cost_at(wanted)
     if _more(cost_wanted, cost_now):
         return LoadDecision(wanted, "up", f"observed {latest.rate_rps:.4g} requests/s (was planned for {current:.4g})",
                             latest)
     if not _more(cost_now, cost_wanted):
-        return LoadDecision(current, "hold", f"observed {latest.rate_rps:.4g} requests/s: the decision for "
-                            f"{current:.4g} stands", latest)
+        return LoadDecision(current, "hold", f"the observed load needs no other decision than the one for "
+                            f"{current:.4g} requests/s", latest)
     # Lower: only after the whole delay window was seen, known, and lower.
     start = now - policy.scale_down_delay_s
     window = [s for s in history if s.at >= start and s.at <= now]
     covered = any(s.at <= start + policy.interval_s for s in history if s.rate_rps is not None) and all(
         s.rate_rps is not None for s in window)
     if not covered:
-        return LoadDecision(current, "hold", f"observed {latest.rate_rps:.4g} requests/s, lower than planned "
-                            f"({current:.4g}); scaling down once it stays lower for "
-                            f"{policy.scale_down_delay_s:g} s", latest)
+        return LoadDecision(current, "hold", f"the observed load is lower than planned ({current:.4g} requests/s); "
+                            f"scaling down once it stays lower for {policy.scale_down_delay_s:g} s", latest)
     peak = _load(policy, max(s.rate_rps for s in window if s.rate_rps is not None))
     if _more(cost_now, cost_at(peak)):
         return LoadDecision(peak, "down", f"observed at most {peak:.4g} requests/s for "
                             f"{policy.scale_down_delay_s:g} s (was planned for {current:.4g})", latest)
-    return LoadDecision(current, "hold", f"observed {latest.rate_rps:.4g} requests/s, but up to {peak:.4g} within "
-                        f"the last {policy.scale_down_delay_s:g} s: the decision for {current:.4g} stands", latest)
+    return LoadDecision(current, "hold", f"the load was higher within the last {policy.scale_down_delay_s:g} s: "
+                        f"the decision for {current:.4g} requests/s stands", latest)
 
 
 def _load(policy: ScalingPolicy, rate: float) -> float:

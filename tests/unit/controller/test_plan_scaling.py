@@ -121,3 +121,19 @@ def test_operator_mode_puts_a_hand_scaled_deployment_back():
     assert [d["spec"]["replicas"] for d in p.deployments] == [1]
     (event,) = [e for e in p.events if e.reason == "ReplicasRestored"]
     assert "7 -> 1 replicas" in event.message and "mode External" in event.message
+
+
+def test_a_steady_load_rewrites_nothing_each_interval():
+    """Rates that wobble by a few percent leave the status as it was (no write), until the
+    figure shown is older than the refresh period."""
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    status = run(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), observed([20.0, 20.5]),
+                 children=as_children(first)).status
+    for i, rate in enumerate([19.6, 20.3, 20.9, 19.8]):
+        obs = observed([20.0, 20.5] + [rate] * (i + 1))
+        again = run(infd(status=status, load={"targetRps": 20}, scaling=FAST), obs, children=as_children(first))
+        assert again.status == status, f"interval {i}: the status changed"
+        assert not again.events
+    late = observed([20.0, 20.5], start=400.0)  # the same figures, 400 s later
+    refreshed = run(infd(status=status, load={"targetRps": 20}, scaling=FAST), late, children=as_children(first))
+    assert refreshed.status["observed"]["time"] != status["observed"]["time"]
