@@ -56,3 +56,7 @@ bench-data-plane: ## Load generator's achieved vs asked rate (50, 200 requests/s
 .PHONY: bench-scaling
 bench-scaling: ## Replicas following a load stepping 20 <-> 120 requests/s x 5: timeline, reaction times, docs/scaling-timeline.png (~11 min).
 	$(PY) benchmarks/scaling_timeline.py --plot docs/scaling-timeline.png $(BENCH_ARGS)
+
+.PHONY: bench-scaling-cost
+bench-scaling-cost: ## The scaling loop's CPU for 1,000 deployments at a steady load (synthetic metrics; goal < 10% of a core).
+	$(PY) benchmarks/observe_scale.py $(BENCH_ARGS)

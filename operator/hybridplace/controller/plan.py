@@ -369,10 +369,11 @@ def _sig(x: float | None, digits: int = 3) -> float | None:
     return None if x is None else float(f"{x:.{digits}g}")
 
 
-#: status.observed is rewritten when a figure moves by more than this fraction, or when the one
+#: status.observed is rewritten when a figure moves by more than this fraction (10%: more than
+#: the sampling noise of a 20 s rate at tens of requests/s), or when the one
 #: shown is older than OBSERVED_REFRESH_S: a steady load costs one status write per deployment
 #: every few minutes, not one per interval (1,000 deployments at a 15 s interval would be 67 writes/s).
-OBSERVED_CHANGE = 0.05
+OBSERVED_CHANGE = 0.10
 OBSERVED_REFRESH_S = 300.0
 
 

@@ -103,22 +103,25 @@ def plan_load(
         return LoadDecision(wanted, "up", f"observed {latest.rate_rps:.4g} requests/s (was planned for {current:.4g})",
                             latest)
     if not _more(cost_now, cost_wanted):
-        return LoadDecision(current, "hold", f"the observed load needs no other decision than the one for "
-                            f"{current:.4g} requests/s", latest)
+        return LoadDecision(current, "hold", _holding(policy, current), latest)
     # Lower: only after the whole delay window was seen, known, and lower.
     start = now - policy.scale_down_delay_s
     window = [s for s in history if s.at >= start and s.at <= now]
     covered = any(s.at <= start + policy.interval_s for s in history if s.rate_rps is not None) and all(
         s.rate_rps is not None for s in window)
     if not covered:
-        return LoadDecision(current, "hold", f"the observed load is lower than planned ({current:.4g} requests/s); "
-                            f"scaling down once it stays lower for {policy.scale_down_delay_s:g} s", latest)
+        return LoadDecision(current, "hold", _holding(policy, current), latest)
     peak = _load(policy, max(s.rate_rps for s in window if s.rate_rps is not None))
     if _more(cost_now, cost_at(peak)):
         return LoadDecision(peak, "down", f"observed at most {peak:.4g} requests/s for "
                             f"{policy.scale_down_delay_s:g} s (was planned for {current:.4g})", latest)
-    return LoadDecision(current, "hold", f"the load was higher within the last {policy.scale_down_delay_s:g} s: "
-                        f"the decision for {current:.4g} requests/s stands", latest)
+    return LoadDecision(current, "hold", _holding(policy, current), latest)
+
+
+def _holding(policy: ScalingPolicy, current: float) -> str:
+    """One message for every kind of hold, so a load wobbling around the plan rewrites nothing."""
+    return (f"holding the decision for {current:.4g} requests/s: it scales up as soon as the observed load "
+            f"needs more, and down once it stays lower for {policy.scale_down_delay_s:g} s")
 
 
 def _load(policy: ScalingPolicy, rate: float) -> float:

@@ -54,7 +54,7 @@ def test_a_step_down_waits_for_the_whole_delay_then_plans_for_the_windows_peak()
     assert d.action == "hold" and d.load_rps == 120.0
     # An operator restarted at t=165 has seen less than the delay: it holds, and says why.
     d = decide(hist[at[165.0]: at[435.0] + 1], current=120.0)
-    assert d.action == "hold" and "once it stays lower" in d.message
+    assert d.action == "hold" and "once it stays lower for 300 s" in d.message
     d = decide(hist[: at[450.0] + 1], current=120.0)
     assert d.action == "down" and d.load_rps == 25.0  # the peak of the last 300 s
     assert replicas(d.load_rps) == 1
