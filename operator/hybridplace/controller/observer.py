@@ -57,7 +57,7 @@ class ObservationStore:
     def record(self, key: NsName, obs: Observation, keep_s: float) -> None:
         with self._lock:
             hist = self._history.setdefault(key, deque(maxlen=MAX_SAMPLES))
-            hist.append(Sample(at=obs.at, rate_rps=obs.rate_rps, latency_ms=obs.latency_ms))
+            hist.append(Sample(at=obs.at, rate_rps=obs.rate_rps, latency_ms=obs.latency_ms, queue_ms=obs.queue_ms))
             while hist and hist[0].at < obs.at - keep_s:
                 hist.popleft()
             self._latest[key] = obs

@@ -185,7 +185,8 @@ def _planned_load(
 ) -> LoadDecision:
     sc = infd.spec.scaling
     policy = ScalingPolicy(mode=sc.mode, interval_s=sc.interval_seconds,
-                           scale_down_delay_s=sc.scale_down_delay_seconds, floor_rps=sc.min_load_rps)
+                           scale_down_delay_s=sc.scale_down_delay_seconds, floor_rps=sc.min_load_rps,
+                           slo_ms=infd.spec.slo.latency_ms)
     base = request_from(infd)
     old = old_status.get("scaling") or {}
     current = old.get("loadRps") if old.get("mode") == "Operator" else None

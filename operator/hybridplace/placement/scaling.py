@@ -15,6 +15,10 @@ The rules (docs/api.md, "Scaling"):
   remaining replicas carry the worst of it at their N/(N-1) share within their limit, because the
   solver sized them for it. A dip shorter than the delay changes nothing, so it cannot flap.
 - **Missing data is not zero load.** Without a fresh observation the current load is kept.
+- **Overload.** When requests wait in the queue, on average over the window, longer than half the
+  SLO, the replicas are not keeping up, and the served rate understates the demand (queues
+  overflow, clients give up): the planned load then grows by half each interval (or to the
+  observed load, if higher), and nothing scales down.
 
 "Costs more" compares the objective the solver minimises (USD/h or watts) of the two decisions, so
 a change of pool or split counts like a change of replicas.
@@ -27,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 MODES = ("Operator", "External", "Off")
+#: In overload the planned load grows by this factor per interval.
+OVERLOAD_STEP = 1.5
 #: The load planned for an idle deployment (requests/s): the solver needs a positive load.
 IDLE_RPS = 0.01
 
@@ -39,6 +45,7 @@ class ScalingPolicy:
     interval_s: float = 15.0
     scale_down_delay_s: float = 300.0
     floor_rps: float = 0.0
+    slo_ms: float | None = None  # the SLO's latency bound; with it, queueing over half of it is overload
 
     @property
     def stale_after_s(self) -> float:
@@ -54,6 +61,7 @@ class Sample:
     at: float
     rate_rps: float | None
     latency_ms: float | None = None
+    queue_ms: float | None = None  # mean wait in the server's queue over the window
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,11 @@ def plan_load(
         return LoadDecision(current, "nodata",
                             f"no fresh observation: keeping the decision for {current:g} requests/s", latest)
     wanted = _load(policy, latest.rate_rps)
+    if _overloaded(policy, latest):
+        pushed = max(wanted, current * OVERLOAD_STEP)
+        return LoadDecision(pushed, "up", f"overloaded: requests wait {latest.queue_ms:.4g} ms in the queue "
+                            f"(over half the {policy.slo_ms:g} ms SLO) at {latest.rate_rps:.4g} requests/s served: "
+                            f"planning for {pushed:.4g} (was {current:.4g})", latest)
     cost_now, cost_wanted = cost_at(current), cost_at(wanted)
     if _more(cost_wanted, cost_now):
         return LoadDecision(wanted, "up", f"observed {latest.rate_rps:.4g} requests/s (was planned for {current:.4g})",
@@ -107,8 +120,9 @@ def plan_load(
     # Lower: only after the whole delay window was seen, known, and lower.
     start = now - policy.scale_down_delay_s
     window = [s for s in history if s.at >= start and s.at <= now]
+    # An overloaded sample's served rate understates its demand: it is no evidence of a lower load.
     covered = any(s.at <= start + policy.interval_s for s in history if s.rate_rps is not None) and all(
-        s.rate_rps is not None for s in window)
+        s.rate_rps is not None and not _overloaded(policy, s) for s in window)
     if not covered:
         return LoadDecision(current, "hold", _holding(policy, current), latest)
     peak = _load(policy, max(s.rate_rps for s in window if s.rate_rps is not None))
@@ -122,6 +136,10 @@ def _holding(policy: ScalingPolicy, current: float) -> str:
     """One message for every kind of hold, so a load wobbling around the plan rewrites nothing."""
     return (f"holding the decision for {current:.4g} requests/s: it scales up as soon as the observed load "
             f"needs more, and down once it stays lower for {policy.scale_down_delay_s:g} s")
+
+
+def _overloaded(policy: ScalingPolicy, sample: Sample) -> bool:
+    return policy.slo_ms is not None and sample.queue_ms is not None and sample.queue_ms > policy.slo_ms / 2
 
 
 def _load(policy: ScalingPolicy, rate: float) -> float:

@@ -141,3 +141,21 @@ def test_an_infeasible_load_is_planned_at_once_and_left_only_after_the_delay():
     assert d.action == "up" and d.load_rps == 400.0
     d = decide(history([400.0] + [100.0] * 3), current=400.0, cost_at=capped)
     assert d.action == "hold"
+
+
+def test_overload_grows_the_plan_even_when_the_served_rate_does_not_show_it():
+    """A saturated replica serves ~47 requests/s whatever arrives; long queue waits say there is
+    more: the plan grows by half per interval, and never shrinks while the queue is long."""
+    policy = ScalingPolicy(mode="Operator", interval_s=15, scale_down_delay_s=30, slo_ms=300)
+    hist = [Sample(at=0.0, rate_rps=20.0, queue_ms=1.0), Sample(at=15.0, rate_rps=47.0, queue_ms=2500.0)]
+    d = plan_load(policy, hist, target_rps=20.0, current_rps=60.0, cost_at=cost, now=15.0)
+    assert d.action == "up" and d.load_rps == 90.0 and "overloaded" in d.message
+    # The served rate even falls (clients gave up): still up, never down, while queues are long.
+    hist += [Sample(at=30.0, rate_rps=30.0, queue_ms=4000.0), Sample(at=45.0, rate_rps=30.0, queue_ms=4000.0),
+             Sample(at=60.0, rate_rps=30.0, queue_ms=4000.0)]
+    d = plan_load(policy, hist, target_rps=20.0, current_rps=90.0, cost_at=cost, now=60.0)
+    assert d.action == "up" and d.load_rps == 135.0
+    # Short queues again: back to the ordinary rules (here: hold, the delay has not passed).
+    hist.append(Sample(at=75.0, rate_rps=100.0, queue_ms=3.0))
+    d = plan_load(policy, hist, target_rps=20.0, current_rps=135.0, cost_at=cost, now=75.0)
+    assert d.action == "hold" and d.load_rps == 135.0
