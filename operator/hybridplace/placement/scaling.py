@@ -107,14 +107,15 @@ def plan_load(
                             f"no fresh observation: keeping the decision for {current:g} requests/s", latest)
     wanted = _load(policy, latest.rate_rps)
     if _overloaded(policy, latest):
-        pushed = max(wanted, current * OVERLOAD_STEP)
+        pushed, capped = _feasible_up_to(cost_at, current, max(wanted, current * OVERLOAD_STEP))
         return LoadDecision(pushed, "up", f"overloaded: requests wait {latest.queue_ms:.4g} ms in the queue "
                             f"(over half the {policy.slo_ms:g} ms SLO) at {latest.rate_rps:.4g} requests/s served: "
-                            f"planning for {pushed:.4g} (was {current:.4g})", latest)
+                            f"planning for {pushed:.4g} (was {current:.4g}){capped}", latest)
     cost_now, cost_wanted = cost_at(current), cost_at(wanted)
     if _more(cost_wanted, cost_now):
-        return LoadDecision(wanted, "up", f"observed {latest.rate_rps:.4g} requests/s (was planned for {current:.4g})",
-                            latest)
+        target, capped = _feasible_up_to(cost_at, current, wanted)
+        return LoadDecision(target, "up", f"observed {latest.rate_rps:.4g} requests/s (was planned for "
+                            f"{current:.4g}){capped}", latest)
     if not _more(cost_now, cost_wanted):
         return LoadDecision(current, "hold", _holding(policy, current), latest)
     # Lower: only after the whole delay window was seen, known, and lower.
@@ -136,6 +137,22 @@ def _holding(policy: ScalingPolicy, current: float) -> str:
     """One message for every kind of hold, so a load wobbling around the plan rewrites nothing."""
     return (f"holding the decision for {current:.4g} requests/s: it scales up as soon as the observed load "
             f"needs more, and down once it stays lower for {policy.scale_down_delay_s:g} s")
+
+
+def _feasible_up_to(cost_at: Callable[[float], float], current: float, wanted: float) -> tuple[float, str]:
+    """`wanted`, or the highest load up to it that some placement still carries (the most
+    replicas the bounds allow) when `wanted` has none: an overload past maxReplicas scales to
+    the limit, rather than to an infeasible decision that changes nothing."""
+    if not math.isinf(cost_at(wanted)) or math.isinf(cost_at(current)):
+        return wanted, ""
+    low, high = current, wanted
+    for _ in range(20):  # bisection to 1e-6 of the range
+        mid = (low + high) / 2
+        if math.isinf(cost_at(mid)):
+            high = mid
+        else:
+            low = mid
+    return low, f"; capped at {low:.4g} requests/s, the most the allowed replicas carry"
 
 
 def _overloaded(policy: ScalingPolicy, sample: Sample) -> bool:

@@ -133,13 +133,13 @@ def test_a_pool_switch_counts_like_a_change_of_replicas():
     assert d.action == "down" and switching(d.load_rps) == pytest.approx(0.4)  # back to 2 CPU replicas
 
 
-def test_an_infeasible_load_is_planned_at_once_and_left_only_after_the_delay():
+def test_a_load_beyond_the_limit_is_capped_at_once_and_left_only_after_the_delay():
     def capped(load):
         return math.inf if load > 300 else cost(load)
 
     d = decide(history([100.0, 400.0]), current=100.0, cost_at=capped)
-    assert d.action == "up" and d.load_rps == 400.0
-    d = decide(history([400.0] + [100.0] * 3), current=400.0, cost_at=capped)
+    assert d.action == "up" and 299.0 < d.load_rps <= 300.0  # the most a feasible decision carries
+    d = decide(history([300.0] + [100.0] * 3), current=300.0, cost_at=capped)
     assert d.action == "hold"
 
 
@@ -159,3 +159,15 @@ def test_overload_grows_the_plan_even_when_the_served_rate_does_not_show_it():
     hist.append(Sample(at=75.0, rate_rps=100.0, queue_ms=3.0))
     d = plan_load(policy, hist, target_rps=20.0, current_rps=135.0, cost_at=cost, now=75.0)
     assert d.action == "hold" and d.load_rps == 135.0
+
+
+def test_a_load_past_max_replicas_scales_to_the_limit_not_to_an_infeasible_decision():
+    def capped(load):  # at most 4 replicas
+        return math.inf if replicas(load) > 4 else cost(load)
+
+    d = decide(history([20.0, 400.0]), current=20.0, cost_at=capped)
+    assert d.action == "up" and replicas(d.load_rps) == 4 and "capped" in d.message
+    policy = ScalingPolicy(mode="Operator", interval_s=15, scale_down_delay_s=30, slo_ms=300)
+    hist = [Sample(at=0.0, rate_rps=100.0, queue_ms=5000.0)]
+    d = plan_load(policy, hist, target_rps=20.0, current_rps=100.0, cost_at=capped, now=0.0)
+    assert d.action == "up" and 100.0 < d.load_rps <= 120.0 and replicas(d.load_rps) == 4
