@@ -55,6 +55,11 @@ class Settings:
     max_alternatives: int = field(
         default=20, metadata={"env": "HP_MAX_ALTERNATIVES", "help": "alternatives kept in status.decision"}
     )
+    stall_seconds: float = field(
+        default=600.0,
+        metadata={"env": "HP_STALL_SECONDS",
+                  "help": "the liveness probe fails when work is due and none progressed for this long, seconds"},
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings the operator cannot work with, naming the flag's variable."""
@@ -64,6 +69,7 @@ class Settings:
             "job_ttl_seconds": (0, None),
             "benchmark_backoff_limit": (0, 10),
             "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
+            "stall_seconds": (10, None),
         }
         for f in fields(self):
             if f.name not in limits:

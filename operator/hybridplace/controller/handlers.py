@@ -82,6 +82,18 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
+@kopf.on.probe(id="background", errors=kopf.ErrorsMode.PERMANENT)
+def background_work_alive(**_: Any) -> str:
+    """Liveness: fails (HTTP 500 on the liveness endpoint, so the kubelet restarts the pod)
+    when a reconcile worker or the Events thread died, or work is due and none progressed."""
+    if OPERATOR.reconciler is None:
+        return "starting"
+    problems = OPERATOR.reconciler.health(settings_or_env().stall_seconds)
+    if problems:
+        raise kopf.PermanentError("; ".join(problems))
+    return "ok"
+
+
 @kopf.on.cleanup()
 def stop(**_: Any) -> None:
     if OPERATOR.reconciler is not None:
@@ -127,7 +139,7 @@ async def node_event(type: str | None, body: kopf.Body, name: str, **_: Any) -> 
         OPERATOR.state.drop_node(name)
     else:
         OPERATOR.state.put_node(dict(body))
-    for pool in list(OPERATOR.state.pools):
+    for pool in OPERATOR.state.pool_names():
         OPERATOR.queue.add_after(("pool", pool), POOL_STATUS_DELAY)
 
 

@@ -34,34 +34,67 @@ log = logging.getLogger("hybridplace")
 class EventPoster:
     """Posts Events from a thread of its own, as client-go's event recorder does: an Event must
     never slow a reconcile down. The queue is bounded; when the API server cannot keep up, the
-    newest Events are dropped (and counted in the log) rather than memory growing."""
+    newest Events are dropped (and counted in the log) rather than memory growing.
 
-    def __init__(self, kube: Kube, limit: int = 10000):
+    The thread never dies of a failure: a transient one (no answer, 429, 5xx) is tried again
+    with backoff (at least the server's Retry-After) up to `attempts` times, then the Event is
+    dropped and counted; anything else is logged, counted and the thread goes on."""
+
+    def __init__(self, kube: Kube, limit: int = 10000, attempts: int = 5,
+                 base_delay: float = 0.5, max_delay: float = 30.0):
         self.kube = kube
         self._queue: Queue[tuple[dict[str, Any], str, str, str] | None] = Queue(limit)
-        self._dropped = 0
+        self._attempts = attempts
+        self._base = base_delay
+        self._max = max_delay
+        self._stopping = threading.Event()
+        self.dropped = 0
+        self.failures = 0  # posts that failed (each attempt), for the log and the tests
+        self.posted = 0
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def post(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         try:
             self._queue.put_nowait((involved, type_, reason, message))
         except Full:
-            self._dropped += 1
-            if self._dropped % 100 == 1:
-                log.warning("dropped %d Events: the API server is not keeping up", self._dropped)
+            self.dropped += 1
+            if self.dropped % 100 == 1:
+                log.warning("dropped %d Events: the API server is not keeping up", self.dropped)
 
     def stop(self, timeout: float = 10) -> None:
         """Post what is queued (for up to `timeout` seconds), then stop."""
         with contextlib.suppress(Full):
             self._queue.put(None, timeout=timeout)
+        self._stopping.set()
         self._thread.join(timeout=timeout)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            self.kube.event(*item)
+            try:
+                self._post(item)
+            except Exception:  # noqa: BLE001 - an Event is never worth the thread; logged and counted
+                self.failures += 1
+                log.exception("posting an Event failed; the Events thread goes on")
+
+    def _post(self, item: tuple[dict[str, Any], str, str, str]) -> None:
+        for attempt in range(self._attempts):
+            error = self.kube.event(*item)
+            if error is None:
+                self.posted += 1
+                return
+            self.failures += 1
+            if not error.transient or attempt == self._attempts - 1:
+                break
+            delay = max(min(self._base * 2**attempt, self._max), error.retry_after or 0.0)
+            if self._stopping.wait(delay):
+                break
+        self.dropped += 1
 
 
 class Reconciler:
@@ -78,6 +111,7 @@ class Reconciler:
         self._stats: list[float] = [0, 0.0]
         self._stats_since = time.monotonic()
         self._stats_lock = threading.Lock()
+        self.errors = 0  # failed reconciles and loop iterations, for the log and the tests
 
     # -- the worker loop ---------------------------------------------------------------------
 
@@ -125,12 +159,16 @@ class Reconciler:
                 self.reconcile(key)
                 self.queue.forget(key)
             except Exception as err:  # noqa: BLE001 - any failure is retried with backoff, never lost
-                delay = self.queue.retry(key)
+                self.errors += 1
+                delay = self.queue.retry(key, at_least=getattr(err, "retry_after", None) or 0.0)
                 log.warning("reconcile %s failed (retry in %.0fs): %s", "/".join(key), delay, err,
                             exc_info=not isinstance(err, ApiError))
             finally:
                 self.queue.done(key)
+            try:
                 self._count(time.monotonic() - started)
+            except Exception:  # noqa: BLE001 - a log line is never worth a worker
+                log.exception("counting reconciles failed")
 
     def _count(self, seconds: float) -> None:
         """Log one line a minute while there is work: how much, how long, how much waits."""
@@ -142,19 +180,37 @@ class Reconciler:
                 return
             count, busy = self._stats
             self._stats, self._stats_since = [0, 0.0], now
-        calls = ", ".join(f"{k} {v}" for k, v in self.kube.calls.most_common(8))
-        self.kube.calls.clear()
+        calls = ", ".join(f"{k} {v}" for k, v in self.kube.take_calls().most_common(8))
         log.info("reconciled %d keys in the last minute, %.0f ms each on average; %d waiting; API calls: %s",
                  count, 1000 * busy / max(count, 1), len(self.queue), calls)
 
     def _resync(self) -> None:
-        """Every resync period, look at everything once more, spread over the period."""
+        """Every resync period, look at everything once more, spread over the period. A failure
+        is logged and counted; the loop goes on at the next period."""
         period = self.settings.resync_seconds
         while not self._stop.wait(period):
-            for ns, name in self.state.all_infds():
-                self.queue.add_after(("infd", ns, name), random.uniform(0, period / 2))
-            for name in list(self.state.pools):
-                self.queue.add_after(("pool", name), random.uniform(0, period / 2))
+            try:
+                for ns, name in self.state.all_infds():
+                    self.queue.add_after(("infd", ns, name), random.uniform(0, period / 2))
+                for name in self.state.pool_names():
+                    self.queue.add_after(("pool", name), random.uniform(0, period / 2))
+            except Exception:  # noqa: BLE001 - the resync must outlive any one failure
+                self.errors += 1
+                log.exception("resync failed; trying again in %.0fs", period)
+
+    def health(self, stall_seconds: float) -> list[str]:
+        """What is wrong with the background work, for the liveness probe: a dead reconcile
+        worker or resync thread, a dead Events thread, or a queue with work due that made no
+        progress for `stall_seconds`. Empty when healthy."""
+        if self._stop.is_set():
+            return []
+        problems = [f"thread {t.name} is dead" for t in self._threads if not t.is_alive()]
+        if not self.events.alive():
+            problems.append("the Events thread is dead")
+        idle = self.queue.stalled_for()
+        if idle > stall_seconds:
+            problems.append(f"the work queue has had work due and made no progress for {idle:.0f}s")
+        return problems
 
     def reconcile(self, key: tuple[str, ...]) -> None:
         kind = key[0]

@@ -145,6 +145,10 @@ class ClusterState:
             self.pools[name] = entry
         return old is None or old.generation != generation or (old.pool is None) != (entry.pool is None)
 
+    def pool_names(self) -> list[str]:
+        with self._lock:
+            return list(self.pools)
+
     def drop_pool(self, name: str) -> None:
         with self._lock:
             self.pools.pop(name, None)
