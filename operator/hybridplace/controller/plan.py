@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import conditions as c
 from ..api.builtins import builtin_digest
+from ..api.fit import fit_status
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
 from ..builders.jobs import build_benchmark_job
@@ -268,14 +269,29 @@ def plan_inference_deployment(
     if decision is not None:
         new = decision.to_dict()
         new["alternatives"] = new["alternatives"][: settings.max_alternatives]
+        new = fit_status("InferenceDeployment", {"decision": new})["decision"]  # as it will be stored
         old = dict(old_status.get("decision") or {})
         decided_at = old.pop("decidedAt", None)
         status["decision"] = {**new, "decidedAt": decided_at if _same(old, new) and decided_at else now}
     elif "decision" in old_status:
         status["decision"] = old_status["decision"]  # keep the last decision while re-measuring
-    plan.status = status
+    plan.status = fit_status("InferenceDeployment", status)
     plan.events = _events(infd, old_status, status, plan)
     return plan
+
+
+def status_changed(new: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether writing `new` (a merge patch) would change `stored`: a null in `new` only
+    clears a field, so a null where `stored` has nothing changes nothing."""
+    return _without_nulls(new) != stored
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ from queue import Full, Queue
 from typing import Any
 
 from .. import conditions as c
+from ..api.fit import fit_status
 from ..api.models import InferenceDeployment
 from ..api.validate import InvalidObject, parse_object
 from ..builders import names
@@ -23,7 +24,7 @@ from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_ter
 from ..config import Settings
 from .fingerprint import deployment_fingerprint
 from .kube import ApiError, Kube, now_rfc3339
-from .plan import model_digest, plan_inference_deployment
+from .plan import model_digest, plan_inference_deployment, status_changed
 from .pools import plan_pool_status
 from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState
 from .workqueue import WorkQueue
@@ -281,7 +282,7 @@ class Reconciler:
                 self.kube.delete("Deployment", namespace, stale)
         for stale in plan.stale_services:
             self.kube.delete("Service", namespace, stale)
-        if plan.status != (body.get("status") or {}):
+        if status_changed(plan.status, body.get("status") or {}):
             self.state.put_infd(self.kube.patch_status("InferenceDeployment", namespace, name, plan.status))
         for event in plan.events:
             if event.job is None:
@@ -325,6 +326,7 @@ class Reconciler:
         for type_ in (c.PROFILED, c.PLACED, c.SLO_MET, c.READY):
             conds = c.set_condition(conds, c.condition(type_, c.FALSE, c.INVALID_SPEC, message,
                                                        meta.get("generation"), now))
+        conds = fit_status("InferenceDeployment", {"conditions": conds})["conditions"]
         if conds != old:
             self.kube.patch_status("InferenceDeployment", meta["namespace"], meta["name"],
                                    {"conditions": conds, "observedGeneration": meta.get("generation")})
@@ -395,8 +397,9 @@ class Reconciler:
             (c.FALSE, c.INVALID_SPEC, error[:2000])
         conds = c.set_condition(list(old.get("conditions") or []),
                                 c.condition("Valid", *valid, generation, now_rfc3339()))
-        status = {"observedGeneration": generation,
-                  "pointCount": len((body.get("spec") or {}).get("points") or []), "conditions": conds}
+        status = fit_status("ModelProfile", {
+            "observedGeneration": generation,
+            "pointCount": len((body.get("spec") or {}).get("points") or []), "conditions": conds})
         if status != old:
             self.kube.patch_status("ModelProfile", namespace, name, status)
 

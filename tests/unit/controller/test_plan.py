@@ -12,7 +12,7 @@ from hybridplace.api import load_objects, parse_object
 from hybridplace.builders import names
 from hybridplace.config import Settings
 from hybridplace.controller.fingerprint import deployment_fingerprint
-from hybridplace.controller.plan import ChildState, JobState, plan_inference_deployment
+from hybridplace.controller.plan import ChildState, JobState, plan_inference_deployment, status_changed
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 LOADED = [x.obj for x in load_objects([EXAMPLES / "hardwarepools.yaml", EXAMPLES / "seed"])]
@@ -105,6 +105,14 @@ def test_idle_reconcile_writes_nothing():
     assert third.status == second.status
     assert not third.deployments and not third.services and not third.jobs_to_create
     assert third.events == []
+
+
+def test_a_stored_status_without_the_plans_nulls_is_not_written_again():
+    first = plan(infd(load={"targetRps": 5}))
+    assert first.status["decision"]["bestAchievableLatencyMs"] is None  # a merge patch clears it
+    stored = infd(load={"targetRps": 5}, status=first.status).status.to_dict()  # as read back: no nulls
+    assert not status_changed(first.status, stored)
+    assert status_changed(first.status, {**stored, "decision": {**stored["decision"], "bestAchievableLatencyMs": 3.0}})
 
 
 def test_a_hand_edited_child_is_restored():
