@@ -32,6 +32,7 @@ REPLICAS_AVAILABLE = "ReplicasAvailable"
 REPLICAS_PENDING = "ReplicasPending"
 NOT_PLACED = "NotPlaced"
 NAME_CONFLICT = "NameConflict"
+CHILD_REJECTED = "ChildRejected"
 
 
 def condition(

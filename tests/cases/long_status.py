@@ -62,14 +62,15 @@ def renamed_profile(template: str, pool: str):
 
 
 def longest_inference_deployment_status() -> dict[str, Any]:
-    """70 pools with 253-character names: two measured, the rest failed with 10,000-character
-    messages; an SLO no pool meets, so every pool is an alternative."""
-    names = [f"{i:03d}" + "p" * 250 for i in range(70)]
+    """70 pools with 63-character names (the longest a pool name may be): two measured, the
+    rest failed with 10,000-character messages; an SLO no pool meets, so every pool is an
+    alternative."""
+    names = [f"p{i:03d}" + "p" * 59 for i in range(70)]
     pools = {n: renamed_pool("cpu-standard" if i % 2 else "gpu-t4", n) for i, n in enumerate(names)}
     profiles = {n: renamed_profile("cpu-standard" if i % 2 else "gpu-t4", n) for i, n in enumerate(names[:2])}
     jobs = {n: JobState(name="hp-bench-x", failed=True, reason="R" * 500, message=LONG) for n in names[2:]}
     body = copy.deepcopy(SEED)
-    body["metadata"].update(uid="uid-1", generation=1, name="n" * 253)
+    body["metadata"].update(uid="uid-1", generation=1, name="n" * 63)
     body["spec"]["placement"] = {**body["spec"]["placement"], "pools": [], "mode": "Apply"}
     body["spec"]["slo"] = {"percentile": 99, "latencyMs": 0.001}
     plan = plan_inference_deployment(

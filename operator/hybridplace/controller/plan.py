@@ -71,6 +71,7 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     decision: Decision | None = None
     conflicts: list[str] = field(default_factory=list)  # "Kind/name" that exist and are not ours
+    rejected: dict[str, str] = field(default_factory=dict)  # "Kind/name": why the API server refused it
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -90,15 +91,20 @@ def _pool_states(
     profiles: dict[str, ModelProfile],
     jobs: dict[str, JobState],
     settings: Settings,
+    pool_errors: dict[str, str],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Each allowed pool's profile state, and the benchmark Jobs that must be started."""
+    """Each allowed pool's profile state, and the benchmark Jobs that must be started. A pool
+    that does not parse is left out where all pools are allowed, and reported where it is named."""
     allowed = infd.spec.placement.pools or sorted(pools)
     states: list[dict[str, Any]] = []
     to_create: list[dict[str, Any]] = []
     for name in sorted(set(allowed)):
         pool = pools.get(name)
         job = jobs.get(name)
-        if pool is None:
+        if pool is None and name in pool_errors:
+            states.append({"pool": name, "state": MISSING, "reason": "InvalidPool",
+                           "message": f"HardwarePool {name} cannot be used: {pool_errors[name]}"})
+        elif pool is None:
             states.append({"pool": name, "state": MISSING, "reason": "PoolNotFound",
                            "message": f"HardwarePool {name} does not exist"})
         elif name in profiles:
@@ -165,7 +171,7 @@ def _decide(
     ]
     decision = _solve_cached(request_from(infd), tuple(engine_pools), tuple(engine_profiles))
     missing = [
-        Alternative(pool=s["pool"], reason=NO_PROFILE, message=f"HardwarePool {s['pool']} does not exist")
+        Alternative(pool=s["pool"], reason=NO_PROFILE, message=s["message"])
         for s in states if s["state"] == MISSING
     ]
     if missing:
@@ -204,6 +210,8 @@ def plan_inference_deployment(
     now: str,
     fingerprint: Any,
     blocked: frozenset[str] = frozenset(),
+    pool_errors: dict[str, str] | None = None,
+    rejected: dict[str, str] | None = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
@@ -214,7 +222,7 @@ def plan_inference_deployment(
     digest = model_digest(infd)
     plan = Plan(digest=digest, status={})
 
-    states, plan.jobs_to_create = _pool_states(infd, digest, pools, profiles, jobs, settings)
+    states, plan.jobs_to_create = _pool_states(infd, digest, pools, profiles, jobs, settings, pool_errors or {})
     profiled = _profiled_condition(states)
     conds = c.set_condition(conds, c.condition(c.PROFILED, *profiled, generation, now))
 
@@ -241,7 +249,8 @@ def plan_inference_deployment(
     else:
         if apply:
             available = _plan_children(
-                plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked)
+                plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked,
+                rejected or {})
             reason, verb = c.APPLIED, "placed"
         else:
             reason, verb = c.RECOMMENDED, "recommended (mode Recommend: nothing applied)"
@@ -249,7 +258,11 @@ def plan_inference_deployment(
             reason, verb = c.NAME_CONFLICT, (
                 f"not placed: {', '.join(sorted(set(plan.conflicts)))} exists and is not owned by this "
                 "InferenceDeployment (left untouched; rename one of them). Decision")
-        status_placed = c.FALSE if plan.conflicts else c.TRUE
+        if plan.rejected:
+            why = "; ".join(f"{ref}: {message}" for ref, message in sorted(plan.rejected.items()))
+            reason, verb = c.CHILD_REJECTED, (
+                f"not placed: the API server refused {why} (tried again after the resync period). Decision")
+        status_placed = c.FALSE if plan.conflicts or plan.rejected else c.TRUE
         conds = c.set_condition(
             conds, c.condition(c.PLACED, status_placed, reason, f"{verb}: {decision.message}", generation, now))
         worst = max(p.predicted_latency_ms for p in decision.placements)
@@ -310,6 +323,7 @@ def _plan_children(
     settings: Settings,
     fingerprint: Any,
     blocked: frozenset[str],
+    rejected: dict[str, str],
 ) -> bool:
     """Fill the plan's children to apply and delete; returns whether all are available.
     Names in `blocked` belong to someone else: they are reported as conflicts, never touched."""
@@ -324,7 +338,10 @@ def _plan_children(
         )
         child = children.get(pool_name)
         ref = f"Deployment/{desired['metadata']['name']}"
-        if ref in blocked or (child is not None and not child.owned):
+        if ref in rejected:
+            plan.rejected[ref] = rejected[ref]
+            all_available = False
+        elif ref in blocked or (child is not None and not child.owned):
             plan.conflicts.append(ref)  # someone else's: never touched
             all_available = False
         elif child is None or child.fingerprint != fingerprint(desired):
@@ -333,8 +350,8 @@ def _plan_children(
         elif child.available_replicas < placement.replicas:
             all_available = False
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
-            _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked)
-    _plan_service(plan, build_service(infd=infd), service_names, blocked)
+            _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected)
+    _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected)
     for pool_name, child in sorted(children.items()):
         if pool_name not in chosen and child.owned:
             plan.stale_deployments.append(child.name)
@@ -347,9 +364,13 @@ def _plan_children(
     return all_available
 
 
-def _plan_service(plan: Plan, service: dict[str, Any], existing: set[str], blocked: frozenset[str]) -> None:
+def _plan_service(
+    plan: Plan, service: dict[str, Any], existing: set[str], blocked: frozenset[str], rejected: dict[str, str]
+) -> None:
     ref = f"Service/{service['metadata']['name']}"
-    if ref in blocked:
+    if ref in rejected:
+        plan.rejected[ref] = rejected[ref]
+    elif ref in blocked:
         plan.conflicts.append(ref)
     elif service["metadata"]["name"] not in existing:
         plan.services.append(service)
@@ -378,7 +399,7 @@ def _events(
             events.append(Event("Warning", "BenchmarkFailed",
                                 f"pool {state['pool']} left out: {state['reason']}: {state['message']}"))
         elif state["state"] == MISSING:
-            events.append(Event("Warning", "PoolNotFound", f"{state['message']}; it is left out"))
+            events.append(Event("Warning", state["reason"], f"{state['message']}; it is left out"))
     old_conds = {x["type"]: x for x in old.get("conditions", [])}
     if measured:
         events.append(Event("Normal", "Profiled", f"measured on {', '.join(measured)}"))
@@ -389,7 +410,7 @@ def _events(
             continue
         if cond["type"] == c.PLACED and cond["status"] == c.TRUE:
             events.append(Event("Normal", cond["reason"], cond["message"]))
-        elif cond["type"] == c.PLACED and cond["reason"] == c.NAME_CONFLICT:
+        elif cond["type"] == c.PLACED and cond["reason"] in (c.NAME_CONFLICT, c.CHILD_REJECTED):
             events.append(Event("Warning", cond["reason"], cond["message"]))
         elif cond["type"] == c.SLO_MET and cond["status"] == c.FALSE:
             events.append(Event("Warning", cond["reason"], cond["message"]))

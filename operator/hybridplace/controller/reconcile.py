@@ -12,6 +12,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterator
 from queue import Full, Queue
 from typing import Any
 
@@ -26,10 +27,23 @@ from .fingerprint import deployment_fingerprint
 from .kube import ApiError, Kube, now_rfc3339
 from .plan import model_digest, plan_inference_deployment, status_changed
 from .pools import plan_pool_status
-from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState
+from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState, PoolEntry
 from .workqueue import WorkQueue
 
 log = logging.getLogger("hybridplace")
+
+
+@contextlib.contextmanager
+def _refused_into(rejected: dict[str, str], ref: str) -> Iterator[None]:
+    """Record in `rejected` a child the API server refuses for good (a 4xx: invalid, forbidden,
+    a conflicting hand edit), so that the status says so instead of the reconcile failing in a
+    loop; anything transient still raises, to be retried with backoff."""
+    try:
+        yield
+    except ApiError as err:
+        if err.transient or err.status in (0, 404, 409):
+            raise
+        rejected[ref] = f"{err.status} {err.reason}: {err.message}"
 
 
 class EventPoster:
@@ -109,6 +123,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._conflicts: dict[tuple[str, str], dict[str, float]] = {}
         self._conflicts_lock = threading.Lock()
+        self._rejected: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
         self._stats: list[float] = [0, 0.0]
         self._stats_since = time.monotonic()
         self._stats_lock = threading.Lock()
@@ -248,6 +263,8 @@ class Reconciler:
             now=now_rfc3339(),
             fingerprint=deployment_fingerprint,
             blocked=self._blocked(namespace, name),
+            pool_errors=self.state.pool_errors(),
+            rejected=self._rejections(namespace, name),
         )
         announce = {e.job: e for e in plan.events if e.job is not None}
         for job in plan.jobs_to_create:
@@ -257,22 +274,28 @@ class Reconciler:
                 self.state.put_job({**created, "kind": "Job"})
                 if (event := announce.get(job["metadata"]["name"])) is not None:
                     self.events.post(body, event.type, event.reason, event.message)
-        conflicts = []
+        conflicts: list[str] = []
+        rejected: dict[str, str] = {}
         children = self.state.children_of(namespace, name)
         for deployment in plan.deployments:
-            if any(x.name == deployment["metadata"]["name"] for x in children.values()):
-                self.state.put_deployment(self.kube.apply(deployment))  # ours: converge
-            elif (created := self._create_or_adopt(body, deployment)) is not None:
-                self.state.put_deployment(created)
-            else:
-                conflicts.append(f"Deployment/{deployment['metadata']['name']}")
+            ref = f"Deployment/{deployment['metadata']['name']}"
+            with _refused_into(rejected, ref):
+                if any(x.name == deployment["metadata"]["name"] for x in children.values()):
+                    self.state.put_deployment(self.kube.apply(deployment))  # ours: converge
+                elif (created := self._create_or_adopt(body, deployment)) is not None:
+                    self.state.put_deployment(created)
+                else:
+                    conflicts.append(ref)
         for service in plan.services:
-            if (created := self._create_or_adopt(body, service)) is not None:
-                self.state.put_service(created)
-            else:
-                conflicts.append(f"Service/{service['metadata']['name']}")
-        if conflicts:  # plan again at once, with them left out and reported
+            ref = f"Service/{service['metadata']['name']}"
+            with _refused_into(rejected, ref):
+                if (created := self._create_or_adopt(body, service)) is not None:
+                    self.state.put_service(created)
+                else:
+                    conflicts.append(ref)
+        if conflicts or rejected:  # plan again at once, with them left out and reported
             self._note_conflicts(namespace, name, conflicts)
+            self._note_rejected(namespace, name, rejected)
             self.queue.add(("infd", namespace, name))
             return
         children = self.state.children_of(namespace, name)
@@ -300,6 +323,22 @@ class Reconciler:
         if found is not None and any(r.get("uid") == uid for r in found["metadata"].get("ownerReferences") or []):
             return {**found, "kind": obj["kind"]}
         return None
+
+    def _note_rejected(self, namespace: str, name: str, refused: dict[str, str]) -> None:
+        until = time.monotonic() + self.settings.resync_seconds
+        with self._conflicts_lock:
+            self._rejected.setdefault((namespace, name), {}).update(
+                {ref: (until, message) for ref, message in refused.items()})
+
+    def _rejections(self, namespace: str, name: str) -> dict[str, str]:
+        """Children the API server refused (4xx other than 409), with its message; forgotten
+        after a resync period, then tried again."""
+        now = time.monotonic()
+        with self._conflicts_lock:
+            found = self._rejected.get((namespace, name), {})
+            for ref in [r for r, (until, _) in found.items() if until < now]:
+                del found[ref]
+            return {ref: message for ref, (_, message) in found.items()}
 
     def _note_conflicts(self, namespace: str, name: str, refs: list[str]) -> None:
         until = time.monotonic() + self.settings.resync_seconds
@@ -331,6 +370,19 @@ class Reconciler:
             self.kube.patch_status("InferenceDeployment", meta["namespace"], meta["name"],
                                    {"conditions": conds, "observedGeneration": meta.get("generation")})
             self.events.post(body, "Warning", c.INVALID_SPEC, message)
+
+    def _report_invalid_pool(self, name: str, entry: PoolEntry) -> None:
+        """A HardwarePool the API server let through but the operator cannot use (one stored
+        before a CRD rule existed): its Ready condition says why; no InferenceDeployment uses it."""
+        old = (entry.status or {}).get("conditions") or []
+        message = f"this pool is not used: {entry.error}"
+        conds = c.set_condition(list(old), c.condition(c.READY, c.FALSE, c.INVALID_SPEC, message,
+                                                       entry.generation, now_rfc3339()))
+        status = fit_status("HardwarePool", {"conditions": conds, "observedGeneration": entry.generation})
+        if status["conditions"] != old:
+            self.kube.patch_status("HardwarePool", None, name, status)
+            involved = {"apiVersion": "hybridplace.io/v1alpha1", "kind": "HardwarePool", "metadata": {"name": name}}
+            self.events.post(involved, "Warning", c.INVALID_SPEC, message)
 
     # -- benchmark Jobs ----------------------------------------------------------------------
 
@@ -407,7 +459,10 @@ class Reconciler:
 
     def reconcile_pool(self, name: str) -> None:
         entry = self.state.pools.get(name)
-        if entry is None or entry.pool is None:
+        if entry is None:
+            return
+        if entry.pool is None:
+            self._report_invalid_pool(name, entry)
             return
         pool = entry.pool
         status = plan_pool_status(pool, self.state.node_list(), self.state.replicas_on(name), now_rfc3339())

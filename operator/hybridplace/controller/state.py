@@ -85,6 +85,7 @@ class PoolEntry:
     generation: int | None
     pool: HardwarePool | None  # None when the object does not parse
     error: str | None = None
+    status: dict[str, Any] | None = None  # as stored, kept only when the object does not parse
 
 
 class ClusterState:
@@ -139,7 +140,7 @@ class ClusterState:
         try:
             entry = PoolEntry(generation, parse_object(body))  # type: ignore[arg-type]
         except InvalidObject as err:
-            entry = PoolEntry(generation, None, str(err))
+            entry = PoolEntry(generation, None, str(err), body.get("status") or {})
         with self._lock:
             old = self.pools.get(name)
             self.pools[name] = entry
@@ -269,6 +270,11 @@ class ClusterState:
     def pool_objects(self) -> dict[str, HardwarePool]:
         with self._lock:
             return {n: e.pool for n, e in self.pools.items() if e.pool is not None}
+
+    def pool_errors(self) -> dict[str, str]:
+        """Why each pool that does not parse cannot be used."""
+        with self._lock:
+            return {n: e.error or "invalid" for n, e in self.pools.items() if e.pool is None}
 
     def profiles_for(self, namespace: str, digest: str) -> dict[str, ModelProfile]:
         with self._lock:

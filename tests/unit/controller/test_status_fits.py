@@ -28,7 +28,7 @@ def test_the_unfitted_status_would_not_fit():  # the test above can fail: the in
 
 def test_a_hardware_pool_status_fits_the_crd():
     body = POOLS["cpu-standard"].to_dict()
-    body["metadata"]["name"] = "p" * 253
+    body["metadata"]["name"] = "p" * 63
     body["spec"]["nodeSelector"] = {f"{'d' * 250}.io/k{i:02d}": "v" * 63 for i in range(16)}
     status = plan_pool_status(parse_object(body), [NodeInfo.from_body({"metadata": {"name": "n"}})], 0, NOW)
     assert "no node matches nodeSelector" in status["conditions"][0]["message"]
