@@ -152,6 +152,8 @@ async def model_profile_event(type: str | None, body: kopf.Body, namespace: str,
         OPERATOR.queue.add(("profile", namespace, name))
     if key is not None:
         _enqueue_infds(*key)
+        for sibling in OPERATOR.state.profile_names(*key):  # which duplicate is used may change
+            OPERATOR.queue.add(("profile", namespace, sibling))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=BENCHMARK)

@@ -92,6 +92,7 @@ def _pool_states(
     jobs: dict[str, JobState],
     settings: Settings,
     pool_errors: dict[str, str],
+    duplicates: dict[str, list[str]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each allowed pool's profile state, and the benchmark Jobs that must be started. A pool
     that does not parse is left out where all pools are allowed, and reported where it is named."""
@@ -107,6 +108,13 @@ def _pool_states(
         elif pool is None:
             states.append({"pool": name, "state": MISSING, "reason": "PoolNotFound",
                            "message": f"HardwarePool {name} does not exist"})
+        elif name in profiles and name in duplicates:
+            used, *others = duplicates[name]
+            states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name,
+                           "reason": "DuplicateProfiles",
+                           "message": f"{len(others) + 1} ModelProfiles for this model digest and pool: "
+                                      f"using {used} (newest measuredAt), not {', '.join(others)}; "
+                                      "delete the ones not wanted"})
         elif name in profiles:
             states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name})
         elif (no_nodes := _no_nodes(pool)) is not None:
@@ -212,6 +220,7 @@ def plan_inference_deployment(
     blocked: frozenset[str] = frozenset(),
     pool_errors: dict[str, str] | None = None,
     rejected: dict[str, str] | None = None,
+    duplicate_profiles: dict[str, list[str]] | None = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
@@ -222,7 +231,8 @@ def plan_inference_deployment(
     digest = model_digest(infd)
     plan = Plan(digest=digest, status={})
 
-    states, plan.jobs_to_create = _pool_states(infd, digest, pools, profiles, jobs, settings, pool_errors or {})
+    states, plan.jobs_to_create = _pool_states(infd, digest, pools, profiles, jobs, settings, pool_errors or {},
+                                                duplicate_profiles or {})
     profiled = _profiled_condition(states)
     conds = c.set_condition(conds, c.condition(c.PROFILED, *profiled, generation, now))
 
@@ -393,7 +403,9 @@ def _events(
         before = old_states.get(state["pool"], {})
         if before.get("state") == state["state"] and before.get("reason") == state.get("reason"):
             continue
-        if state["state"] == MEASURED:
+        if state["state"] == MEASURED and state.get("reason") == "DuplicateProfiles":
+            events.append(Event("Warning", "DuplicateProfiles", f"pool {state['pool']}: {state['message']}"))
+        elif state["state"] == MEASURED:
             measured.append(f"{state['pool']} (ModelProfile {state['name']})")
         elif state["state"] == FAILED:
             events.append(Event("Warning", "BenchmarkFailed",

@@ -265,6 +265,7 @@ class Reconciler:
             blocked=self._blocked(namespace, name),
             pool_errors=self.state.pool_errors(),
             rejected=self._rejections(namespace, name),
+            duplicate_profiles=self.state.duplicate_profiles(namespace, digest),
         )
         announce = {e.job: e for e in plan.events if e.job is not None}
         for job in plan.jobs_to_create:
@@ -447,6 +448,9 @@ class Reconciler:
         error = self.state.profile_errors.get((namespace, name))  # parsed once, when it came
         valid = (c.TRUE, "Valid", "the placement engine uses this profile") if error is None else \
             (c.FALSE, c.INVALID_SPEC, error[:2000])
+        if error is None and (used := self.state.profile_superseded_by(namespace, name)) is not None:
+            valid = (c.TRUE, "Superseded", f"valid, but not used: ModelProfile {used} of the same model digest "
+                                           "and pool has a newer measuredAt; delete one of them")
         conds = c.set_condition(list(old.get("conditions") or []),
                                 c.condition("Valid", *valid, generation, now_rfc3339()))
         status = fit_status("ModelProfile", {

@@ -10,6 +10,7 @@ import dataclasses
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ..api.builtins import builtin_digest
@@ -59,6 +60,20 @@ def job_state(body: dict[str, Any]) -> JobState:
     )
 
 
+def _measured_at(profile: ModelProfile) -> datetime:
+    try:
+        found = datetime.fromisoformat(str(profile.spec.measured_at))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def newest_profile(profiles: dict[str, ModelProfile]) -> ModelProfile:
+    """Of several profiles for one digest and pool (keyed by name), the one to use: the newest
+    measuredAt, then the greatest name (a profile without measuredAt counts as oldest)."""
+    return max(profiles.values(), key=lambda p: (_measured_at(p), p.metadata.name or ""))
+
+
 def _version(body: dict[str, Any]) -> int:
     """resourceVersion as a number, to order versions of one object. Opaque by contract, it is
     etcd's revision in every Kubernetes release; anything else sorts first and is replaced."""
@@ -95,7 +110,10 @@ class ClusterState:
         self._infd_digest: dict[NsName, str | None] = {}
         self.pools: dict[str, PoolEntry] = {}
         self.nodes: dict[str, NodeInfo] = {}
-        self._profiles: dict[tuple[str, str], dict[str, ModelProfile]] = defaultdict(dict)
+        # (namespace, digest) -> pool -> profile name -> profile: every object, so deleting a
+        # duplicate never forgets the one that remains.
+        self._profiles: dict[tuple[str, str], dict[str, dict[str, ModelProfile]]] = defaultdict(
+            lambda: defaultdict(dict))
         self._profile_keys: dict[NsName, tuple[str, str, str]] = {}
         self.profile_bodies: dict[NsName, dict[str, Any]] = {}
         self.profile_errors: dict[NsName, str | None] = {}  # why a profile does not parse
@@ -182,7 +200,7 @@ class ClusterState:
                 return None
             assert isinstance(profile, ModelProfile)
             key = (meta["namespace"], profile.spec.model.digest)
-            self._profiles[key][profile.spec.pool] = profile
+            self._profiles[key][profile.spec.pool][meta["name"]] = profile
             self._profile_keys[ref] = (*key, profile.spec.pool)
         return key
 
@@ -197,7 +215,10 @@ class ClusterState:
         if found is None:
             return None
         ns, digest, pool = found
-        self._profiles[(ns, digest)].pop(pool, None)
+        by_pool = self._profiles[(ns, digest)]
+        by_pool[pool].pop(name, None)
+        if not by_pool[pool]:
+            del by_pool[pool]
         return ns, digest
 
     def put_job(self, body: dict[str, Any]) -> tuple[str, str] | None:
@@ -277,8 +298,32 @@ class ClusterState:
             return {n: e.error or "invalid" for n, e in self.pools.items() if e.pool is None}
 
     def profiles_for(self, namespace: str, digest: str) -> dict[str, ModelProfile]:
+        """The profile used for each pool: of several for one digest and pool, the newest
+        measuredAt (then the greatest name), whatever order they came in."""
         with self._lock:
-            return dict(self._profiles.get((namespace, digest), {}))
+            return {pool: newest_profile(found) for pool, found in self._profiles.get((namespace, digest), {}).items()}
+
+    def duplicate_profiles(self, namespace: str, digest: str) -> dict[str, list[str]]:
+        """Pools with more than one profile for `digest`: their names, the one used first."""
+        with self._lock:
+            by_pool = self._profiles.get((namespace, digest), {})
+            return {pool: [newest_profile(found).metadata.name or ""]
+                    + sorted(n for n in found if n != newest_profile(found).metadata.name)
+                    for pool, found in by_pool.items() if len(found) > 1}
+
+    def profile_names(self, namespace: str, digest: str) -> list[str]:
+        with self._lock:
+            return sorted(n for found in self._profiles.get((namespace, digest), {}).values() for n in found)
+
+    def profile_superseded_by(self, namespace: str, name: str) -> str | None:
+        """The name of the profile used instead of this one (same digest and pool), if any."""
+        with self._lock:
+            found = self._profile_keys.get((namespace, name))
+            if found is None:
+                return None
+            ns, digest, pool = found
+            used = newest_profile(self._profiles[(ns, digest)][pool]).metadata.name
+            return None if used == name else used
 
     def jobs_for(self, namespace: str, digest: str) -> dict[str, JobState]:
         with self._lock:
