@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..api import FileProblem, HardwarePool, InferenceDeployment, Loaded, ModelProfile, load_objects
+from ..api.files import MAX_LINE, cut
 from ..controller.plan import model_digest
 from ..placement import Decision, solve
 from ..placement.from_api import pool_from, profile_from, request_from
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         loaded = load_objects(args.paths)
     except FileProblem as err:
         # FileProblem lists every bad field of the first bad file, one per line.
-        raise UsageError("; ".join(str(err).splitlines())) from None
+        raise UsageError(cut("; ".join(str(err).splitlines()), 4 * MAX_LINE)) from None
     reports = recommend(loaded, target_rps=args.target_rps or ())
     sys.stdout.write(render(reports, args.output))
     if args.fail_if_infeasible and not all(r["feasible"] for r in reports):
