@@ -227,6 +227,13 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    def merge_patch(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch (lists replaced whole, null removes a key) as the operator's manager."""
+        return self.request(
+            "PATCH", f"{PATHS[kind].format(ns=namespace)}/{name}", patch,
+            query=[("fieldManager", FIELD_MANAGER)], content_type="application/merge-patch+json",
+        )
+
     def patch_annotations(self, kind: str, namespace: str | None, name: str, annotations: dict[str, str]) -> None:
         self.request(
             "PATCH", f"{PATHS[kind].format(ns=namespace)}/{name}", {"metadata": {"annotations": annotations}},

@@ -49,6 +49,7 @@ class ChildState:
     replicas: int
     available_replicas: int
     owned: bool  # controlled by this InferenceDeployment (same uid)
+    applied_fingerprint: str | None = None  # what the operator last applied (its annotation)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Plan:
     decision: Decision | None = None
     conflicts: list[str] = field(default_factory=list)  # "Kind/name" that exist and are not ours
     rejected: dict[str, str] = field(default_factory=dict)  # "Kind/name": why the API server refused it
+    drift: list[Event] = field(default_factory=list)  # children changed by hand, being put back
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -299,7 +301,7 @@ def plan_inference_deployment(
     elif "decision" in old_status:
         status["decision"] = old_status["decision"]  # keep the last decision while re-measuring
     plan.status = fit_status("InferenceDeployment", status)
-    plan.events = _events(infd, old_status, status, plan)
+    plan.events = _events(infd, old_status, status, plan) + plan.drift
     return plan
 
 
@@ -355,8 +357,14 @@ def _plan_children(
             plan.conflicts.append(ref)  # someone else's: never touched
             all_available = False
         elif child is None or child.fingerprint != fingerprint(desired):
+            want = fingerprint(desired)
+            desired["metadata"]["annotations"][names.ANNOTATION_FINGERPRINT] = want
             plan.deployments.append(desired)
             all_available = False
+            if child is not None and child.applied_fingerprint == want:  # not a new decision: an edit
+                plan.drift.append(Event("Warning", "DriftRestored", (
+                    f"Deployment/{child.name} differs from what the operator set (edited by hand?); "
+                    "putting it back")))
         elif child.available_replicas < placement.replicas:
             all_available = False
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing

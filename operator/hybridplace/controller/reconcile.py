@@ -23,7 +23,7 @@ from ..api.validate import InvalidObject, parse_object
 from ..builders import names
 from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
 from ..config import Settings
-from .fingerprint import deployment_fingerprint
+from .fingerprint import deployment_fingerprint, template_replacement
 from .kube import ApiError, Kube, now_rfc3339
 from .plan import model_digest, plan_inference_deployment, status_changed
 from .pools import plan_pool_status
@@ -282,7 +282,7 @@ class Reconciler:
             ref = f"Deployment/{deployment['metadata']['name']}"
             with _refused_into(rejected, ref):
                 if any(x.name == deployment["metadata"]["name"] for x in children.values()):
-                    self.state.put_deployment(self.kube.apply(deployment))  # ours: converge
+                    self.state.put_deployment(self._converge(deployment))  # ours: converge
                 elif (created := self._create_or_adopt(body, deployment)) is not None:
                     self.state.put_deployment(created)
                 else:
@@ -311,6 +311,16 @@ class Reconciler:
         for event in plan.events:
             if event.job is None:
                 self.events.post(body, event.type, event.reason, event.message)
+
+    def _converge(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of a child of ours; when what another manager added survives it
+        (apply never removes others' fields), the pod template is replaced by a merge patch."""
+        applied = {**self.kube.apply(deployment), "kind": "Deployment"}
+        if deployment_fingerprint(applied) == deployment_fingerprint(deployment):
+            return applied
+        meta = deployment["metadata"]
+        return {**self.kube.merge_patch("Deployment", meta["namespace"], meta["name"],
+                                        template_replacement(deployment, applied)), "kind": "Deployment"}
 
     def _create_or_adopt(self, owner: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create a child; if its name is taken, the existing object when it is ours, else None
