@@ -43,6 +43,7 @@ LIST_ALL = {
     "Job": "/apis/batch/v1/jobs",
     "Deployment": "/apis/apps/v1/deployments",
     "Service": "/api/v1/services",
+    "InferenceDeployment": "/apis/hybridplace.io/v1alpha1/inferencedeployments",
 }
 
 
@@ -190,6 +191,16 @@ class Kube:
         query = [("labelSelector", label_selector)] if label_selector else []
         items = self.request("GET", LIST_ALL[kind], query=query).get("items", [])
         return [{**item, "kind": kind} for item in items]
+
+    def list_all_versioned(self, kind: str, label_selector: str = "") -> tuple[list[dict[str, Any]], int]:
+        """`list_all`, and the list's resourceVersion (as a number; 0 when it is not one)."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        found = self.request("GET", LIST_ALL[kind], query=query)
+        try:
+            version = int((found.get("metadata") or {}).get("resourceVersion") or 0)
+        except ValueError:
+            version = 0
+        return [{**item, "kind": kind} for item in found.get("items") or []], version
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create `obj`; None if an object of that name already exists."""

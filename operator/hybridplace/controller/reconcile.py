@@ -33,6 +33,13 @@ from .workqueue import WorkQueue
 log = logging.getLogger("hybridplace")
 
 
+def _rv(body: dict[str, Any]) -> int:
+    try:
+        return int(body["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 @contextlib.contextmanager
 def _refused_into(rejected: dict[str, str], ref: str) -> Iterator[None]:
     """Record in `rejected` a child the API server refuses for good (a 4xx: invalid, forbidden,
@@ -128,13 +135,15 @@ class Reconciler:
         self._stats_since = time.monotonic()
         self._stats_lock = threading.Lock()
         self.errors = 0  # failed reconciles and loop iterations, for the log and the tests
+        self._selectors: dict[str, str] = {}
 
     # -- the worker loop ---------------------------------------------------------------------
 
     def prime(self, selectors: dict[str, str]) -> None:
         """Fill the state from lists before any reconcile runs (as controllers wait for their
         caches to sync), so the first decisions see every pool, profile and child. The watches
-        then keep it current."""
+        then keep it current, and `relist` replaces it every resync period."""
+        self._selectors = dict(selectors)
         for body in self.kube.list_all("Node"):
             self.state.put_node(body)
         for body in self.kube.list_all("HardwarePool"):
@@ -200,11 +209,70 @@ class Reconciler:
         log.info("reconciled %d keys in the last minute, %.0f ms each on average; %d waiting; API calls: %s",
                  count, 1000 * busy / max(count, 1), len(self.queue), calls)
 
+    # What a re-list replaces, and how: (kind, key of a body, drop a key -> what to reconcile).
+    def _relist_kinds(self) -> list[tuple[str, Any, Any]]:
+        state, ns_name = self.state, lambda b: (b["metadata"].get("namespace"), b["metadata"]["name"])
+        return [
+            ("Node", lambda b: b["metadata"]["name"], lambda k: state.drop_node(k) or None),
+            ("HardwarePool", lambda b: b["metadata"]["name"], lambda k: state.drop_pool(k) or "all"),
+            ("ModelProfile", ns_name, lambda k: state.drop_profile(*k)),
+            ("Job", ns_name, lambda k: state.drop_job(*k)),
+            ("Service", ns_name, lambda k: state.drop_service(*k)),
+            ("Deployment", ns_name, lambda k: state.drop_deployment(*k)),
+            ("InferenceDeployment", ns_name, lambda k: state.drop_infd(*k) or None),
+        ]
+
+    def relist(self) -> int:
+        """List every kind again and replace the cached set, as an informer's re-list does:
+        objects deleted while no watch event said so (around an API-server restart) are dropped
+        and what depended on them is reconciled; objects missed are added. Returns how many
+        were dropped."""
+        put = {"Node": self.state.put_node, "HardwarePool": self.state.put_pool,
+               "ModelProfile": self.state.put_profile, "Job": self.state.put_job,
+               "Service": self.state.put_service, "Deployment": self.state.put_deployment,
+               "InferenceDeployment": self.state.put_infd}
+        namespaces = set(self.settings.namespaces)
+        dropped = 0
+        for kind, key_of, drop in self._relist_kinds():
+            items, version = self.kube.list_all_versioned(kind, self._selectors.get(kind, ""))
+            if namespaces:
+                items = [i for i in items if i["metadata"].get("namespace") in namespaces | {None}]
+            listed = set()
+            for item in items:
+                key = key_of(item)
+                listed.add(key)
+                seen = self.state.seen_version(kind, key)
+                if seen is None or seen < _rv(item):
+                    put[kind](item)
+                    if kind == "InferenceDeployment":
+                        self.queue.add(("infd", *key))
+            for key in self.state.stale(kind, listed, version):
+                dropped += 1
+                affected = drop(key)
+                log.info("%s %s is gone (found by a re-list, not by a watch event)", kind, "/".join(
+                    key) if isinstance(key, tuple) else key)
+                if affected == "all":
+                    for ns, name in self.state.all_infds():
+                        self.queue.add(("infd", ns, name))
+                elif kind in ("ModelProfile", "Job") and affected is not None:
+                    for ns, name in self.state.infds_with(*affected):
+                        self.queue.add(("infd", ns, name))
+                elif affected is not None:
+                    self.queue.add(("infd", *affected))
+        return dropped
+
     def _resync(self) -> None:
-        """Every resync period, look at everything once more, spread over the period. A failure
-        is logged and counted; the loop goes on at the next period."""
+        """Every resync period, re-list everything (deletions no watch event reported are found
+        here), then look at everything once more, spread over the period. A failure is logged
+        and counted; the loop goes on at the next period."""
         period = self.settings.resync_seconds
         while not self._stop.wait(period):
+            try:
+                self.relist()
+            except Exception as err:  # noqa: BLE001 - the resync must outlive any one failure
+                self.errors += 1
+                log.warning("re-list failed (trying again in %.0fs): %s", period, err,
+                            exc_info=not isinstance(err, ApiError))
             try:
                 for ns, name in self.state.all_infds():
                     self.queue.add_after(("infd", ns, name), random.uniform(0, period / 2))

@@ -123,6 +123,10 @@ class ClusterState:
         self._child_keys: dict[NsName, tuple[NsName, str, int]] = {}
         self._child_versions: dict[NsName, int] = {}
         self._services: dict[NsName, set[str]] = defaultdict(set)
+        # Every cached object by kind and key, with the resourceVersion last seen: a re-list
+        # replaces the cached set (the informer contract), so what it no longer lists is dropped.
+        self._seen: dict[str, dict[Any, int]] = defaultdict(dict)
+        self._service_instances: dict[NsName, str] = {}
 
     # -- updates from watch events (return what the change affects) -------------------------
 
@@ -137,11 +141,13 @@ class ClusterState:
                 return
             self.infds[key] = body
             self._infd_digest[key] = digest_of(body)
+            self._seen["InferenceDeployment"][key] = _version(body)
 
     def drop_infd(self, namespace: str, name: str) -> None:
         with self._lock:
             self.infds.pop((namespace, name), None)
             self._infd_digest.pop((namespace, name), None)
+            self._seen["InferenceDeployment"].pop((namespace, name), None)
 
     def infds_with(self, namespace: str, digest: str) -> list[NsName]:
         with self._lock:
@@ -162,6 +168,7 @@ class ClusterState:
         with self._lock:
             old = self.pools.get(name)
             self.pools[name] = entry
+            self._seen["HardwarePool"][name] = _version(body)
         return old is None or old.generation != generation or (old.pool is None) != (entry.pool is None)
 
     def pool_names(self) -> list[str]:
@@ -171,15 +178,18 @@ class ClusterState:
     def drop_pool(self, name: str) -> None:
         with self._lock:
             self.pools.pop(name, None)
+            self._seen["HardwarePool"].pop(name, None)
 
     def put_node(self, body: dict[str, Any]) -> None:
         node = NodeInfo.from_body(body)
         with self._lock:
             self.nodes[node.name] = node
+            self._seen["Node"][node.name] = _version(body)
 
     def drop_node(self, name: str) -> None:
         with self._lock:
             self.nodes.pop(name, None)
+            self._seen["Node"].pop(name, None)
 
     def put_profile(self, body: dict[str, Any]) -> tuple[str, str] | None:
         """Record a profile (replacing what was known of it, in one step, so a reconcile never
@@ -195,6 +205,7 @@ class ClusterState:
         with self._lock:
             self._drop_profile(*ref)
             self.profile_bodies[ref] = _slim(body)
+            self._seen["ModelProfile"][ref] = _version(body)
             self.profile_errors[ref] = error
             if profile is None:
                 return None
@@ -211,6 +222,7 @@ class ClusterState:
     def _drop_profile(self, namespace: str, name: str) -> tuple[str, str] | None:
         self.profile_bodies.pop((namespace, name), None)
         self.profile_errors.pop((namespace, name), None)
+        self._seen["ModelProfile"].pop((namespace, name), None)
         found = self._profile_keys.pop((namespace, name), None)
         if found is None:
             return None
@@ -230,11 +242,13 @@ class ClusterState:
         with self._lock:
             self._jobs[(meta["namespace"], digest, pool)] = job_state(body)
             self._job_keys[(meta["namespace"], meta["name"])] = (meta["namespace"], digest, pool)
+            self._seen["Job"][(meta["namespace"], meta["name"])] = _version(body)
         return meta["namespace"], digest
 
     def drop_job(self, namespace: str, name: str) -> tuple[str, str] | None:
         with self._lock:
             found = self._job_keys.pop((namespace, name), None)
+            self._seen["Job"].pop((namespace, name), None)
             if found is None:
                 return None
             self._jobs.pop(found, None)
@@ -260,6 +274,7 @@ class ClusterState:
             if self._child_versions.get((meta["namespace"], meta["name"]), -1) > _version(body):
                 return key  # an older event than the operator's own write: keep the newer
             self._child_versions[(meta["namespace"], meta["name"])] = _version(body)
+            self._seen["Deployment"][(meta["namespace"], meta["name"])] = _version(body)
             self._children[key][pool] = (child, owner.get("uid"))
             self._child_keys[(meta["namespace"], meta["name"])] = (key, pool, replicas)
         return key
@@ -268,6 +283,7 @@ class ClusterState:
         with self._lock:
             found = self._child_keys.pop((namespace, name), None)
             self._child_versions.pop((namespace, name), None)
+            self._seen["Deployment"].pop((namespace, name), None)
             if found is None:
                 return None
             key, pool, _ = found
@@ -283,9 +299,33 @@ class ClusterState:
         with self._lock:
             if deleted:
                 self._services[key].discard(meta["name"])
+                self._seen["Service"].pop((meta["namespace"], meta["name"]), None)
+                self._service_instances.pop((meta["namespace"], meta["name"]), None)
             else:
                 self._services[key].add(meta["name"])
+                self._seen["Service"][(meta["namespace"], meta["name"])] = _version(body)
+                self._service_instances[(meta["namespace"], meta["name"])] = instance
         return key
+
+    def drop_service(self, namespace: str, name: str) -> NsName | None:
+        with self._lock:
+            instance = self._service_instances.get((namespace, name))
+        if instance is None:
+            return None
+        return self.put_service({"metadata": {"namespace": namespace, "name": name,
+                                              "labels": {names.LABEL_INSTANCE: instance}}}, deleted=True)
+
+    # -- re-lists ----------------------------------------------------------------------------
+
+    def seen_version(self, kind: str, key: Any) -> int | None:
+        with self._lock:
+            return self._seen[kind].get(key)
+
+    def stale(self, kind: str, listed: set[Any], list_version: int) -> list[Any]:
+        """Cached keys of `kind` that a list at `list_version` did not return: deleted while no
+        watch event said so. Ones seen at a newer version than the list are kept."""
+        with self._lock:
+            return [k for k, v in self._seen[kind].items() if k not in listed and v <= list_version]
 
     # -- reads for reconcilers ---------------------------------------------------------------
 
