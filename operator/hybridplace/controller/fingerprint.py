@@ -93,3 +93,20 @@ def deployment_fingerprint(deployment: dict[str, Any]) -> str:
     }
     text = json.dumps(owned, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def service_fingerprint(service: dict[str, Any]) -> str:
+    """A fingerprint of what the operator sets on a Service: its type, selector and ports
+    (nodePort, clusterIP and the like are the API server's, and left out)."""
+    spec = service.get("spec") or {}
+    owned = {
+        "type": spec.get("type") or "ClusterIP",
+        "selector": spec.get("selector") or {},
+        "ports": sorted(
+            ({"name": p.get("name"), "port": p.get("port"), "targetPort": p.get("targetPort", p.get("port")),
+              "protocol": p.get("protocol") or "TCP"} for p in spec.get("ports") or []),
+            key=lambda p: str(p["name"])),
+        "externalIPs": spec.get("externalIPs") or [],
+    }
+    text = json.dumps(owned, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

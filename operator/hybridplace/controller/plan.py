@@ -74,6 +74,7 @@ class Plan:
     conflicts: list[str] = field(default_factory=list)  # "Kind/name" that exist and are not ours
     rejected: dict[str, str] = field(default_factory=dict)  # "Kind/name": why the API server refused it
     drift: list[Event] = field(default_factory=list)  # children changed by hand, being put back
+    services_to_apply: list[dict[str, Any]] = field(default_factory=list)  # ours, changed by hand
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -223,6 +224,8 @@ def plan_inference_deployment(
     pool_errors: dict[str, str] | None = None,
     rejected: dict[str, str] | None = None,
     duplicate_profiles: dict[str, list[str]] | None = None,
+    service_fingerprints: dict[str, str] | None = None,
+    service_fingerprint: Any = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
@@ -262,7 +265,7 @@ def plan_inference_deployment(
         if apply:
             available = _plan_children(
                 plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked,
-                rejected or {})
+                rejected or {}, _ServiceDrift(service_fingerprints or {}, service_fingerprint))
             reason, verb = c.APPLIED, "placed"
         else:
             reason, verb = c.RECOMMENDED, "recommended (mode Recommend: nothing applied)"
@@ -336,6 +339,7 @@ def _plan_children(
     fingerprint: Any,
     blocked: frozenset[str],
     rejected: dict[str, str],
+    drift: _ServiceDrift,
 ) -> bool:
     """Fill the plan's children to apply and delete; returns whether all are available.
     Names in `blocked` belong to someone else: they are reported as conflicts, never touched."""
@@ -368,8 +372,8 @@ def _plan_children(
         elif child.available_replicas < placement.replicas:
             all_available = False
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
-            _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected)
-    _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected)
+            _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected, drift)
+    _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected, drift)
     for pool_name, child in sorted(children.items()):
         if pool_name not in chosen and child.owned:
             plan.stale_deployments.append(child.name)
@@ -382,16 +386,31 @@ def _plan_children(
     return all_available
 
 
+@dataclass(frozen=True)
+class _ServiceDrift:
+    """The live Services' fingerprints by name, and how to fingerprint a desired one."""
+
+    live: dict[str, str]
+    fingerprint: Any
+
+
 def _plan_service(
-    plan: Plan, service: dict[str, Any], existing: set[str], blocked: frozenset[str], rejected: dict[str, str]
+    plan: Plan, service: dict[str, Any], existing: set[str], blocked: frozenset[str], rejected: dict[str, str],
+    drift: _ServiceDrift | None = None,
 ) -> None:
-    ref = f"Service/{service['metadata']['name']}"
+    name = service["metadata"]["name"]
+    ref = f"Service/{name}"
     if ref in rejected:
         plan.rejected[ref] = rejected[ref]
     elif ref in blocked:
         plan.conflicts.append(ref)
-    elif service["metadata"]["name"] not in existing:
+    elif name not in existing:
         plan.services.append(service)
+    elif drift is not None and drift.fingerprint is not None and name in drift.live \
+            and drift.live[name] != drift.fingerprint(service):
+        plan.services_to_apply.append(service)  # changed by hand (a NodePort, other ports): put back
+        plan.drift.append(Event("Warning", "DriftRestored",
+                                f"{ref} differs from what the operator set (edited by hand?); putting it back"))
 
 
 def _events(

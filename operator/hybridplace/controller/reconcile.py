@@ -23,7 +23,7 @@ from ..api.validate import InvalidObject, parse_object
 from ..builders import names
 from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
 from ..config import Settings
-from .fingerprint import deployment_fingerprint, template_replacement
+from .fingerprint import deployment_fingerprint, service_fingerprint, template_replacement
 from .kube import ApiError, Kube, now_rfc3339
 from .plan import model_digest, plan_inference_deployment, status_changed
 from .pools import plan_pool_status
@@ -334,6 +334,8 @@ class Reconciler:
             pool_errors=self.state.pool_errors(),
             rejected=self._rejections(namespace, name),
             duplicate_profiles=self.state.duplicate_profiles(namespace, digest),
+            service_fingerprints=self.state.service_fingerprints_of(namespace, name),
+            service_fingerprint=service_fingerprint,
         )
         announce = {e.job: e for e in plan.events if e.job is not None}
         for job in plan.jobs_to_create:
@@ -362,6 +364,9 @@ class Reconciler:
                     self.state.put_service(created)
                 else:
                     conflicts.append(ref)
+        for service in plan.services_to_apply:
+            with _refused_into(rejected, f"Service/{service['metadata']['name']}"):
+                self.state.put_service({**self.kube.apply(service), "kind": "Service"})
         if conflicts or rejected:  # plan again at once, with them left out and reported
             self._note_conflicts(namespace, name, conflicts)
             self._note_rejected(namespace, name, rejected)

@@ -17,7 +17,7 @@ from ..api.builtins import builtin_digest
 from ..api.models import HardwarePool, ModelProfile
 from ..api.validate import InvalidObject, parse_object
 from ..builders import names
-from .fingerprint import deployment_fingerprint
+from .fingerprint import deployment_fingerprint, service_fingerprint
 from .plan import ChildState, JobState
 from .pools import NodeInfo
 
@@ -127,6 +127,7 @@ class ClusterState:
         # replaces the cached set (the informer contract), so what it no longer lists is dropped.
         self._seen: dict[str, dict[Any, int]] = defaultdict(dict)
         self._service_instances: dict[NsName, str] = {}
+        self._service_fingerprints: dict[NsName, str] = {}
 
     # -- updates from watch events (return what the change affects) -------------------------
 
@@ -301,10 +302,13 @@ class ClusterState:
                 self._services[key].discard(meta["name"])
                 self._seen["Service"].pop((meta["namespace"], meta["name"]), None)
                 self._service_instances.pop((meta["namespace"], meta["name"]), None)
+                self._service_fingerprints.pop((meta["namespace"], meta["name"]), None)
             else:
                 self._services[key].add(meta["name"])
                 self._seen["Service"][(meta["namespace"], meta["name"])] = _version(body)
                 self._service_instances[(meta["namespace"], meta["name"])] = instance
+                if "spec" in body:
+                    self._service_fingerprints[(meta["namespace"], meta["name"])] = service_fingerprint(body)
         return key
 
     def drop_service(self, namespace: str, name: str) -> NsName | None:
@@ -384,6 +388,12 @@ class ClusterState:
     def services_of(self, namespace: str, name: str) -> set[str]:
         with self._lock:
             return set(self._services.get((namespace, name), set()))
+
+    def service_fingerprints_of(self, namespace: str, name: str) -> dict[str, str]:
+        """The fingerprints of this InferenceDeployment's Services, by name."""
+        with self._lock:
+            return {n: self._service_fingerprints[(namespace, n)] for n in self._services.get((namespace, name), set())
+                    if (namespace, n) in self._service_fingerprints}
 
     def node_list(self) -> list[NodeInfo]:
         with self._lock:

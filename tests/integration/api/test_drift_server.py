@@ -72,3 +72,28 @@ def test_a_hand_edited_serving_deployment_is_put_back(crds, kubeconfig, namespac
     assert deployment_fingerprint(restored) == deployment_fingerprint(want)
     # and it stays put: a second converge finds nothing to change
     assert deployment_fingerprint(kube.apply(want)) == deployment_fingerprint(want)
+
+
+def test_a_service_changed_to_nodeport_by_hand_is_put_back(crds, kubeconfig, namespace):
+    from hybridplace.builders.serving import build_service
+    from hybridplace.controller.fingerprint import service_fingerprint
+
+    body = copy.deepcopy(SEED)
+    body["metadata"].update(namespace=namespace, uid="00000000-0000-0000-0000-000000000002")
+    service = build_service(infd=parse_object(body))
+    service["metadata"]["ownerReferences"] = []
+    kube = Kube(load_client(kubeconfig))
+    kube.apply(service)
+    subprocess.run(
+        [*crds, "patch", "service", "seed", "-n", namespace, "-p", '{"spec": {"type": "NodePort"}}'],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    edited = kube.get("Service", namespace, "seed")
+    assert edited["spec"]["type"] == "NodePort" and service_fingerprint(edited) != service_fingerprint(service)
+    restored = kube.apply(service)  # what the reconciler does for plan.services_to_apply
+    assert restored["spec"]["type"] == "ClusterIP"
+    assert not any("nodePort" in p for p in restored["spec"]["ports"])
+    assert service_fingerprint(restored) == service_fingerprint(service)

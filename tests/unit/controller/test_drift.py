@@ -158,3 +158,40 @@ def test_converge_replaces_the_template_when_apply_leaves_a_hand_edit():
     assert deployment_fingerprint(result) == deployment_fingerprint(want)
     assert [v["name"] for v in pod(merge)["volumes"]] == [v["name"] for v in pod(want)["volumes"]]
     assert pod(apply)["containers"][0]["securityContext"]["privileged"] is False
+
+
+def test_a_service_changed_by_hand_is_put_back_and_one_as_built_is_left_alone():
+    from hybridplace.builders.serving import build_service
+    from hybridplace.controller.fingerprint import service_fingerprint
+
+    body = copy.deepcopy(SEED)
+    body["metadata"].update(uid="u", generation=1, namespace="ns")
+    service = build_service(infd=parse_object(body))
+    nodeport = copy.deepcopy(service)
+    nodeport["spec"]["type"] = "NodePort"
+    for port in nodeport["spec"]["ports"]:
+        port["nodePort"] = 30000 + port["port"] % 1000
+    as_stored_service = {**service, "spec": {**service["spec"], "clusterIP": "10.0.0.1", "sessionAffinity": "None"}}
+    assert service_fingerprint(as_stored_service) == service_fingerprint(service)
+    assert service_fingerprint(nodeport) != service_fingerprint(service)
+
+    def plan_with(live):
+        body["spec"]["placement"] = {**body["spec"]["placement"], "mode": "Apply", "pools": ["cpu-standard"]}
+        return plan_inference_deployment(
+            parse_object(body),
+            pools=POOLS,
+            profiles=PROFILES,
+            jobs={},
+            children={},
+            service_names={"seed"},
+            settings=Settings(),
+            now="2026-11-23T18:00:00Z",
+            fingerprint=deployment_fingerprint,
+            service_fingerprints={"seed": service_fingerprint(live)},
+            service_fingerprint=service_fingerprint,
+        )
+
+    edited = plan_with(nodeport)
+    assert [s["metadata"]["name"] for s in edited.services_to_apply] == ["seed"]
+    assert any(e.reason == "DriftRestored" and "Service/seed" in e.message for e in edited.events)
+    assert plan_with(as_stored_service).services_to_apply == []
