@@ -113,7 +113,9 @@ class EventPoster:
             self.failures += 1
             if not error.transient or attempt == self._attempts - 1:
                 break
-            delay = max(min(self._base * 2**attempt, self._max), error.retry_after or 0.0)
+            # At least the server's Retry-After, but never more than max_delay: the thread serves
+            # every Event, and a long wait is better spent dropping this one.
+            delay = min(max(self._base * 2**attempt, error.retry_after or 0.0), self._max)
             if self._stopping.wait(delay):
                 break
         self.dropped += 1

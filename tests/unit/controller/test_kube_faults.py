@@ -286,3 +286,13 @@ def test_a_queue_with_work_due_and_no_progress_counts_as_stalled():
     queue.add("b")  # due, but "a" is still being worked on: progress was when "a" was taken
     clock[0] += 5
     assert queue.stalled_for() == 5
+
+
+def test_a_long_retry_after_never_holds_the_events_thread_longer_than_its_cap():
+    with MockApi() as api:
+        api.on("POST", EVENTS, status(429, "TooManyRequests", headers={"Retry-After": "600"}), Reply(201, {}))
+        poster = EventPoster(api.kube(), attempts=3, base_delay=0.01, max_delay=0.3)
+        poster.start()
+        poster.post(INVOLVED, "Normal", "Capped", "posted after 0.3 s, not 600 s")
+        assert wait_for(lambda: poster.posted == 1, timeout=5)
+        poster.stop()
