@@ -150,14 +150,21 @@ class Reconciler:
             self.state.put_node(body)
         for body in self.kube.list_all("HardwarePool"):
             self.state.put_pool(body)
-        for body in self.kube.list_all("ModelProfile"):
+        for body in self._in_scope(self.kube.list_all("ModelProfile")):
             self.state.put_profile(body)
-        for body in self.kube.list_all("Job", selectors.get("Job", "")):
+        for body in self._in_scope(self.kube.list_all("Job", selectors.get("Job", ""))):
             self.state.put_job(body)
-        for body in self.kube.list_all("Service", selectors.get("Service", "")):
+        for body in self._in_scope(self.kube.list_all("Service", selectors.get("Service", ""))):
             self.state.put_service(body)
-        for body in self.kube.list_all("Deployment", selectors.get("Deployment", "")):
+        for body in self._in_scope(self.kube.list_all("Deployment", selectors.get("Deployment", ""))):
             self.state.put_deployment(body)
+
+    def _in_scope(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Objects of the namespaces the operator watches (all, when none is set)."""
+        namespaces = set(self.settings.namespaces)
+        if not namespaces:
+            return items
+        return [i for i in items if i["metadata"].get("namespace") in namespaces | {None}]
 
     def start(self) -> None:
         self.events.start()
@@ -233,12 +240,10 @@ class Reconciler:
                "ModelProfile": self.state.put_profile, "Job": self.state.put_job,
                "Service": self.state.put_service, "Deployment": self.state.put_deployment,
                "InferenceDeployment": self.state.put_infd}
-        namespaces = set(self.settings.namespaces)
         dropped = 0
         for kind, key_of, drop in self._relist_kinds():
             items, version = self.kube.list_all_versioned(kind, self._selectors.get(kind, ""))
-            if namespaces:
-                items = [i for i in items if i["metadata"].get("namespace") in namespaces | {None}]
+            items = self._in_scope(items)
             listed = set()
             for item in items:
                 key = key_of(item)
