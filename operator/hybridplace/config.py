@@ -61,6 +61,13 @@ class Settings:
                   "help": "the liveness probe fails when work is due and none progressed for this long, seconds"},
     )
 
+    leader_election_namespace: str = field(
+        default="",
+        metadata={"env": "HP_LEADER_ELECTION_NAMESPACE",
+                  "help": "namespace of the Lease that elects the one active replica; empty: no election "
+                          "(run one replica)"},
+    )
+
     def __post_init__(self) -> None:
         """Refuse settings the operator cannot work with, naming the flag's variable."""
         limits = {  # field: (smallest, largest)

@@ -24,6 +24,7 @@ VERB = {
     "patch_annotations": "patch",
     "patch_status": "patch",
     "delete": "delete",
+    "replace": "update",
 }
 
 # Calls whose kind is a variable: (source pattern, kinds it takes, Kube method).
@@ -36,6 +37,8 @@ DYNAMIC = [
     (r"self\.kube\.apply\(service\)", ["Service"], "apply"),
     (r"self\.kube\.list_all_versioned\(kind", list(LIST_ALL), "list"),  # relist: every cached kind
     (r"self\.kube\.event\(", ["Event"], "create"),  # via Kube.event: POST core/v1 events
+    (r"self\.kube\.create\(body\)", ["Lease"], "create"),  # leader election
+    (r"self\.kube\.replace\(", ["Lease"], "replace"),
 ]
 # kopf itself: discovery of CRDs, and namespaces for cluster-wide watching.
 KOPF = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")} | {

@@ -9,6 +9,9 @@ the status of what it reconciles and the children it owns, and an idle operator 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from typing import Any
 
 import kopf
@@ -16,6 +19,7 @@ import kopf
 from ..builders import names
 from ..config import Settings
 from .kube import Kube, load_client
+from .leader import LeaderElector
 from .reconcile import Reconciler
 from .state import ANNOTATION_FAILURE_REASON, ClusterState, job_state
 from .workqueue import WorkQueue
@@ -37,6 +41,7 @@ class Operator:
     state: ClusterState
     queue: WorkQueue
     reconciler: Reconciler | None = None
+    elector: LeaderElector | None = None
 
 
 OPERATOR = Operator()
@@ -71,6 +76,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue)
     OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
                                "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
+    if ours.leader_election_namespace:  # several replicas: only the Lease holder reconciles
+        identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        OPERATOR.elector = LeaderElector(Kube(client), ours.leader_election_namespace, identity)
+        OPERATOR.reconciler.leading = OPERATOR.elector.leading
+        OPERATOR.reconciler.elector = OPERATOR.elector
+        OPERATOR.elector.start()
     OPERATOR.reconciler.start()
     log.info("hybridplace operator started with %d reconcile workers", ours.workers)
 
@@ -96,6 +107,8 @@ def background_work_alive(**_: Any) -> str:
 
 @kopf.on.cleanup()
 def stop(**_: Any) -> None:
+    if OPERATOR.elector is not None:
+        OPERATOR.elector.stop()  # first: a standby replica takes over once the Lease expires
     if OPERATOR.reconciler is not None:
         OPERATOR.reconciler.stop()
 

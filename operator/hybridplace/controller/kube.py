@@ -32,6 +32,7 @@ PATHS = {
     "ModelProfile": "/apis/hybridplace.io/v1alpha1/namespaces/{ns}/modelprofiles",
     "InferenceDeployment": "/apis/hybridplace.io/v1alpha1/namespaces/{ns}/inferencedeployments",
     "HardwarePool": "/apis/hybridplace.io/v1alpha1/hardwarepools",
+    "Lease": "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
 }
 
 
@@ -219,6 +220,12 @@ class Kube:
             "PATCH", path, obj, query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT `obj` whole; its metadata.resourceVersion makes it fail with 409 if it changed."""
+        meta = obj["metadata"]
+        return self.request("PUT", f"{PATHS[obj['kind']].format(ns=meta.get('namespace'))}/{meta['name']}", obj,
+                            query=[("fieldManager", FIELD_MANAGER)])
 
     def delete(self, kind: str, namespace: str | None, name: str, uid: str | None = None) -> None:
         """Delete, in the background; with `uid`, only that very object (never a namesake)."""

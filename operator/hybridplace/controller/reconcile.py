@@ -138,6 +138,10 @@ class Reconciler:
         self._stats_lock = threading.Lock()
         self.errors = 0  # failed reconciles and loop iterations, for the log and the tests
         self._selectors: dict[str, str] = {}
+        # Set while this replica may act: always without leader election, else while it leads.
+        self.leading = threading.Event()
+        self.leading.set()
+        self.elector: Any = None  # a LeaderElector, when several replicas run
 
     # -- the worker loop ---------------------------------------------------------------------
 
@@ -185,9 +189,16 @@ class Reconciler:
 
     def _work(self) -> None:
         while True:
+            while not self.leading.wait(timeout=1.0):  # a standby replica only watches
+                if self._stop.is_set():
+                    return
             key = self.queue.get()
             if key is None:
                 return
+            if not self.leading.is_set():  # lost the lease while waiting: leave the key for later
+                self.queue.done(key)
+                self.queue.add_after(key, 1.0)
+                continue
             started = time.monotonic()
             try:
                 self.reconcile(key)
@@ -274,6 +285,8 @@ class Reconciler:
         and counted; the loop goes on at the next period."""
         period = self.settings.resync_seconds
         while not self._stop.wait(period):
+            if not self.leading.is_set():
+                continue
             try:
                 self.relist()
             except Exception as err:  # noqa: BLE001 - the resync must outlive any one failure
@@ -298,7 +311,9 @@ class Reconciler:
         problems = [f"thread {t.name} is dead" for t in self._threads if not t.is_alive()]
         if not self.events.alive():
             problems.append("the Events thread is dead")
-        idle = self.queue.stalled_for()
+        if self.elector is not None and not self.elector.alive():
+            problems.append("the leader-election thread is dead")
+        idle = self.queue.stalled_for() if self.leading.is_set() else 0.0  # a standby waits by design
         if idle > stall_seconds:
             problems.append(f"the work queue has had work due and made no progress for {idle:.0f}s")
         return problems
