@@ -33,6 +33,7 @@ REPLICAS_PENDING = "ReplicasPending"
 NOT_PLACED = "NotPlaced"
 NAME_CONFLICT = "NameConflict"
 CHILD_REJECTED = "ChildRejected"
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 
 
 def condition(

@@ -61,6 +61,12 @@ class Settings:
                   "help": "the liveness probe fails when work is due and none progressed for this long, seconds"},
     )
 
+    allowed_image_registries: tuple[str, ...] = field(
+        default=(),
+        metadata={"env": "HP_ALLOWED_IMAGE_REGISTRIES",
+                  "help": "comma-separated registries (or repository prefixes) spec.serving.image may come "
+                          "from; empty: any"},
+    )
     leader_election_namespace: str = field(
         default="",
         metadata={"env": "HP_LEADER_ELECTION_NAMESPACE",

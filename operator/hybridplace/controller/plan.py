@@ -262,7 +262,11 @@ def plan_inference_deployment(
         conds = c.set_condition(conds, c.condition(c.PLACED, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
         conds = c.set_condition(conds, c.condition(c.SLO_MET, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
     else:
-        if apply:
+        image_problem = image_not_allowed(infd.spec.serving.image, settings.allowed_image_registries)
+        if apply and image_problem:
+            available = False
+            reason, verb = c.IMAGE_NOT_ALLOWED, f"not placed: {image_problem}. Decision"
+        elif apply:
             available = _plan_children(
                 plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked,
                 rejected or {}, _ServiceDrift(service_fingerprints or {}, service_fingerprint))
@@ -277,7 +281,7 @@ def plan_inference_deployment(
             why = "; ".join(f"{ref}: {message}" for ref, message in sorted(plan.rejected.items()))
             reason, verb = c.CHILD_REJECTED, (
                 f"not placed: the API server refused {why} (tried again after the resync period). Decision")
-        status_placed = c.FALSE if plan.conflicts or plan.rejected else c.TRUE
+        status_placed = c.FALSE if plan.conflicts or plan.rejected or (apply and image_problem) else c.TRUE
         conds = c.set_condition(
             conds, c.condition(c.PLACED, status_placed, reason, f"{verb}: {decision.message}", generation, now))
         worst = max(p.predicted_latency_ms for p in decision.placements)
@@ -306,6 +310,21 @@ def plan_inference_deployment(
     plan.status = fit_status("InferenceDeployment", status)
     plan.events = _events(infd, old_status, status, plan) + plan.drift
     return plan
+
+
+def image_not_allowed(image: str | None, registries: tuple[str, ...]) -> str | None:
+    """Why `spec.serving.image` may not run here, or None: with an allow-list set, an image must
+    come from one of its registries (or repository prefixes). An image without a registry is
+    Docker Hub's (docker.io/library/...), as the container runtime reads it."""
+    if not image or not registries:
+        return None
+    first = image.split("/", 1)[0]
+    full = image if "/" in image and ("." in first or ":" in first or first == "localhost") else (
+        f"docker.io/{image}" if "/" in image else f"docker.io/library/{image}")
+    if any(full.startswith(r.rstrip("/") + "/") for r in registries):
+        return None
+    return (f"spec.serving.image {image[:200]!r} is not from an allowed registry (allowed: "
+            f"{', '.join(registries)}; set by the operator's --allowed-image-registries)")
 
 
 def status_changed(new: dict[str, Any], stored: dict[str, Any]) -> bool:
@@ -449,7 +468,7 @@ def _events(
             continue
         if cond["type"] == c.PLACED and cond["status"] == c.TRUE:
             events.append(Event("Normal", cond["reason"], cond["message"]))
-        elif cond["type"] == c.PLACED and cond["reason"] in (c.NAME_CONFLICT, c.CHILD_REJECTED):
+        elif cond["type"] == c.PLACED and cond["reason"] in (c.NAME_CONFLICT, c.CHILD_REJECTED, c.IMAGE_NOT_ALLOWED):
             events.append(Event("Warning", cond["reason"], cond["message"]))
         elif cond["type"] == c.SLO_MET and cond["status"] == c.FALSE:
             events.append(Event("Warning", cond["reason"], cond["message"]))

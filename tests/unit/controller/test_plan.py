@@ -241,3 +241,27 @@ def test_a_split_gets_a_service_per_pool_and_loses_them_when_it_ends():
     assert [x.pool for x in single.decision.placements] == ["cpu-standard"]
     assert single.stale_deployments == ["seed-gpu-t4"]
     assert sorted(single.stale_services) == ["seed-cpu-standard", "seed-gpu-t4"]
+
+
+@pytest.mark.parametrize(("image", "allowed"), [
+    ("ghcr.io/acme/triton:1", True), ("ghcr.io/acme", False), ("ghcr.io/other/x", False),
+    ("registry.internal:5000/triton", True), ("nginx", False), ("library/nginx", False),
+    ("evil.io/ghcr.io/acme/x", False),
+])
+def test_an_image_from_a_registry_not_allowed_is_not_placed(image, allowed):
+    from hybridplace.controller.plan import image_not_allowed
+
+    registries = ("ghcr.io/acme", "registry.internal:5000")
+    assert (image_not_allowed(image, registries) is None) == allowed
+    assert image_not_allowed(image, ()) is None  # no list: any image
+    p = plan_inference_deployment(
+        infd(load={"targetRps": 5}, serving={"image": image}), pools=POOLS, profiles=PROFILES, jobs={}, children={},
+        service_names=set(), settings=Settings(allowed_image_registries=registries), now=NOW,
+        fingerprint=deployment_fingerprint)
+    placed = cond(p.status, c.PLACED)
+    if allowed:
+        assert placed["status"] == c.TRUE and p.deployments
+    else:
+        assert (placed["status"], placed["reason"]) == (c.FALSE, c.IMAGE_NOT_ALLOWED) and not p.deployments
+        assert "spec.serving.image" in placed["message"]
+        assert any(e.reason == c.IMAGE_NOT_ALLOWED for e in p.events)
