@@ -165,11 +165,16 @@ def _inputs(found: _Found, pools: dict[str, _Found],
             known = ", ".join(sorted(pools)) or "none"
             raise UsageError(f"{_ref(found)}: spec.placement.pools[{i}]: HardwarePool {name!r} "
                              f"is not in the files given (HardwarePools found: {known})")
-    allowed = sorted(set(named)) if named else sorted(pools)
+    namespace = _namespace(infd)
+    for i, name in enumerate(named):
+        if not pools[name].obj.spec.allows(namespace):
+            raise UsageError(f"{_ref(found)}: spec.placement.pools[{i}]: HardwarePool {name!r} does not admit "
+                             f"namespace {namespace} (its spec.allowedNamespaces)")
+    allowed = sorted(set(named)) if named else sorted(n for n, p in pools.items() if p.obj.spec.allows(namespace))
     if not allowed:
         raise UsageError(f"{_ref(found)}: spec.placement.pools: no HardwarePool in the files "
                          f"given; add the pools' YAML with -f")
-    namespace, digest = _namespace(infd), model_digest(infd)
+    digest = model_digest(infd)
     used = {pool: profiles[(namespace, digest, pool)] for pool in allowed
             if (namespace, digest, pool) in profiles}
     if not used:

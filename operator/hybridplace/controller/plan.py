@@ -99,7 +99,10 @@ def _pool_states(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Each allowed pool's profile state, and the benchmark Jobs that must be started. A pool
     that does not parse is left out where all pools are allowed, and reported where it is named."""
-    allowed = infd.spec.placement.pools or sorted(pools)
+    namespace = str(infd.metadata.namespace)
+    # Every pool that admits the namespace when none is named; a named pool that does not
+    # admit it is reported.
+    allowed = infd.spec.placement.pools or sorted(n for n, p in pools.items() if p.spec.allows(namespace))
     states: list[dict[str, Any]] = []
     to_create: list[dict[str, Any]] = []
     for name in sorted(set(allowed)):
@@ -108,6 +111,10 @@ def _pool_states(
         if pool is None and name in pool_errors:
             states.append({"pool": name, "state": MISSING, "reason": "InvalidPool",
                            "message": f"HardwarePool {name} cannot be used: {pool_errors[name]}"})
+        elif pool is not None and not pool.spec.allows(namespace):
+            states.append({"pool": name, "state": MISSING, "reason": "NamespaceNotAllowed",
+                           "message": f"HardwarePool {name} does not admit namespace {namespace} "
+                                      "(spec.allowedNamespaces)"})
         elif pool is None:
             states.append({"pool": name, "state": MISSING, "reason": "PoolNotFound",
                            "message": f"HardwarePool {name} does not exist"})

@@ -265,3 +265,21 @@ def test_an_image_from_a_registry_not_allowed_is_not_placed(image, allowed):
         assert (placed["status"], placed["reason"]) == (c.FALSE, c.IMAGE_NOT_ALLOWED) and not p.deployments
         assert "spec.serving.image" in placed["message"]
         assert any(e.reason == c.IMAGE_NOT_ALLOWED for e in p.events)
+
+
+def test_a_pool_admits_only_its_allowed_namespaces():
+    gpu = POOLS["gpu-t4"].to_dict()
+    gpu["spec"]["allowedNamespaces"] = ["ml-team"]
+    pools = {**POOLS, "gpu-t4": parse_object(gpu)}
+    named = plan(infd(load={"targetRps": 5}), pools=pools)  # the seed names both pools
+    (state,) = [s for s in named.status["profiles"] if s["pool"] == "gpu-t4"]
+    assert state["reason"] == "NamespaceNotAllowed" and "spec.allowedNamespaces" in state["message"]
+    assert all(j["metadata"]["labels"][names.LABEL_POOL] != "gpu-t4" for j in named.jobs_to_create)
+    assert "gpu-t4" not in {p.pool for p in named.decision.placements}
+    body = infd(load={"targetRps": 5}).to_dict()
+    body["spec"]["placement"].pop("pools")
+    unnamed = plan(parse_object(body), pools=pools)  # all pools: the one not admitting it is left out
+    assert [s["pool"] for s in unnamed.status["profiles"]] == ["cpu-standard"]
+    body["metadata"]["namespace"] = "ml-team"
+    admitted = plan(parse_object(body), pools=pools)
+    assert sorted(s["pool"] for s in admitted.status["profiles"]) == ["cpu-standard", "gpu-t4"]
