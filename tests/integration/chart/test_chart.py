@@ -126,3 +126,14 @@ def test_the_operator_works_with_the_charts_rbac(helm, crds, kubeconfig, namespa
         for doc in docs:
             if doc["kind"] != "ServiceAccount":
                 subprocess.run([*kubectl, "delete", doc["kind"], doc["metadata"]["name"]], capture_output=True)
+
+
+def test_the_benchmark_egress_policy_is_optional_and_limits_benchmark_pods(helm):
+    assert not [d for d in render(helm, "x") if d["kind"] == "NetworkPolicy"]
+    docs = [d for d in render(helm, "x", "benchmarkEgress.enabled=true", "benchmarkEgress.namespaces={a,b}",
+                              "benchmarkEgress.modelHostCIDRs={203.0.113.0/24}") if d["kind"] == "NetworkPolicy"]
+    assert sorted(d["metadata"]["namespace"] for d in docs) == ["a", "b"]
+    spec = docs[0]["spec"]
+    assert spec["podSelector"]["matchLabels"]["hybridplace.io/component"] == "benchmark"
+    assert spec["policyTypes"] == ["Egress"]
+    assert spec["egress"][1]["to"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
