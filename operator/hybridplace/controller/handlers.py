@@ -18,7 +18,7 @@ import kopf
 
 from ..builders import names
 from ..config import Settings
-from .kube import Kube, load_client
+from .kube import ApiError, Kube, load_client
 from .leader import LeaderElector
 from .reconcile import Reconciler
 from .state import ANNOTATION_FAILURE_REASON, ClusterState, job_state
@@ -74,8 +74,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0)
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
     OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue)
-    OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
-                               "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
+    try:
+        OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
+                                   "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
+    except ApiError as err:
+        if not err.transient:
+            raise
+        # An API server still starting ("storage is (re)initializing", 429) or gone for a moment:
+        # kopf runs this startup again after the delay, with no traceback.
+        raise kopf.TemporaryError(f"listing before start: {err}", delay=max(1.0, err.retry_after or 2.0)) from None
     if ours.leader_election_namespace:  # several replicas: only the Lease holder reconciles
         identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         OPERATOR.elector = LeaderElector(Kube(client), ours.leader_election_namespace, identity)

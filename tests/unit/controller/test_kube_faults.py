@@ -296,3 +296,28 @@ def test_a_long_retry_after_never_holds_the_events_thread_longer_than_its_cap():
         poster.post(INVOLVED, "Normal", "Capped", "posted after 0.3 s, not 600 s")
         assert wait_for(lambda: poster.posted == 1, timeout=5)
         poster.stop()
+
+
+def test_startup_against_an_api_server_still_starting_is_retried_without_a_traceback(tmp_path):
+    """A fresh API server answers 429 "storage is (re)initializing" for a moment: the startup
+    handler asks kopf to run it again after Retry-After, instead of failing with a traceback."""
+    import yaml
+
+    with MockApi() as api:
+        api.on("GET", "/api/v1/nodes", status(429, "TooManyRequests", "storage is (re)initializing",
+                                              headers={"Retry-After": "1"}))
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "mock",
+            "clusters": [{"name": "mock", "cluster": {"server": api.url}}],
+            "users": [{"name": "mock", "user": {"token": "x"}}],
+            "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "mock"}}]}))
+        handlers.OPERATOR.kubeconfig = str(kubeconfig)
+        handlers.OPERATOR.settings = Settings(workers=1)
+        try:
+            with pytest.raises(kopf.TemporaryError, match="storage is"):
+                handlers.configure(settings=kopf.OperatorSettings())
+        finally:
+            handlers.OPERATOR.kubeconfig = None
+            handlers.OPERATOR.settings = None
+            handlers.OPERATOR.reconciler = None
