@@ -19,17 +19,28 @@ def test_a_serving_deployment_hand_edited_to_privileged_is_restored(operator, ku
     wait_condition(kubectl, "guarded", "Ready")
     (deployment,) = kubectl.json("deployments", "-l", "hybridplace.io/inferencedeployment=guarded")["items"]
     name = deployment["metadata"]["name"]
-    edit = {"spec": {"template": {"spec": {
-        "hostNetwork": True,
-        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
-        "containers": [{"name": "triton", "securityContext": {"privileged": True, "allowPrivilegeEscalation": True}}],
-    }}}}
+    edit = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "hostNetwork": True,
+                    "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+                    "containers": [
+                        {"name": "triton", "securityContext": {"privileged": True, "allowPrivilegeEscalation": True}}
+                    ],
+                }
+            }
+        }
+    }
     kubectl("patch", "deployment", name, "-p", json.dumps(edit))
 
     def restored():
         pod = kubectl.json("deployment", name)["spec"]["template"]["spec"]
-        return (pod["containers"][0]["securityContext"].get("privileged") is False and not pod.get("hostNetwork")
-                and "host" not in {v["name"] for v in pod.get("volumes") or []})
+        return (
+            pod["containers"][0]["securityContext"].get("privileged") is False
+            and not pod.get("hostNetwork")
+            and "host" not in {v["name"] for v in pod.get("volumes") or []}
+        )
 
     wait_until(restored, timeout=60, what="privileged, hostNetwork and the hostPath volume put back")
     wait_event(kubectl, "guarded", "DriftRestored", type_="Warning", contains=name)
@@ -43,15 +54,20 @@ def test_deleting_a_duplicate_profile_keeps_the_other_in_use(operator, kubectl, 
     status = kubectl.json("infd", "twin")["status"]
     used = next(s["name"] for s in status["profiles"] if s["state"] == "Measured")
     original = kubectl.json("mprof", used)
-    duplicate = {"apiVersion": original["apiVersion"], "kind": "ModelProfile",
-                 "metadata": {"name": f"{used}-copy"},
-                 "spec": {**original["spec"], "provenance": "imported", "measuredAt": "2099-01-01T00:00:00Z"}}
+    duplicate = {
+        "apiVersion": original["apiVersion"],
+        "kind": "ModelProfile",
+        "metadata": {"name": f"{used}-copy"},
+        "spec": {**original["spec"], "provenance": "imported", "measuredAt": "2099-01-01T00:00:00Z"},
+    }
     kubectl.apply(duplicate)
     wait_event(kubectl, "twin", "DuplicateProfiles", type_="Warning", contains=f"{used}-copy")
     kubectl("delete", "mprof", f"{used}-copy")
-    wait_until(lambda: all(s.get("reason") != "DuplicateProfiles"
-                           for s in kubectl.json("infd", "twin")["status"]["profiles"]),
-               timeout=60, what="the duplicate forgotten")
+    wait_until(
+        lambda: all(s.get("reason") != "DuplicateProfiles" for s in kubectl.json("infd", "twin")["status"]["profiles"]),
+        timeout=60,
+        what="the duplicate forgotten",
+    )
     status = kubectl.json("infd", "twin")["status"]
     assert any(s.get("name") == used and s["state"] == "Measured" for s in status["profiles"])
     assert kubectl.condition("infd", "twin", "Placed")["status"] == "True"
