@@ -41,6 +41,8 @@ NO_DATA = "NoData"
 UNREACHABLE = "Unreachable"
 SLO_OBSERVED_MET = "ObservedWithinSLO"
 SLO_OBSERVED_OVER = "ObservedOverSLO"
+CHILD_REJECTED = "ChildRejected"
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 
 
 def condition(

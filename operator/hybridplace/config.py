@@ -61,6 +61,24 @@ class Settings:
                   "help": "Prometheus that scrapes the serving pods (http://host:port); empty: no "
                           "observations, and scaling mode Operator behaves as Off"},
     )
+    stall_seconds: float = field(
+        default=600.0,
+        metadata={"env": "HP_STALL_SECONDS",
+                  "help": "the liveness probe fails when work is due and none progressed for this long, seconds"},
+    )
+
+    allowed_image_registries: tuple[str, ...] = field(
+        default=(),
+        metadata={"env": "HP_ALLOWED_IMAGE_REGISTRIES",
+                  "help": "comma-separated registries (or repository prefixes) spec.serving.image may come "
+                          "from; empty: any"},
+    )
+    leader_election_namespace: str = field(
+        default="",
+        metadata={"env": "HP_LEADER_ELECTION_NAMESPACE",
+                  "help": "namespace of the Lease that elects the one active replica; empty: no election "
+                          "(run one replica)"},
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings the operator cannot work with, naming the flag's variable."""
@@ -70,6 +88,7 @@ class Settings:
             "job_ttl_seconds": (0, None),
             "benchmark_backoff_limit": (0, 10),
             "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
+            "stall_seconds": (10, None),
         }
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "

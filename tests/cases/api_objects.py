@@ -98,6 +98,13 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _rename(new: Callable[[str], str]) -> Callable[[dict[str, Any]], None]:
+    def change(obj: dict[str, Any]) -> None:
+        obj["metadata"]["name"] = new(obj["metadata"]["name"])
+
+    return change
+
+
 def _both(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
     def change(obj: dict[str, Any]) -> None:
         for c in changes:
@@ -146,7 +153,11 @@ BAD_CASES: list[BadCase] = [
     BadCase("benchmark-batch-zero", "InferenceDeployment", _set("spec.benchmark.batchSizes", [0, 4]),
             "spec.benchmark.batchSizes[0]"),
     BadCase("serving-port-low", "InferenceDeployment", _set("spec.serving.port", 80), "spec.serving.port"),
+    BadCase("name-with-dots", "InferenceDeployment", _rename(lambda n: f"{n}.v2"), "metadata.name"),
+    BadCase("name-over-63", "InferenceDeployment", _rename(lambda n: f"{n}-{'x' * 63}"), "metadata.name"),
     # HardwarePool
+    BadCase("pool-name-with-dots", "HardwarePool", _rename(lambda n: f"{n}.large"), "metadata.name"),
+    BadCase("pool-name-over-63", "HardwarePool", _rename(lambda n: f"{n}-{'x' * 63}"), "metadata.name"),
     BadCase("pool-accelerator-tpu", "HardwarePool", _set("spec.accelerator.type", "tpu"), "spec.accelerator.type"),
     BadCase("pool-gpu-without-product", "HardwarePool", _delete("spec.accelerator.product"),
             "spec.accelerator.product"),

@@ -262,8 +262,22 @@ def _load_builtin(uri: str, digest: str | None, inputs: Sequence[InputSpec]) -> 
     return LoadedModel(build_builtin(name), uri, expected, "torchscript", own)
 
 
+# A download is refused beyond this many bytes (HP_MAX_MODEL_BYTES overrides): the pod's /tmp
+# is an emptyDir of 2 GiB, and a hostile URL must not fill a node's disk or run for ever.
+DEFAULT_MAX_MODEL_BYTES = 2 * 1024**3
+
+
+def max_model_bytes() -> int:
+    raw = os.environ.get("HP_MAX_MODEL_BYTES")
+    try:
+        return int(raw) if raw else DEFAULT_MAX_MODEL_BYTES
+    except ValueError:
+        raise WorkerError(Reason.INVALID_ARGUMENT, f"HP_MAX_MODEL_BYTES={raw!r} is not a number of bytes") from None
+
+
 def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | None = None) -> Path:
-    """A local path for ``uri``: the file itself, or a download into ``cache_dir`` (a temp dir)."""
+    """A local path for ``uri``: the file itself, or a download into ``cache_dir`` (a temp dir),
+    of at most ``max_model_bytes()``."""
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme in ("", "file"):
         path = Path(urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else uri)
@@ -279,15 +293,32 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
     target_dir = Path(cache_dir or tempfile.mkdtemp(prefix="hp-model-"))
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / (Path(parsed.path).name or "model")
+    limit = max_model_bytes()
     try:
         with urllib.request.urlopen(uri, timeout=timeout) as resp, open(target, "wb") as out:
-            shutil.copyfileobj(resp, out, length=1 << 20)
+            announced = resp.headers.get("Content-Length")
+            if announced and announced.isdigit() and int(announced) > limit:
+                raise _TooLarge(int(announced))
+            copied = 0
+            while chunk := resp.read(1 << 20):
+                copied += len(chunk)
+                if copied > limit:
+                    raise _TooLarge(copied)
+                out.write(chunk)
+    except _TooLarge as exc:
+        target.unlink(missing_ok=True)
+        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: larger than {limit} bytes (at least "
+                          f"{exc.args[0]}); HP_MAX_MODEL_BYTES sets the limit") from None
     except urllib.error.HTTPError as exc:
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: unreachable: {reason}") from exc
     return target
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def sha256_file(path: Path) -> str:

@@ -177,6 +177,15 @@ class HardwarePoolSpec(Model):
     price: Price
     power: Power | None = None
     max_replicas: Annotated[Int32, Field(ge=1)] | None = None
+    allowed_namespaces: Annotated[
+        list[Annotated[StrictStr, Field(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]],
+        Field(max_length=64),
+        AfterValidator(_unique),
+    ] | None = None
+
+    def allows(self, namespace: str | None) -> bool:
+        """Whether InferenceDeployments of `namespace` may use this pool."""
+        return not self.allowed_namespaces or namespace in self.allowed_namespaces
 
 
 class HardwarePoolStatus(Model):

@@ -10,6 +10,7 @@ tests/unit/api/test_crd_drift.py checks that every CRD rule has exactly one twin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,37 @@ def _requests_fit_one_node(spec: Json) -> bool:
     )
 
 
+_DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+
+
+def _serving_name_fits(obj: Json) -> bool:
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    return len(name) <= 63 and _DNS1035_LABEL.fullmatch(name) is not None
+
+
+def _pool_name_fits(obj: Json) -> bool:
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    return len(name) <= 63 and "." not in name
+
+
 RULES: tuple[Rule, ...] = (
+    # Names from which child names and label values derive (builders/names.py).
+    Rule(
+        "InferenceDeployment",
+        "",
+        "metadata.name must be at most 63 characters of lowercase letters, digits and '-', starting "
+        "with a letter (no dots): it names the serving Service and labels the serving pods",
+        _serving_name_fits,
+        ".metadata.name",
+    ),
+    Rule(
+        "HardwarePool",
+        "",
+        "metadata.name of a HardwarePool must be at most 63 characters with no dots: it is a label "
+        "value on the pods placed there and part of their Service names",
+        _pool_name_fits,
+        ".metadata.name",
+    ),
     # HardwarePool
     Rule(
         "HardwarePool",
@@ -194,7 +225,7 @@ def rule_violations(kind: str, obj: Json, old: Json | None = None) -> list[tuple
     for rule in RULES:
         if rule.kind != kind or (rule.transition and old is None):
             continue
-        parts = rule.at.split(".")
+        parts = rule.at.split(".") if rule.at else []
         for path, node in _nodes(obj, parts, ""):
             if rule.transition:
                 olds = dict(_nodes(old, parts, ""))
@@ -202,5 +233,5 @@ def rule_violations(kind: str, obj: Json, old: Json | None = None) -> list[tuple
                     continue
             elif rule.check(node):
                 continue
-            found.append((path.lstrip(".") + rule.field_path, rule.message))
+            found.append(((path + rule.field_path).lstrip("."), rule.message))
     return found

@@ -25,11 +25,18 @@ class FieldError:
 
     @property
     def object_ref(self) -> str:
-        name = self.name or "<unnamed>"
-        return f"{self.kind} {self.namespace}/{name}" if self.namespace else f"{self.kind} {name}"
+        name = _short(self.name or "<unnamed>", 253)
+        kind = _short(self.kind, 64)
+        return f"{kind} {_short(str(self.namespace), 63)}/{name}" if self.namespace else f"{kind} {name}"
 
     def __str__(self) -> str:
-        return f"{self.object_ref}: {self.path}: {self.message}"
+        """One line, bounded: a hostile file's values are never echoed whole."""
+        return f"{self.object_ref}: {_short(self.path, 256)}: {_short(self.message, 1024)}"
+
+
+def _short(text: str, limit: int) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class InvalidObject(ValueError):
@@ -95,7 +102,7 @@ def parse_object(obj: Any, old: dict[str, Any] | None = None) -> Model:
     kind = obj.get("kind")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     name, namespace = str(meta.get("name") or ""), meta.get("namespace")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         known = ", ".join(KINDS)
         return _raise(str(kind), name, namespace, "kind", f"unknown kind {kind!r}; known: {known}")
     if obj.get("apiVersion") != API_VERSION:

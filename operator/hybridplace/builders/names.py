@@ -15,6 +15,7 @@ LABEL_POOL = "hybridplace.io/pool"
 LABEL_DIGEST = "hybridplace.io/digest"  # the first 40 hex of the model digest (label values <= 63)
 LABEL_INSTANCE = "hybridplace.io/inferencedeployment"
 ANNOTATION_DIGEST = "hybridplace.io/model-digest"
+ANNOTATION_FINGERPRINT = "hybridplace.io/fingerprint"  # of the serving Deployment the operator applied
 
 COMPONENT_BENCHMARK = "benchmark"
 COMPONENT_SERVING = "serving"

@@ -21,12 +21,20 @@ def pod_security_context() -> dict[str, Any]:
 
 def container_security_context() -> dict[str, Any]:
     return {
+        "privileged": False,  # said explicitly, so a server-side apply takes a hand-set true back
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def pod_isolation() -> dict[str, Any]:
+    """Pod fields a hand edit could use to escape isolation, set explicitly so that the
+    operator owns them (server-side apply puts back only the fields its manager sets)."""
+    return {"hostNetwork": False, "hostPID": False, "hostIPC": False, "serviceAccountName": "default",
+            "automountServiceAccountToken": False}
 
 
 def scratch_volume() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -8,7 +8,13 @@ from typing import Any
 from ..api.models import HardwarePool, InferenceDeployment
 from . import names
 from .jobs import model_args, pool_resources, pool_scheduling
-from .security import container_security_context, pod_security_context, scratch_volume, shared_memory_volume
+from .security import (
+    container_security_context,
+    pod_isolation,
+    pod_security_context,
+    scratch_volume,
+    shared_memory_volume,
+)
 
 
 def owner_reference(infd: InferenceDeployment) -> dict[str, Any]:
@@ -113,7 +119,7 @@ def build_serving_deployment(
                     },
                 },
                 "spec": {
-                    "automountServiceAccountToken": False,
+                    **pod_isolation(),
                     "securityContext": pod_security_context(),
                     "containers": [container],
                     "volumes": list(volumes),

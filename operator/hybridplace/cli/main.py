@@ -39,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except UsageError as err:
-        print(f"hybridplace {args.command}: {err}", file=sys.stderr)
+        one_line = " ".join(str(err).split("\n"))
+        print(f"hybridplace {args.command}: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

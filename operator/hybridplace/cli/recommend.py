@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..api import FileProblem, HardwarePool, InferenceDeployment, Loaded, ModelProfile, load_objects
+from ..api.files import MAX_LINE, cut
 from ..controller.plan import model_digest
 from ..placement import Decision, solve
 from ..placement.from_api import pool_from, profile_from, request_from
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         loaded = load_objects(args.paths)
     except FileProblem as err:
         # FileProblem lists every bad field of the first bad file, one per line.
-        raise UsageError("; ".join(str(err).splitlines())) from None
+        raise UsageError(cut("; ".join(str(err).splitlines()), 4 * MAX_LINE)) from None
     reports = recommend(loaded, target_rps=args.target_rps or ())
     sys.stdout.write(render(reports, args.output))
     if args.fail_if_infeasible and not all(r["feasible"] for r in reports):
@@ -164,11 +165,16 @@ def _inputs(found: _Found, pools: dict[str, _Found],
             known = ", ".join(sorted(pools)) or "none"
             raise UsageError(f"{_ref(found)}: spec.placement.pools[{i}]: HardwarePool {name!r} "
                              f"is not in the files given (HardwarePools found: {known})")
-    allowed = sorted(set(named)) if named else sorted(pools)
+    namespace = _namespace(infd)
+    for i, name in enumerate(named):
+        if not pools[name].obj.spec.allows(namespace):
+            raise UsageError(f"{_ref(found)}: spec.placement.pools[{i}]: HardwarePool {name!r} does not admit "
+                             f"namespace {namespace} (its spec.allowedNamespaces)")
+    allowed = sorted(set(named)) if named else sorted(n for n, p in pools.items() if p.obj.spec.allows(namespace))
     if not allowed:
         raise UsageError(f"{_ref(found)}: spec.placement.pools: no HardwarePool in the files "
                          f"given; add the pools' YAML with -f")
-    namespace, digest = _namespace(infd), model_digest(infd)
+    digest = model_digest(infd)
     used = {pool: profiles[(namespace, digest, pool)] for pool in allowed
             if (namespace, digest, pool) in profiles}
     if not used:

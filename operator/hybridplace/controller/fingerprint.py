@@ -1,9 +1,11 @@
 """A fingerprint of the fields the operator sets on a serving Deployment.
 
 Computed the same way from the desired object and from the live one, so a reconcile can tell
-"as desired" from "changed by hand" without writing anything. Only what decides where and how
-the model runs is compared (replicas, scheduling, image, arguments, resources); fields the API
-server defaults or other controllers own are left out, so they never cause a write.
+"as desired" from "changed by hand" without writing anything. What decides where and how the
+model runs is compared (replicas, scheduling, image, arguments, resources), and everything that
+decides what the pod may do (security contexts, host namespaces, service account and token,
+volumes and mounts, environment, extra containers); fields the API server defaults or other
+controllers own are left out or normalised, so they never cause a write.
 """
 
 from __future__ import annotations
@@ -26,6 +28,33 @@ def _quantities(resources: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _volume(volume: dict[str, Any]) -> dict[str, Any]:
+    """A volume with its emptyDir size normalised (the API server stores quantities canonically)."""
+    empty = volume.get("emptyDir")
+    if isinstance(empty, dict) and empty.get("sizeLimit") is not None and is_quantity(empty["sizeLimit"]):
+        return {**volume, "emptyDir": {**empty, "sizeLimit": str(parse_quantity(empty["sizeLimit"]).normalize())}}
+    return volume
+
+
+def template_replacement(desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch that makes `live`'s pod template what `desired` says where server-side
+    apply cannot: apply never removes what another field manager added (a hand-added volume,
+    container or pod securityContext field), while a merge patch replaces lists whole and a null
+    removes a key."""
+    want = desired["spec"]["template"]["spec"]
+    have = ((live.get("spec") or {}).get("template") or {}).get("spec") or {}
+    patch: dict[str, Any] = {k: want.get(k) for k in ("containers", "volumes", "hostNetwork", "hostPID",
+                                                       "hostIPC", "serviceAccountName",
+                                                       "automountServiceAccountToken")}
+    patch["initContainers"] = want.get("initContainers")  # None removes hand-added ones
+    patch["serviceAccount"] = None  # the deprecated alias of serviceAccountName
+    context = dict(want.get("securityContext") or {})
+    for key in (have.get("securityContext") or {}):
+        context.setdefault(key, None)
+    patch["securityContext"] = context
+    return {"spec": {"template": {"spec": patch}}}
+
+
 def deployment_fingerprint(deployment: dict[str, Any]) -> str:
     spec = deployment.get("spec") or {}
     template = spec.get("template") or {}
@@ -45,9 +74,39 @@ def deployment_fingerprint(deployment: dict[str, Any]) -> str:
                 "command": x.get("command"),
                 "args": x.get("args"),
                 "resources": _quantities(x.get("resources")),
+                "securityContext": x.get("securityContext") or {},
+                "env": x.get("env") or [],
+                "envFrom": x.get("envFrom") or [],
+                "volumeMounts": sorted(
+                    ({"name": m.get("name"), "mountPath": m.get("mountPath"), "subPath": m.get("subPath") or "",
+                      "readOnly": bool(m.get("readOnly"))} for m in x.get("volumeMounts") or []),
+                    key=lambda m: (m["name"] or "", m["mountPath"] or "")),
             }
             for x in pod.get("containers") or []
         ],
+        "initContainers": [x.get("name") for x in pod.get("initContainers") or []],
+        "securityContext": pod.get("securityContext") or {},
+        "host": [bool(pod.get(k)) for k in ("hostNetwork", "hostPID", "hostIPC")],
+        "serviceAccountName": pod.get("serviceAccountName") or "default",
+        "automountServiceAccountToken": pod.get("automountServiceAccountToken"),
+        "volumes": sorted((_volume(v) for v in pod.get("volumes") or []), key=lambda v: str(v.get("name"))),
+    }
+    text = json.dumps(owned, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def service_fingerprint(service: dict[str, Any]) -> str:
+    """A fingerprint of what the operator sets on a Service: its type, selector and ports
+    (nodePort, clusterIP and the like are the API server's, and left out)."""
+    spec = service.get("spec") or {}
+    owned = {
+        "type": spec.get("type") or "ClusterIP",
+        "selector": spec.get("selector") or {},
+        "ports": sorted(
+            ({"name": p.get("name"), "port": p.get("port"), "targetPort": p.get("targetPort", p.get("port")),
+              "protocol": p.get("protocol") or "TCP"} for p in spec.get("ports") or []),
+            key=lambda p: str(p["name"])),
+        "externalIPs": spec.get("externalIPs") or [],
     }
     text = json.dumps(owned, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

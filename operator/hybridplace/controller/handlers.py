@@ -9,13 +9,17 @@ the status of what it reconciles and the children it owns, and an idle operator 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from typing import Any
 
 import kopf
 
 from ..builders import names
 from ..config import Settings
-from .kube import Kube, load_client
+from .kube import ApiError, Kube, load_client
+from .leader import LeaderElector
 from .observe import PrometheusObserver
 from .observer import ObservationLoop, ObservationStore
 from .reconcile import Reconciler
@@ -40,6 +44,7 @@ class Operator:
     queue: WorkQueue
     reconciler: Reconciler | None = None
     observer: ObservationLoop | None = None
+    elector: LeaderElector | None = None
 
 
 OPERATOR = Operator()
@@ -73,8 +78,21 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
     observations = ObservationStore(observing=bool(ours.prometheus_url))
     OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue, observations)
-    OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
-                               "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
+    try:
+        OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
+                                   "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
+    except ApiError as err:
+        if not err.transient:
+            raise
+        # An API server still starting ("storage is (re)initializing", 429) or gone for a moment:
+        # kopf runs this startup again after the delay, with no traceback.
+        raise kopf.TemporaryError(f"listing before start: {err}", delay=max(1.0, err.retry_after or 2.0)) from None
+    if ours.leader_election_namespace:  # several replicas: only the Lease holder reconciles
+        identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        OPERATOR.elector = LeaderElector(Kube(client), ours.leader_election_namespace, identity)
+        OPERATOR.reconciler.leading = OPERATOR.elector.leading
+        OPERATOR.reconciler.elector = OPERATOR.elector
+        OPERATOR.elector.start()
     OPERATOR.reconciler.start()
     if ours.prometheus_url:
         OPERATOR.observer = ObservationLoop(
@@ -92,8 +110,22 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
+@kopf.on.probe(id="background", errors=kopf.ErrorsMode.PERMANENT)
+def background_work_alive(**_: Any) -> str:
+    """Liveness: fails (HTTP 500 on the liveness endpoint, so the kubelet restarts the pod)
+    when a reconcile worker or the Events thread died, or work is due and none progressed."""
+    if OPERATOR.reconciler is None:
+        return "starting"
+    problems = OPERATOR.reconciler.health(settings_or_env().stall_seconds)
+    if problems:
+        raise kopf.PermanentError("; ".join(problems))
+    return "ok"
+
+
 @kopf.on.cleanup()
 def stop(**_: Any) -> None:
+    if OPERATOR.elector is not None:
+        OPERATOR.elector.stop()  # first: a standby replica takes over once the Lease expires
     if OPERATOR.observer is not None:
         OPERATOR.observer.stop()
         OPERATOR.observer = None
@@ -140,7 +172,7 @@ async def node_event(type: str | None, body: kopf.Body, name: str, **_: Any) -> 
         OPERATOR.state.drop_node(name)
     else:
         OPERATOR.state.put_node(dict(body))
-    for pool in list(OPERATOR.state.pools):
+    for pool in OPERATOR.state.pool_names():
         OPERATOR.queue.add_after(("pool", pool), POOL_STATUS_DELAY)
 
 
@@ -153,6 +185,8 @@ async def model_profile_event(type: str | None, body: kopf.Body, namespace: str,
         OPERATOR.queue.add(("profile", namespace, name))
     if key is not None:
         _enqueue_infds(*key)
+        for sibling in OPERATOR.state.profile_names(*key):  # which duplicate is used may change
+            OPERATOR.queue.add(("profile", namespace, sibling))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=BENCHMARK)

@@ -11,10 +11,13 @@ import json
 import logging
 import re
 import secrets
+import threading
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import kubernetes
+import urllib3
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ PATHS = {
     "ModelProfile": "/apis/hybridplace.io/v1alpha1/namespaces/{ns}/modelprofiles",
     "InferenceDeployment": "/apis/hybridplace.io/v1alpha1/namespaces/{ns}/inferencedeployments",
     "HardwarePool": "/apis/hybridplace.io/v1alpha1/hardwarepools",
+    "Lease": "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
 }
 
 
@@ -40,6 +44,7 @@ LIST_ALL = {
     "Job": "/apis/batch/v1/jobs",
     "Deployment": "/apis/apps/v1/deployments",
     "Service": "/api/v1/services",
+    "InferenceDeployment": "/apis/hybridplace.io/v1alpha1/inferencedeployments",
 }
 
 
@@ -53,15 +58,51 @@ def _resource(path: str) -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, reason: str, message: str):
+    """Every failure of a call: an HTTP status from the API server, or status 0 when no answer
+    came (connection refused or reset, timeout). `retry_after` is the server's Retry-After, in
+    seconds, when it sent one (429, 503)."""
+
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None):
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again unchanged: no answer, too many requests, or a server error."""
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+def retry_after_seconds(value: str | None, limit: float = 600.0) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) as seconds, capped at `limit`; None when
+    absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), limit)
 
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def client_retries() -> urllib3.util.Retry:
+    """urllib3's own retries: a refused connection is tried twice more at once; nothing else.
+    urllib3's default would also sleep out a 429's or 503's Retry-After inside the calling
+    reconcile worker (three times over); instead the error comes back with `retry_after` and
+    the work queue waits that long without holding a thread."""
+    return urllib3.util.Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0,
+                              respect_retry_after_header=False, raise_on_status=False, backoff_factor=0.1)
 
 
 def load_client(kubeconfig: str | None = None, pool_size: int = 16) -> kubernetes.client.ApiClient:
@@ -72,15 +113,24 @@ def load_client(kubeconfig: str | None = None, pool_size: int = 16) -> kubernete
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     configuration.connection_pool_maxsize = pool_size
+    configuration.retries = client_retries()
     return kubernetes.client.ApiClient(configuration)
 
 
 class Kube:
     """The few calls the reconcilers make."""
 
-    def __init__(self, client: kubernetes.client.ApiClient):
+    def __init__(self, client: kubernetes.client.ApiClient, timeout: tuple[float, float] = (5, 60)):
         self.client = client
-        self.calls: collections.Counter[str] = collections.Counter()  # "METHOD kind", for the log
+        self.timeout = timeout  # (connect, read) seconds
+        self._calls: collections.Counter[str] = collections.Counter()  # "METHOD kind", for the log
+        self._calls_lock = threading.Lock()
+
+    def take_calls(self) -> collections.Counter[str]:
+        """The calls counted since the last take, and a fresh count (safe while others call)."""
+        with self._calls_lock:
+            calls, self._calls = self._calls, collections.Counter()
+        return calls
 
     def request(
         self,
@@ -90,7 +140,8 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        self.calls[f"{method} {_resource(path)}"] += 1
+        with self._calls_lock:
+            self._calls[f"{method} {_resource(path)}"] += 1
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method, url, headers, body, _ = self.client.param_serialize(
             method, path, query_params=query or [], header_params=headers, body=body,
@@ -98,18 +149,29 @@ class Kube:
         )
         try:
             response = self.client.call_api(method, url, header_params=headers, body=body,
-                                            _request_timeout=(5, 60))
+                                            _request_timeout=self.timeout)
             data = response.read()
-        except kubernetes.client.ApiException as err:  # transport failures
-            raise ApiError(err.status or 0, str(err.reason or ""), str(err.body or "")) from None
+        except kubernetes.client.ApiException as err:
+            raise ApiError(err.status or 0, str(err.reason or ""), str(err.body or "")[:500],
+                           retry_after_seconds((err.headers or {}).get("Retry-After"))) from None
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            # No answer: refused, reset, timed out (urllib3 wraps these in MaxRetryError,
+            # ProtocolError, ReadTimeoutError). Callers see one error type for every failure.
+            raise ApiError(0, type(err).__name__, f"{method} {_resource(path)}: {err}"[:500]) from None
         if not 200 <= response.status <= 299:
             try:
                 status = json.loads(data or b"{}")
             except ValueError:
                 status = {}
-            raise ApiError(response.status, status.get("reason", str(response.reason)),
-                           status.get("message", (data or b"").decode(errors="replace")[:500]))
-        return json.loads(data) if data else {}
+            if not isinstance(status, dict):
+                status = {}
+            retry_after = retry_after_seconds(response.getheader("Retry-After"))
+            raise ApiError(response.status, str(status.get("reason", response.reason)),
+                           str(status.get("message", (data or b"").decode(errors="replace")))[:500], retry_after)
+        try:
+            return json.loads(data) if data else {}
+        except ValueError as err:
+            raise ApiError(response.status, "InvalidResponse", f"{method} {_resource(path)}: {err}") from None
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -131,6 +193,16 @@ class Kube:
         items = self.request("GET", LIST_ALL[kind], query=query).get("items", [])
         return [{**item, "kind": kind} for item in items]
 
+    def list_all_versioned(self, kind: str, label_selector: str = "") -> tuple[list[dict[str, Any]], int]:
+        """`list_all`, and the list's resourceVersion (as a number; 0 when it is not one)."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        found = self.request("GET", LIST_ALL[kind], query=query)
+        try:
+            version = int((found.get("metadata") or {}).get("resourceVersion") or 0)
+        except ValueError:
+            version = 0
+        return [{**item, "kind": kind} for item in found.get("items") or []], version
+
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create `obj`; None if an object of that name already exists."""
         path = PATHS[obj["kind"]].format(ns=obj["metadata"].get("namespace"))
@@ -148,6 +220,12 @@ class Kube:
             "PATCH", path, obj, query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT `obj` whole; its metadata.resourceVersion makes it fail with 409 if it changed."""
+        meta = obj["metadata"]
+        return self.request("PUT", f"{PATHS[obj['kind']].format(ns=meta.get('namespace'))}/{meta['name']}", obj,
+                            query=[("fieldManager", FIELD_MANAGER)])
 
     def delete(self, kind: str, namespace: str | None, name: str, uid: str | None = None) -> None:
         """Delete, in the background; with `uid`, only that very object (never a namesake)."""
@@ -167,6 +245,13 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    def merge_patch(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch (lists replaced whole, null removes a key) as the operator's manager."""
+        return self.request(
+            "PATCH", f"{PATHS[kind].format(ns=namespace)}/{name}", patch,
+            query=[("fieldManager", FIELD_MANAGER)], content_type="application/merge-patch+json",
+        )
+
     def patch_annotations(self, kind: str, namespace: str | None, name: str, annotations: dict[str, str]) -> None:
         self.request(
             "PATCH", f"{PATHS[kind].format(ns=namespace)}/{name}", {"metadata": {"annotations": annotations}},
@@ -175,16 +260,17 @@ class Kube:
 
     # -- events ------------------------------------------------------------------------------
 
-    def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> ApiError | None:
         """Post a core/v1 Event about `involved` (shown by kubectl describe). Never raises:
-        an Event is a courtesy, not a reason to fail a reconcile."""
+        an Event is a courtesy, not a reason to fail a reconcile. Returns the error, if any, so
+        that a caller may try again when it is transient."""
         meta = involved.get("metadata", {})
         namespace = meta.get("namespace") or "default"
         now = now_rfc3339()
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{meta.get('name')}.{secrets.token_hex(8)}", "namespace": namespace},
+            "metadata": {"name": f"{str(meta.get('name'))[:200]}.{secrets.token_hex(8)}", "namespace": namespace},
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
                 "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
@@ -204,3 +290,5 @@ class Kube:
             self.request("POST", PATHS["Event"].format(ns=namespace), event)
         except ApiError as err:
             log.warning("could not post event %s for %s: %s", reason, meta.get("name"), err)
+            return err
+        return None

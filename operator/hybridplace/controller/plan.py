@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import conditions as c
 from ..api.builtins import builtin_digest
+from ..api.fit import fit_status
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
 from ..builders.jobs import build_benchmark_job
@@ -52,6 +53,7 @@ class ChildState:
     replicas: int
     available_replicas: int
     owned: bool  # controlled by this InferenceDeployment (same uid)
+    applied_fingerprint: str | None = None  # what the operator last applied (its annotation)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,9 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     decision: Decision | None = None
     conflicts: list[str] = field(default_factory=list)  # "Kind/name" that exist and are not ours
+    rejected: dict[str, str] = field(default_factory=dict)  # "Kind/name": why the API server refused it
+    drift: list[Event] = field(default_factory=list)  # children changed by hand, being put back
+    services_to_apply: list[dict[str, Any]] = field(default_factory=list)  # ours, changed by hand
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -93,17 +98,37 @@ def _pool_states(
     profiles: dict[str, ModelProfile],
     jobs: dict[str, JobState],
     settings: Settings,
+    pool_errors: dict[str, str],
+    duplicates: dict[str, list[str]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Each allowed pool's profile state, and the benchmark Jobs that must be started."""
-    allowed = infd.spec.placement.pools or sorted(pools)
+    """Each allowed pool's profile state, and the benchmark Jobs that must be started. A pool
+    that does not parse is left out where all pools are allowed, and reported where it is named."""
+    namespace = str(infd.metadata.namespace)
+    # Every pool that admits the namespace when none is named; a named pool that does not
+    # admit it is reported.
+    allowed = infd.spec.placement.pools or sorted(n for n, p in pools.items() if p.spec.allows(namespace))
     states: list[dict[str, Any]] = []
     to_create: list[dict[str, Any]] = []
     for name in sorted(set(allowed)):
         pool = pools.get(name)
         job = jobs.get(name)
-        if pool is None:
+        if pool is None and name in pool_errors:
+            states.append({"pool": name, "state": MISSING, "reason": "InvalidPool",
+                           "message": f"HardwarePool {name} cannot be used: {pool_errors[name]}"})
+        elif pool is not None and not pool.spec.allows(namespace):
+            states.append({"pool": name, "state": MISSING, "reason": "NamespaceNotAllowed",
+                           "message": f"HardwarePool {name} does not admit namespace {namespace} "
+                                      "(spec.allowedNamespaces)"})
+        elif pool is None:
             states.append({"pool": name, "state": MISSING, "reason": "PoolNotFound",
                            "message": f"HardwarePool {name} does not exist"})
+        elif name in profiles and name in duplicates:
+            used, *others = duplicates[name]
+            states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name,
+                           "reason": "DuplicateProfiles",
+                           "message": f"{len(others) + 1} ModelProfiles for this model digest and pool: "
+                                      f"using {used} (newest measuredAt), not {', '.join(others)}; "
+                                      "delete the ones not wanted"})
         elif name in profiles:
             states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name})
         elif (no_nodes := _no_nodes(pool)) is not None:
@@ -213,7 +238,7 @@ def _decide(
         request = dataclasses.replace(request, target_rps=load_rps)
     decision = _solve_cached(request, engine_pools, engine_profiles)
     missing = [
-        Alternative(pool=s["pool"], reason=NO_PROFILE, message=f"HardwarePool {s['pool']} does not exist")
+        Alternative(pool=s["pool"], reason=NO_PROFILE, message=s["message"])
         for s in states if s["state"] == MISSING
     ]
     if missing:
@@ -260,6 +285,11 @@ def plan_inference_deployment(
     fingerprint: Any,
     blocked: frozenset[str] = frozenset(),
     observed: Observed | None = None,
+    pool_errors: dict[str, str] | None = None,
+    rejected: dict[str, str] | None = None,
+    duplicate_profiles: dict[str, list[str]] | None = None,
+    service_fingerprints: dict[str, str] | None = None,
+    service_fingerprint: Any = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
@@ -272,7 +302,8 @@ def plan_inference_deployment(
     digest = model_digest(infd)
     plan = Plan(digest=digest, status={})
 
-    states, plan.jobs_to_create = _pool_states(infd, digest, pools, profiles, jobs, settings)
+    states, plan.jobs_to_create = _pool_states(infd, digest, pools, profiles, jobs, settings, pool_errors or {},
+                                                duplicate_profiles or {})
     profiled = _profiled_condition(states)
     conds = c.set_condition(conds, c.condition(c.PROFILED, *profiled, generation, now))
 
@@ -300,9 +331,14 @@ def plan_inference_deployment(
         conds = c.set_condition(conds, c.condition(c.PLACED, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
         conds = c.set_condition(conds, c.condition(c.SLO_MET, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
     else:
-        if apply:
+        image_problem = image_not_allowed(infd.spec.serving.image, settings.allowed_image_registries)
+        if apply and image_problem:
+            available = False
+            reason, verb = c.IMAGE_NOT_ALLOWED, f"not placed: {image_problem}. Decision"
+        elif apply:
             available = _plan_children(
                 plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked,
+                rejected or {}, _ServiceDrift(service_fingerprints or {}, service_fingerprint),
                 external=infd.spec.scaling.mode == "External")
             reason, verb = c.APPLIED, "placed"
         else:
@@ -311,7 +347,11 @@ def plan_inference_deployment(
             reason, verb = c.NAME_CONFLICT, (
                 f"not placed: {', '.join(sorted(set(plan.conflicts)))} exists and is not owned by this "
                 "InferenceDeployment (left untouched; rename one of them). Decision")
-        status_placed = c.FALSE if plan.conflicts else c.TRUE
+        if plan.rejected:
+            why = "; ".join(f"{ref}: {message}" for ref, message in sorted(plan.rejected.items()))
+            reason, verb = c.CHILD_REJECTED, (
+                f"not placed: the API server refused {why} (tried again after the resync period). Decision")
+        status_placed = c.FALSE if plan.conflicts or plan.rejected or (apply and image_problem) else c.TRUE
         conds = c.set_condition(
             conds, c.condition(c.PLACED, status_placed, reason, f"{verb}: {decision.message}", generation, now))
         worst = max(p.predicted_latency_ms for p in decision.placements)
@@ -342,13 +382,14 @@ def plan_inference_deployment(
     if decision is not None:
         new = decision.to_dict()
         new["alternatives"] = new["alternatives"][: settings.max_alternatives]
+        new = fit_status("InferenceDeployment", {"decision": new})["decision"]  # as it will be stored
         old = dict(old_status.get("decision") or {})
         decided_at = old.pop("decidedAt", None)
         status["decision"] = {**new, "decidedAt": decided_at if _same(old, new) and decided_at else now}
     elif "decision" in old_status:
         status["decision"] = old_status["decision"]  # keep the last decision while re-measuring
-    plan.status = status
-    plan.events = _events(infd, old_status, status, plan) + plan.events
+    plan.status = fit_status("InferenceDeployment", status)
+    plan.events = _events(infd, old_status, status, plan) + plan.events + plan.drift
     return plan
 
 
@@ -453,6 +494,35 @@ def _observed_conditions(
     return conds
 
 
+def image_not_allowed(image: str | None, registries: tuple[str, ...]) -> str | None:
+    """Why `spec.serving.image` may not run here, or None: with an allow-list set, an image must
+    come from one of its registries (or repository prefixes). An image without a registry is
+    Docker Hub's (docker.io/library/...), as the container runtime reads it."""
+    if not image or not registries:
+        return None
+    first = image.split("/", 1)[0]
+    full = image if "/" in image and ("." in first or ":" in first or first == "localhost") else (
+        f"docker.io/{image}" if "/" in image else f"docker.io/library/{image}")
+    if any(full.startswith(r.rstrip("/") + "/") for r in registries):
+        return None
+    return (f"spec.serving.image {image[:200]!r} is not from an allowed registry (allowed: "
+            f"{', '.join(registries)}; set by the operator's --allowed-image-registries)")
+
+
+def status_changed(new: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether writing `new` (a merge patch) would change `stored`: a null in `new` only
+    clears a field, so a null where `stored` has nothing changes nothing."""
+    return _without_nulls(new) != stored
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
     strip = {k: v for k, v in new.items() if v is not None}
     return {k: v for k, v in old.items() if v is not None} == strip
@@ -469,6 +539,8 @@ def _plan_children(
     settings: Settings,
     fingerprint: Any,
     blocked: frozenset[str],
+    rejected: dict[str, str],
+    drift: _ServiceDrift,
     external: bool = False,
 ) -> bool:
     """Fill the plan's children to apply and delete; returns whether all are available.
@@ -489,10 +561,15 @@ def _plan_children(
         if external and child is not None and child.owned:
             desired["spec"]["replicas"] = child.replicas  # leave the count to the HPA or KEDA
         ref = f"Deployment/{desired['metadata']['name']}"
-        if ref in blocked or (child is not None and not child.owned):
+        if ref in rejected:
+            plan.rejected[ref] = rejected[ref]
+            all_available = False
+        elif ref in blocked or (child is not None and not child.owned):
             plan.conflicts.append(ref)  # someone else's: never touched
             all_available = False
         elif child is None or child.fingerprint != fingerprint(desired):
+            want = fingerprint(desired)
+            desired["metadata"]["annotations"][names.ANNOTATION_FINGERPRINT] = want
             plan.deployments.append(desired)
             all_available = False
             decided = decided_replicas.get(pool_name)
@@ -502,11 +579,15 @@ def _plan_children(
                     f"Deployment {child.name}: {child.replicas} -> {placement.replicas} replicas: with "
                     "spec.scaling.mode Operator the operator sets the replica count; set mode External to "
                     "let an HPA or KEDA set it"))
+            elif child is not None and child.applied_fingerprint == want:  # not a new decision: an edit
+                plan.drift.append(Event("Warning", "DriftRestored", (
+                    f"Deployment/{child.name} differs from what the operator set (edited by hand?); "
+                    "putting it back")))
         elif child.available_replicas < (child.replicas if external else placement.replicas):
             all_available = False
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
-            _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked)
-    _plan_service(plan, build_service(infd=infd), service_names, blocked)
+            _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected, drift)
+    _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected, drift)
     for pool_name, child in sorted(children.items()):
         if pool_name not in chosen and child.owned:
             plan.stale_deployments.append(child.name)
@@ -519,12 +600,31 @@ def _plan_children(
     return all_available
 
 
-def _plan_service(plan: Plan, service: dict[str, Any], existing: set[str], blocked: frozenset[str]) -> None:
-    ref = f"Service/{service['metadata']['name']}"
-    if ref in blocked:
+@dataclass(frozen=True)
+class _ServiceDrift:
+    """The live Services' fingerprints by name, and how to fingerprint a desired one."""
+
+    live: dict[str, str]
+    fingerprint: Any
+
+
+def _plan_service(
+    plan: Plan, service: dict[str, Any], existing: set[str], blocked: frozenset[str], rejected: dict[str, str],
+    drift: _ServiceDrift | None = None,
+) -> None:
+    name = service["metadata"]["name"]
+    ref = f"Service/{name}"
+    if ref in rejected:
+        plan.rejected[ref] = rejected[ref]
+    elif ref in blocked:
         plan.conflicts.append(ref)
-    elif service["metadata"]["name"] not in existing:
+    elif name not in existing:
         plan.services.append(service)
+    elif drift is not None and drift.fingerprint is not None and name in drift.live \
+            and drift.live[name] != drift.fingerprint(service):
+        plan.services_to_apply.append(service)  # changed by hand (a NodePort, other ports): put back
+        plan.drift.append(Event("Warning", "DriftRestored",
+                                f"{ref} differs from what the operator set (edited by hand?); putting it back"))
 
 
 def _events(
@@ -544,13 +644,15 @@ def _events(
         before = old_states.get(state["pool"], {})
         if before.get("state") == state["state"] and before.get("reason") == state.get("reason"):
             continue
-        if state["state"] == MEASURED:
+        if state["state"] == MEASURED and state.get("reason") == "DuplicateProfiles":
+            events.append(Event("Warning", "DuplicateProfiles", f"pool {state['pool']}: {state['message']}"))
+        elif state["state"] == MEASURED:
             measured.append(f"{state['pool']} (ModelProfile {state['name']})")
         elif state["state"] == FAILED:
             events.append(Event("Warning", "BenchmarkFailed",
                                 f"pool {state['pool']} left out: {state['reason']}: {state['message']}"))
         elif state["state"] == MISSING:
-            events.append(Event("Warning", "PoolNotFound", f"{state['message']}; it is left out"))
+            events.append(Event("Warning", state["reason"], f"{state['message']}; it is left out"))
     old_conds = {x["type"]: x for x in old.get("conditions", [])}
     if measured:
         events.append(Event("Normal", "Profiled", f"measured on {', '.join(measured)}"))
@@ -561,7 +663,7 @@ def _events(
             continue
         if cond["type"] == c.PLACED and cond["status"] == c.TRUE:
             events.append(Event("Normal", cond["reason"], cond["message"]))
-        elif cond["type"] == c.PLACED and cond["reason"] == c.NAME_CONFLICT:
+        elif cond["type"] == c.PLACED and cond["reason"] in (c.NAME_CONFLICT, c.CHILD_REJECTED, c.IMAGE_NOT_ALLOWED):
             events.append(Event("Warning", cond["reason"], cond["message"]))
         elif cond["type"] == c.SLO_MET and cond["status"] == c.FALSE:
             events.append(Event("Warning", cond["reason"], cond["message"]))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import conditions as c
+from ..api.fit import fit_status
 from ..api.models import HardwarePool
 from ..api.quantity import is_quantity, parse_quantity
 from ..placement.from_api import replicas_per_node
@@ -75,7 +76,7 @@ def plan_pool_status(
         cond = (c.FALSE, "NoMatchingNodes", f"no node matches nodeSelector {selector}")
     old = pool.status.to_dict().get("conditions", []) if pool.status else []
     conditions = c.set_condition(list(old), c.condition(c.READY, *cond, pool.metadata.generation, now))
-    return {
+    return fit_status("HardwarePool", {
         "observedGeneration": pool.metadata.generation,
         "nodes": len(mine),
         "readyNodes": len(ready),
@@ -83,4 +84,4 @@ def plan_pool_status(
         "capacityReplicas": capacity,
         "freeReplicas": max(capacity - placed_replicas, 0),
         "conditions": conditions,
-    }
+    })

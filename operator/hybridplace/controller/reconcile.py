@@ -12,57 +12,114 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Iterator
 from queue import Full, Queue
 from typing import Any
 
 from .. import conditions as c
+from ..api.fit import fit_status
 from ..api.models import InferenceDeployment
 from ..api.validate import InvalidObject, parse_object
 from ..builders import names
 from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
 from ..config import Settings
-from .fingerprint import deployment_fingerprint
+from .fingerprint import deployment_fingerprint, service_fingerprint, template_replacement
 from .kube import ApiError, Kube, now_rfc3339
 from .observer import ObservationStore
-from .plan import model_digest, plan_inference_deployment
+from .plan import model_digest, plan_inference_deployment, status_changed
 from .pools import plan_pool_status
-from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState
+from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState, PoolEntry
 from .workqueue import WorkQueue
 
 log = logging.getLogger("hybridplace")
 
 
+def _rv(body: dict[str, Any]) -> int:
+    try:
+        return int(body["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+@contextlib.contextmanager
+def _refused_into(rejected: dict[str, str], ref: str) -> Iterator[None]:
+    """Record in `rejected` a child the API server refuses for good (a 4xx: invalid, forbidden,
+    a conflicting hand edit), so that the status says so instead of the reconcile failing in a
+    loop; anything transient still raises, to be retried with backoff."""
+    try:
+        yield
+    except ApiError as err:
+        if err.transient or err.status in (0, 404, 409):
+            raise
+        rejected[ref] = f"{err.status} {err.reason}: {err.message}"
+
+
 class EventPoster:
     """Posts Events from a thread of its own, as client-go's event recorder does: an Event must
     never slow a reconcile down. The queue is bounded; when the API server cannot keep up, the
-    newest Events are dropped (and counted in the log) rather than memory growing."""
+    newest Events are dropped (and counted in the log) rather than memory growing.
 
-    def __init__(self, kube: Kube, limit: int = 10000):
+    The thread never dies of a failure: a transient one (no answer, 429, 5xx) is tried again
+    with backoff (at least the server's Retry-After) up to `attempts` times, then the Event is
+    dropped and counted; anything else is logged, counted and the thread goes on."""
+
+    def __init__(self, kube: Kube, limit: int = 10000, attempts: int = 5,
+                 base_delay: float = 0.5, max_delay: float = 30.0):
         self.kube = kube
         self._queue: Queue[tuple[dict[str, Any], str, str, str] | None] = Queue(limit)
-        self._dropped = 0
+        self._attempts = attempts
+        self._base = base_delay
+        self._max = max_delay
+        self._stopping = threading.Event()
+        self.dropped = 0
+        self.failures = 0  # posts that failed (each attempt), for the log and the tests
+        self.posted = 0
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def post(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         try:
             self._queue.put_nowait((involved, type_, reason, message))
         except Full:
-            self._dropped += 1
-            if self._dropped % 100 == 1:
-                log.warning("dropped %d Events: the API server is not keeping up", self._dropped)
+            self.dropped += 1
+            if self.dropped % 100 == 1:
+                log.warning("dropped %d Events: the API server is not keeping up", self.dropped)
 
     def stop(self, timeout: float = 10) -> None:
         """Post what is queued (for up to `timeout` seconds), then stop."""
         with contextlib.suppress(Full):
             self._queue.put(None, timeout=timeout)
+        self._stopping.set()
         self._thread.join(timeout=timeout)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            self.kube.event(*item)
+            try:
+                self._post(item)
+            except Exception:  # noqa: BLE001 - an Event is never worth the thread; logged and counted
+                self.failures += 1
+                log.exception("posting an Event failed; the Events thread goes on")
+
+    def _post(self, item: tuple[dict[str, Any], str, str, str]) -> None:
+        for attempt in range(self._attempts):
+            error = self.kube.event(*item)
+            if error is None:
+                self.posted += 1
+                return
+            self.failures += 1
+            if not error.transient or attempt == self._attempts - 1:
+                break
+            # At least the server's Retry-After, but never more than max_delay: the thread serves
+            # every Event, and a long wait is better spent dropping this one.
+            delay = min(max(self._base * 2**attempt, error.retry_after or 0.0), self._max)
+            if self._stopping.wait(delay):
+                break
+        self.dropped += 1
 
 
 class Reconciler:
@@ -78,28 +135,43 @@ class Reconciler:
         self._stop = threading.Event()
         self._conflicts: dict[tuple[str, str], dict[str, float]] = {}
         self._conflicts_lock = threading.Lock()
+        self._rejected: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
         self._stats: list[float] = [0, 0.0]
         self._stats_since = time.monotonic()
         self._stats_lock = threading.Lock()
+        self.errors = 0  # failed reconciles and loop iterations, for the log and the tests
+        self._selectors: dict[str, str] = {}
+        # Set while this replica may act: always without leader election, else while it leads.
+        self.leading = threading.Event()
+        self.leading.set()
+        self.elector: Any = None  # a LeaderElector, when several replicas run
 
     # -- the worker loop ---------------------------------------------------------------------
 
     def prime(self, selectors: dict[str, str]) -> None:
         """Fill the state from lists before any reconcile runs (as controllers wait for their
         caches to sync), so the first decisions see every pool, profile and child. The watches
-        then keep it current."""
+        then keep it current, and `relist` replaces it every resync period."""
+        self._selectors = dict(selectors)
         for body in self.kube.list_all("Node"):
             self.state.put_node(body)
         for body in self.kube.list_all("HardwarePool"):
             self.state.put_pool(body)
-        for body in self.kube.list_all("ModelProfile"):
+        for body in self._in_scope(self.kube.list_all("ModelProfile")):
             self.state.put_profile(body)
-        for body in self.kube.list_all("Job", selectors.get("Job", "")):
+        for body in self._in_scope(self.kube.list_all("Job", selectors.get("Job", ""))):
             self.state.put_job(body)
-        for body in self.kube.list_all("Service", selectors.get("Service", "")):
+        for body in self._in_scope(self.kube.list_all("Service", selectors.get("Service", ""))):
             self.state.put_service(body)
-        for body in self.kube.list_all("Deployment", selectors.get("Deployment", "")):
+        for body in self._in_scope(self.kube.list_all("Deployment", selectors.get("Deployment", ""))):
             self.state.put_deployment(body)
+
+    def _in_scope(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Objects of the namespaces the operator watches (all, when none is set)."""
+        namespaces = set(self.settings.namespaces)
+        if not namespaces:
+            return items
+        return [i for i in items if i["metadata"].get("namespace") in namespaces | {None}]
 
     def start(self) -> None:
         self.events.start()
@@ -120,20 +192,31 @@ class Reconciler:
 
     def _work(self) -> None:
         while True:
+            while not self.leading.wait(timeout=1.0):  # a standby replica only watches
+                if self._stop.is_set():
+                    return
             key = self.queue.get()
             if key is None:
                 return
+            if not self.leading.is_set():  # lost the lease while waiting: leave the key for later
+                self.queue.done(key)
+                self.queue.add_after(key, 1.0)
+                continue
             started = time.monotonic()
             try:
                 self.reconcile(key)
                 self.queue.forget(key)
             except Exception as err:  # noqa: BLE001 - any failure is retried with backoff, never lost
-                delay = self.queue.retry(key)
+                self.errors += 1
+                delay = self.queue.retry(key, at_least=getattr(err, "retry_after", None) or 0.0)
                 log.warning("reconcile %s failed (retry in %.0fs): %s", "/".join(key), delay, err,
                             exc_info=not isinstance(err, ApiError))
             finally:
                 self.queue.done(key)
+            try:
                 self._count(time.monotonic() - started)
+            except Exception:  # noqa: BLE001 - a log line is never worth a worker
+                log.exception("counting reconciles failed")
 
     def _count(self, seconds: float) -> None:
         """Log one line a minute while there is work: how much, how long, how much waits."""
@@ -145,19 +228,98 @@ class Reconciler:
                 return
             count, busy = self._stats
             self._stats, self._stats_since = [0, 0.0], now
-        calls = ", ".join(f"{k} {v}" for k, v in self.kube.calls.most_common(8))
-        self.kube.calls.clear()
+        calls = ", ".join(f"{k} {v}" for k, v in self.kube.take_calls().most_common(8))
         log.info("reconciled %d keys in the last minute, %.0f ms each on average; %d waiting; API calls: %s",
                  count, 1000 * busy / max(count, 1), len(self.queue), calls)
 
+    # What a re-list replaces, and how: (kind, key of a body, drop a key -> what to reconcile).
+    def _relist_kinds(self) -> list[tuple[str, Any, Any]]:
+        state, ns_name = self.state, lambda b: (b["metadata"].get("namespace"), b["metadata"]["name"])
+        return [
+            ("Node", lambda b: b["metadata"]["name"], lambda k: state.drop_node(k) or None),
+            ("HardwarePool", lambda b: b["metadata"]["name"], lambda k: state.drop_pool(k) or "all"),
+            ("ModelProfile", ns_name, lambda k: state.drop_profile(*k)),
+            ("Job", ns_name, lambda k: state.drop_job(*k)),
+            ("Service", ns_name, lambda k: state.drop_service(*k)),
+            ("Deployment", ns_name, lambda k: state.drop_deployment(*k)),
+            ("InferenceDeployment", ns_name, lambda k: state.drop_infd(*k) or None),
+        ]
+
+    def relist(self) -> int:
+        """List every kind again and replace the cached set, as an informer's re-list does:
+        objects deleted while no watch event said so (around an API-server restart) are dropped
+        and what depended on them is reconciled; objects missed are added. Returns how many
+        were dropped."""
+        put = {"Node": self.state.put_node, "HardwarePool": self.state.put_pool,
+               "ModelProfile": self.state.put_profile, "Job": self.state.put_job,
+               "Service": self.state.put_service, "Deployment": self.state.put_deployment,
+               "InferenceDeployment": self.state.put_infd}
+        dropped = 0
+        for kind, key_of, drop in self._relist_kinds():
+            items, version = self.kube.list_all_versioned(kind, self._selectors.get(kind, ""))
+            items = self._in_scope(items)
+            listed = set()
+            for item in items:
+                key = key_of(item)
+                listed.add(key)
+                seen = self.state.seen_version(kind, key)
+                if seen is None or seen < _rv(item):
+                    put[kind](item)
+                    if kind == "InferenceDeployment":
+                        self.queue.add(("infd", *key))
+            for key in self.state.stale(kind, listed, version):
+                dropped += 1
+                affected = drop(key)
+                log.info("%s %s is gone (found by a re-list, not by a watch event)", kind, "/".join(
+                    key) if isinstance(key, tuple) else key)
+                if affected == "all":
+                    for ns, name in self.state.all_infds():
+                        self.queue.add(("infd", ns, name))
+                elif kind in ("ModelProfile", "Job") and affected is not None:
+                    for ns, name in self.state.infds_with(*affected):
+                        self.queue.add(("infd", ns, name))
+                elif affected is not None:
+                    self.queue.add(("infd", *affected))
+        return dropped
+
     def _resync(self) -> None:
-        """Every resync period, look at everything once more, spread over the period."""
+        """Every resync period, re-list everything (deletions no watch event reported are found
+        here), then look at everything once more, spread over the period. A failure is logged
+        and counted; the loop goes on at the next period."""
         period = self.settings.resync_seconds
         while not self._stop.wait(period):
-            for ns, name in self.state.all_infds():
-                self.queue.add_after(("infd", ns, name), random.uniform(0, period / 2))
-            for name in list(self.state.pools):
-                self.queue.add_after(("pool", name), random.uniform(0, period / 2))
+            if not self.leading.is_set():
+                continue
+            try:
+                self.relist()
+            except Exception as err:  # noqa: BLE001 - the resync must outlive any one failure
+                self.errors += 1
+                log.warning("re-list failed (trying again in %.0fs): %s", period, err,
+                            exc_info=not isinstance(err, ApiError))
+            try:
+                for ns, name in self.state.all_infds():
+                    self.queue.add_after(("infd", ns, name), random.uniform(0, period / 2))
+                for name in self.state.pool_names():
+                    self.queue.add_after(("pool", name), random.uniform(0, period / 2))
+            except Exception:  # noqa: BLE001 - the resync must outlive any one failure
+                self.errors += 1
+                log.exception("resync failed; trying again in %.0fs", period)
+
+    def health(self, stall_seconds: float) -> list[str]:
+        """What is wrong with the background work, for the liveness probe: a dead reconcile
+        worker or resync thread, a dead Events thread, or a queue with work due that made no
+        progress for `stall_seconds`. Empty when healthy."""
+        if self._stop.is_set():
+            return []
+        problems = [f"thread {t.name} is dead" for t in self._threads if not t.is_alive()]
+        if not self.events.alive():
+            problems.append("the Events thread is dead")
+        if self.elector is not None and not self.elector.alive():
+            problems.append("the leader-election thread is dead")
+        idle = self.queue.stalled_for() if self.leading.is_set() else 0.0  # a standby waits by design
+        if idle > stall_seconds:
+            problems.append(f"the work queue has had work due and made no progress for {idle:.0f}s")
+        return problems
 
     def reconcile(self, key: tuple[str, ...]) -> None:
         kind = key[0]
@@ -195,6 +357,11 @@ class Reconciler:
             fingerprint=deployment_fingerprint,
             blocked=self._blocked(namespace, name),
             observed=self.observations.get((namespace, name)) if self.observations is not None else None,
+            pool_errors=self.state.pool_errors(),
+            rejected=self._rejections(namespace, name),
+            duplicate_profiles=self.state.duplicate_profiles(namespace, digest),
+            service_fingerprints=self.state.service_fingerprints_of(namespace, name),
+            service_fingerprint=service_fingerprint,
         )
         announce = {e.job: e for e in plan.events if e.job is not None}
         for job in plan.jobs_to_create:
@@ -204,22 +371,31 @@ class Reconciler:
                 self.state.put_job({**created, "kind": "Job"})
                 if (event := announce.get(job["metadata"]["name"])) is not None:
                     self.events.post(body, event.type, event.reason, event.message)
-        conflicts = []
+        conflicts: list[str] = []
+        rejected: dict[str, str] = {}
         children = self.state.children_of(namespace, name)
         for deployment in plan.deployments:
-            if any(x.name == deployment["metadata"]["name"] for x in children.values()):
-                self.state.put_deployment(self.kube.apply(deployment))  # ours: converge
-            elif (created := self._create_or_adopt(body, deployment)) is not None:
-                self.state.put_deployment(created)
-            else:
-                conflicts.append(f"Deployment/{deployment['metadata']['name']}")
+            ref = f"Deployment/{deployment['metadata']['name']}"
+            with _refused_into(rejected, ref):
+                if any(x.name == deployment["metadata"]["name"] for x in children.values()):
+                    self.state.put_deployment(self._converge(deployment))  # ours: converge
+                elif (created := self._create_or_adopt(body, deployment)) is not None:
+                    self.state.put_deployment(created)
+                else:
+                    conflicts.append(ref)
         for service in plan.services:
-            if (created := self._create_or_adopt(body, service)) is not None:
-                self.state.put_service(created)
-            else:
-                conflicts.append(f"Service/{service['metadata']['name']}")
-        if conflicts:  # plan again at once, with them left out and reported
+            ref = f"Service/{service['metadata']['name']}"
+            with _refused_into(rejected, ref):
+                if (created := self._create_or_adopt(body, service)) is not None:
+                    self.state.put_service(created)
+                else:
+                    conflicts.append(ref)
+        for service in plan.services_to_apply:
+            with _refused_into(rejected, f"Service/{service['metadata']['name']}"):
+                self.state.put_service({**self.kube.apply(service), "kind": "Service"})
+        if conflicts or rejected:  # plan again at once, with them left out and reported
             self._note_conflicts(namespace, name, conflicts)
+            self._note_rejected(namespace, name, rejected)
             self.queue.add(("infd", namespace, name))
             return
         children = self.state.children_of(namespace, name)
@@ -229,11 +405,21 @@ class Reconciler:
                 self.kube.delete("Deployment", namespace, stale)
         for stale in plan.stale_services:
             self.kube.delete("Service", namespace, stale)
-        if plan.status != (body.get("status") or {}):
+        if status_changed(plan.status, body.get("status") or {}):
             self.state.put_infd(self.kube.patch_status("InferenceDeployment", namespace, name, plan.status))
         for event in plan.events:
             if event.job is None:
                 self.events.post(body, event.type, event.reason, event.message)
+
+    def _converge(self, deployment: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of a child of ours; when what another manager added survives it
+        (apply never removes others' fields), the pod template is replaced by a merge patch."""
+        applied = {**self.kube.apply(deployment), "kind": "Deployment"}
+        if deployment_fingerprint(applied) == deployment_fingerprint(deployment):
+            return applied
+        meta = deployment["metadata"]
+        return {**self.kube.merge_patch("Deployment", meta["namespace"], meta["name"],
+                                        template_replacement(deployment, applied)), "kind": "Deployment"}
 
     def _create_or_adopt(self, owner: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create a child; if its name is taken, the existing object when it is ours, else None
@@ -247,6 +433,22 @@ class Reconciler:
         if found is not None and any(r.get("uid") == uid for r in found["metadata"].get("ownerReferences") or []):
             return {**found, "kind": obj["kind"]}
         return None
+
+    def _note_rejected(self, namespace: str, name: str, refused: dict[str, str]) -> None:
+        until = time.monotonic() + self.settings.resync_seconds
+        with self._conflicts_lock:
+            self._rejected.setdefault((namespace, name), {}).update(
+                {ref: (until, message) for ref, message in refused.items()})
+
+    def _rejections(self, namespace: str, name: str) -> dict[str, str]:
+        """Children the API server refused (4xx other than 409), with its message; forgotten
+        after a resync period, then tried again."""
+        now = time.monotonic()
+        with self._conflicts_lock:
+            found = self._rejected.get((namespace, name), {})
+            for ref in [r for r, (until, _) in found.items() if until < now]:
+                del found[ref]
+            return {ref: message for ref, (_, message) in found.items()}
 
     def _note_conflicts(self, namespace: str, name: str, refs: list[str]) -> None:
         until = time.monotonic() + self.settings.resync_seconds
@@ -273,10 +475,24 @@ class Reconciler:
         for type_ in (c.PROFILED, c.PLACED, c.SLO_MET, c.READY):
             conds = c.set_condition(conds, c.condition(type_, c.FALSE, c.INVALID_SPEC, message,
                                                        meta.get("generation"), now))
+        conds = fit_status("InferenceDeployment", {"conditions": conds})["conditions"]
         if conds != old:
             self.kube.patch_status("InferenceDeployment", meta["namespace"], meta["name"],
                                    {"conditions": conds, "observedGeneration": meta.get("generation")})
             self.events.post(body, "Warning", c.INVALID_SPEC, message)
+
+    def _report_invalid_pool(self, name: str, entry: PoolEntry) -> None:
+        """A HardwarePool the API server let through but the operator cannot use (one stored
+        before a CRD rule existed): its Ready condition says why; no InferenceDeployment uses it."""
+        old = (entry.status or {}).get("conditions") or []
+        message = f"this pool is not used: {entry.error}"
+        conds = c.set_condition(list(old), c.condition(c.READY, c.FALSE, c.INVALID_SPEC, message,
+                                                       entry.generation, now_rfc3339()))
+        status = fit_status("HardwarePool", {"conditions": conds, "observedGeneration": entry.generation})
+        if status["conditions"] != old:
+            self.kube.patch_status("HardwarePool", None, name, status)
+            involved = {"apiVersion": "hybridplace.io/v1alpha1", "kind": "HardwarePool", "metadata": {"name": name}}
+            self.events.post(involved, "Warning", c.INVALID_SPEC, message)
 
     # -- benchmark Jobs ----------------------------------------------------------------------
 
@@ -341,10 +557,14 @@ class Reconciler:
         error = self.state.profile_errors.get((namespace, name))  # parsed once, when it came
         valid = (c.TRUE, "Valid", "the placement engine uses this profile") if error is None else \
             (c.FALSE, c.INVALID_SPEC, error[:2000])
+        if error is None and (used := self.state.profile_superseded_by(namespace, name)) is not None:
+            valid = (c.TRUE, "Superseded", f"valid, but not used: ModelProfile {used} of the same model digest "
+                                           "and pool has a newer measuredAt; delete one of them")
         conds = c.set_condition(list(old.get("conditions") or []),
                                 c.condition("Valid", *valid, generation, now_rfc3339()))
-        status = {"observedGeneration": generation,
-                  "pointCount": len((body.get("spec") or {}).get("points") or []), "conditions": conds}
+        status = fit_status("ModelProfile", {
+            "observedGeneration": generation,
+            "pointCount": len((body.get("spec") or {}).get("points") or []), "conditions": conds})
         if status != old:
             self.kube.patch_status("ModelProfile", namespace, name, status)
 
@@ -352,7 +572,10 @@ class Reconciler:
 
     def reconcile_pool(self, name: str) -> None:
         entry = self.state.pools.get(name)
-        if entry is None or entry.pool is None:
+        if entry is None:
+            return
+        if entry.pool is None:
+            self._report_invalid_pool(name, entry)
             return
         pool = entry.pool
         status = plan_pool_status(pool, self.state.node_list(), self.state.replicas_on(name), now_rfc3339())

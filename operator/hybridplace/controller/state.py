@@ -10,13 +10,14 @@ import dataclasses
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from ..api.builtins import builtin_digest
 from ..api.models import HardwarePool, ModelProfile
 from ..api.validate import InvalidObject, parse_object
 from ..builders import names
-from .fingerprint import deployment_fingerprint
+from .fingerprint import deployment_fingerprint, service_fingerprint
 from .plan import ChildState, JobState
 from .pools import NodeInfo
 
@@ -59,6 +60,20 @@ def job_state(body: dict[str, Any]) -> JobState:
     )
 
 
+def _measured_at(profile: ModelProfile) -> datetime:
+    try:
+        found = datetime.fromisoformat(str(profile.spec.measured_at))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def newest_profile(profiles: dict[str, ModelProfile]) -> ModelProfile:
+    """Of several profiles for one digest and pool (keyed by name), the one to use: the newest
+    measuredAt, then the greatest name (a profile without measuredAt counts as oldest)."""
+    return max(profiles.values(), key=lambda p: (_measured_at(p), p.metadata.name or ""))
+
+
 def _version(body: dict[str, Any]) -> int:
     """resourceVersion as a number, to order versions of one object. Opaque by contract, it is
     etcd's revision in every Kubernetes release; anything else sorts first and is replaced."""
@@ -85,6 +100,7 @@ class PoolEntry:
     generation: int | None
     pool: HardwarePool | None  # None when the object does not parse
     error: str | None = None
+    status: dict[str, Any] | None = None  # as stored, kept only when the object does not parse
 
 
 class ClusterState:
@@ -94,7 +110,10 @@ class ClusterState:
         self._infd_digest: dict[NsName, str | None] = {}
         self.pools: dict[str, PoolEntry] = {}
         self.nodes: dict[str, NodeInfo] = {}
-        self._profiles: dict[tuple[str, str], dict[str, ModelProfile]] = defaultdict(dict)
+        # (namespace, digest) -> pool -> profile name -> profile: every object, so deleting a
+        # duplicate never forgets the one that remains.
+        self._profiles: dict[tuple[str, str], dict[str, dict[str, ModelProfile]]] = defaultdict(
+            lambda: defaultdict(dict))
         self._profile_keys: dict[NsName, tuple[str, str, str]] = {}
         self.profile_bodies: dict[NsName, dict[str, Any]] = {}
         self.profile_errors: dict[NsName, str | None] = {}  # why a profile does not parse
@@ -104,6 +123,11 @@ class ClusterState:
         self._child_keys: dict[NsName, tuple[NsName, str, int]] = {}
         self._child_versions: dict[NsName, int] = {}
         self._services: dict[NsName, set[str]] = defaultdict(set)
+        # Every cached object by kind and key, with the resourceVersion last seen: a re-list
+        # replaces the cached set (the informer contract), so what it no longer lists is dropped.
+        self._seen: dict[str, dict[Any, int]] = defaultdict(dict)
+        self._service_instances: dict[NsName, str] = {}
+        self._service_fingerprints: dict[NsName, str] = {}
 
     # -- updates from watch events (return what the change affects) -------------------------
 
@@ -118,11 +142,13 @@ class ClusterState:
                 return
             self.infds[key] = body
             self._infd_digest[key] = digest_of(body)
+            self._seen["InferenceDeployment"][key] = _version(body)
 
     def drop_infd(self, namespace: str, name: str) -> None:
         with self._lock:
             self.infds.pop((namespace, name), None)
             self._infd_digest.pop((namespace, name), None)
+            self._seen["InferenceDeployment"].pop((namespace, name), None)
 
     def infds_with(self, namespace: str, digest: str) -> list[NsName]:
         with self._lock:
@@ -139,24 +165,32 @@ class ClusterState:
         try:
             entry = PoolEntry(generation, parse_object(body))  # type: ignore[arg-type]
         except InvalidObject as err:
-            entry = PoolEntry(generation, None, str(err))
+            entry = PoolEntry(generation, None, str(err), body.get("status") or {})
         with self._lock:
             old = self.pools.get(name)
             self.pools[name] = entry
+            self._seen["HardwarePool"][name] = _version(body)
         return old is None or old.generation != generation or (old.pool is None) != (entry.pool is None)
+
+    def pool_names(self) -> list[str]:
+        with self._lock:
+            return list(self.pools)
 
     def drop_pool(self, name: str) -> None:
         with self._lock:
             self.pools.pop(name, None)
+            self._seen["HardwarePool"].pop(name, None)
 
     def put_node(self, body: dict[str, Any]) -> None:
         node = NodeInfo.from_body(body)
         with self._lock:
             self.nodes[node.name] = node
+            self._seen["Node"][node.name] = _version(body)
 
     def drop_node(self, name: str) -> None:
         with self._lock:
             self.nodes.pop(name, None)
+            self._seen["Node"].pop(name, None)
 
     def put_profile(self, body: dict[str, Any]) -> tuple[str, str] | None:
         """Record a profile (replacing what was known of it, in one step, so a reconcile never
@@ -172,12 +206,13 @@ class ClusterState:
         with self._lock:
             self._drop_profile(*ref)
             self.profile_bodies[ref] = _slim(body)
+            self._seen["ModelProfile"][ref] = _version(body)
             self.profile_errors[ref] = error
             if profile is None:
                 return None
             assert isinstance(profile, ModelProfile)
             key = (meta["namespace"], profile.spec.model.digest)
-            self._profiles[key][profile.spec.pool] = profile
+            self._profiles[key][profile.spec.pool][meta["name"]] = profile
             self._profile_keys[ref] = (*key, profile.spec.pool)
         return key
 
@@ -188,11 +223,15 @@ class ClusterState:
     def _drop_profile(self, namespace: str, name: str) -> tuple[str, str] | None:
         self.profile_bodies.pop((namespace, name), None)
         self.profile_errors.pop((namespace, name), None)
+        self._seen["ModelProfile"].pop((namespace, name), None)
         found = self._profile_keys.pop((namespace, name), None)
         if found is None:
             return None
         ns, digest, pool = found
-        self._profiles[(ns, digest)].pop(pool, None)
+        by_pool = self._profiles[(ns, digest)]
+        by_pool[pool].pop(name, None)
+        if not by_pool[pool]:
+            del by_pool[pool]
         return ns, digest
 
     def put_job(self, body: dict[str, Any]) -> tuple[str, str] | None:
@@ -204,11 +243,13 @@ class ClusterState:
         with self._lock:
             self._jobs[(meta["namespace"], digest, pool)] = job_state(body)
             self._job_keys[(meta["namespace"], meta["name"])] = (meta["namespace"], digest, pool)
+            self._seen["Job"][(meta["namespace"], meta["name"])] = _version(body)
         return meta["namespace"], digest
 
     def drop_job(self, namespace: str, name: str) -> tuple[str, str] | None:
         with self._lock:
             found = self._job_keys.pop((namespace, name), None)
+            self._seen["Job"].pop((namespace, name), None)
             if found is None:
                 return None
             self._jobs.pop(found, None)
@@ -228,11 +269,13 @@ class ClusterState:
         child = ChildState(
             name=meta["name"], pool=pool, fingerprint=deployment_fingerprint(body), replicas=replicas,
             available_replicas=status.get("availableReplicas", 0) or 0, owned=False,
+            applied_fingerprint=(meta.get("annotations") or {}).get(names.ANNOTATION_FINGERPRINT),
         )
         with self._lock:
             if self._child_versions.get((meta["namespace"], meta["name"]), -1) > _version(body):
                 return key  # an older event than the operator's own write: keep the newer
             self._child_versions[(meta["namespace"], meta["name"])] = _version(body)
+            self._seen["Deployment"][(meta["namespace"], meta["name"])] = _version(body)
             self._children[key][pool] = (child, owner.get("uid"))
             self._child_keys[(meta["namespace"], meta["name"])] = (key, pool, replicas)
         return key
@@ -241,6 +284,7 @@ class ClusterState:
         with self._lock:
             found = self._child_keys.pop((namespace, name), None)
             self._child_versions.pop((namespace, name), None)
+            self._seen["Deployment"].pop((namespace, name), None)
             if found is None:
                 return None
             key, pool, _ = found
@@ -256,9 +300,36 @@ class ClusterState:
         with self._lock:
             if deleted:
                 self._services[key].discard(meta["name"])
+                self._seen["Service"].pop((meta["namespace"], meta["name"]), None)
+                self._service_instances.pop((meta["namespace"], meta["name"]), None)
+                self._service_fingerprints.pop((meta["namespace"], meta["name"]), None)
             else:
                 self._services[key].add(meta["name"])
+                self._seen["Service"][(meta["namespace"], meta["name"])] = _version(body)
+                self._service_instances[(meta["namespace"], meta["name"])] = instance
+                if "spec" in body:
+                    self._service_fingerprints[(meta["namespace"], meta["name"])] = service_fingerprint(body)
         return key
+
+    def drop_service(self, namespace: str, name: str) -> NsName | None:
+        with self._lock:
+            instance = self._service_instances.get((namespace, name))
+        if instance is None:
+            return None
+        return self.put_service({"metadata": {"namespace": namespace, "name": name,
+                                              "labels": {names.LABEL_INSTANCE: instance}}}, deleted=True)
+
+    # -- re-lists ----------------------------------------------------------------------------
+
+    def seen_version(self, kind: str, key: Any) -> int | None:
+        with self._lock:
+            return self._seen[kind].get(key)
+
+    def stale(self, kind: str, listed: set[Any], list_version: int) -> list[Any]:
+        """Cached keys of `kind` that a list at `list_version` did not return: deleted while no
+        watch event said so. Ones seen at a newer version than the list are kept."""
+        with self._lock:
+            return [k for k, v in self._seen[kind].items() if k not in listed and v <= list_version]
 
     # -- reads for reconcilers ---------------------------------------------------------------
 
@@ -266,9 +337,38 @@ class ClusterState:
         with self._lock:
             return {n: e.pool for n, e in self.pools.items() if e.pool is not None}
 
-    def profiles_for(self, namespace: str, digest: str) -> dict[str, ModelProfile]:
+    def pool_errors(self) -> dict[str, str]:
+        """Why each pool that does not parse cannot be used."""
         with self._lock:
-            return dict(self._profiles.get((namespace, digest), {}))
+            return {n: e.error or "invalid" for n, e in self.pools.items() if e.pool is None}
+
+    def profiles_for(self, namespace: str, digest: str) -> dict[str, ModelProfile]:
+        """The profile used for each pool: of several for one digest and pool, the newest
+        measuredAt (then the greatest name), whatever order they came in."""
+        with self._lock:
+            return {pool: newest_profile(found) for pool, found in self._profiles.get((namespace, digest), {}).items()}
+
+    def duplicate_profiles(self, namespace: str, digest: str) -> dict[str, list[str]]:
+        """Pools with more than one profile for `digest`: their names, the one used first."""
+        with self._lock:
+            by_pool = self._profiles.get((namespace, digest), {})
+            return {pool: [newest_profile(found).metadata.name or ""]
+                    + sorted(n for n in found if n != newest_profile(found).metadata.name)
+                    for pool, found in by_pool.items() if len(found) > 1}
+
+    def profile_names(self, namespace: str, digest: str) -> list[str]:
+        with self._lock:
+            return sorted(n for found in self._profiles.get((namespace, digest), {}).values() for n in found)
+
+    def profile_superseded_by(self, namespace: str, name: str) -> str | None:
+        """The name of the profile used instead of this one (same digest and pool), if any."""
+        with self._lock:
+            found = self._profile_keys.get((namespace, name))
+            if found is None:
+                return None
+            ns, digest, pool = found
+            used = newest_profile(self._profiles[(ns, digest)][pool]).metadata.name
+            return None if used == name else used
 
     def jobs_for(self, namespace: str, digest: str) -> dict[str, JobState]:
         with self._lock:
@@ -288,6 +388,12 @@ class ClusterState:
     def services_of(self, namespace: str, name: str) -> set[str]:
         with self._lock:
             return set(self._services.get((namespace, name), set()))
+
+    def service_fingerprints_of(self, namespace: str, name: str) -> dict[str, str]:
+        """The fingerprints of this InferenceDeployment's Services, by name."""
+        with self._lock:
+            return {n: self._service_fingerprints[(namespace, n)] for n in self._services.get((namespace, name), set())
+                    if (namespace, n) in self._service_fingerprints}
 
     def node_list(self) -> list[NodeInfo]:
         with self._lock:

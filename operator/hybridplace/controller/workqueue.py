@@ -37,6 +37,8 @@ class WorkQueue:
         self._dirty: set[Key] = set()  # added while processing: run again after
         self._failures: dict[Key, int] = {}
         self._shutdown = False
+        self._progress = clock()  # when a worker last took or finished a key
+        self._waiting_since = clock()  # when keys last became due with none due before
 
     def add(self, key: Key) -> None:
         """Work on `key` as soon as a worker is free."""
@@ -47,7 +49,7 @@ class WorkQueue:
                 self._dirty.add(key)
                 return
             self._due.pop(key, None)
-            self._ready[key] = None
+            self._make_ready(key)
             self._cond.notify()
 
     def add_after(self, key: Key, delay: float) -> None:
@@ -65,12 +67,13 @@ class WorkQueue:
             heapq.heappush(self._delayed, (due, next(self._seq), key))
             self._cond.notify()
 
-    def retry(self, key: Key) -> float:
-        """Work on `key` again after its next backoff; returns the delay in seconds."""
+    def retry(self, key: Key, at_least: float = 0.0) -> float:
+        """Work on `key` again after its next backoff, and not before `at_least` seconds (a
+        server's Retry-After); returns the delay in seconds."""
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        delay = min(self._base * 2**failures, self._max)
+        delay = max(min(self._base * 2 ** min(failures, 64), self._max), at_least)
         self.add_after(key, delay)
         return delay
 
@@ -95,6 +98,7 @@ class WorkQueue:
                     key = next(iter(self._ready))
                     del self._ready[key]
                     self._processing.add(key)
+                    self._progress = self._clock()
                     return key
                 wait = self._delayed[0][0] - self._clock() if self._delayed else None
                 if deadline is not None:
@@ -108,10 +112,25 @@ class WorkQueue:
         """The worker finished with `key`; if it was added meanwhile, it is due again."""
         with self._cond:
             self._processing.discard(key)
+            self._progress = self._clock()
             if key in self._dirty:
                 self._dirty.discard(key)
-                self._ready[key] = None
+                self._make_ready(key)
                 self._cond.notify()
+
+    def stalled_for(self) -> float:
+        """Seconds that work has been due with no worker taking or finishing any key; 0 when
+        nothing is due. The liveness probe fails when this grows past its limit."""
+        with self._cond:
+            self._promote_due()
+            if not self._ready:
+                return 0.0
+            return max(0.0, self._clock() - max(self._progress, self._waiting_since))
+
+    def _make_ready(self, key: Key) -> None:
+        if not self._ready:
+            self._waiting_since = self._clock()
+        self._ready[key] = None
 
     def shutdown(self) -> None:
         with self._cond:
@@ -132,4 +151,4 @@ class WorkQueue:
             if key in self._processing:
                 self._dirty.add(key)
             else:
-                self._ready[key] = None
+                self._make_ready(key)

@@ -176,3 +176,14 @@ def test_the_optional_podmonitor_scrapes_the_operators_serving_pods(helm):
     assert endpoint["port"] == "metrics" and ports["metrics"] == annotated
     targets = {r["targetLabel"] for r in endpoint["relabelings"]}
     assert {"inferencedeployment", "pool", "namespace", "pod"} <= targets
+
+
+def test_the_benchmark_egress_policy_is_optional_and_limits_benchmark_pods(helm):
+    assert not [d for d in render(helm, "x") if d["kind"] == "NetworkPolicy"]
+    docs = [d for d in render(helm, "x", "benchmarkEgress.enabled=true", "benchmarkEgress.namespaces={a,b}",
+                              "benchmarkEgress.modelHostCIDRs={203.0.113.0/24}") if d["kind"] == "NetworkPolicy"]
+    assert sorted(d["metadata"]["namespace"] for d in docs) == ["a", "b"]
+    spec = docs[0]["spec"]
+    assert spec["podSelector"]["matchLabels"]["hybridplace.io/component"] == "benchmark"
+    assert spec["policyTypes"] == ["Egress"]
+    assert spec["egress"][1]["to"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]

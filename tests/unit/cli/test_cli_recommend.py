@@ -240,6 +240,19 @@ def test_a_pool_that_is_not_in_the_files(tmp_path, capsys):
             f"'tpu' is not in the files given (HardwarePools found: cpu-standard, gpu-t4)") in line
 
 
+def test_a_pool_that_does_not_admit_the_namespace(tmp_path, capsys):
+    pools = [d for d in yaml.safe_load_all(POOLS.read_text()) if d]
+    for pool in pools:
+        if pool["metadata"]["name"] == "gpu-t4":
+            pool["spec"]["allowedNamespaces"] = ["ml-team"]
+    restricted = write(tmp_path, "pools.yaml", *pools)
+    line = bad(capsys, "-f", restricted, "-f", SEED)
+    assert "spec.placement.pools[1]: HardwarePool 'gpu-t4' does not admit namespace default" in line
+    path = write(tmp_path, "infd.yaml", seed_infd(placement={"pools": []}))
+    code, out, _ = recommend(capsys, "-f", restricted, "-f", SEED / "modelprofiles.yaml", "-f", path, "-o", "json")
+    assert code == 0 and [p["pool"] for p in json.loads(out)["profiles"]] == ["cpu-standard"]
+
+
 def test_no_pools_at_all(capsys):
     line = bad(capsys, "-f", SEED)
     assert "InferenceDeployment default/seed: spec.placement.pools[0]: HardwarePool " \

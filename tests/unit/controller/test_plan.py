@@ -12,7 +12,7 @@ from hybridplace.api import load_objects, parse_object
 from hybridplace.builders import names
 from hybridplace.config import Settings
 from hybridplace.controller.fingerprint import deployment_fingerprint
-from hybridplace.controller.plan import ChildState, JobState, plan_inference_deployment
+from hybridplace.controller.plan import ChildState, JobState, plan_inference_deployment, status_changed
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 LOADED = [x.obj for x in load_objects([EXAMPLES / "hardwarepools.yaml", EXAMPLES / "seed"])]
@@ -105,6 +105,14 @@ def test_idle_reconcile_writes_nothing():
     assert third.status == second.status
     assert not third.deployments and not third.services and not third.jobs_to_create
     assert third.events == []
+
+
+def test_a_stored_status_without_the_plans_nulls_is_not_written_again():
+    first = plan(infd(load={"targetRps": 5}))
+    assert first.status["decision"]["bestAchievableLatencyMs"] is None  # a merge patch clears it
+    stored = infd(load={"targetRps": 5}, status=first.status).status.to_dict()  # as read back: no nulls
+    assert not status_changed(first.status, stored)
+    assert status_changed(first.status, {**stored, "decision": {**stored["decision"], "bestAchievableLatencyMs": 3.0}})
 
 
 def test_a_hand_edited_child_is_restored():
@@ -233,3 +241,45 @@ def test_a_split_gets_a_service_per_pool_and_loses_them_when_it_ends():
     assert [x.pool for x in single.decision.placements] == ["cpu-standard"]
     assert single.stale_deployments == ["seed-gpu-t4"]
     assert sorted(single.stale_services) == ["seed-cpu-standard", "seed-gpu-t4"]
+
+
+@pytest.mark.parametrize(("image", "allowed"), [
+    ("ghcr.io/acme/triton:1", True), ("ghcr.io/acme", False), ("ghcr.io/other/x", False),
+    ("registry.internal:5000/triton", True), ("nginx", False), ("library/nginx", False),
+    ("evil.io/ghcr.io/acme/x", False),
+])
+def test_an_image_from_a_registry_not_allowed_is_not_placed(image, allowed):
+    from hybridplace.controller.plan import image_not_allowed
+
+    registries = ("ghcr.io/acme", "registry.internal:5000")
+    assert (image_not_allowed(image, registries) is None) == allowed
+    assert image_not_allowed(image, ()) is None  # no list: any image
+    p = plan_inference_deployment(
+        infd(load={"targetRps": 5}, serving={"image": image}), pools=POOLS, profiles=PROFILES, jobs={}, children={},
+        service_names=set(), settings=Settings(allowed_image_registries=registries), now=NOW,
+        fingerprint=deployment_fingerprint)
+    placed = cond(p.status, c.PLACED)
+    if allowed:
+        assert placed["status"] == c.TRUE and p.deployments
+    else:
+        assert (placed["status"], placed["reason"]) == (c.FALSE, c.IMAGE_NOT_ALLOWED) and not p.deployments
+        assert "spec.serving.image" in placed["message"]
+        assert any(e.reason == c.IMAGE_NOT_ALLOWED for e in p.events)
+
+
+def test_a_pool_admits_only_its_allowed_namespaces():
+    gpu = POOLS["gpu-t4"].to_dict()
+    gpu["spec"]["allowedNamespaces"] = ["ml-team"]
+    pools = {**POOLS, "gpu-t4": parse_object(gpu)}
+    named = plan(infd(load={"targetRps": 5}), pools=pools)  # the seed names both pools
+    (state,) = [s for s in named.status["profiles"] if s["pool"] == "gpu-t4"]
+    assert state["reason"] == "NamespaceNotAllowed" and "spec.allowedNamespaces" in state["message"]
+    assert all(j["metadata"]["labels"][names.LABEL_POOL] != "gpu-t4" for j in named.jobs_to_create)
+    assert "gpu-t4" not in {p.pool for p in named.decision.placements}
+    body = infd(load={"targetRps": 5}).to_dict()
+    body["spec"]["placement"].pop("pools")
+    unnamed = plan(parse_object(body), pools=pools)  # all pools: the one not admitting it is left out
+    assert [s["pool"] for s in unnamed.status["profiles"]] == ["cpu-standard"]
+    body["metadata"]["namespace"] = "ml-team"
+    admitted = plan(parse_object(body), pools=pools)
+    assert sorted(s["pool"] for s in admitted.status["profiles"]) == ["cpu-standard", "gpu-t4"]

@@ -49,3 +49,69 @@ def test_a_profile_is_parsed_once_and_why_it_is_unusable_is_kept_for_its_status(
     assert not state.profiles_for(*key)  # the usable version it replaced is gone, in the same step
     state.drop_profile(*ref)
     assert ref not in state.profile_errors
+
+
+# -- duplicate ModelProfiles: keyed by object, resolved by measuredAt --------------------------
+
+
+def _profile(name, measured_at):
+    from pathlib import Path
+
+    import yaml
+
+    seed = Path(__file__).resolve().parents[3] / "examples" / "seed" / "modelprofiles.yaml"
+    body = next(d for d in yaml.safe_load_all(seed.read_text()) if d)
+    body["metadata"] = {"name": name, "namespace": "default"}
+    body["spec"]["measuredAt"] = measured_at
+    return body
+
+
+def test_deleting_a_duplicate_profile_keeps_the_one_that_remains():
+    from hybridplace.controller.state import ClusterState
+
+    state = ClusterState()
+    first, second = _profile("mp-a", "2026-11-23T18:00:00Z"), _profile("mp-b", "2026-11-23T19:00:00Z")
+    key = state.put_profile(first)
+    state.put_profile(second)
+    pool = first["spec"]["pool"]
+    state.drop_profile("default", "mp-b")
+    assert state.profiles_for(*key)[pool].metadata.name == "mp-a"  # the old code forgot both here
+    state.put_profile(second)
+    state.drop_profile("default", "mp-a")
+    assert state.profiles_for(*key)[pool].metadata.name == "mp-b"
+
+
+def test_duplicates_resolve_to_the_newest_measured_at_whatever_the_order_and_are_reported():
+    from hybridplace.controller.state import ClusterState
+
+    older, newer = _profile("mp-z-older", "2026-11-23T18:00:00Z"), _profile("mp-a-newer", "2026-11-23T19:00:00+01:00")
+    newest = _profile("mp-m-newest", "2026-11-23T18:30:00Z")  # 19:00+01:00 is 18:00Z: mp-m is newest
+    for order in ([older, newer, newest], [newest, older, newer], [newer, newest, older]):
+        state = ClusterState()
+        for body in order:
+            key = state.put_profile(body)
+        pool = older["spec"]["pool"]
+        assert state.profiles_for(*key)[pool].metadata.name == "mp-m-newest"
+        assert state.duplicate_profiles(*key) == {pool: ["mp-m-newest", "mp-a-newer", "mp-z-older"]}
+        assert state.profile_superseded_by("default", "mp-z-older") == "mp-m-newest"
+        assert state.profile_superseded_by("default", "mp-m-newest") is None
+
+
+def test_the_plan_reports_duplicate_profiles_in_status_and_an_event():
+    import copy
+
+    from cases.long_status import POOLS, PROFILES, SEED
+    from hybridplace.api import parse_object
+    from hybridplace.config import Settings
+    from hybridplace.controller.fingerprint import deployment_fingerprint
+    from hybridplace.controller.plan import plan_inference_deployment
+
+    body = copy.deepcopy(SEED)
+    body["metadata"].update(uid="u", generation=1)
+    plan = plan_inference_deployment(
+        parse_object(body), pools=POOLS, profiles=PROFILES, jobs={}, children={}, service_names=set(),
+        settings=Settings(), now="2026-11-23T18:00:00Z", fingerprint=deployment_fingerprint,
+        duplicate_profiles={"gpu-t4": ["mp-new", "mp-old"]})
+    (gpu,) = [s for s in plan.status["profiles"] if s["pool"] == "gpu-t4"]
+    assert gpu["reason"] == "DuplicateProfiles" and "using mp-new (newest measuredAt), not mp-old" in gpu["message"]
+    assert any(e.reason == "DuplicateProfiles" and e.type == "Warning" for e in plan.events)

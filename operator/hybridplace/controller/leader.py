@@ -1,0 +1,128 @@
+"""One active operator: leader election with a coordination.k8s.io Lease, as client-go's
+leaderelection does, so that two replicas never both act.
+
+Every replica watches and keeps its cache warm; only the holder of the Lease reconciles. The
+holder renews the Lease every `renew_seconds`; another replica takes it over only once it has
+not been renewed for `lease_seconds`. A replica that fails to renew stops reconciling at once
+(before the Lease can expire), so two never act together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from .kube import ApiError, Kube
+
+log = logging.getLogger("hybridplace")
+
+
+def _micro(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _seconds(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        identity: str,
+        *,
+        name: str = "hybridplace-operator",
+        lease_seconds: float = 15.0,
+        renew_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.kube = kube
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity
+        self.lease_seconds = lease_seconds
+        self.renew_seconds = renew_seconds
+        self.clock = clock
+        self.leading = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop, and give the Lease up if held, so a standby takes over at once."""
+        self._stop.set()
+        was_leading = self.leading.is_set()
+        self.leading.clear()
+        self._thread.join(timeout=10)
+        if was_leading:
+            try:
+                lease = self.kube.get("Lease", self.namespace, self.name)
+                if lease is not None and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+                    self.kube.replace({**lease, "spec": {**lease["spec"], "holderIdentity": None}})
+            except ApiError as err:
+                log.warning("leader election: could not give the Lease up: %s", err)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                leading = self.try_acquire_or_renew()
+            except Exception as err:  # noqa: BLE001 - the election must outlive any one failure
+                log.warning("leader election: %s", err, exc_info=not isinstance(err, ApiError))
+                leading = False
+            if leading and not self.leading.is_set():
+                log.info("leader election: %s leads; reconciling", self.identity)
+            elif not leading and self.leading.is_set():
+                log.warning("leader election: %s no longer leads; reconciling stops", self.identity)
+            (self.leading.set if leading else self.leading.clear)()
+            self._stop.wait(self.renew_seconds)
+
+    def try_acquire_or_renew(self) -> bool:
+        """One step: take or renew the Lease if it is free, ours, or expired; True when ours."""
+        now = self.clock()
+        lease = self.kube.get("Lease", self.namespace, self.name)
+        spec_now = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": int(self.lease_seconds),
+            "renewTime": _micro(now),
+        }
+        if lease is None:
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {**spec_now, "acquireTime": _micro(now), "leaseTransitions": 0},
+            }
+            return self.kube.create(body) is not None  # None: another replica created it first
+        spec: dict[str, Any] = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        renewed = _seconds(spec.get("renewTime")) or 0.0
+        duration = float(spec.get("leaseDurationSeconds") or self.lease_seconds)
+        if holder and holder != self.identity and now < renewed + duration:
+            return False  # held by another replica, and fresh
+        new_spec = {**spec, **spec_now}
+        if holder != self.identity:
+            new_spec["acquireTime"] = _micro(now)
+            new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+        try:
+            # A replace with the read resourceVersion: of two replicas taking over, one wins.
+            self.kube.replace({**lease, "spec": new_spec})
+        except ApiError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True

@@ -1,0 +1,97 @@
+"""One active operator: the Lease is taken when free or expired, renewed while held, never
+taken from a fresh holder; a standby replica reconciles nothing. Against a mock API server."""
+
+from __future__ import annotations
+
+import time
+
+from cases.mock_api import MockApi, Reply, status
+from hybridplace.config import Settings
+from hybridplace.controller.leader import LeaderElector, _micro
+from hybridplace.controller.reconcile import Reconciler
+from hybridplace.controller.state import ClusterState
+from hybridplace.controller.workqueue import WorkQueue
+
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/hp/leases"
+NOW = 1_800_000_000.0
+
+
+def lease(holder, renewed, transitions=0):
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "hybridplace-operator", "namespace": "hp", "resourceVersion": "7"},
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": 15,
+            "renewTime": _micro(renewed),
+            "leaseTransitions": transitions,
+        },
+    }
+
+
+def elector(api, identity="me"):
+    return LeaderElector(api.kube(), "hp", identity, clock=lambda: NOW)
+
+
+def test_a_free_lease_is_created_and_held():
+    with MockApi() as api:
+        api.on("POST", LEASES, Reply(201, lease("me", NOW)))
+        assert elector(api).try_acquire_or_renew()
+        (created,) = api.calls("POST", LEASES)
+    assert created["spec"]["holderIdentity"] == "me"
+
+
+def test_two_replicas_creating_at_once_one_wins():
+    with MockApi() as api:
+        api.on("POST", LEASES, status(409, "AlreadyExists"))
+        assert not elector(api).try_acquire_or_renew()
+
+
+def test_a_fresh_lease_of_another_is_never_taken():
+    with MockApi() as api:
+        api.on("GET", LEASES, Reply(200, lease("other", NOW - 5)))
+        assert not elector(api).try_acquire_or_renew()
+        assert not api.calls("PUT", LEASES)
+
+
+def test_an_expired_lease_is_taken_over_and_ours_is_renewed():
+    with MockApi() as api:
+        api.on("GET", LEASES, Reply(200, lease("other", NOW - 20, transitions=2)))
+        api.on("PUT", LEASES, Reply(200, {}))
+        assert elector(api).try_acquire_or_renew()
+        (taken,) = api.calls("PUT", LEASES)
+        assert (taken["spec"]["holderIdentity"], taken["spec"]["leaseTransitions"]) == ("me", 3)
+        assert taken["metadata"]["resourceVersion"] == "7"  # a conflicting take-over gets 409
+    with MockApi() as api:
+        api.on("GET", LEASES, Reply(200, lease("me", NOW - 5, transitions=3)))
+        api.on("PUT", LEASES, Reply(200, {}))
+        assert elector(api).try_acquire_or_renew()
+        (renewed,) = api.calls("PUT", LEASES)
+        assert renewed["spec"]["leaseTransitions"] == 3 and renewed["spec"]["renewTime"] == _micro(NOW)
+
+
+def test_losing_the_race_to_take_over_is_not_leading():
+    with MockApi() as api:
+        api.on("GET", LEASES, Reply(200, lease("other", NOW - 20)))
+        api.on("PUT", LEASES, status(409, "Conflict"))
+        assert not elector(api).try_acquire_or_renew()
+
+
+def test_a_standby_replica_reconciles_nothing_until_it_leads():
+    with MockApi() as api:
+        rec = Reconciler(api.kube(), ClusterState(), Settings(workers=1), WorkQueue())
+        rec.leading.clear()
+        rec.start()
+        try:
+            rec.queue.add(("job", "ns", "x"))
+            time.sleep(1.0)
+            assert not api.requests  # a standby only watches
+            assert rec.health(stall_seconds=10) == []  # and waiting is not a stall
+            rec.leading.set()
+            deadline = time.monotonic() + 5
+            while not api.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert api.calls("GET", "/apis/batch/v1/namespaces/ns/jobs/x")
+        finally:
+            rec.stop()
