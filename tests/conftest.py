@@ -29,6 +29,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests explore new random examples on every local run (that is how they find bugs), but
+# CI must be repeatable: there they replay the same derandomized examples. A failure found
+# locally is kept in .hypothesis/ and replayed first. (Known: the solver can predict a hair over
+# the SLO when latency is not monotonic in load -- see the issue notes; random runs may find it.)
+try:
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        _hypothesis_settings.load_profile("ci")
+except ImportError:  # pragma: no cover - hypothesis is in requirements-dev.txt
+    pass
 LOCALCLUSTER = REPO / "cluster" / "localcluster.py"
 
 
