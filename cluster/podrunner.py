@@ -204,7 +204,10 @@ class Runner:
                     self.kill(uid, "pod gone")
                 stream = watch.Watch().stream(
                     core.list_pod_for_all_namespaces, label_selector=RUNNER_SELECTOR,
-                    resource_version=listing.metadata.resource_version, timeout_seconds=60)
+                    resource_version=listing.metadata.resource_version, timeout_seconds=60,
+                    # A client-side read timeout too: an API server that dies mid-watch must not
+                    # leave this thread waiting on a dead connection for ever.
+                    _request_timeout=(10, 90))
                 for event in stream:
                     pod = event["object"]
                     if event["type"] == "DELETED":
@@ -562,12 +565,27 @@ class ServingPod:
         self.done = threading.Event()
         self.ip = None
         self.slot = False
+        self.unwritten = None  # a status write that failed, retried by the supervising loop
 
     @property
     def going(self):
         return self.uid in self.runner.deleted or self.runner.stopping.is_set()
 
     def status(self, core, *, phase, ready, state, container_id=None):
+        """Write the pod's status; a failed write (the API server restarting) is kept and
+        retried from the supervising loop, never the end of the pod's process."""
+        self.unwritten = None
+        try:
+            self._write_status(core, phase=phase, ready=ready, state=state, container_id=container_id)
+        except Exception as err:  # noqa: BLE001 - urllib3's and the client's errors alike
+            log.warning("%s/%s: status not written (%s); retrying", self.ns, self.name, err)
+            self.unwritten = {"phase": phase, "ready": ready, "state": state, "container_id": container_id}
+
+    def retry_status(self, core):
+        if self.unwritten is not None:
+            self.status(core, **self.unwritten)
+
+    def _write_status(self, core, *, phase, ready, state, container_id=None):
         cs = self.runner.container_status(self.pod, ready=ready, state=state,
                                           container_id=container_id, restarts=self.restarts,
                                           last_state=self.last_state)
@@ -743,6 +761,7 @@ class ServingPod:
                         if fails["liveness"] >= (liveness.failure_threshold or 3):
                             log.info("%s/%s failed its liveness probe; restarting", self.ns, self.name)
                             signal_group(proc, signal.SIGKILL)
+            self.retry_status(core)
             self.wake.wait(0.25)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
