@@ -1,6 +1,6 @@
 """The scaling policy: which load the next decision is solved for, from a history of observations
 and a clock. A pure function: no Prometheus, no Kubernetes, no wall clock (``now`` is an input),
-so every rule is unit-tested with a fake clock (tests/unit/placement/test_scaling.py).
+so every rule is unit-tested with a fake clock (tests/unit/placement/test_scaling_policy.py).
 
 The rules (docs/api.md, "Scaling"):
 
