@@ -117,6 +117,8 @@ def background_work_alive(**_: Any) -> str:
     if OPERATOR.reconciler is None:
         return "starting"
     problems = OPERATOR.reconciler.health(settings_or_env().stall_seconds)
+    if OPERATOR.observer is not None and not OPERATOR.observer.alive:
+        problems.append("the observation thread (Prometheus) is dead")
     if problems:
         raise kopf.PermanentError("; ".join(problems))
     return "ok"
