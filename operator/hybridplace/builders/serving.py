@@ -84,7 +84,7 @@ def build_serving_deployment(
         # Triton binds its ports at the pod's own IP (from the downward API): every replica has
         # the same ports at its own address, in a cluster as on the local one, where pod IPs
         # are loopback addresses on one machine.
-        "env": [{"name": "HP_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "env": [{"name": "HP_ADDRESS", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}}],
         "ports": _ports(port),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "resources": pool_resources(pool),

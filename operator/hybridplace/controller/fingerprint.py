@@ -55,6 +55,15 @@ def template_replacement(desired: dict[str, Any], live: dict[str, Any]) -> dict[
     return {"spec": {"template": {"spec": patch}}}
 
 
+def _env(var: dict[str, Any]) -> dict[str, Any]:
+    """An env entry as the API server stores it: a fieldRef's apiVersion defaults to v1 (left
+    out, the desired and the live object would never match, and every reconcile would re-apply)."""
+    ref = (var.get("valueFrom") or {}).get("fieldRef")
+    if ref is not None and "apiVersion" not in ref:
+        return {**var, "valueFrom": {**var["valueFrom"], "fieldRef": {"apiVersion": "v1", **ref}}}
+    return var
+
+
 def deployment_fingerprint(deployment: dict[str, Any]) -> str:
     spec = deployment.get("spec") or {}
     template = spec.get("template") or {}
@@ -75,7 +84,7 @@ def deployment_fingerprint(deployment: dict[str, Any]) -> str:
                 "args": x.get("args"),
                 "resources": _quantities(x.get("resources")),
                 "securityContext": x.get("securityContext") or {},
-                "env": x.get("env") or [],
+                "env": [_env(e) for e in x.get("env") or []],
                 "envFrom": x.get("envFrom") or [],
                 "volumeMounts": sorted(
                     ({"name": m.get("name"), "mountPath": m.get("mountPath"), "subPath": m.get("subPath") or "",

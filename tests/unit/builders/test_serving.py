@@ -69,6 +69,7 @@ def test_triton_binds_at_the_pods_own_ip_and_explains_a_crash():
     """Every replica serves the same ports at its own address (the downward API's podIP), and a
     crash without a termination message reports its output's tail."""
     container = deployment("cpu-standard")["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "HP_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}} in container["env"]
+    env = {"name": "HP_ADDRESS", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}}
+    assert env in container["env"]
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}

@@ -195,3 +195,17 @@ def test_a_service_changed_by_hand_is_put_back_and_one_as_built_is_left_alone():
     assert [s["metadata"]["name"] for s in edited.services_to_apply] == ["seed"]
     assert any(e.reason == "DriftRestored" and "Service/seed" in e.message for e in edited.events)
     assert plan_with(as_stored_service).services_to_apply == []
+
+
+def test_a_field_ref_the_api_server_defaults_is_no_drift():
+    """The live object carries fieldRef.apiVersion v1 whether or not the desired one says so."""
+    from hybridplace.controller.fingerprint import deployment_fingerprint
+
+    def dep(ref):
+        return {"spec": {"template": {"spec": {"containers": [{"name": "c", "env": [
+            {"name": "HP_ADDRESS", "valueFrom": {"fieldRef": ref}}]}]}}}}
+
+    assert deployment_fingerprint(dep({"fieldPath": "status.podIP"})) == deployment_fingerprint(
+        dep({"apiVersion": "v1", "fieldPath": "status.podIP"}))
+    assert deployment_fingerprint(dep({"fieldPath": "status.podIP"})) != deployment_fingerprint(
+        dep({"fieldPath": "status.hostIP"}))
