@@ -289,9 +289,7 @@ class Runner:
         started_at, started = now(), time.monotonic()
         with open(out_path, "wb") as out:
             try:
-                proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                proc = spawn(argv, workdir, env, out)
             except OSError as e:
                 shutil.rmtree(workdir, ignore_errors=True)
                 self.finish(core, pod, started_at, exit_code=127, reason="Error", phase="Failed",
@@ -685,9 +683,7 @@ class ServingPod:
         self.started_at = now()
         with open(out_path, "ab") as out:
             try:
-                proc = subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                proc = spawn(argv, workdir, env, out)
             except OSError as e:
                 shutil.rmtree(workdir, ignore_errors=True)
                 return 127, f"cannot start {argv[0]}: {e}"
@@ -765,6 +761,13 @@ class ServingPod:
             self.wake.wait(0.25)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=0.05)
+
+
+def spawn(argv, workdir, env, out):
+    """The container's process, in a process group of its own (so the whole group can be
+    signalled), output to `out`. OSError when it cannot start."""
+    return subprocess.Popen(argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def termination_message(container, code, term_log, out_path):
