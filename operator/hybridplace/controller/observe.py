@@ -135,33 +135,16 @@ class PrometheusObserver:
             qs = queries(namespace, name, percentile, window)
         except ValueError as err:
             return Observation(at=now, percentile=percentile, error=str(err))
-        figures: dict[str, dict[str, float]] = {}
+        figures: dict[str, dict[Any, float]] = {}
         for key, promql in qs.items():
             try:
                 figures[key] = _by_pool(self._query(promql))
             except Exception as err:  # prometheus-api-client raises requests', urllib3's and its own
                 return Observation(at=now, percentile=percentile, error=f"{key} query failed: {_reason(err)}")
-        if not figures["rate"]:
-            return Observation(
-                at=now, percentile=percentile, error="Prometheus has no samples for this deployment yet"
-            )
-        pools = sorted(set(figures["rate"]) | set(figures["requests"]))
-        by_pool = {p: {k: figures[k].get(p) for k in ("rate", "latency", "queue", "requests")} for p in pools}
-        latencies = [v for v in figures["latency"].values()]
-        queues = [(figures["queue"][p], figures["rate"].get(p, 0.0)) for p in figures["queue"]]
-        total_rate = sum(figures["rate"].values())
-        queue_ms = None
-        if queues and total_rate > 0:
-            queue_ms = sum(q * r for q, r in queues) / total_rate
-        return Observation(
-            at=now,
-            percentile=percentile,
-            rate_rps=total_rate,
-            latency_ms=max(latencies) if latencies else None,
-            queue_ms=queue_ms,
-            requests=sum(figures["requests"].values()) if figures["requests"] else None,
-            by_pool=by_pool,
-        )
+        # The same shape as the fleet queries' answer, so one function makes every Observation.
+        q = f"{percentile / 100:g}"
+        figures["latency"] = {(pool, q): v for pool, v in figures["latency"].items()}
+        return observation_from(figures, percentile, now)
 
 
 def fleet_queries(window: str = DEFAULT_WINDOW) -> dict[str, str]:
