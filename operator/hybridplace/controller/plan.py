@@ -9,6 +9,7 @@ The reconciler then carries it out. No Kubernetes I/O here, so every branch is u
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import math
 from dataclasses import dataclass, field
@@ -446,16 +447,12 @@ def _close(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _epoch(text: str | None) -> float:
-    import datetime as dt
-
     if not text:
         return float("-inf")
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
 
 
 def _rfc3339(t: float) -> str:
-    import datetime as dt
-
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
