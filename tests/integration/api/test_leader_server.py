@@ -23,9 +23,12 @@ def test_two_replicas_one_leads_and_the_other_takes_over(kubeconfig, namespace):
         deadline = time.monotonic() + 20
         while not any(e.leading.is_set() for e in electors) and time.monotonic() < deadline:
             time.sleep(0.1)
-        for _ in range(20):  # for 4 s: never both
-            assert sum(e.leading.is_set() for e in electors) == 1
+        for _ in range(20):  # 4 s: never both (under load a renewal may lapse and leave none for a moment)
+            assert sum(e.leading.is_set() for e in electors) <= 1
             time.sleep(0.2)
+        deadline = time.monotonic() + 20
+        while not any(e.leading.is_set() for e in electors) and time.monotonic() < deadline:
+            time.sleep(0.1)
         leader = next(e for e in electors if e.leading.is_set())
         standby = next(e for e in electors if e is not leader)
         leader.stop()  # gives the Lease up
