@@ -446,8 +446,17 @@ class ScalingStatus(Model):
     last_scale_time: DateTime | None = None
 
 
+class ServingStatus(Model):
+    pool: Annotated[StrictStr, Field(max_length=63)]
+    deployment: Annotated[StrictStr, Field(max_length=63)] | None = None
+    replicas: Int32 | None = None
+    available_replicas: Int32 | None = None
+    state: Annotated[StrictStr, Field(max_length=16)] | None = None
+
+
 class InferenceDeploymentStatus(Model):
     observed: ObservedStatus | None = None
+    serving: Annotated[list[ServingStatus], Field(max_length=64), _unique_by("pool")] | None = None
     scaling: ScalingStatus | None = None
     observed_generation: StrictInt | None = None
     model_digest: Annotated[StrictStr, Field(max_length=71)] | None = None

@@ -23,7 +23,7 @@ from ..builders import names
 from ..builders.jobs import build_benchmark_job
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
-from ..placement import NO_PROFILE, Alternative, Decision, Pool, Profile, Request, solve
+from ..placement import NO_PROFILE, NOT_ALLOWED, OVER_CAPACITY, Alternative, Decision, Pool, Profile, Request, solve
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
 from .observe import DEFAULT_WINDOW
@@ -80,6 +80,7 @@ class Plan:
     rejected: dict[str, str] = field(default_factory=dict)  # "Kind/name": why the API server refused it
     drift: list[Event] = field(default_factory=list)  # children changed by hand, being put back
     services_to_apply: list[dict[str, Any]] = field(default_factory=list)  # ours, changed by hand
+    outgoing: list[str] = field(default_factory=list)  # pools left, serving until the chosen ones are Available
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -182,11 +183,16 @@ def _profiled_condition(states: list[dict[str, Any]]) -> tuple[str, str, str]:
 
 
 def _engine_inputs(
-    pools: dict[str, HardwarePool], profiles: dict[str, ModelProfile], states: list[dict[str, Any]]
+    pools: dict[str, HardwarePool], profiles: dict[str, ModelProfile], states: list[dict[str, Any]],
+    taken: dict[str, int] | None = None,
 ) -> tuple[tuple[Pool, ...], tuple[Profile, ...]]:
+    """The solver's pools and profiles; `taken`: replicas other InferenceDeployments hold on each
+    pool, so that the solver sees the free room plus this deployment's own."""
+    taken = taken or {}
     measured = [s["pool"] for s in states if s["state"] == MEASURED]
     failed = [s for s in states if s["state"] == FAILED]
-    engine_pools = [pool_from(pools[n]) for n in measured] + [pool_from(pools[s["pool"]]) for s in failed]
+    engine_pools = [pool_from(pools[n], taken.get(n, 0)) for n in measured] + [
+        pool_from(pools[s["pool"]], taken.get(s["pool"], 0)) for s in failed]
     engine_profiles = [profile_from(profiles[n]) for n in measured] + [
         failed_profile(s["pool"], s.get("reason", ""), s.get("message", "")) for s in failed
     ]
@@ -207,7 +213,7 @@ def _objective(decision: Decision) -> float:
 
 def _planned_load(
     infd: InferenceDeployment, engine: tuple[tuple[Pool, ...], tuple[Profile, ...]],
-    observed: Observed, old_status: dict[str, Any],
+    observed: Observed, old_status: dict[str, Any], children: dict[str, ChildState],
 ) -> LoadDecision:
     sc = infd.spec.scaling
     policy = ScalingPolicy(mode=sc.mode, interval_s=sc.interval_seconds,
@@ -221,9 +227,31 @@ def _planned_load(
         return _objective(_solve_unexplained(dataclasses.replace(base, target_rps=_round_load(load)), *engine))
 
     found = plan_load(policy, observed.history, target_rps=infd.spec.load.target_rps, current_rps=current,
-                      cost_at=cost_at, now=observed.now, observing=observed.observing)
+                      cost_at=cost_at, now=observed.now, observing=observed.observing,
+                      settling=_settling(children))
     return dataclasses.replace(found, load_rps=_round_load(found.load_rps)) if found.action in ("up", "down") \
         else found
+
+
+def _infeasible_reason(decision: Decision, taken: dict[str, int]) -> tuple[str, str]:
+    """OverCapacity, and which pools are full and who holds them, when room is all that is
+    missing (every pool considered is over capacity); Infeasible otherwise."""
+    considered = [a for a in decision.alternatives if a.reason != NOT_ALLOWED]
+    if not considered or any(a.reason != OVER_CAPACITY for a in considered):
+        return c.SLO_INFEASIBLE, ""
+    full = "; ".join(f"{a.pool}: {a.message}" + (f" ({taken[a.pool]} replicas there belong to other "
+                                                 "InferenceDeployments)" if taken.get(a.pool) else "")
+                     for a in considered)
+    return c.OVER_CAPACITY, f"; no room: {full}"
+
+
+def _settling(children: dict[str, ChildState]) -> str | None:
+    """What of the serving Deployments is not Ready yet, or None when all of it is."""
+    mine = [x for x in children.values() if x.owned]
+    starting = sum(max(x.replicas - x.available_replicas, 0) for x in mine)
+    if not starting:
+        return None
+    return f"{starting} of {sum(x.replicas for x in mine)} replicas are starting"
 
 
 def _decide(
@@ -232,8 +260,9 @@ def _decide(
     profiles: dict[str, ModelProfile],
     states: list[dict[str, Any]],
     load_rps: float | None = None,
+    taken: dict[str, int] | None = None,
 ) -> Decision:
-    engine_pools, engine_profiles = _engine_inputs(pools, profiles, states)
+    engine_pools, engine_profiles = _engine_inputs(pools, profiles, states, taken)
     request = request_from(infd)
     if load_rps is not None and load_rps != request.target_rps:
         request = dataclasses.replace(request, target_rps=load_rps)
@@ -291,11 +320,13 @@ def plan_inference_deployment(
     duplicate_profiles: dict[str, list[str]] | None = None,
     service_fingerprints: dict[str, str] | None = None,
     service_fingerprint: Any = None,
+    taken: dict[str, int] | None = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
     fingerprint of a desired child, comparable with `ChildState.fingerprint`. `observed`: what
-    Prometheus showed of it (None: nothing observes, as without a Prometheus)."""
+    Prometheus showed of it (None: nothing observes, as without a Prometheus). `taken`: serving
+    replicas other InferenceDeployments hold on each pool (a pool's room is shared)."""
     observed = observed or Observed(observing=False)
     old_status = (infd.status.to_dict() if infd.status else {})
     generation = infd.metadata.generation
@@ -313,8 +344,8 @@ def plan_inference_deployment(
     available: bool | None = None
     load: LoadDecision | None = None
     if profiled[0] == c.TRUE:
-        load = _planned_load(infd, _engine_inputs(pools, profiles, states), observed, old_status)
-        decision = _decide(infd, pools, profiles, states, load.load_rps)
+        load = _planned_load(infd, _engine_inputs(pools, profiles, states, taken), observed, old_status, children)
+        decision = _decide(infd, pools, profiles, states, load.load_rps, taken)
         plan.decision = decision
     if decision is None:
         waiting = c.WAITING_FOR_PROFILES if profiled[1] == c.BENCHMARKING else profiled[1]
@@ -327,10 +358,11 @@ def plan_inference_deployment(
             best = (f"; best achievable p{infd.spec.slo.percentile} is {decision.best_achievable_latency_ms:.4g} ms "
                     f"on {decision.best_achievable_pool} at batch {decision.best_achievable_batch_size}")
         at_load = load.load_rps if load is not None else infd.spec.load.target_rps
+        reason, full = _infeasible_reason(decision, taken or {})
         message = (f"no placement meets {infd.spec.slo.describe()} at {at_load:g} requests/s"
-                   f"{best}; serving Deployments are left as they are")
-        conds = c.set_condition(conds, c.condition(c.PLACED, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
-        conds = c.set_condition(conds, c.condition(c.SLO_MET, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
+                   f"{best}{full}; serving Deployments are left as they are")
+        conds = c.set_condition(conds, c.condition(c.PLACED, c.FALSE, reason, message, generation, now))
+        conds = c.set_condition(conds, c.condition(c.SLO_MET, c.FALSE, reason, message, generation, now))
     else:
         image_problem = image_not_allowed(infd.spec.serving.image, settings.allowed_image_registries)
         if apply and image_problem:
@@ -372,6 +404,9 @@ def plan_inference_deployment(
         "profiles": states,
         "summary": _summary(infd, decision),
     }
+    serving = _serving_status(infd, decision if apply else None, children, plan)
+    if serving:
+        status["serving"] = serving
     scaling = _scaling_status(infd, load, old_status, now)
     if scaling is not None:
         status["scaling"] = scaling
@@ -392,6 +427,31 @@ def plan_inference_deployment(
     plan.status = fit_status("InferenceDeployment", status)
     plan.events = _events(infd, old_status, status, plan) + plan.events + plan.drift
     return plan
+
+
+def _serving_status(infd: InferenceDeployment, decision: Decision | None, children: dict[str, ChildState],
+                    plan: Plan) -> list[dict[str, Any]]:
+    """The serving Deployments per pool: the decision's (Ready or Starting) and, during a pool
+    switch, the ones left that serve until those are Ready (Outgoing)."""
+    out = []
+    chosen = {p.pool: p.replicas for p in decision.placements} if decision is not None and decision.feasible else {}
+    external = infd.spec.scaling.mode == "External"
+    for pool in sorted(chosen.keys() | {p for p, x in children.items() if x.owned}):
+        child = children.get(pool)
+        if child is not None and not child.owned:
+            continue
+        if pool in chosen:
+            replicas = child.replicas if external and child is not None else chosen[pool]
+        elif pool in plan.outgoing or not chosen:
+            replicas = child.replicas if child is not None else 0
+        else:
+            continue  # being deleted
+        available = child.available_replicas if child is not None else 0
+        state = "Outgoing" if chosen and pool not in chosen else ("Ready" if available >= replicas else "Starting")
+        out.append({"pool": pool, "deployment": child.name if child is not None
+                    else names.serving_name(str(infd.metadata.name), pool),
+                    "replicas": replicas, "availableReplicas": available, "state": state})
+    return out
 
 
 def _scaling_status(infd: InferenceDeployment, load: LoadDecision | None, old_status: dict[str, Any],
@@ -585,9 +645,17 @@ def _plan_children(
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
             _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected, drift)
     _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected, drift)
-    for pool_name, child in sorted(children.items()):
-        if pool_name not in chosen and child.owned:
-            plan.stale_deployments.append(child.name)
+    outgoing = [child for pool_name, child in sorted(children.items()) if pool_name not in chosen and child.owned]
+    if outgoing and not all_available:
+        # Make before break: the pools left keep serving (the Service selects every pool's pods)
+        # until every chosen pool's Deployment is Available; then they go.
+        plan.outgoing = [x.pool for x in outgoing]
+        return all_available
+    plan.stale_deployments = [x.name for x in outgoing]
+    if outgoing:
+        plan.events.append(Event("Normal", "PoolSwitched", (
+            f"{', '.join(f'{p.pool} x{p.replicas}' for p in decision.placements)} Available: deleting "
+            f"{', '.join(f'Deployment/{x.name} ({x.pool} x{x.replicas})' for x in outgoing)}")))
     # Per-pool Services of pools no longer in a split (or of a split that became one pool).
     keep = {names.serving_name(str(infd.metadata.name), p) for p in chosen} if len(chosen) > 1 else set()
     for pool_name in sorted(pools.keys() | children.keys()):

@@ -135,6 +135,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._conflicts: dict[tuple[str, str], dict[str, float]] = {}
         self._conflicts_lock = threading.Lock()
+        self._placing = threading.Lock()  # one InferenceDeployment at a time takes a pool's room
         self._rejected: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
         self._stats: list[float] = [0, 0.0]
         self._stats_since = time.monotonic()
@@ -345,6 +346,15 @@ class Reconciler:
             return
         assert isinstance(infd, InferenceDeployment)
         digest = model_digest(infd)
+        # A pool's room is shared: from reading what the others hold to recording what this one
+        # takes, one InferenceDeployment at a time, so two scale-ups never both take the last
+        # room (docs/placement.md, "Shared capacity"). Planning is cached and cheap; the lock is
+        # held for this deployment's few API calls.
+        with self._placing:
+            self._reconcile_planned(body, infd, namespace, name, digest)
+
+    def _reconcile_planned(self, body: dict[str, Any], infd: InferenceDeployment, namespace: str, name: str,
+                           digest: str) -> None:
         plan = plan_inference_deployment(
             infd,
             pools=self.state.pool_objects(),
@@ -362,6 +372,7 @@ class Reconciler:
             duplicate_profiles=self.state.duplicate_profiles(namespace, digest),
             service_fingerprints=self.state.service_fingerprints_of(namespace, name),
             service_fingerprint=service_fingerprint,
+            taken=self.state.replicas_taken(namespace, name),
         )
         announce = {e.job: e for e in plan.events if e.job is not None}
         for job in plan.jobs_to_create:

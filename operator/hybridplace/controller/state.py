@@ -399,6 +399,16 @@ class ClusterState:
         with self._lock:
             return list(self.nodes.values())
 
+    def replicas_taken(self, namespace: str, name: str) -> dict[str, int]:
+        """Serving replicas the *other* InferenceDeployments hold, by pool: the room on a pool
+        is shared, and this one may use what is free plus its own."""
+        taken: dict[str, int] = {}
+        with self._lock:
+            for key, pool, replicas in self._child_keys.values():
+                if key != (namespace, name):
+                    taken[pool] = taken.get(pool, 0) + replicas
+        return taken
+
     def replicas_on(self, pool: str) -> int:
         """Serving replicas hybridplace placed on `pool`, over all InferenceDeployments."""
         with self._lock:

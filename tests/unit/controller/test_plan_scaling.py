@@ -137,3 +137,56 @@ def test_a_steady_load_rewrites_nothing_each_interval():
     late = observed([20.0, 20.5], start=400.0)  # the same figures, 400 s later
     refreshed = run(infd(status=status, load={"targetRps": 20}, scaling=FAST), late, children=as_children(first))
     assert refreshed.status["observed"]["time"] != status["observed"]["time"]
+
+
+def test_a_pool_switch_makes_the_new_deployment_before_it_breaks_the_old():
+    """20 -> 200 requests/s moves the deployment from CPU to the GPU (cheaper above 68.6): the
+    CPU Deployment keeps serving, shown Outgoing in status.serving, until the GPU one is
+    Available; only then is it deleted, with an Event."""
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    cpu = as_children(first)
+    assert list(cpu) == ["cpu-standard"]
+    obj = infd(status=first.status, load={"targetRps": 20}, scaling=FAST)
+    switching = run(obj, observed([20.0, 200.0]), children=cpu)
+    assert [x.pool for x in switching.decision.placements] == ["gpu-t4"]
+    assert [d["metadata"]["labels"]["hybridplace.io/pool"] for d in switching.deployments] == ["gpu-t4"]
+    assert switching.stale_deployments == [] and switching.outgoing == ["cpu-standard"]
+    assert [(x["pool"], x["state"]) for x in switching.status["serving"]] == [
+        ("cpu-standard", "Outgoing"), ("gpu-t4", "Starting")]
+    # The GPU Deployment exists but is not Available yet: still both.
+    both = {**cpu, **as_children(switching, available=False)}
+    waiting = run(infd(status=switching.status, load={"targetRps": 20}, scaling=FAST), observed([20.0, 200.0, 200.0]),
+                  children=both)
+    assert waiting.stale_deployments == [] and not waiting.deployments
+    assert not [e for e in waiting.events if e.reason == "PoolSwitched"]
+    # Available: the CPU Deployment goes.
+    done = {**cpu, **as_children(switching)}
+    switched = run(infd(status=waiting.status, load={"targetRps": 20}, scaling=FAST),
+                   observed([20.0, 200.0, 200.0, 200.0]), children=done)
+    assert switched.stale_deployments == [cpu["cpu-standard"].name]
+    assert [(x["pool"], x["state"]) for x in switched.status["serving"]] == [("gpu-t4", "Ready")]
+    (event,) = [e for e in switched.events if e.reason == "PoolSwitched"]
+    assert "gpu-t4 x" in event.message and f"Deployment/{cpu['cpu-standard'].name}" in event.message
+
+
+def test_overload_while_new_replicas_start_holds_instead_of_overshooting():
+    """The planner tells the policy what is still starting: with the replicas of the last step
+    not Ready, a long queue holds the decision."""
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    obj = infd(status=first.status, load={"targetRps": 20}, scaling=FAST)
+
+    def obs(queue_ms):
+        o = observed([20.0, 60.0])
+        hist = o.history[:-1] + (Sample(at=o.history[-1].at, rate_rps=60.0, latency_ms=200.0, queue_ms=queue_ms),)
+        return Observed(observing=True, history=hist, latest=o.latest, last_seen=o.last_seen, now=o.now)
+
+    up = run(obj, obs(5000.0), children=as_children(first))
+    assert up.status["scaling"]["action"] == "up"
+    starting = as_children(up, available=False)
+    held = run(infd(status=up.status, load={"targetRps": 20}, scaling=FAST), obs(9000.0), children=starting)
+    assert held.status["scaling"]["action"] == "hold" and replicas(held) == replicas(up)
+    assert "replicas are starting" in held.status["scaling"]["message"]
+    grown = run(infd(status=up.status, load={"targetRps": 20}, scaling=FAST), obs(9000.0),
+                children=as_children(up))
+    assert grown.status["scaling"]["action"] == "up"
+    assert grown.status["scaling"]["loadRps"] == 1.5 * up.status["scaling"]["loadRps"]  # 90: the GPU's now
