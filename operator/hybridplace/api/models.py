@@ -390,6 +390,7 @@ class PlacementStatus(Model):
     pool: Annotated[StrictStr, Field(max_length=253)] | None = None
     replicas: Int32 | None = None
     batch_size: Int32 | None = None
+    concurrency: Int32 | None = None
     share_rps: float | None = None
     predicted_latency_ms: float | None = None
     utilisation: float | None = None
@@ -452,11 +453,24 @@ class ServingStatus(Model):
     replicas: Int32 | None = None
     available_replicas: Int32 | None = None
     state: Annotated[StrictStr, Field(max_length=16)] | None = None
+    ready_since: DateTime | None = None
+
+
+class CalibrationStatus(Model):
+    pool: Annotated[StrictStr, Field(max_length=63)]
+    ratio: float
+    observed_ms: float | None = None
+    predicted_ms: float | None = None
+    per_replica_rps: float | None = None
+    samples: Int32 | None = None
+    sampled_at: DateTime | None = None
+    outside_since: DateTime | None = None
 
 
 class InferenceDeploymentStatus(Model):
     observed: ObservedStatus | None = None
     serving: Annotated[list[ServingStatus], Field(max_length=64), _unique_by("pool")] | None = None
+    calibration: Annotated[list[CalibrationStatus], Field(max_length=64), _unique_by("pool")] | None = None
     scaling: ScalingStatus | None = None
     observed_generation: StrictInt | None = None
     model_digest: Annotated[StrictStr, Field(max_length=71)] | None = None

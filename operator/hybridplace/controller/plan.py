@@ -24,8 +24,10 @@ from ..builders.jobs import build_benchmark_job
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
 from ..placement import NO_PROFILE, NOT_ALLOWED, OVER_CAPACITY, Alternative, Decision, Pool, Profile, Request, solve
+from ..placement.calibration import Calibration, CalibrationPolicy, CalibrationSample, calibrate, worth_writing
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
+from ..placement.solver import predicted_latency_at
 from .observe import DEFAULT_WINDOW
 from .observer import Observed
 
@@ -184,14 +186,15 @@ def _profiled_condition(states: list[dict[str, Any]]) -> tuple[str, str, str]:
 
 def _engine_inputs(
     pools: dict[str, HardwarePool], profiles: dict[str, ModelProfile], states: list[dict[str, Any]],
-    taken: dict[str, int] | None = None,
+    taken: dict[str, int] | None = None, factors: dict[str, float] | None = None,
 ) -> tuple[tuple[Pool, ...], tuple[Profile, ...]]:
     """The solver's pools and profiles; `taken`: replicas other InferenceDeployments hold on each
-    pool, so that the solver sees the free room plus this deployment's own."""
-    taken = taken or {}
+    pool, so that the solver sees the free room plus this deployment's own; `factors`: each
+    pool's calibration (observed over predicted latency)."""
+    taken, factors = taken or {}, factors or {}
     measured = [s["pool"] for s in states if s["state"] == MEASURED]
     failed = [s for s in states if s["state"] == FAILED]
-    engine_pools = [pool_from(pools[n], taken.get(n, 0)) for n in measured] + [
+    engine_pools = [pool_from(pools[n], taken.get(n, 0), factors.get(n, 1.0)) for n in measured] + [
         pool_from(pools[s["pool"]], taken.get(s["pool"], 0)) for s in failed]
     engine_profiles = [profile_from(profiles[n]) for n in measured] + [
         failed_profile(s["pool"], s.get("reason", ""), s.get("message", "")) for s in failed
@@ -245,6 +248,86 @@ def _infeasible_reason(decision: Decision, taken: dict[str, int]) -> tuple[str, 
     return c.OVER_CAPACITY, f"; no room: {full}"
 
 
+@dataclass
+class _Calibrated:
+    factors: dict[str, float] = field(default_factory=dict)  # pool -> ratio the solver uses
+    status: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+#: A pool whose calibration moves by more than this fraction gets a `Calibrated` Event.
+CALIBRATION_EVENT_CHANGE = 0.2
+CALIBRATION = CalibrationPolicy()
+
+
+def _calibration(
+    infd: InferenceDeployment, observed: Observed, children: dict[str, ChildState], old_status: dict[str, Any],
+    profiles: dict[str, ModelProfile], states: list[dict[str, Any]], now: str,
+) -> _Calibrated:
+    """Each serving pool's calibration after the latest observation (calibration.py): the
+    observed latency against the model's prediction at the observed requests/s per ready
+    replica, for the batch size and instances the pool runs now."""
+    out = _Calibrated()
+    old = {x["pool"]: _calibration_from(x) for x in old_status.get("calibration") or [] if x.get("pool")}
+    measured = {s["pool"] for s in states if s["state"] == MEASURED}
+    obs = observed.latest
+    placements = {p.get("pool"): p for p in (old_status.get("decision") or {}).get("placements") or []}
+    ready_since = {x.get("pool"): _epoch(x.get("readySince")) if x.get("readySince") else None
+                   for x in old_status.get("serving") or []}
+    request = request_from(infd)
+    window = _seconds(DEFAULT_WINDOW)
+    for pool in sorted(set(old) | set(placements)):
+        before = old.get(pool)
+        new = before
+        placement, child = placements.get(pool), children.get(pool)
+        if (infd.spec.scaling.mode != "Off" and obs is not None and obs.known and pool in measured
+                and placement is not None and child is not None and child.owned and child.available_replicas > 0):
+            figures = obs.by_pool.get(pool) or {}
+            rate = figures.get("rate")
+            per_replica = rate / child.available_replicas if rate else None
+            predicted = predicted_latency_at(
+                request, profile_from(profiles[pool]), int(placement.get("batchSize") or 1),
+                int(placement.get("concurrency") or 1), per_replica) if per_replica else None
+            sample = CalibrationSample(at=obs.at, observed_ms=figures.get("latency"), predicted_ms=predicted,
+                                       rate_rps=rate, per_replica_rps=per_replica, window_s=window)
+            new = calibrate(CALIBRATION, before, pool, sample, ready_since.get(pool))
+        kept = new if worth_writing(before, new) else before
+        if kept is None:
+            continue
+        out.factors[pool] = kept.ratio
+        out.status.append(_calibration_status(kept))
+        if kept is not before and (before is None or abs(math.log(kept.ratio / before.ratio)) >
+                                   math.log1p(CALIBRATION_EVENT_CHANGE)) and \
+                (before is not None or abs(math.log(kept.ratio)) > math.log1p(CALIBRATION_EVENT_CHANGE)):
+            was = f" (was {before.ratio:.3g})" if before is not None else ""
+            out.events.append(Event("Normal", "Calibrated", (
+                f"pool {pool}: observed p{infd.spec.slo.percentile} is {kept.ratio:.3g}x the model's prediction{was}: "
+                f"{kept.observed_ms:.4g} ms observed, {kept.predicted_ms:.4g} ms predicted at "
+                f"{kept.per_replica_rps:.4g} requests/s per replica; decisions now use the corrected prediction")))
+    return out
+
+
+def _calibration_from(x: dict[str, Any]) -> Calibration:
+    return Calibration(pool=x["pool"], ratio=float(x["ratio"]), observed_ms=float(x.get("observedMs") or 0),
+                       predicted_ms=float(x.get("predictedMs") or 0),
+                       per_replica_rps=float(x.get("perReplicaRps") or 0),
+                       samples=int(x.get("samples") or 0), sampled_at=_epoch(x.get("sampledAt")),
+                       outside_since=_epoch(x["outsideSince"]) if x.get("outsideSince") else None)
+
+
+def _calibration_status(x: Calibration) -> dict[str, Any]:
+    out = {"pool": x.pool, "ratio": _sig(x.ratio, 4), "observedMs": _sig(x.observed_ms, 4),
+           "predictedMs": _sig(x.predicted_ms, 4), "perReplicaRps": _sig(x.per_replica_rps, 4),
+           "samples": x.samples, "sampledAt": _rfc3339(x.sampled_at)}
+    if x.outside_since is not None:
+        out["outsideSince"] = _rfc3339(x.outside_since)
+    return out
+
+
+def _seconds(window: str) -> float:
+    return float(window[:-1]) * {"s": 1, "m": 60, "h": 3600}[window[-1]]
+
+
 def _settling(children: dict[str, ChildState]) -> str | None:
     """What of the serving Deployments is not Ready yet, or None when all of it is."""
     mine = [x for x in children.values() if x.owned]
@@ -261,8 +344,9 @@ def _decide(
     states: list[dict[str, Any]],
     load_rps: float | None = None,
     taken: dict[str, int] | None = None,
+    factors: dict[str, float] | None = None,
 ) -> Decision:
-    engine_pools, engine_profiles = _engine_inputs(pools, profiles, states, taken)
+    engine_pools, engine_profiles = _engine_inputs(pools, profiles, states, taken, factors)
     request = request_from(infd)
     if load_rps is not None and load_rps != request.target_rps:
         request = dataclasses.replace(request, target_rps=load_rps)
@@ -343,9 +427,13 @@ def plan_inference_deployment(
     apply = infd.spec.placement.mode == "Apply"
     available: bool | None = None
     load: LoadDecision | None = None
+    calibration = _calibration(infd, observed, children, old_status, profiles, states, now)
+    plan.events += calibration.events
     if profiled[0] == c.TRUE:
-        load = _planned_load(infd, _engine_inputs(pools, profiles, states, taken), observed, old_status, children)
-        decision = _decide(infd, pools, profiles, states, load.load_rps, taken)
+        factors = calibration.factors
+        load = _planned_load(infd, _engine_inputs(pools, profiles, states, taken, factors), observed, old_status,
+                             children)
+        decision = _decide(infd, pools, profiles, states, load.load_rps, taken, factors)
         plan.decision = decision
     if decision is None:
         waiting = c.WAITING_FOR_PROFILES if profiled[1] == c.BENCHMARKING else profiled[1]
@@ -404,9 +492,11 @@ def plan_inference_deployment(
         "profiles": states,
         "summary": _summary(infd, decision),
     }
-    serving = _serving_status(infd, decision if apply else None, children, plan)
+    serving = _serving_status(infd, decision if apply else None, children, plan, old_status.get("serving") or [], now)
     if serving:
         status["serving"] = serving
+    if calibration.status:
+        status["calibration"] = calibration.status
     scaling = _scaling_status(infd, load, old_status, now)
     if scaling is not None:
         status["scaling"] = scaling
@@ -430,9 +520,11 @@ def plan_inference_deployment(
 
 
 def _serving_status(infd: InferenceDeployment, decision: Decision | None, children: dict[str, ChildState],
-                    plan: Plan) -> list[dict[str, Any]]:
+                    plan: Plan, old: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
     """The serving Deployments per pool: the decision's (Ready or Starting) and, during a pool
-    switch, the ones left that serve until those are Ready (Outgoing)."""
+    switch, the ones left that serve until those are Ready (Outgoing). `readySince`: since when
+    a pool has been Ready with these replicas (calibration leaves out what came before)."""
+    before = {x.get("pool"): x for x in old}
     out = []
     chosen = {p.pool: p.replicas for p in decision.placements} if decision is not None and decision.feasible else {}
     external = infd.spec.scaling.mode == "External"
@@ -448,9 +540,14 @@ def _serving_status(infd: InferenceDeployment, decision: Decision | None, childr
             continue  # being deleted
         available = child.available_replicas if child is not None else 0
         state = "Outgoing" if chosen and pool not in chosen else ("Ready" if available >= replicas else "Starting")
-        out.append({"pool": pool, "deployment": child.name if child is not None
-                    else names.serving_name(str(infd.metadata.name), pool),
-                    "replicas": replicas, "availableReplicas": available, "state": state})
+        entry = {"pool": pool, "deployment": child.name if child is not None
+                 else names.serving_name(str(infd.metadata.name), pool),
+                 "replicas": replicas, "availableReplicas": available, "state": state}
+        if state == "Ready":
+            was = before.get(pool) or {}
+            same = was.get("state") == "Ready" and was.get("replicas") == replicas and was.get("readySince")
+            entry["readySince"] = was["readySince"] if same else now
+        out.append(entry)
     return out
 
 

@@ -39,7 +39,7 @@ def capacity_replicas(pool: HardwarePool, taken: int = 0) -> int | None:
     return min(known) if known else None
 
 
-def pool_from(pool: HardwarePool, taken: int = 0) -> Pool:
+def pool_from(pool: HardwarePool, taken: int = 0, latency_factor: float = 1.0) -> Pool:
     spec = pool.spec
     power = spec.power
     return Pool(
@@ -51,6 +51,7 @@ def pool_from(pool: HardwarePool, taken: int = 0) -> Pool:
         watts_per_node=power.per_node_watts if power else None,
         watts_per_replica=power.per_replica_watts if power else None,
         capacity_replicas=capacity_replicas(pool, taken),
+        latency_factor=latency_factor,
     )
 
 

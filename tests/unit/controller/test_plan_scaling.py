@@ -4,6 +4,7 @@ Events say what happened. Observations are plain inputs here (no Prometheus)."""
 
 from __future__ import annotations
 
+import pytest
 from hybridplace import conditions as c
 from hybridplace.controller.observe import Observation
 from hybridplace.controller.observer import Observed
@@ -190,3 +191,48 @@ def test_overload_while_new_replicas_start_holds_instead_of_overshooting():
                 children=as_children(up))
     assert grown.status["scaling"]["action"] == "up"
     assert grown.status["scaling"]["loadRps"] == 1.5 * up.status["scaling"]["loadRps"]  # 90: the GPU's now
+
+
+def test_a_pool_slower_than_its_profile_is_calibrated_and_gets_more_replicas():
+    """The CPU pool serves at three times the latency the model predicts for the load observed:
+    one window after the warm-up sets calibration to 3, the solver multiplies the pool's
+    predictions by it (more replicas for the same load), with an Event and status.calibration."""
+    import datetime as dt
+
+    from hybridplace.placement.from_api import profile_from, request_from
+    from hybridplace.placement.solver import predicted_latency_at
+    from test_plan import PROFILES
+
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    ready = run(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), observed([20.0]),
+                children=as_children(first))
+    (entry,) = ready.status["serving"]
+    assert entry["state"] == "Ready" and entry["readySince"] == LATER
+    assert "calibration" not in ready.status  # nothing observed per pool yet
+    since = dt.datetime.strptime(LATER, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+    obj = infd(status=ready.status, load={"targetRps": 20}, scaling=FAST)
+    placement = ready.status["decision"]["placements"][0]
+    predicted = predicted_latency_at(request_from(obj), profile_from(PROFILES["cpu-standard"]),
+                                     placement["batchSize"], placement["concurrency"], 20.0)
+
+    def at(t, latency):
+        o = observed([20.0, 20.0], start=t - 5)
+        latest = Observation(at=t, percentile=95, rate_rps=20.0, latency_ms=latency,
+                             by_pool={"cpu-standard": {"rate": 20.0, "latency": latency}})
+        return Observed(observing=True, history=o.history, latest=latest, last_seen=t, now=t)
+
+    warming = run(obj, at(since + 30, 3 * predicted), children=as_children(first))
+    assert "calibration" not in warming.status  # 30 s after Ready: the summary still remembers before
+    p = run(obj, at(since + 90, 3 * predicted), children=as_children(first))
+    (cal,) = p.status["calibration"]
+    assert cal["pool"] == "cpu-standard" and cal["ratio"] == pytest.approx(3.0, rel=1e-3) and cal["samples"] == 1
+    assert cal["outsideSince"]  # outside [0.67, 1.5]: the re-profiling clock runs
+    assert replicas(p) > replicas(ready)
+    assert p.decision.placements[0].predicted_latency_ms <= 1000  # the corrected prediction meets the SLO
+    (event,) = [e for e in p.events if e.reason == "Calibrated"]
+    assert "3x the model's prediction" in event.message
+    # The same observation again (another reconcile): not taken in twice, no new Event.
+    again = run(infd(status=p.status, load={"targetRps": 20}, scaling=FAST), at(since + 90, 3 * predicted),
+                children=as_children(first))
+    assert again.status["calibration"] == p.status["calibration"]
+    assert not [e for e in again.events if e.reason == "Calibrated"]
