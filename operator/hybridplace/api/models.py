@@ -465,6 +465,7 @@ class CalibrationStatus(Model):
     samples: Int32 | None = None
     sampled_at: DateTime | None = None
     outside_since: DateTime | None = None
+    lower_since: DateTime | None = None
 
 
 class InferenceDeploymentStatus(Model):

@@ -290,7 +290,8 @@ def _calibration(
                 int(placement.get("concurrency") or 1), per_replica) if per_replica else None
             sample = CalibrationSample(at=obs.at, observed_ms=figures.get("latency"), predicted_ms=predicted,
                                        rate_rps=rate, per_replica_rps=per_replica, window_s=window)
-            new = calibrate(CALIBRATION, before, pool, sample, ready_since.get(pool))
+            new = calibrate(CALIBRATION, before, pool, sample, ready_since.get(pool),
+                            hold_s=infd.spec.scaling.scale_down_delay_seconds)
         kept = new if worth_writing(before, new) else before
         if kept is None:
             continue
@@ -312,7 +313,8 @@ def _calibration_from(x: dict[str, Any]) -> Calibration:
                        predicted_ms=float(x.get("predictedMs") or 0),
                        per_replica_rps=float(x.get("perReplicaRps") or 0),
                        samples=int(x.get("samples") or 0), sampled_at=_epoch(x.get("sampledAt")),
-                       outside_since=_epoch(x["outsideSince"]) if x.get("outsideSince") else None)
+                       outside_since=_epoch(x["outsideSince"]) if x.get("outsideSince") else None,
+                       lower_since=_epoch(x["lowerSince"]) if x.get("lowerSince") else None)
 
 
 def _calibration_status(x: Calibration) -> dict[str, Any]:
@@ -321,6 +323,8 @@ def _calibration_status(x: Calibration) -> dict[str, Any]:
            "samples": x.samples, "sampledAt": _rfc3339(x.sampled_at)}
     if x.outside_since is not None:
         out["outsideSince"] = _rfc3339(x.outside_since)
+    if x.lower_since is not None:
+        out["lowerSince"] = _rfc3339(x.lower_since)
     return out
 
 

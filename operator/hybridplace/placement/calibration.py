@@ -19,6 +19,11 @@ Kubernetes (tests/unit/placement/test_calibration.py, fake clock). Rules:
   log of the ratio, weight ``alpha`` for the new one, so one odd window moves it only part way.
 - **Clamped** to [``low``, ``high``]: a broken metric cannot send the replicas to zero or to
   the limit on its own.
+- **Up at once, down after the hold** (``hold_s``, the deployment's scale-down delay), as the
+  load is: a higher ratio is adopted at once (it means the SLO is at risk); a lower one only
+  after every sample for ``hold_s`` has been lower (``lower_since``). The ratio depends on the
+  load it is measured at where the model's queueing is off, so a ratio that fell as soon as
+  more replicas lowered the load would take them away again: it would flap.
 - Each observation is used once (``sampled_at``), however often the planner runs.
 - ``outside_since``: since when the ratio has been outside [``reprofile_low``,
   ``reprofile_high``], for the re-profiling trigger (the profile no longer describes the pool).
@@ -35,7 +40,7 @@ class CalibrationPolicy:
     alpha: float = 0.3
     low: float = 0.5
     high: float = 4.0
-    warmup_s: float = 60.0
+    warmup_s: float = 90.0
     min_requests: float = 100.0
     reprofile_low: float = 0.67
     reprofile_high: float = 1.5
@@ -69,6 +74,7 @@ class Calibration:
     samples: int
     sampled_at: float
     outside_since: float | None = None
+    lower_since: float | None = None  # since when every sample has been below ``ratio``
 
 
 def skip_reason(policy: CalibrationPolicy, sample: CalibrationSample, ready_since: float | None) -> str | None:
@@ -88,9 +94,9 @@ def skip_reason(policy: CalibrationPolicy, sample: CalibrationSample, ready_sinc
 
 
 def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str, sample: CalibrationSample,
-              ready_since: float | None) -> Calibration | None:
+              ready_since: float | None, hold_s: float = 0.0) -> Calibration | None:
     """The pool's calibration after `sample` (`previous` when the sample is not used or was
-    used already; None when there is none yet)."""
+    used already; None when there is none yet). `hold_s`: how long a lower ratio must last."""
     if previous is not None and sample.at <= previous.sampled_at:
         return previous  # this observation is in already
     if skip_reason(policy, sample, ready_since) is not None:
@@ -102,12 +108,17 @@ def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str
     else:
         smoothed = math.exp((1 - policy.alpha) * math.log(previous.ratio) + policy.alpha * math.log(raw))
     ratio = min(max(smoothed, policy.low), policy.high)
+    lower_since = None
+    if previous is not None and ratio < previous.ratio:
+        lower_since = previous.lower_since if previous.lower_since is not None else sample.at
+        if sample.at - lower_since < hold_s:
+            ratio = previous.ratio  # not yet: lower for less than the hold (then it follows each sample down)
     outside = not (policy.reprofile_low <= ratio <= policy.reprofile_high)
     since = (previous.outside_since if previous is not None and previous.outside_since is not None else sample.at) \
         if outside else None
     return Calibration(pool=pool, ratio=ratio, observed_ms=sample.observed_ms, predicted_ms=sample.predicted_ms,
                        per_replica_rps=sample.per_replica_rps, samples=(previous.samples if previous else 0) + 1,
-                       sampled_at=sample.at, outside_since=since)
+                       sampled_at=sample.at, outside_since=since, lower_since=lower_since)
 
 
 def worth_writing(old: Calibration | None, new: Calibration | None, change: float = 0.03,
@@ -121,7 +132,8 @@ def worth_writing(old: Calibration | None, new: Calibration | None, change: floa
         return True
     if abs(math.log(new.ratio / old.ratio)) > math.log1p(change):
         return True
-    if (old.outside_since is None) != (new.outside_since is None):
+    if (old.outside_since is None) != (new.outside_since is None) or \
+            (old.lower_since is None) != (new.lower_since is None):
         return True
     return new.sampled_at - old.sampled_at >= refresh_s
 

@@ -13,7 +13,7 @@ from hybridplace.placement.calibration import (
     worth_writing,
 )
 
-POLICY = CalibrationPolicy()  # alpha 0.3, clamp [0.5, 4], warm-up 60 s, 100 requests
+POLICY = CalibrationPolicy(warmup_s=60.0)  # alpha 0.3, clamp [0.5, 4], 100 requests
 
 def sample(at, observed=120.0, predicted=60.0, rate=30.0, per_replica=30.0, window=20.0):
     return CalibrationSample(at=at, observed_ms=observed, predicted_ms=predicted, rate_rps=rate,
@@ -71,3 +71,22 @@ def test_small_moves_are_not_written_to_status_but_band_crossings_and_old_ones_a
     assert worth_writing(None, old) and not worth_writing(old, None) and not worth_writing(old, old)
     inside = Calibration("cpu", 1.49, 90.0, 60.0, 30.0, 4, 120.0)
     assert worth_writing(Calibration("cpu", 1.51, 90.0, 60.0, 30.0, 3, 100.0, outside_since=90.0), inside)
+
+
+def test_a_higher_ratio_is_adopted_at_once_a_lower_one_only_after_the_hold():
+    c = calibrate(POLICY, None, "cpu", sample(at=100.0, observed=120.0), ready_since=0.0, hold_s=60.0)
+    assert c.ratio == pytest.approx(2.0)
+    up = calibrate(POLICY, c, "cpu", sample(at=120.0, observed=240.0), ready_since=0.0, hold_s=60.0)
+    assert up.ratio > c.ratio and up.lower_since is None
+    low = up
+    for t in (140.0, 160.0, 180.0):  # lower for 40 s of 60: held
+        low = calibrate(POLICY, low, "cpu", sample(at=t, observed=60.0), ready_since=0.0, hold_s=60.0)
+        assert low.ratio == up.ratio and low.lower_since == 140.0
+    back = calibrate(POLICY, low, "cpu", sample(at=190.0, observed=480.0), ready_since=0.0, hold_s=60.0)
+    assert back.lower_since is None and back.ratio > up.ratio  # one higher sample: the hold starts over
+    low = back
+    for t in (200.0, 220.0, 240.0, 260.0):
+        low = calibrate(POLICY, low, "cpu", sample(at=t, observed=60.0), ready_since=0.0, hold_s=60.0)
+    assert low.ratio < back.ratio and low.lower_since == 200.0  # lower for 60 s: it falls
+    lower = calibrate(POLICY, low, "cpu", sample(at=280.0, observed=60.0), ready_since=0.0, hold_s=60.0)
+    assert lower.ratio < low.ratio  # and keeps falling while the samples stay lower
