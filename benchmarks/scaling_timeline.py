@@ -95,12 +95,14 @@ def main() -> int:
                          "predictedP95": max((x["predictedLatencyMs"] for x in placements), default=None)})
 
     def load(rps, seconds):
+        """One loadgen run for the whole phase, re-listing the Ready pods every 2 s (replicas that
+        become Ready get their share at once; no gaps between runs to show up as a lower rate)."""
         offered["rps"] = rps
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 1:
             subprocess.run([sys.executable, "-m", "hybridplace.cli", "loadgen", NAME, "-n", "default", "--rps",
-                            f"{rps:g}", "--seconds", f"{min(10.0, left):.1f}", "-o", "json", "--kubeconfig", kc],
-                           capture_output=True, text=True, timeout=120)
+                            f"{rps:g}", "--seconds", f"{left:.1f}", "--refresh-seconds", "2", "-o", "json",
+                            "--kubeconfig", kc], capture_output=True, text=True, timeout=left + 120)
 
     reactions = []
     decided = []

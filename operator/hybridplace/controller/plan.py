@@ -231,7 +231,7 @@ def _planned_load(
 
     found = plan_load(policy, observed.history, target_rps=infd.spec.load.target_rps, current_rps=current,
                       cost_at=cost_at, now=observed.now, observing=observed.observing,
-                      settling=_settling(children))
+                      settling=_settling(children, old_status.get("serving") or [], observed.now))
     return dataclasses.replace(found, load_rps=_round_load(found.load_rps)) if found.action in ("up", "down") \
         else found
 
@@ -332,13 +332,22 @@ def _seconds(window: str) -> float:
     return float(window[:-1]) * {"s": 1, "m": 60, "h": 3600}[window[-1]]
 
 
-def _settling(children: dict[str, ChildState]) -> str | None:
-    """What of the serving Deployments is not Ready yet, or None when all of it is."""
+#: After a scale-up's replicas are Ready, the queue figure (an average over the rate window)
+#: still holds the waits from before them for a window and a scrape.
+SETTLE_S = 25.0
+
+
+def _settling(children: dict[str, ChildState], serving: list[dict[str, Any]], now: float) -> str | None:
+    """What of the serving Deployments is not Ready yet, or has been Ready for less than the
+    queue figure's window; None when all of it is settled."""
     mine = [x for x in children.values() if x.owned]
     starting = sum(max(x.replicas - x.available_replicas, 0) for x in mine)
-    if not starting:
-        return None
-    return f"{starting} of {sum(x.replicas for x in mine)} replicas are starting"
+    if starting:
+        return f"{starting} of {sum(x.replicas for x in mine)} replicas are starting"
+    since = [_epoch(x["readySince"]) for x in serving if x.get("readySince")]
+    if since and now - max(since) < SETTLE_S:
+        return f"the replicas have been Ready for only {max(now - max(since), 0):.0f} s"
+    return None
 
 
 def _decide(

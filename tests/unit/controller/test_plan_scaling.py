@@ -187,6 +187,19 @@ def test_overload_while_new_replicas_start_holds_instead_of_overshooting():
     held = run(infd(status=up.status, load={"targetRps": 20}, scaling=FAST), obs(9000.0), children=starting)
     assert held.status["scaling"]["action"] == "hold" and replicas(held) == replicas(up)
     assert "replicas are starting" in held.status["scaling"]["message"]
+    # Ready, but only just: the queue figure (a 20 s average) still holds the waits from before.
+    import datetime as dt
+
+    (entry,) = up.status["serving"]
+    just = {**up.status, "serving": [{**entry, "availableReplicas": entry["replicas"], "state": "Ready",
+                                      "readySince": LATER}]}
+    ready_at = dt.datetime.strptime(LATER, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+    hist = (Sample(at=ready_at + 5, rate_rps=60.0, latency_ms=200.0, queue_ms=9000.0),
+            Sample(at=ready_at + 10, rate_rps=60.0, latency_ms=200.0, queue_ms=9000.0))
+    latest = Observation(at=ready_at + 10, percentile=95, rate_rps=60.0, latency_ms=200.0, queue_ms=9000.0)
+    soon = Observed(observing=True, history=hist, latest=latest, last_seen=ready_at + 10, now=ready_at + 10)
+    held = run(infd(status=just, load={"targetRps": 20}, scaling=FAST), soon, children=as_children(up))
+    assert held.status["scaling"]["action"] == "hold" and "Ready for only 10 s" in held.status["scaling"]["message"]
     grown = run(infd(status=up.status, load={"targetRps": 20}, scaling=FAST), obs(9000.0),
                 children=as_children(up))
     assert grown.status["scaling"]["action"] == "up"
