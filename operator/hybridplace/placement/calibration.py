@@ -103,16 +103,17 @@ def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str
         return previous
     assert sample.observed_ms is not None and sample.predicted_ms is not None and sample.per_replica_rps is not None
     raw = sample.observed_ms / sample.predicted_ms
-    if previous is None:
-        smoothed = raw
+    if previous is None:  # uncalibrated is 1.0: a first ratio below it is a fall like any other
+        smoothed, base, base_since = raw, 1.0, None
     else:
         smoothed = math.exp((1 - policy.alpha) * math.log(previous.ratio) + policy.alpha * math.log(raw))
+        base, base_since = previous.ratio, previous.lower_since
     ratio = min(max(smoothed, policy.low), policy.high)
     lower_since = None
-    if previous is not None and ratio < previous.ratio:
-        lower_since = previous.lower_since if previous.lower_since is not None else sample.at
+    if ratio < base:
+        lower_since = base_since if base_since is not None else sample.at
         if sample.at - lower_since < hold_s:
-            ratio = previous.ratio  # not yet: lower for less than the hold (then it follows each sample down)
+            ratio = base  # not yet: lower for less than the hold (then it follows each sample down)
     outside = not (policy.reprofile_low <= ratio <= policy.reprofile_high)
     since = (previous.outside_since if previous is not None and previous.outside_since is not None else sample.at) \
         if outside else None

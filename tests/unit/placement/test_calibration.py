@@ -90,3 +90,15 @@ def test_a_higher_ratio_is_adopted_at_once_a_lower_one_only_after_the_hold():
     assert low.ratio < back.ratio and low.lower_since == 200.0  # lower for 60 s: it falls
     lower = calibrate(POLICY, low, "cpu", sample(at=280.0, observed=60.0), ready_since=0.0, hold_s=60.0)
     assert lower.ratio < low.ratio  # and keeps falling while the samples stay lower
+
+
+def test_a_first_ratio_below_one_waits_for_the_hold_too():
+    """Uncalibrated is 1.0: a model found pessimistic takes replicas away only after the hold,
+    as a lower load would."""
+    c = calibrate(POLICY, None, "cpu", sample(at=100.0, observed=30.0), ready_since=0.0, hold_s=60.0)
+    assert c.ratio == 1.0 and c.lower_since == 100.0
+    for t in (120.0, 140.0):
+        c = calibrate(POLICY, c, "cpu", sample(at=t, observed=30.0), ready_since=0.0, hold_s=60.0)
+        assert c.ratio == 1.0
+    c = calibrate(POLICY, c, "cpu", sample(at=160.0, observed=30.0), ready_since=0.0, hold_s=60.0)
+    assert c.ratio < 1.0
