@@ -7,6 +7,7 @@ import json
 import pytest
 from cases.mock_api import MockApi, Reply, status
 from hybridplace.api import builtin_digest
+from hybridplace.builders import names
 from hybridplace.config import Settings
 from hybridplace.controller.kube import ApiError
 from hybridplace.controller.reconcile import Reconciler
@@ -119,14 +120,97 @@ def pod_with(message):
     )
 
 
+def stored_profile(measured_at, version="7"):
+    return Reply(200, {"apiVersion": "hybridplace.io/v1alpha1", "kind": "ModelProfile",
+                       "metadata": {"name": "mp-x", "namespace": "ns", "resourceVersion": version},
+                       "spec": {"model": {"digest": builtin_digest("mlp")}, "pool": "cpu", "provenance": "measured",
+                                "measuredAt": measured_at,
+                                "points": [{"batchSize": 1, "p50Ms": 1, "p95Ms": 1, "p99Ms": 1}]}})
+
+
 def test_a_profile_written_by_another_reconcile_first_is_not_an_error():
     with MockApi() as api:
         api.on("GET", JOBS, finished_job())
         api.on("GET", PODS, pod_with(json.dumps(RESULT)))
         api.on("POST", PROFILES, status(409, "AlreadyExists"))
+        api.on("GET", PROFILES, stored_profile(RESULT["measuredAt"]))  # the very same measurement
+        api.on("PATCH", JOBS, Reply(200, {}))
         reconciler(api).record_benchmark("ns", "hp-bench-x")
         assert len(api.calls("POST", PROFILES)) == 1
+        assert not api.calls("PUT", PROFILES)  # not written twice
+        (patch,) = api.calls("PATCH", JOBS)  # the Job says its result is recorded
+    assert patch["metadata"]["annotations"] == {names.ANNOTATION_RECORDED: RESULT["measuredAt"]}
+
+
+def test_a_pool_measured_again_replaces_the_older_profile_of_that_name():
+    with MockApi() as api:
+        api.on("GET", JOBS, finished_job())
+        api.on("GET", PODS, pod_with(json.dumps(RESULT)))
+        api.on("POST", PROFILES, status(409, "AlreadyExists"))
+        api.on("GET", PROFILES, stored_profile("2026-11-01T00:00:00Z", version="41"))
+        api.on("PUT", PROFILES, Reply(200, {**stored_profile(RESULT["measuredAt"], "42").body}))
+        api.on("PATCH", JOBS, Reply(200, {}))
+        rec = reconciler(api)
+        rec.record_benchmark("ns", "hp-bench-x")
+        (put,) = api.calls("PUT", PROFILES)
+        assert api.calls("PATCH", JOBS)
+    assert put["metadata"]["resourceVersion"] == "41"  # only over the version read: never a lost update
+    assert put["spec"]["measuredAt"] == RESULT["measuredAt"] and put["spec"]["provenance"] == "measured"
+    # In the operator's state at once, before the Job's annotation can say it is recorded.
+    assert rec.state.profiles_for("ns", builtin_digest("mlp"))["cpu"].spec.measured_at == RESULT["measuredAt"]
+
+
+@pytest.mark.parametrize("failure", [status(409, "Conflict"), status(500, "InternalError"), Reply(reset=True)])
+def test_a_replace_that_fails_is_retried_and_the_job_not_marked_recorded(failure):
+    with MockApi() as api:
+        api.on("GET", JOBS, finished_job())
+        api.on("GET", PODS, pod_with(json.dumps(RESULT)))
+        api.on("POST", PROFILES, status(409, "AlreadyExists"))
+        api.on("GET", PROFILES, stored_profile("2026-11-01T00:00:00Z"))
+        api.on("PUT", PROFILES, failure)
+        with pytest.raises(ApiError):
+            reconciler(api).record_benchmark("ns", "hp-bench-x")
         assert not api.calls("PATCH", JOBS)
+
+
+def test_a_profile_deleted_between_create_and_read_marks_the_job_recorded_so_it_is_measured_again():
+    with MockApi() as api:
+        api.on("GET", JOBS, finished_job())
+        api.on("GET", PODS, pod_with(json.dumps(RESULT)))
+        api.on("POST", PROFILES, status(409, "AlreadyExists"))
+        api.on("GET", PROFILES, status(404, "NotFound"))
+        api.on("PATCH", JOBS, Reply(200, {}))
+        reconciler(api).record_benchmark("ns", "hp-bench-x")
+        assert len(api.calls("PATCH", JOBS)) == 1
+
+
+def test_a_recorded_job_is_not_recorded_twice():
+    job = finished_job().body
+    job["metadata"]["annotations"] = {names.ANNOTATION_RECORDED: RESULT["measuredAt"]}
+    with MockApi() as api:
+        api.on("GET", JOBS, Reply(200, job))
+        reconciler(api).record_benchmark("ns", "hp-bench-x")
+        assert not api.calls("GET", PODS) and not api.calls("POST", PROFILES)
+
+
+def test_only_the_jobs_own_pods_are_read_not_those_of_a_deleted_namesake():
+    job = finished_job().body
+    job["metadata"].update(uid="new-uid", labels={"hybridplace.io/pool": "cpu", names.LABEL_BENCHMARK_KEY: "k1"})
+    old_result = {**RESULT, "measuredAt": "2026-11-01T00:00:00Z"}
+    pods = pod_with(json.dumps(RESULT)).body["items"] + pod_with(json.dumps(old_result)).body["items"]
+    pods[0]["metadata"] = {"ownerReferences": [{"uid": "new-uid"}]}
+    # The deleted Job's pod finished later (clocks differ): still not this Job's.
+    pods[1]["metadata"] = {"ownerReferences": [{"uid": "old-uid"}]}
+    pods[1]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = "2026-11-24T00:00:00Z"
+    with MockApi() as api:
+        api.on("GET", JOBS, Reply(200, job))
+        api.on("GET", PODS, Reply(200, {"items": pods}))
+        api.on("POST", PROFILES, Reply(201, stored_profile(RESULT["measuredAt"]).body))
+        api.on("PATCH", JOBS, Reply(200, {}))
+        reconciler(api).record_benchmark("ns", "hp-bench-x")
+        (created,) = api.calls("POST", PROFILES)
+    assert created["spec"]["measuredAt"] == RESULT["measuredAt"]
+    assert created["metadata"]["labels"][names.LABEL_BENCHMARK_KEY] == "k1"
 
 
 @pytest.mark.parametrize("failure", [status(503, "ServiceUnavailable"), Reply(reset=True)])
