@@ -129,7 +129,7 @@ def reprofile_reason(
         had = labels.get(names.LABEL_BENCHMARK_KEY)
         wanted = inputs.wanted_keys if inputs.wanted_keys is not None else frozenset({key})
         if had and had not in wanted | {key}:
-            reasons.append(f"the benchmark settings changed (ModelProfile {name} has benchmark key {had}; "
+            reasons.append(f"the benchmark settings changed (ModelProfile {name} has benchmark key {had}, "
                            f"spec.benchmark and spec.serving.image now give {key})")
         image = (profile.metadata.annotations or {}).get(names.ANNOTATION_WORKER_IMAGE)
         if image and image != worker_image:

@@ -243,3 +243,80 @@ def test_the_job_gone_is_nothing_to_do_and_the_server_gone_is_an_api_error():
         api.down = True
         with pytest.raises(ApiError):
             reconciler(api).record_benchmark("ns", "hp-bench-x")
+
+
+# -- a deleted profile measured again: the finished Job is deleted (that very one), a new one made --
+
+def _state_with_deleted_profile():
+    """The seed InferenceDeployment in its namespace, its cpu pool's finished Job recorded, and no
+    profile for that pool (deleted), the gpu pool's profile there."""
+    import copy
+    from pathlib import Path
+
+    from hybridplace.api import load_objects
+
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    loaded = [x.obj for x in load_objects([examples / "hardwarepools.yaml", examples / "seed"])]
+    state = ClusterState()
+    for obj in loaded:
+        body = copy.deepcopy(obj.to_dict())
+        body["metadata"].update(resourceVersion="1")
+        if obj.kind == "HardwarePool":
+            state.put_pool(body)
+        elif obj.kind == "ModelProfile" and obj.spec.pool == "gpu-t4":
+            body["metadata"]["namespace"] = "ns"
+            state.put_profile(body)
+        elif obj.kind == "InferenceDeployment":
+            body["metadata"].update(namespace="ns", uid="infd-uid")
+            state.put_infd(body)
+    digest = next(o for o in loaded if o.kind == "InferenceDeployment").spec.model.digest
+    state.put_job({"metadata": {"name": names.benchmark_job_name(digest, "cpu-standard"), "namespace": "ns",
+                                "uid": "old-job-uid", "resourceVersion": "1",
+                                "labels": {names.LABEL_POOL: "cpu-standard"},
+                                "annotations": {names.ANNOTATION_DIGEST: digest,
+                                                names.ANNOTATION_RECORDED: "2026-11-20T00:00:00Z"}},
+                   "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+    return state, digest
+
+
+STATUS_WRITTEN = {"kind": "InferenceDeployment",
+                  "metadata": {"name": "seed", "namespace": "ns", "resourceVersion": "9"}}
+
+
+def test_a_deleted_profile_deletes_that_finished_job_by_uid_and_creates_a_new_one():
+    state, digest = _state_with_deleted_profile()
+    name = names.benchmark_job_name(digest, "cpu-standard")
+    with MockApi() as api:
+        api.on("DELETE", JOBS, Reply(200, {}))
+        api.on("POST", JOBS, Reply(201, {"kind": "Job", "metadata": {
+            "name": name, "namespace": "ns", "uid": "new-job-uid", "resourceVersion": "5",
+            "labels": {names.LABEL_POOL: "cpu-standard"}, "annotations": {names.ANNOTATION_DIGEST: digest}}}))
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, STATUS_WRITTEN))
+        rec = Reconciler(api.kube(), state, Settings(workers=1), WorkQueue())
+        rec.reconcile_inference_deployment("ns", "seed")
+        (delete,) = api.calls("DELETE", JOBS)
+        (created,) = api.calls("POST", JOBS)
+    assert delete["preconditions"] == {"uid": "old-job-uid"}  # never a namesake made since
+    assert created["metadata"]["name"] == name
+    assert state.jobs_for("ns", digest)["cpu-standard"].uid == "new-job-uid"
+
+
+def test_a_new_job_refused_while_the_deleted_one_lingers_is_tried_again_shortly():
+    state, digest = _state_with_deleted_profile()
+    queue = WorkQueue()
+    with MockApi() as api:
+        api.on("DELETE", JOBS, Reply(200, {}))
+        api.on("POST", JOBS, status(409, "AlreadyExists"))
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, STATUS_WRITTEN))
+        Reconciler(api.kube(), state, Settings(workers=1), queue).reconcile_inference_deployment("ns", "seed")
+    assert ("infd", "ns", "seed") in queue._due  # again in about a second
+
+
+@pytest.mark.parametrize("failure", [status(500, "InternalError"), status(429, "TooManyRequests"), Reply(reset=True)])
+def test_a_failed_job_delete_is_an_api_error_and_no_new_job_is_made(failure):
+    state, _ = _state_with_deleted_profile()
+    with MockApi() as api:
+        api.on("DELETE", JOBS, failure)
+        with pytest.raises(ApiError):
+            Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
+        assert not api.calls("POST", JOBS)
