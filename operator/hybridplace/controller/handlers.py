@@ -198,7 +198,7 @@ async def model_profile_event(type: str | None, body: kopf.Body, namespace: str,
 @kopf.on.event("batch", "v1", "jobs", labels=BENCHMARK)
 async def benchmark_job_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
     if type == "DELETED":
-        key = OPERATOR.state.drop_job(namespace, name)
+        key = OPERATOR.state.drop_job(namespace, name, uid=body.metadata.uid)
     else:
         key = OPERATOR.state.put_job(dict(body))
         if not job_state(dict(body)).active and ANNOTATION_FAILURE_REASON not in (body.metadata.annotations or {}):

@@ -317,14 +317,24 @@ class ClusterState:
         if not digest or not pool:
             return None
         with self._lock:
+            if self._seen["Job"].get((meta["namespace"], meta["name"]), -1) > _version(body):
+                # An older version than one recorded: a Job deleted and made again under the
+                # same name (its pool measured again) is the new one from then on.
+                return meta["namespace"], digest
             self._jobs[(meta["namespace"], digest, pool)] = job_state(body)
             self._job_keys[(meta["namespace"], meta["name"])] = (meta["namespace"], digest, pool)
             self._seen["Job"][(meta["namespace"], meta["name"])] = _version(body)
         return meta["namespace"], digest
 
-    def drop_job(self, namespace: str, name: str) -> tuple[str, str] | None:
+    def drop_job(self, namespace: str, name: str, uid: str | None = None) -> tuple[str, str] | None:
+        """Forget a Job; with `uid` (a deletion a watch reported), only that very Job, not a
+        new one of the same name the operator made since."""
         with self._lock:
-            found = self._job_keys.pop((namespace, name), None)
+            found = self._job_keys.get((namespace, name))
+            if found is not None and uid is not None and self._jobs.get(found) is not None \
+                    and self._jobs[found].uid not in (None, uid):
+                return None
+            self._job_keys.pop((namespace, name), None)
             self._seen["Job"].pop((namespace, name), None)
             if found is None:
                 return None

@@ -383,3 +383,26 @@ def test_an_older_profile_version_never_replaces_a_newer_one_in_the_state():
     stale["metadata"]["resourceVersion"] = "8"
     state.put_profile(stale)
     assert state.profiles_for("default", SEED.spec.model.digest)["cpu-standard"].spec.measured_at == rfc(T0 + 100)
+
+
+def job_body(uid, version, recorded=None):
+    annotations = {names.ANNOTATION_DIGEST: SEED.spec.model.digest}
+    if recorded:
+        annotations[names.ANNOTATION_RECORDED] = recorded
+    return {"metadata": {"name": "hp-bench-x", "namespace": "default", "uid": uid, "resourceVersion": version,
+                         "labels": {names.LABEL_POOL: "cpu-standard"}, "annotations": annotations},
+            "status": {"conditions": [{"type": "Complete", "status": "True"}] if recorded else []}}
+
+
+def test_a_job_made_again_under_its_name_is_not_forgotten_for_the_old_ones_late_events():
+    state = ClusterState()
+    digest = SEED.spec.model.digest
+    state.put_job(job_body("old", "10", recorded=MEASURED_AT))
+    state.drop_job("default", "hp-bench-x")  # the operator deleted it ...
+    state.put_job(job_body("new", "12"))  # ... and made a new one
+    state.put_job(job_body("old", "10", recorded=MEASURED_AT))  # a late event of the old one
+    assert state.jobs_for("default", digest)["cpu-standard"].uid == "new"
+    assert state.drop_job("default", "hp-bench-x", uid="old") is None  # its deletion, reported late
+    assert state.jobs_for("default", digest)["cpu-standard"].uid == "new"
+    assert state.drop_job("default", "hp-bench-x", uid="new") == ("default", digest)
+    assert state.jobs_for("default", digest) == {}
