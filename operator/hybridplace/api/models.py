@@ -177,6 +177,7 @@ class HardwarePoolSpec(Model):
     price: Price
     power: Power | None = None
     max_replicas: Annotated[Int32, Field(ge=1)] | None = None
+    profile_max_age: StrictInt | StrictStr | None = None  # seconds or 90s/30m/12h/7d (api/duration.py)
     allowed_namespaces: Annotated[
         list[Annotated[StrictStr, Field(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]],
         Field(max_length=64),
@@ -232,6 +233,8 @@ class Device(Model):
     cuda_version: Annotated[StrictStr, Field(max_length=64)] | None = None
     power_watts: Annotated[float, Field(ge=0)] | None = None
     driver_version: Annotated[StrictStr, Field(max_length=64)] | None = None
+    instance_type: Annotated[StrictStr, Field(max_length=63)] | None = None
+    gpu_product: Annotated[StrictStr, Field(max_length=63)] | None = None
 
 
 class ProfilePoint(Model):
@@ -360,6 +363,7 @@ class Benchmark(Model):
     search: Literal["Grid", "Adaptive"] = "Adaptive"
     budget_points: Annotated[Int32, Field(ge=1, le=128)] | None = None
     budget_search_seconds: Annotated[float, Field(ge=1, le=86400)] | None = None
+    max_age: StrictInt | StrictStr | None = None  # seconds or 90s/30m/12h/7d (api/duration.py)
 
 
 class Serving(Model):

@@ -20,7 +20,7 @@ from ..api.builtins import builtin_digest
 from ..api.fit import fit_status
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
-from ..builders.jobs import build_benchmark_job
+from ..builders.jobs import benchmark_key, build_benchmark_job
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
 from ..placement import NO_PROFILE, NOT_ALLOWED, OVER_CAPACITY, Alternative, Decision, Pool, Profile, Request, solve
@@ -30,8 +30,11 @@ from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
 from ..placement.solver import predicted_latency_at
 from .observe import DEFAULT_WINDOW
 from .observer import Observed
+from .reprofile import ReprofileInputs, age_due_in, epoch, max_age, reprofile_reason
 
 MEASURED, PENDING, FAILED, MISSING = "Measured", "Pending", "Failed", "Missing"
+# Reasons of a Measured pool whose profile is being measured again (the old one still used).
+REPROFILING, REPROFILE_FAILED = "Reprofiling", "ReprofileFailed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class JobState:
     failed: bool = False
     reason: str | None = None  # the worker's reason code once the operator has read it
     message: str | None = None
+    uid: str | None = None
+    recorded: str | None = None  # the measuredAt of the ModelProfile its result became, once written
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,10 @@ class Plan:
     drift: list[Event] = field(default_factory=list)  # children changed by hand, being put back
     services_to_apply: list[dict[str, Any]] = field(default_factory=list)  # ours, changed by hand
     outgoing: list[str] = field(default_factory=list)  # pools left, serving until the chosen ones are Available
+    # Finished benchmark Jobs to delete before their pool is measured again: (name, uid).
+    jobs_to_delete: list[tuple[str, str | None]] = field(default_factory=list)
+    reprofiling: dict[str, str] = field(default_factory=dict)  # Job name: why its pool is measured again
+    recheck_after: float | None = None  # seconds until a profile gets too old: reconcile again then
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -96,6 +105,7 @@ def model_label(infd: InferenceDeployment) -> str:
 
 
 def _pool_states(
+    plan: Plan,
     infd: InferenceDeployment,
     digest: str,
     pools: dict[str, HardwarePool],
@@ -104,15 +114,30 @@ def _pool_states(
     settings: Settings,
     pool_errors: dict[str, str],
     duplicates: dict[str, list[str]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Each allowed pool's profile state, and the benchmark Jobs that must be started. A pool
-    that does not parse is left out where all pools are allowed, and reported where it is named."""
+    now: float,
+    reprofile: ReprofileInputs,
+) -> list[dict[str, Any]]:
+    """Each allowed pool's profile state; the benchmark Jobs to start (and finished ones to
+    delete first) go into `plan`. A pool that does not parse is left out where all pools are
+    allowed, and reported where it is named."""
     namespace = str(infd.metadata.namespace)
     # Every pool that admits the namespace when none is named; a named pool that does not
     # admit it is reported.
     allowed = infd.spec.placement.pools or sorted(n for n, p in pools.items() if p.spec.allows(namespace))
     states: list[dict[str, Any]] = []
-    to_create: list[dict[str, Any]] = []
+    key = benchmark_key(infd.spec.benchmark, infd.spec.serving.image)
+
+    def new_job(pool: HardwarePool) -> dict[str, Any]:
+        job_obj = build_benchmark_job(
+            namespace=namespace, digest=digest, model=infd.spec.model,
+            benchmark=infd.spec.benchmark, pool=pool,
+            image=settings.image_for(pool.spec.accelerator.type),
+            ttl_seconds=settings.job_ttl_seconds, backoff_limit=settings.benchmark_backoff_limit,
+            slo=infd.spec.slo, serving_image=infd.spec.serving.image,
+        )
+        plan.jobs_to_create.append(job_obj)
+        return job_obj
+
     for name in sorted(set(allowed)):
         pool = pools.get(name)
         job = jobs.get(name)
@@ -126,36 +151,74 @@ def _pool_states(
         elif pool is None:
             states.append({"pool": name, "state": MISSING, "reason": "PoolNotFound",
                            "message": f"HardwarePool {name} does not exist"})
-        elif name in profiles and name in duplicates:
-            used, *others = duplicates[name]
-            states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name,
-                           "reason": "DuplicateProfiles",
-                           "message": f"{len(others) + 1} ModelProfiles for this model digest and pool: "
-                                      f"using {used} (newest measuredAt), not {', '.join(others)}; "
-                                      "delete the ones not wanted"})
         elif name in profiles:
-            states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name})
+            profile = profiles[name]
+            state: dict[str, Any] = {"pool": name, "state": MEASURED, "name": profile.metadata.name}
+            if name in duplicates:
+                used, *others = duplicates[name]
+                state.update(reason="DuplicateProfiles", message=(
+                    f"{len(others) + 1} ModelProfiles for this model digest and pool: using {used} (newest "
+                    f"measuredAt), not {', '.join(others)}; delete the ones not wanted"))
+            age = max_age(infd, pool, settings.profile_max_age_seconds)
+            due = age_due_in(profile, now, age)
+            if due is not None and due > 0:
+                plan.recheck_after = min(due, plan.recheck_after or due)
+            why = reprofile_reason(profile, now=now, age=age, key=key,
+                                   worker_image=settings.image_for(pool.spec.accelerator.type), inputs=reprofile)
+            if why is not None:
+                _plan_reprofile(plan, state, why, pool, profile, job, new_job)
+            states.append(state)
         elif (no_nodes := _no_nodes(pool)) is not None:
             states.append({"pool": name, "state": FAILED, **no_nodes})
         elif job is not None and job.failed:
             states.append({"pool": name, "state": FAILED, "reason": job.reason or "BenchmarkFailed",
                            "message": job.message or f"benchmark Job {job.name} failed"})
+        elif job is not None and job.succeeded and job.recorded:
+            # Its result was recorded and the ModelProfile is gone (deleted): measure again now,
+            # not when the finished Job's TTL runs out.
+            plan.jobs_to_delete.append((job.name, job.uid))
+            job_obj = new_job(pool)
+            states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
+                           "message": f"benchmark Job {job_obj['metadata']['name']} created (the ModelProfile "
+                                      "its last run recorded was deleted)"})
         elif job is not None:
             waiting = "running" if job.active else "finished; its result is being recorded"
             states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
                            "message": f"benchmark Job {job.name} {waiting}"})
         else:
-            job_obj = build_benchmark_job(
-                namespace=str(infd.metadata.namespace), digest=digest, model=infd.spec.model,
-                benchmark=infd.spec.benchmark, pool=pool,
-                image=settings.image_for(pool.spec.accelerator.type),
-                ttl_seconds=settings.job_ttl_seconds, backoff_limit=settings.benchmark_backoff_limit,
-                slo=infd.spec.slo,
-            )
-            to_create.append(job_obj)
+            job_obj = new_job(pool)
             states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
                            "message": f"benchmark Job {job_obj['metadata']['name']} created"})
-    return states, to_create
+    return states
+
+
+def _plan_reprofile(plan: Plan, state: dict[str, Any], why: str, pool: HardwarePool, profile: ModelProfile,
+                    job: JobState | None, new_job: Any) -> None:
+    """A pool whose profile must be measured again: start (or wait for) a benchmark Job. The
+    state stays Measured with the old profile, used until the new one is recorded."""
+    name = profile.metadata.name
+    keep = f"ModelProfile {name} is used until the new one is recorded"
+    recorded = epoch(job.recorded) if job is not None and job.recorded else None
+    if job is not None and job.active:
+        state.update(reason=REPROFILING, message=f"{why}; benchmark Job {job.name} is measuring; {keep}")
+    elif job is not None and job.failed:
+        state.update(reason=REPROFILE_FAILED, message=(
+            f"{why}; measuring again failed ({job.reason}: {job.message or 'see Job ' + job.name}); {keep}; "
+            f"tried again once benchmark Job {job.name} is gone (--job-ttl-seconds)"))
+    elif job is not None and job.succeeded and (recorded is None
+                                                 or recorded > (epoch(profile.spec.measured_at) or 0.0)):
+        # Its result is being recorded, or the profile it wrote has not reached us yet.
+        state.update(reason=REPROFILING, message=f"{why}; benchmark Job {job.name} finished; its result is "
+                                                 f"being recorded; {keep}")
+    elif (no_nodes := _no_nodes(pool)) is not None:
+        state.update(reason=REPROFILING, message=f"{why}; waiting for a ready node: {no_nodes['message']}; {keep}")
+    else:
+        if job is not None:  # finished, and what it recorded is the profile now due: replaced
+            plan.jobs_to_delete.append((job.name, job.uid))
+        job_obj = new_job(pool)
+        plan.reprofiling[job_obj["metadata"]["name"]] = why
+        state.update(reason=REPROFILING, message=f"{why}; benchmark Job {job_obj['metadata']['name']} created; "
+                                                 f"{keep}")
 
 
 def _no_nodes(pool: HardwarePool) -> dict[str, str] | None:
@@ -418,12 +481,14 @@ def plan_inference_deployment(
     service_fingerprints: dict[str, str] | None = None,
     service_fingerprint: Any = None,
     taken: dict[str, int] | None = None,
+    reprofile: ReprofileInputs | None = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
     fingerprint of a desired child, comparable with `ChildState.fingerprint`. `observed`: what
     Prometheus showed of it (None: nothing observes, as without a Prometheus). `taken`: serving
-    replicas other InferenceDeployments hold on each pool (a pool's room is shared)."""
+    replicas other InferenceDeployments hold on each pool (a pool's room is shared). `reprofile`:
+    what the re-profiling triggers read besides the profiles (reprofile.py)."""
     observed = observed or Observed(observing=False)
     old_status = (infd.status.to_dict() if infd.status else {})
     generation = infd.metadata.generation
@@ -431,8 +496,8 @@ def plan_inference_deployment(
     digest = model_digest(infd)
     plan = Plan(digest=digest, status={})
 
-    states, plan.jobs_to_create = _pool_states(infd, digest, pools, profiles, jobs, settings, pool_errors or {},
-                                                duplicate_profiles or {})
+    states = _pool_states(plan, infd, digest, pools, profiles, jobs, settings, pool_errors or {},
+                          duplicate_profiles or {}, epoch(now) or 0.0, reprofile or ReprofileInputs())
     profiled = _profiled_condition(states)
     conds = c.set_condition(conds, c.condition(c.PROFILED, *profiled, generation, now))
 
@@ -810,16 +875,25 @@ def _events(
     model = model_label(infd)
     for job in plan.jobs_to_create:
         pool = job["metadata"]["labels"][names.LABEL_POOL]
-        events.append(Event("Normal", "BenchmarkStarted",
-                            f"measuring {model} on pool {pool} with Job {job['metadata']['name']}",
-                            job=job["metadata"]["name"]))
+        job_name = job["metadata"]["name"]
+        if job_name in plan.reprofiling:  # posted once: when the Job is created
+            events.append(Event("Normal", REPROFILING, f"measuring {model} on pool {pool} again with Job "
+                                f"{job_name}: {plan.reprofiling[job_name]}; the old ModelProfile is used until "
+                                "then", job=job_name))
+        else:
+            events.append(Event("Normal", "BenchmarkStarted", f"measuring {model} on pool {pool} with Job {job_name}",
+                                job=job_name))
     old_states = {s["pool"]: s for s in old.get("profiles", [])}
     measured = []
     for state in new["profiles"]:
         before = old_states.get(state["pool"], {})
         if before.get("state") == state["state"] and before.get("reason") == state.get("reason"):
             continue
-        if state["state"] == MEASURED and state.get("reason") == "DuplicateProfiles":
+        if state["state"] == MEASURED and state.get("reason") == REPROFILING:
+            continue  # announced by the Reprofiling Event of the Job that measures it
+        if state["state"] == MEASURED and state.get("reason") == REPROFILE_FAILED:
+            events.append(Event("Warning", REPROFILE_FAILED, f"pool {state['pool']}: {state['message']}"))
+        elif state["state"] == MEASURED and state.get("reason") == "DuplicateProfiles":
             events.append(Event("Warning", "DuplicateProfiles", f"pool {state['pool']}: {state['message']}"))
         elif state["state"] == MEASURED:
             measured.append(f"{state['pool']} (ModelProfile {state['name']})")
