@@ -30,7 +30,7 @@ from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
 from ..placement.solver import predicted_latency_at
 from .observe import DEFAULT_WINDOW
 from .observer import Observed
-from .reprofile import ReprofileInputs, age_due_in, epoch, max_age, reprofile_reason
+from .reprofile import CalibrationReading, ReprofileInputs, age_due_in, epoch, max_age, reprofile_reason
 
 MEASURED, PENDING, FAILED, MISSING = "Measured", "Pending", "Failed", "Missing"
 # Reasons of a Measured pool whose profile is being measured again (the old one still used).
@@ -496,8 +496,14 @@ def plan_inference_deployment(
     digest = model_digest(infd)
     plan = Plan(digest=digest, status={})
 
+    reprofile = reprofile or ReprofileInputs()
+    if not reprofile.calibration and old_status.get("calibration"):
+        # A pool whose calibration stays off the model is measured again (reprofile.py).
+        readings = {x["pool"]: _calibration_from(x) for x in old_status["calibration"] if x.get("pool")}
+        reprofile = dataclasses.replace(reprofile, calibration={
+            pool: CalibrationReading(x.ratio, x.outside_since) for pool, x in readings.items()})
     states = _pool_states(plan, infd, digest, pools, profiles, jobs, settings, pool_errors or {},
-                          duplicate_profiles or {}, epoch(now) or 0.0, reprofile or ReprofileInputs())
+                          duplicate_profiles or {}, epoch(now) or 0.0, reprofile)
     profiled = _profiled_condition(states)
     conds = c.set_condition(conds, c.condition(c.PROFILED, *profiled, generation, now))
 

@@ -406,3 +406,16 @@ def test_a_job_made_again_under_its_name_is_not_forgotten_for_the_old_ones_late_
     assert state.jobs_for("default", digest)["cpu-standard"].uid == "new"
     assert state.drop_job("default", "hp-bench-x", uid="new") == ("default", digest)
     assert state.jobs_for("default", digest) == {}
+
+
+def test_the_calibration_in_status_feeds_the_reprofile_trigger():
+    """The planner reads status.calibration (written by calibration.py) into the trigger: a
+    pool whose ratio has been outside the band longer than the window is measured again."""
+    profiles = {"cpu-standard": measured(), "gpu-t4": measured("gpu-t4")}
+    first = plan(infd(), profiles=profiles, now=rfc(T0 + 60))
+    status = {**first.status, "calibration": [{"pool": "gpu-t4", "ratio": 2.0, "outsideSince": rfc(T0 + 100),
+                                               "sampledAt": rfc(T0 + 100)}]}
+    assert not plan(infd(status=status), profiles=profiles, now=rfc(T0 + 400)).jobs_to_create
+    p = plan(infd(status=status), profiles=profiles, now=rfc(T0 + 800))
+    assert [j["metadata"]["labels"][names.LABEL_POOL] for j in p.jobs_to_create] == ["gpu-t4"]
+    assert "calibration 2" in next(e for e in p.events if e.reason == "Reprofiling").message
