@@ -73,6 +73,17 @@ class Settings:
                   "help": "measure a pool again when its measured ModelProfile is older than this, seconds "
                           "(30 days); 0: never. spec.benchmark.maxAge and a pool's profileMaxAge override it"},
     )
+    calibration_warmup_seconds: float = field(
+        default=90.0,
+        metadata={"env": "HP_CALIBRATION_WARMUP_SECONDS",
+                  "help": "calibration leaves out a pool's latency until its replicas have been Ready, unchanged, "
+                          "this long (Triton's latency summary spans about a minute), seconds"},
+    )
+    calibration_reprofile_seconds: float = field(
+        default=600.0,
+        metadata={"env": "HP_CALIBRATION_REPROFILE_SECONDS",
+                  "help": "measure a pool again when its calibration stays outside [0.67, 1.5] this long, seconds"},
+    )
     allowed_image_registries: tuple[str, ...] = field(
         default=(),
         metadata={"env": "HP_ALLOWED_IMAGE_REGISTRIES",
@@ -96,6 +107,8 @@ class Settings:
             "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
             "stall_seconds": (10, None),
             "profile_max_age_seconds": (0, None),
+            "calibration_warmup_seconds": (0, None),
+            "calibration_reprofile_seconds": (10, None),
         }
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "

@@ -325,14 +325,23 @@ CALIBRATION = CalibrationPolicy()
 
 def _calibration(
     infd: InferenceDeployment, observed: Observed, children: dict[str, ChildState], old_status: dict[str, Any],
-    profiles: dict[str, ModelProfile], states: list[dict[str, Any]], now: str,
+    profiles: dict[str, ModelProfile], states: list[dict[str, Any]], policy: CalibrationPolicy,
 ) -> _Calibrated:
     """Each serving pool's calibration after the latest observation (calibration.py): the
     observed latency against the model's prediction at the observed requests/s per ready
-    replica, for the batch size and instances the pool runs now."""
+    replica, for the batch size and instances the pool runs now. A pool measured again
+    after its last sample starts over: the ratio was of the old profile."""
     out = _Calibrated()
-    old = {x["pool"]: _calibration_from(x) for x in old_status.get("calibration") or [] if x.get("pool")}
     measured = {s["pool"] for s in states if s["state"] == MEASURED}
+    old = {}
+    for x in old_status.get("calibration") or []:
+        if not x.get("pool"):
+            continue
+        entry = _calibration_from(x)
+        profile = profiles.get(entry.pool)
+        measured_at = epoch(profile.spec.measured_at) if profile is not None else None
+        if measured_at is None or measured_at <= entry.sampled_at:
+            old[entry.pool] = entry
     obs = observed.latest
     placements = {p.get("pool"): p for p in (old_status.get("decision") or {}).get("placements") or []}
     ready_since = {x.get("pool"): _epoch(x.get("readySince")) if x.get("readySince") else None
@@ -343,8 +352,11 @@ def _calibration(
         before = old.get(pool)
         new = before
         placement, child = placements.get(pool), children.get(pool)
+        profile = profiles.get(pool)
+        newer = epoch(profile.spec.measured_at) if profile is not None else None
         if (infd.spec.scaling.mode != "Off" and obs is not None and obs.known and pool in measured
-                and placement is not None and child is not None and child.owned and child.available_replicas > 0):
+                and placement is not None and child is not None and child.owned and child.available_replicas > 0
+                and (newer is None or obs.at > newer)):  # a window from before the profile is not of it
             figures = obs.by_pool.get(pool) or {}
             rate = figures.get("rate")
             per_replica = rate / child.available_replicas if rate else None
@@ -353,7 +365,7 @@ def _calibration(
                 int(placement.get("concurrency") or 1), per_replica) if per_replica else None
             sample = CalibrationSample(at=obs.at, observed_ms=figures.get("latency"), predicted_ms=predicted,
                                        rate_rps=rate, per_replica_rps=per_replica, window_s=window)
-            new = calibrate(CALIBRATION, before, pool, sample, ready_since.get(pool),
+            new = calibrate(policy, before, pool, sample, ready_since.get(pool),
                             hold_s=infd.spec.scaling.scale_down_delay_seconds)
         kept = new if worth_writing(before, new) else before
         if kept is None:
@@ -501,7 +513,8 @@ def plan_inference_deployment(
         # A pool whose calibration stays off the model is measured again (reprofile.py).
         readings = {x["pool"]: _calibration_from(x) for x in old_status["calibration"] if x.get("pool")}
         reprofile = dataclasses.replace(reprofile, calibration={
-            pool: CalibrationReading(x.ratio, x.outside_since) for pool, x in readings.items()})
+            pool: CalibrationReading(x.ratio, x.outside_since) for pool, x in readings.items()},
+            calibration_window_s=settings.calibration_reprofile_seconds)
     states = _pool_states(plan, infd, digest, pools, profiles, jobs, settings, pool_errors or {},
                           duplicate_profiles or {}, epoch(now) or 0.0, reprofile)
     profiled = _profiled_condition(states)
@@ -511,7 +524,8 @@ def plan_inference_deployment(
     apply = infd.spec.placement.mode == "Apply"
     available: bool | None = None
     load: LoadDecision | None = None
-    calibration = _calibration(infd, observed, children, old_status, profiles, states, now)
+    calibration = _calibration(infd, observed, children, old_status, profiles, states,
+                               dataclasses.replace(CALIBRATION, warmup_s=settings.calibration_warmup_seconds))
     plan.events += calibration.events
     if profiled[0] == c.TRUE:
         factors = calibration.factors

@@ -249,3 +249,18 @@ def test_a_pool_slower_than_its_profile_is_calibrated_and_gets_more_replicas():
                 children=as_children(first))
     assert again.status["calibration"] == p.status["calibration"]
     assert not [e for e in again.events if e.reason == "Calibrated"]
+    # The pool measured again after that sample: its calibration was of the old profile, gone.
+    from hybridplace.api import parse_object
+    from hybridplace.config import Settings
+    from hybridplace.controller.fingerprint import deployment_fingerprint
+    from hybridplace.controller.plan import plan_inference_deployment
+    from test_plan import POOLS
+
+    body = PROFILES["cpu-standard"].to_dict()
+    body["spec"]["measuredAt"] = dt.datetime.fromtimestamp(since + 200, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    remeasured = {**PROFILES, "cpu-standard": parse_object(body)}
+    fresh = plan_inference_deployment(
+        infd(status=p.status, load={"targetRps": 20}, scaling=FAST), pools=POOLS, profiles=remeasured, jobs={},
+        children=as_children(first), service_names=set(), settings=Settings(), now=LATER,
+        fingerprint=deployment_fingerprint, observed=at(since + 90, 3 * predicted))
+    assert "calibration" not in fresh.status and replicas(fresh) == replicas(ready)
