@@ -123,28 +123,33 @@ def main() -> int:
             before = rows[-1]["replicas"] if rows else 1
             step_at = time.monotonic() - t0
             load(args.high, args.step_seconds)
-            ready = next((r["t"] for r in rows if r["t"] >= step_at and r["replicas"] > before
-                          and r["available"] >= r["replicas"]), None)
+            # The first scale-up after the step, and when that many replicas were Ready.
+            first = next((r for r in rows if r["t"] >= step_at and r["replicas"] > before), None)
+            decided.append(None if first is None else round(first["t"] - step_at, 1))
+            ready = None if first is None else next(
+                (r["t"] for r in rows if r["t"] >= first["t"] and r["available"] >= first["replicas"]), None)
             reactions.append(None if ready is None else round(ready - step_at, 1))
-            more = next((r["t"] for r in rows if r["t"] >= step_at and r["replicas"] > before), None)
-            decided.append(None if more is None else round(more - step_at, 1))
         load(args.low, args.step_seconds)
-        # Steady: the high load until the replicas have settled (Ready, unchanged for two
-        # intervals), then --steady-seconds in which nothing may change.
+        # Steady: the high load in one gapless run; once the replicas have settled (Ready and
+        # unchanged for two intervals, within 2 minutes), --steady-seconds in which nothing may change.
+        sender = threading.Thread(target=load, args=(args.high, 120 + args.steady_seconds), daemon=True)
+        sender.start()
+        start = None
         settle_until = time.monotonic() + 120
-        while time.monotonic() < settle_until:
-            load(args.high, 2 * args.interval)
+        while start is None and time.monotonic() < settle_until:
+            time.sleep(2)
             recent = [r for r in rows if r["t"] >= time.monotonic() - t0 - 2 * args.interval]
             last = recent[-1] if recent else None
             if last and len({r["replicas"] for r in recent}) == 1 and last["available"] >= last["replicas"]:
-                break
-        start = time.monotonic() - t0
-        load(args.high, args.steady_seconds)
-        window = [r for r in rows if r["t"] >= start]
+                start = time.monotonic() - t0
+        start = time.monotonic() - t0 if start is None else start
+        time.sleep(max(0.0, start + args.steady_seconds - (time.monotonic() - t0)))
+        window = [r for r in rows if start <= r["t"] <= start + args.steady_seconds]
         steady = {"start": round(start, 1), "seconds": args.steady_seconds,
                   "replicas": sorted({r["replicas"] for r in window}),
                   "changes": sum(1 for a, b in zip(window, window[1:], strict=False) if a["replicas"] != b["replicas"]),
                   "p95": [r["observedP95"] for r in window if r["observedP95"] is not None]}
+        sender.join()
         load(args.low, args.step_seconds)
     finally:
         stop.set()
@@ -162,7 +167,7 @@ def main() -> int:
     done = [x for x in reactions if x is not None]
     print(f"# reaction from step to more replicas decided, {len(decided) - decided.count(None)} of "
           f"{len(decided)} up-steps: {_quantiles(decided)} (each: {decided})")
-    print(f"# reaction from step to new replicas Ready, {len(done)} of {len(reactions)} up-steps: "
+    print(f"# reaction from step to the first scale-up's replicas Ready, {len(done)} of {len(reactions)} up-steps: "
           f"{_quantiles(reactions)} (each: {reactions}); interval {args.interval} s, scrape 5 s, scale-down delay "
           f"{args.scale_down_delay} s; goal <= 30 s")
     if steady:

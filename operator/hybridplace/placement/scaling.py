@@ -11,9 +11,11 @@ The rules (docs/api.md, "Scaling"):
 - **Scale up** (the new load's decision costs more, or is infeasible) as soon as one interval's
   observation shows the step.
 - **Scale down** (the new load's decision costs less) only when every observation of the last
-  ``scale_down_delay_s`` is known and lower, and then for the *highest* load of that window: the
-  remaining replicas carry the worst of it at their N/(N-1) share within their limit, because the
-  solver sized them for it. A dip shorter than the delay changes nothing, so it cannot flap.
+  ``scale_down_delay_s`` is known and lower, and then for the *highest* load of that window plus
+  10% (``DOWN_TOLERANCE``): the remaining replicas carry the worst of it at their N/(N-1) share
+  within their limit, because the solver sized them for it, and a load on the boundary between
+  two replica counts does not go back and forth with the rate's noise. A dip shorter than the
+  delay changes nothing, so it cannot flap.
 - **Missing data is not zero load.** Without a fresh observation the current load is kept.
 - **Overload.** When requests wait in the queue, on average over the window, longer than half the
   SLO, the replicas are not keeping up, and the served rate understates the demand (queues
@@ -37,6 +39,8 @@ from dataclasses import dataclass
 MODES = ("Operator", "External", "Off")
 #: In overload the planned load grows by this factor per interval.
 OVERLOAD_STEP = 1.5
+#: A scale-down plans for the window's peak plus this fraction (hysteresis against the rate's noise).
+DOWN_TOLERANCE = 0.1
 #: The load planned for an idle deployment (requests/s): the solver needs a positive load.
 IDLE_RPS = 0.01
 
@@ -135,10 +139,16 @@ def plan_load(
         s.rate_rps is not None and not _overloaded(policy, s) for s in window)
     if not covered:
         return LoadDecision(current, "hold", _holding(policy, current), latest)
-    peak = _load(policy, max(s.rate_rps for s in window if s.rate_rps is not None))
-    if _more(cost_now, cost_at(peak)):
-        return LoadDecision(peak, "down", f"observed at most {peak:.4g} requests/s for "
-                            f"{policy.scale_down_delay_s:g} s (was planned for {current:.4g})", latest)
+    highest = max(s.rate_rps for s in window if s.rate_rps is not None)
+    peak = _load(policy, highest)
+    # The tolerance: down only if the peak and then some still fits in the cheaper decision, so a
+    # load sitting on the boundary between N and N+1 replicas does not go back and forth with
+    # the rate's noise (the HPA's tolerance is 10% too).
+    target = min(_load(policy, highest * (1 + DOWN_TOLERANCE)), current)
+    if _more(cost_now, cost_at(target)):
+        return LoadDecision(target, "down", f"observed at most {peak:.4g} requests/s for "
+                            f"{policy.scale_down_delay_s:g} s (was planned for {current:.4g}; planning for "
+                            f"{target:.4g}, {DOWN_TOLERANCE:.0%} above it)", latest)
     return LoadDecision(current, "hold", _holding(policy, current), latest)
 
 
