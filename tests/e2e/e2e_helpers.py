@@ -62,9 +62,10 @@ def inference_deployment(name: str, **spec) -> dict:
     return body
 
 
-def start_operator_process(kubeconfig: str, log: Path) -> subprocess.Popen:
-    """The operator as `hybridplace run` runs it, in its own process (for kill and restart)."""
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4"}
+def start_operator_process(kubeconfig: str, log: Path, **env: str) -> subprocess.Popen:
+    """The operator as `hybridplace run` runs it, in its own process (for kill and restart), with
+    `env` added to its environment (HP_CRASH_AT, HP_LEADER_ELECTION_NAMESPACE, ...)."""
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4", **env}
     out = log.open("ab")
     return subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", kubeconfig,
                              "--liveness", ""], stdout=out, stderr=subprocess.STDOUT, env=env)

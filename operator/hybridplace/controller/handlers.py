@@ -18,6 +18,7 @@ import kopf
 
 from ..builders import names
 from ..config import Settings
+from .faults import armed as armed_crash_points
 from .kube import ApiError, Kube, load_client
 from .leader import LeaderElector
 from .observe import PrometheusObserver
@@ -64,6 +65,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
       so a large cluster's other workloads cost nothing.
     """
     ours = settings_or_env()
+    if crash_points := armed_crash_points():  # fault injection for tests; refuses unknown names
+        log.warning("crash points armed (HP_CRASH_AT): %s; this operator will SIGKILL itself there",
+                    ", ".join(sorted(crash_points)))
     settings.posting.enabled = False
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)

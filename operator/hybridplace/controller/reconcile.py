@@ -23,6 +23,7 @@ from ..api.validate import InvalidObject, parse_object
 from ..builders import names
 from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
 from ..config import Settings
+from .faults import crash_point
 from .fingerprint import deployment_fingerprint, service_fingerprint, template_replacement
 from .kube import ApiError, Kube, now_rfc3339
 from .observer import ObservationStore
@@ -381,6 +382,7 @@ class Reconciler:
                     self.state.put_deployment(self._converge(deployment))  # ours: converge
                 elif (created := self._create_or_adopt(body, deployment)) is not None:
                     self.state.put_deployment(created)
+                    crash_point("children-half-created")
                 else:
                     conflicts.append(ref)
         for service in plan.services:
@@ -518,6 +520,7 @@ class Reconciler:
                 source=f"benchmark Job {namespace}/{name} on node {node}",
             )
         if isinstance(outcome, dict) and "Complete" in conds:
+            crash_point("job-done-profile-not-written")
             self.kube.create(outcome)  # None when another reconcile got there first: same result
             return
         if isinstance(outcome, dict):
