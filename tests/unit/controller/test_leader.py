@@ -95,3 +95,35 @@ def test_a_standby_replica_reconciles_nothing_until_it_leads():
             assert api.calls("GET", "/apis/batch/v1/namespaces/ns/jobs/x")
         finally:
             rec.stop()
+
+
+def test_a_leader_whose_renewal_hangs_stops_acting_before_its_lease_can_expire():
+    """The API server accepts the renewal and never answers (longer than the Lease): the old
+    leader must stop acting before a standby may take the Lease over (lease_seconds after the
+    last renewTime), not when the hung call finally returns."""
+    with MockApi() as api:
+        api.on("POST", LEASES, Reply(201, lease("me", NOW)))
+        chosen = LeaderElector(api.kube(timeout=(1.0, 30.0)), "hp", "me", lease_seconds=3, renew_seconds=0.3)
+        chosen.start()
+        try:
+            assert chosen.leading.wait(5)
+            renewed = time.monotonic()
+            api.on("GET", LEASES, Reply(200, lease("me", NOW), hang=8))  # every renewal hangs from here
+            while chosen.leading.is_set() and time.monotonic() - renewed < 8:
+                time.sleep(0.05)
+            lapsed = time.monotonic() - renewed
+            assert lapsed < 3, f"still acting {lapsed:.1f} s after its last renewal; the Lease lasts 3 s"
+            assert not chosen.leading.wait(0.2)  # and waiting for it blocks, then says no
+        finally:
+            chosen._stop.set()
+
+
+def test_a_renew_deadline_outside_renew_and_lease_is_refused():
+    with MockApi() as api:
+        for deadline in (0.2, 3.0):
+            try:
+                LeaderElector(api.kube(), "hp", "me", lease_seconds=3, renew_seconds=0.5, renew_deadline=deadline)
+            except ValueError as err:
+                assert "renew < deadline < lease" in str(err)
+            else:
+                raise AssertionError(f"renew deadline {deadline} accepted")
