@@ -12,18 +12,15 @@ guessing with sleeps. The third point, a kill while a Job runs, is test_operator
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
-from e2e_helpers import inference_deployment, start_operator_process, wait_condition
+from e2e_helpers import inference_deployment, seed_profile, start_operator_process, wait_condition
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 BENCH = "hybridplace.io/component=benchmark"
 INFD = "hybridplace.io/inferencedeployment"
 
@@ -89,23 +86,13 @@ def split_across_two_pools(suffix: str) -> tuple[list[dict], list[dict], dict]:
     seed table's profiles for builtin:delay on both, and an InferenceDeployment for 40 requests/s:
     the decision is one replica on each pool (`hybridplace recommend` says so), so the children
     are two Deployments and three Services. No benchmark runs."""
-    from hybridplace.api import builtin_digest
-    from hybridplace.builders import names
-
-    digest = builtin_digest("delay")
-    seed = next(d for d in yaml.safe_load_all((REPO / "examples" / "seed" / "modelprofiles.yaml").read_text()) if d)
-    pools, profiles = [], []
-    for pool, price, most in ((f"half-a-{suffix}", 0.1, 1), (f"half-b-{suffix}", 0.3, 4)):
-        pools.append({
-            "apiVersion": "hybridplace.io/v1alpha1", "kind": "HardwarePool", "metadata": {"name": pool},
-            "spec": {"accelerator": {"type": "cpu"}, "nodeSelector": {"hybridplace.io/pool": "cpu-standard"},
-                     "replicaResources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                     "price": {"perReplicaHour": price}, "maxReplicas": most}})
-        profile = copy.deepcopy(seed)
-        profile["metadata"] = {"name": names.profile_name(digest, pool),
-                               "labels": {names.LABEL_POOL: pool, names.LABEL_DIGEST: names.digest_label(digest)}}
-        profile["spec"].update(pool=pool, model={"digest": digest, "name": "builtin:delay", "format": "torchscript"})
-        profiles.append(profile)
+    pools = [{
+        "apiVersion": "hybridplace.io/v1alpha1", "kind": "HardwarePool", "metadata": {"name": pool},
+        "spec": {"accelerator": {"type": "cpu"}, "nodeSelector": {"hybridplace.io/pool": "cpu-standard"},
+                 "replicaResources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                 "price": {"perReplicaHour": price}, "maxReplicas": most}}
+        for pool, price, most in ((f"half-a-{suffix}", 0.1, 1), (f"half-b-{suffix}", 0.3, 4))]
+    profiles = [seed_profile(p["metadata"]["name"]) for p in pools]
     infd = inference_deployment("halves", model={"builtin": "delay"}, slo={"latencyMs": 1000},
                                 load={"targetRps": 40, "maxReplicas": 8},
                                 placement={"pools": [p["metadata"]["name"] for p in pools], "mode": "Apply",

@@ -81,7 +81,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0)
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
     observations = ObservationStore(observing=bool(ours.prometheus_url))
-    OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue, observations)
+    # This replica, in its Lease and as its Events' reportingInstance (the pod's name in a pod).
+    identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    OPERATOR.reconciler = Reconciler(Kube(client, instance=identity), OPERATOR.state, ours, OPERATOR.queue,
+                                     observations)
     try:
         OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
                                    "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
@@ -92,7 +95,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # kopf runs this startup again after the delay, with no traceback.
         raise kopf.TemporaryError(f"listing before start: {err}", delay=max(1.0, err.retry_after or 2.0)) from None
     if ours.leader_election_namespace:  # several replicas: only the Lease holder reconciles
-        identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         OPERATOR.elector = LeaderElector(Kube(client), ours.leader_election_namespace, identity)
         OPERATOR.reconciler.leading = OPERATOR.elector.leading
         OPERATOR.reconciler.elector = OPERATOR.elector
