@@ -1,0 +1,196 @@
+"""Fuzz through the real API server and the real operator: hypothesis breaks valid objects of each
+kind (InferenceDeployment, HardwarePool, ModelProfile; at least 200 each, HP_FUZZ_EXAMPLES) and
+creates them as `kubectl apply` does (strict field validation). Each is either refused with the
+broken field named in the message, or accepted and then given a status by the operator (a
+condition for the InferenceDeployment, the pool's Ready, the profile's Valid) for its generation:
+never stuck. The operator runs in its own process and must neither exit nor log a traceback, and
+objects it does not own in the same namespace are never touched.
+
+Accepted objects can do nothing costly: InferenceDeployments name only pools that do not exist
+(never "all pools"), pools select no node, and profiles are for such pools."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import time
+
+import pytest
+from cases.api_objects import VALID
+from e2e_helpers import start_operator_process
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+EXAMPLES = int(os.environ.get("HP_FUZZ_EXAMPLES", "210"))
+NOWHERE = "fuzz-nowhere"
+PLURAL = {"InferenceDeployment": "inferencedeployments", "HardwarePool": "hardwarepools",
+          "ModelProfile": "modelprofiles"}
+# Never dropped nor set to null (which the API server reads as unset): either would widen what an
+# accepted object does (all pools, every node).
+KEEP = {"InferenceDeployment": {("spec", "placement"), ("spec", "placement", "pools")},
+        "HardwarePool": {("spec", "nodeSelector")}, "ModelProfile": set()}
+
+
+def base(kind: str, name: str) -> dict:
+    obj = copy.deepcopy(VALID[kind](name))
+    if kind == "InferenceDeployment":
+        obj["spec"]["placement"] = {"pools": [NOWHERE]}
+    elif kind == "HardwarePool":
+        obj["spec"]["nodeSelector"] = {"hybridplace.io/pool": NOWHERE}
+    else:
+        obj["spec"]["pool"] = NOWHERE
+    return obj
+
+
+def _paths(node, prefix=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield (*prefix, key), value
+            yield from _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield (*prefix, i), value
+            yield from _paths(value, (*prefix, i))
+
+
+def _parent(obj, path):
+    for part in path[:-1]:
+        obj = obj[part]
+    return obj
+
+
+HOSTILE_NUMBERS = [-1, 0, 0.5, -0.0001, 1e308, -1e308, 2**63, 10**30]
+HOSTILE_STRINGS = ["", " ", "x" * 100_000, "\u0000", "../../etc/passwd", "é" * 300, "a b", "UPPER", "-a-",
+                   "1e3", "true", "${HOME}", "sha256:" + "g" * 64]
+
+
+@st.composite
+def broken(draw, kind: str, name: str) -> tuple[dict, list[str]]:
+    """A valid object of `kind` broken in one place; and the names along the broken field's path
+    (leaf last), one of which the refusal must name (a rule across fields names its parent)."""
+    obj = base(kind, name)
+    paths = [(("spec", *p), v) for p, v in _paths(obj["spec"])]
+    how = draw(st.sampled_from(["retype", "number", "string", "list", "unknown-field", "drop", "name"]))
+    if how == "name":
+        obj["metadata"]["name"] = draw(st.sampled_from(
+            [f"Fuzz-{name}", f"{name}.v2", f"{name}-" + "a" * 300, f"-{name}", f"{name}_x", f"{name}-" + "b" * 60]))
+        return obj, ["name"]
+    if how == "unknown-field":
+        parents = [("spec",), *[p for p, v in paths if isinstance(v, dict)]]
+        parent = draw(st.sampled_from(parents))
+        field = draw(st.from_regex(r"zz[a-z]{1,8}", fullmatch=True))
+        _parent(obj, (*parent, field))[field] = draw(st.sampled_from([1, "x", {"a": 1}, [1], None]))
+        return obj, [*_named(parent), field]
+    if how == "drop":
+        choices = [p for p, _ in paths if isinstance(p[-1], str) and p not in KEEP[kind]]
+        path = draw(st.sampled_from(choices))
+        del _parent(obj, path)[path[-1]]
+        return obj, _named(path)
+    kinds = {"number": (int, float), "string": (str,), "list": (list,), "retype": (object,)}[how]
+    choices = [(p, v) for p, v in paths if isinstance(v, kinds) and not isinstance(v, bool)] or paths
+    path, value = draw(st.sampled_from(choices))
+    if how == "number":
+        new = draw(st.sampled_from(HOSTILE_NUMBERS))
+    elif how == "string":
+        new = draw(st.sampled_from(HOSTILE_STRINGS))
+    elif how == "list":
+        new = draw(st.sampled_from([[], [None], ["x"] * 1000, [[1]], [{"a": 1}]]))
+    else:  # a value of another type
+        new = draw(st.sampled_from(["x", 1, 1.5, True, None, {"zz": 1}, [1]]))
+        if type(new) is type(value):
+            new = {"zz": 1} if not isinstance(value, dict) else "x"
+    if any(path[:len(k)] == k for k in KEEP[kind]) and (new is None or isinstance(new, list)):
+        new = "x"  # null is dropped (so [null] is []) and [] allows all pools: keep the object harmless
+    _parent(obj, path)[path[-1]] = new
+    return obj, _named(path)
+
+
+def _named(path: tuple) -> list[str]:
+    return [p for p in path if isinstance(p, str) and p != "spec"] or ["spec"]
+
+
+def _path(kind: str, namespace: str) -> str:
+    if kind == "HardwarePool":
+        return "/apis/hybridplace.io/v1alpha1/hardwarepools"
+    return f"/apis/hybridplace.io/v1alpha1/namespaces/{namespace}/{PLURAL[kind]}"
+
+
+def test_malformed_objects_are_refused_naming_the_field_or_get_a_status(kubeconfig, namespace, crds, kubectl,
+                                                                      tmp_path, wait_until):
+    from hybridplace.controller.kube import ApiError, Kube, load_client
+
+    kube = Kube(load_client(kubeconfig))
+    kubectl("create", "deployment", "bystander", "--image=registry.example/app:1")
+    kubectl("create", "service", "clusterip", "bystander", "--tcp=80:8080")
+    kubectl("create", "configmap", "bystander", "--from-literal=a=b")
+    untouched = {kind: kubectl.json(kind, "bystander")["metadata"]["resourceVersion"]
+                 for kind in ("deployment", "service", "configmap")}
+    log = tmp_path / "operator.log"
+    process = start_operator_process(kubeconfig, log)
+    suffix = namespace[-6:]
+    counter = itertools.count()
+    accepted: list[tuple[str, dict]] = []
+    refused: dict[str, int] = {}
+    pools: list[str] = []
+    try:
+        def fuzz(kind: str):
+            @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(data=st.data())
+            def create_one(data):
+                name = f"fz{next(counter)}-{suffix}"
+                obj, fields = data.draw(broken(kind, name))
+                if kind != "HardwarePool":
+                    obj["metadata"]["namespace"] = namespace
+                else:
+                    pools.append(obj["metadata"]["name"])
+                try:
+                    created = kube.request("POST", _path(kind, namespace), obj,
+                                           query=[("fieldValidation", "Strict")])
+                except ApiError as err:
+                    assert err.status in (400, 422), (err, fields)
+                    assert any(f in err.message for f in fields), \
+                        f"{kind}: broke {'.'.join(fields)}; the API server said {err.message[:300]}"
+                    refused[kind] = refused.get(kind, 0) + 1
+                    return
+                accepted.append((kind, created))
+
+            return create_one
+
+        for kind in sorted(PLURAL):
+            fuzz(kind)()
+        assert process.poll() is None, log.read_text()[-3000:]
+
+        def status_of(kind: str, obj: dict) -> dict | None:
+            meta = obj["metadata"]
+            found = kube.get(kind, meta.get("namespace"), meta["name"])
+            status = (found or {}).get("status") or {}
+            conds = status.get("conditions") or []
+            if status.get("observedGeneration") != meta["generation"] or not conds:
+                return None
+            return status
+
+        started = time.monotonic()
+        for kind, obj in accepted:
+            status = wait_until(lambda kind=kind, obj=obj: status_of(kind, obj),
+                                timeout=max(5.0, 120 - (time.monotonic() - started)),
+                                what=f"a status for {kind} {obj['metadata']['name']}: {obj.get('spec')!r:.500}")
+            for cond in status["conditions"]:  # an object the operator cannot use names why
+                if cond["reason"] == "InvalidSpec":
+                    assert "spec." in cond["message"], cond
+        assert process.poll() is None, log.read_text()[-3000:]
+    finally:
+        for name in pools:
+            kube.delete("HardwarePool", None, name)
+        process.terminate()
+        process.wait(timeout=30)
+    print(f"fuzz: {dict(refused)} refused, {len(accepted)} accepted and given a status")
+    assert sum(refused.values()) + len(accepted) >= 3 * EXAMPLES - 10
+    after = {kind: kubectl.json(kind, "bystander")["metadata"]["resourceVersion"] for kind in untouched}
+    assert after == untouched
+    assert kubectl.json("jobs")["items"] == []
+    assert [d["metadata"]["name"] for d in kubectl.json("deployments")["items"]] == ["bystander"]
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
