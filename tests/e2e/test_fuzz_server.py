@@ -11,6 +11,7 @@ Accepted objects can do nothing costly: InferenceDeployments name only pools tha
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import os
@@ -34,14 +35,42 @@ KEEP = {"InferenceDeployment": {("spec", "placement"), ("spec", "placement", "po
         "HardwarePool": {("spec", "nodeSelector")}, "ModelProfile": set()}
 
 
-def base(kind: str, name: str) -> dict:
+def base(kind: str, name: str, full: bool) -> dict:
+    """A valid object of `kind`: the minimal one, or (`full`) one with every optional field set,
+    so that every field can be broken."""
     obj = copy.deepcopy(VALID[kind](name))
+    spec = obj["spec"]
     if kind == "InferenceDeployment":
-        obj["spec"]["placement"] = {"pools": [NOWHERE]}
+        spec["placement"] = {"pools": [NOWHERE]}
+        if full:
+            spec["model"] = {"uri": "https://models.example.com/m.pt", "format": "torchscript",
+                             "digest": "sha256:" + "ab" * 32,
+                             "inputs": [{"name": "x", "shape": [3, 8], "dtype": "float32"}]}
+            spec["scaling"] = {"mode": "Operator", "intervalSeconds": 15, "scaleDownDelaySeconds": 300,
+                               "minLoadRps": 1}
+            spec["placement"].update(objective="cost", allowHybrid=True, mode="Apply", headroom=0.3)
+            spec["benchmark"] = {"batchSizes": [1, 4], "concurrency": [1, 2], "durationSeconds": 1,
+                                 "budgetSeconds": 60, "engine": "torch", "search": "Adaptive", "budgetPoints": 8,
+                                 "budgetSearchSeconds": 30}
+            spec["serving"] = {"image": "registry.example/triton:1", "port": 8000, "maxQueueDelayMs": 2}
     elif kind == "HardwarePool":
-        obj["spec"]["nodeSelector"] = {"hybridplace.io/pool": NOWHERE}
+        spec["nodeSelector"] = {"hybridplace.io/pool": NOWHERE}
+        if full:
+            spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present",
+                                    "effect": "NoSchedule"}]
+            spec["replicaResources"]["limits"] = {"memory": "16Gi", "nvidia.com/gpu": 1}
+            spec["power"] = {"perNodeWatts": 150}
+            spec["maxReplicas"] = 8
+            spec["allowedNamespaces"] = ["team-a"]
     else:
-        obj["spec"]["pool"] = NOWHERE
+        spec["pool"] = NOWHERE
+        if full:
+            spec["model"]["format"] = "torchscript"
+            spec.update(engine="torch", workerVersion="0.1.0", measuredAt="2026-11-30T00:00:00Z",
+                        source="fuzz", search="Adaptive", skippedUnlisted=2,
+                        device={"accelerator": "cpu", "name": "Test CPU"},
+                        skipped=[{"batchSize": 64, "concurrency": 1, "reason": "BeyondSLO"}])
+            spec["points"][0].update(throughputRps=900.0, throughputIps=900.0, spread=0.02, stable=True)
     return obj
 
 
@@ -71,7 +100,7 @@ HOSTILE_STRINGS = ["", " ", "x" * 100_000, "\u0000", "../../etc/passwd", "é" * 
 def broken(draw, kind: str, name: str) -> tuple[dict, list[str]]:
     """A valid object of `kind` broken in one place; and the names along the broken field's path
     (leaf last), one of which the refusal must name (a rule across fields names its parent)."""
-    obj = base(kind, name)
+    obj = base(kind, name, full=draw(st.booleans()))
     paths = [(("spec", *p), v) for p, v in _paths(obj["spec"])]
     how = draw(st.sampled_from(["retype", "number", "string", "list", "unknown-field", "drop", "name"]))
     if how == "name":
@@ -160,7 +189,15 @@ def test_malformed_objects_are_refused_naming_the_field_or_get_a_status(kubeconf
 
             return create_one
 
-        for kind in sorted(PLURAL):
+        for kind in sorted(PLURAL):  # the unbroken objects are accepted: a refusal is the break's
+            for full in (False, True):
+                obj = base(kind, f"fz{next(counter)}-{suffix}", full)
+                if kind != "HardwarePool":
+                    obj["metadata"]["namespace"] = namespace
+                else:
+                    pools.append(obj["metadata"]["name"])
+                accepted.append((kind, kube.request("POST", _path(kind, namespace), obj,
+                                                    query=[("fieldValidation", "Strict")])))
             fuzz(kind)()
         assert process.poll() is None, log.read_text()[-3000:]
 
@@ -174,6 +211,7 @@ def test_malformed_objects_are_refused_naming_the_field_or_get_a_status(kubeconf
             return status
 
         started = time.monotonic()
+        reasons: collections.Counter = collections.Counter()
         for kind, obj in accepted:
             status = wait_until(lambda kind=kind, obj=obj: status_of(kind, obj),
                                 timeout=max(5.0, 120 - (time.monotonic() - started)),
@@ -181,13 +219,14 @@ def test_malformed_objects_are_refused_naming_the_field_or_get_a_status(kubeconf
             for cond in status["conditions"]:  # an object the operator cannot use names why
                 if cond["reason"] == "InvalidSpec":
                     assert "spec." in cond["message"], cond
+            reasons[kind, tuple(sorted({c["reason"] for c in status["conditions"]}))] += 1
         assert process.poll() is None, log.read_text()[-3000:]
     finally:
         for name in pools:
             kube.delete("HardwarePool", None, name)
         process.terminate()
         process.wait(timeout=30)
-    print(f"fuzz: {dict(refused)} refused, {len(accepted)} accepted and given a status")
+    print(f"fuzz: {dict(refused)} refused, {len(accepted)} accepted and given a status: {dict(reasons)}")
     assert sum(refused.values()) + len(accepted) >= 3 * EXAMPLES - 10
     after = {kind: kubectl.json(kind, "bystander")["metadata"]["resourceVersion"] for kind in untouched}
     assert after == untouched
