@@ -50,9 +50,6 @@ class Leadership:
         self._until = until
         self._held.set()
 
-    def set(self) -> None:
-        self.hold_until(float("inf"))
-
     def clear(self) -> None:
         self._held.clear()
 
