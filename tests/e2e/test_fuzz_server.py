@@ -1,9 +1,9 @@
 """Fuzz through the real API server and the real operator: hypothesis breaks valid objects of each
-kind (InferenceDeployment, HardwarePool, ModelProfile; at least 200 each, HP_FUZZ_EXAMPLES) and
-creates them as `kubectl apply` does (strict field validation). Each is either refused with the
-broken field named in the message, or accepted and then given a status by the operator (a
-condition for the InferenceDeployment, the pool's Ready, the profile's Valid) for its generation:
-never stuck. The operator runs in its own process and must neither exit nor log a traceback, and
+kind (InferenceDeployment, HardwarePool, ModelProfile; HP_FUZZ_EXAMPLES, default 210, created
+and as many put over existing objects) and sends them as `kubectl apply` does (strict field
+validation). Each is either refused with the broken field named in the message, or accepted and
+then given a status by the operator (a condition for the InferenceDeployment, the pool's Ready,
+the profile's Valid) for its last generation: never stuck. The operator runs in its own process and must neither exit nor log a traceback, and
 objects it does not own in the same namespace are never touched.
 
 Accepted objects can do nothing costly: InferenceDeployments name only pools that do not exist
@@ -20,13 +20,14 @@ import time
 import pytest
 from cases.api_objects import VALID
 from e2e_helpers import start_operator_process
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 EXAMPLES = int(os.environ.get("HP_FUZZ_EXAMPLES", "210"))
 NOWHERE = "fuzz-nowhere"
+STRICT = [("fieldValidation", "Strict")]  # as kubectl apply validates
 PLURAL = {"InferenceDeployment": "inferencedeployments", "HardwarePool": "hardwarepools",
           "ModelProfile": "modelprofiles"}
 # Never dropped nor set to null (which the API server reads as unset): either would widen what an
@@ -97,10 +98,10 @@ HOSTILE_STRINGS = ["", " ", "x" * 100_000, "\u0000", "../../etc/passwd", "é" * 
 
 
 @st.composite
-def broken(draw, kind: str, name: str) -> tuple[dict, list[str]]:
+def broken(draw, kind: str, name: str, full: bool | None = None) -> tuple[dict, list[str]]:
     """A valid object of `kind` broken in one place; and the names along the broken field's path
     (leaf last), one of which the refusal must name (a rule across fields names its parent)."""
-    obj = base(kind, name, full=draw(st.booleans()))
+    obj = base(kind, name, full=draw(st.booleans()) if full is None else full)
     paths = [(("spec", *p), v) for p, v in _paths(obj["spec"])]
     how = draw(st.sampled_from(["retype", "number", "string", "list", "unknown-field", "drop", "name"]))
     if how == "name":
@@ -162,44 +163,69 @@ def test_malformed_objects_are_refused_naming_the_field_or_get_a_status(kubeconf
     suffix = namespace[-6:]
     counter = itertools.count()
     accepted: list[tuple[str, dict]] = []
-    refused: dict[str, int] = {}
+    refused: collections.Counter = collections.Counter()  # by (kind, update)
+    tried: collections.Counter = collections.Counter()
     pools: list[str] = []
     try:
-        def fuzz(kind: str):
-            @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
-            @given(data=st.data())
-            def create_one(data):
-                name = f"fz{next(counter)}-{suffix}"
-                obj, fields = data.draw(broken(kind, name))
-                if kind != "HardwarePool":
-                    obj["metadata"]["namespace"] = namespace
-                else:
-                    pools.append(obj["metadata"]["name"])
+        def send(kind: str, obj: dict, fields: list[str], update: bool) -> dict | None:
+            """POST (or PUT over the current object, as `kubectl apply` to an existing one);
+            the object as stored, or None when refused with the broken field named."""
+            tried[kind, update] += 1
+            if kind != "HardwarePool":
+                obj["metadata"]["namespace"] = namespace
+            elif not update:
+                pools.append(obj["metadata"]["name"])
+            for _ in range(5):  # a status write by the operator between GET and PUT: 409, again
                 try:
-                    created = kube.request("POST", _path(kind, namespace), obj,
-                                           query=[("fieldValidation", "Strict")])
+                    if not update:
+                        return kube.request("POST", _path(kind, namespace), obj, query=STRICT)
+                    meta = obj["metadata"]
+                    current = kube.get(kind, meta.get("namespace"), meta["name"])
+                    meta["resourceVersion"] = current["metadata"]["resourceVersion"]
+                    return kube.request("PUT", f"{_path(kind, namespace)}/{meta['name']}", obj, query=STRICT)
                 except ApiError as err:
+                    if update and err.status == 409:
+                        continue
                     assert err.status in (400, 422), (err, fields)
                     assert any(f in err.message for f in fields), \
                         f"{kind}: broke {'.'.join(fields)}; the API server said {err.message[:300]}"
-                    refused[kind] = refused.get(kind, 0) + 1
-                    return
-                accepted.append((kind, created))
+                    refused[kind, update] += 1
+                    return None
+            raise AssertionError(f"{kind} {obj['metadata']['name']}: 409 five times in a row")
 
-            return create_one
-
-        for kind in sorted(PLURAL):  # the unbroken objects are accepted: a refusal is the break's
-            for full in (False, True):
-                obj = base(kind, f"fz{next(counter)}-{suffix}", full)
-                if kind != "HardwarePool":
-                    obj["metadata"]["namespace"] = namespace
+        def fuzz(kind: str, targets: dict[bool, str] | None):
+            """Create broken objects (targets None), or put broken specs over `targets` (the
+            minimal and the full object of `kind`, by `full`)."""
+            @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(data=st.data())
+            def one(data):
+                if targets is None:
+                    obj, fields = data.draw(broken(kind, f"fz{next(counter)}-{suffix}"))
                 else:
-                    pools.append(obj["metadata"]["name"])
-                accepted.append((kind, kube.request("POST", _path(kind, namespace), obj,
-                                                    query=[("fieldValidation", "Strict")])))
-            fuzz(kind)()
+                    full = data.draw(st.booleans())
+                    obj, fields = data.draw(broken(kind, targets[full], full))
+                    assume(obj["metadata"]["name"] == targets[full])  # a rename is a create
+                stored = send(kind, obj, fields, update=targets is not None)
+                if stored is not None:
+                    accepted.append((kind, stored))
+
+            return one
+
+        for kind in sorted(PLURAL):
+            targets = {}
+            for full in (False, True):  # the unbroken objects are accepted: a refusal is the break's
+                obj = base(kind, f"fz{next(counter)}-{suffix}", full)
+                accepted.append((kind, send(kind, obj, [], update=False)))
+                targets[full] = obj["metadata"]["name"]
+            fuzz(kind, None)()
+            fuzz(kind, targets)()
         assert process.poll() is None, log.read_text()[-3000:]
+
+        latest = {}  # an object updated many times needs a status for its last generation only
+        for kind, obj in accepted:
+            latest[kind, obj["metadata"].get("namespace"), obj["metadata"]["name"]] = obj
+        accepted = [(kind, obj) for (kind, _, _), obj in latest.items()]
 
         def status_of(kind: str, obj: dict) -> dict | None:
             meta = obj["metadata"]
@@ -226,8 +252,12 @@ def test_malformed_objects_are_refused_naming_the_field_or_get_a_status(kubeconf
             kube.delete("HardwarePool", None, name)
         process.terminate()
         process.wait(timeout=30)
-    print(f"fuzz: {dict(refused)} refused, {len(accepted)} accepted and given a status: {dict(reasons)}")
-    assert sum(refused.values()) + len(accepted) >= 3 * EXAMPLES - 10
+    print(f"fuzz: refused (kind, update): {dict(refused)}; {len(accepted)} objects accepted, each given a status "
+          f"for its last generation: {dict(reasons)}")
+    for kind in PLURAL:  # at least EXAMPLES broken objects of each kind, created and put over one
+        for update in (False, True):
+            assert tried[kind, update] >= EXAMPLES, (kind, update, tried)
+            assert refused[kind, update] >= EXAMPLES // 2, (kind, update, refused)  # the breaks mostly break
     after = {kind: kubectl.json(kind, "bystander")["metadata"]["resourceVersion"] for kind in untouched}
     assert after == untouched
     assert kubectl.json("jobs")["items"] == []
