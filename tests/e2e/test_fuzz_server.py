@@ -3,8 +3,9 @@ kind (InferenceDeployment, HardwarePool, ModelProfile; HP_FUZZ_EXAMPLES, default
 and as many put over existing objects) and sends them as `kubectl apply` does (strict field
 validation). Each is either refused with the broken field named in the message, or accepted and
 then given a status by the operator (a condition for the InferenceDeployment, the pool's Ready,
-the profile's Valid) for its last generation: never stuck. The operator runs in its own process and must neither exit nor log a traceback, and
-objects it does not own in the same namespace are never touched.
+the profile's Valid) for its last generation: never stuck. The operator runs in its own process
+and must neither exit nor log a traceback, and objects it does not own in the same namespace are
+never touched.
 
 Accepted objects can do nothing costly: InferenceDeployments name only pools that do not exist
 (never "all pools"), pools select no node, and profiles are for such pools."""
@@ -196,8 +197,8 @@ def test_malformed_objects_are_refused_naming_the_field_or_get_a_status(kubeconf
         def fuzz(kind: str, targets: dict[bool, str] | None):
             """Create broken objects (targets None), or put broken specs over `targets` (the
             minimal and the full object of `kind`, by `full`)."""
-            @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+            # Random locally, derandomized under CI=true (tests/conftest.py's profile "ci").
+            @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
             @given(data=st.data())
             def one(data):
                 if targets is None:
