@@ -31,8 +31,8 @@ NOWHERE = "fuzz-nowhere"
 STRICT = [("fieldValidation", "Strict")]  # as kubectl apply validates
 PLURAL = {"InferenceDeployment": "inferencedeployments", "HardwarePool": "hardwarepools",
           "ModelProfile": "modelprofiles"}
-# Never dropped nor set to null (which the API server reads as unset): either would widen what an
-# accepted object does (all pools, every node).
+# Never dropped, set to null (which the API server reads as unset) or to a list (`pools: []`):
+# each would widen what an accepted object does (all pools, every node).
 KEEP = {"InferenceDeployment": {("spec", "placement"), ("spec", "placement", "pools")},
         "HardwarePool": {("spec", "nodeSelector")}, "ModelProfile": set()}
 
@@ -134,7 +134,7 @@ def broken(draw, kind: str, name: str, full: bool | None = None) -> tuple[dict, 
         if type(new) is type(value):
             new = {"zz": 1} if not isinstance(value, dict) else "x"
     if any(path[:len(k)] == k for k in KEEP[kind]) and (new is None or isinstance(new, list)):
-        new = "x"  # null is dropped (so [null] is []) and [] allows all pools: keep the object harmless
+        new = "x"  # null is unset and [] allows all pools: keep the object harmless
     _parent(obj, path)[path[-1]] = new
     return obj, _named(path)
 
