@@ -3,7 +3,9 @@ leaderelection does, so that two replicas never both act.
 
 Every replica watches and keeps its cache warm; only the holder of the Lease reconciles. The
 holder renews the Lease every `renew_seconds`; another replica takes it over only once it has
-not been renewed for `lease_seconds`. A replica that fails to renew stops reconciling at once,
+seen the Lease unchanged for `lease_seconds`, timed on its own monotonic clock from when it saw
+the last change (as client-go does), so clock skew between nodes cannot make a fresh Lease look
+expired. A replica that fails to renew stops reconciling at once,
 and one whose renewal hangs (an API server that accepts and never answers) stops at its renew
 deadline, `renew_deadline` seconds after the start of its last successful renewal, which comes
 before the Lease can expire: so two never act together (client-go's renewDeadline).
@@ -25,15 +27,6 @@ log = logging.getLogger("hybridplace")
 
 def _micro(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _seconds(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class Leadership:
@@ -101,6 +94,8 @@ class LeaderElector:
                              "renew < deadline < lease")
         self._monotonic = monotonic
         self.leading = Leadership(monotonic)
+        self._observed: tuple[Any, ...] | None = None  # the Lease as last seen, and when (monotonic)
+        self._observed_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
 
@@ -114,8 +109,11 @@ class LeaderElector:
         """Stop, and give the Lease up if held, so a standby takes over at once."""
         self._stop.set()
         was_leading = self.leading.is_set()
-        self.leading.clear()
+        self.leading.clear()  # stop acting at once
         self._thread.join(timeout=10)
+        if self.leading.is_set():  # a renewal in flight took or kept the Lease meanwhile
+            was_leading = True
+            self.leading.clear()
         if was_leading:
             try:
                 lease = self.kube.get("Lease", self.namespace, self.name)
@@ -133,6 +131,8 @@ class LeaderElector:
             except Exception as err:  # noqa: BLE001 - the election must outlive any one failure
                 log.warning("leader election: %s", err, exc_info=not isinstance(err, ApiError))
                 leading = False
+            if self._stop.is_set():  # stopped during the call: stop() gives the Lease up
+                break
             if leading:
                 self.leading.hold_until(started + self.renew_deadline)
             else:
@@ -163,10 +163,12 @@ class LeaderElector:
             return self.kube.create(body) is not None  # None: another replica created it first
         spec: dict[str, Any] = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = _seconds(spec.get("renewTime")) or 0.0
+        record = (holder, spec.get("renewTime"), lease["metadata"].get("resourceVersion"))
+        if record != self._observed:
+            self._observed, self._observed_at = record, self._monotonic()
         duration = float(spec.get("leaseDurationSeconds") or self.lease_seconds)
-        if holder and holder != self.identity and now < renewed + duration:
-            return False  # held by another replica, and fresh
+        if holder and holder != self.identity and self._monotonic() < self._observed_at + duration:
+            return False  # held by another replica that renewed it within its duration, as seen here
         new_spec = {**spec, **spec_now}
         if holder != self.identity:
             new_spec["acquireTime"] = _micro(now)
