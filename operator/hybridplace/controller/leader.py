@@ -5,10 +5,10 @@ Every replica watches and keeps its cache warm; only the holder of the Lease rec
 holder renews the Lease every `renew_seconds`; another replica takes it over only once it has
 seen the Lease unchanged for `lease_seconds`, timed on its own monotonic clock from when it saw
 the last change (as client-go does), so clock skew between nodes cannot make a fresh Lease look
-expired. A replica that fails to renew stops reconciling at once,
-and one whose renewal hangs (an API server that accepts and never answers) stops at its renew
-deadline, `renew_deadline` seconds after the start of its last successful renewal, which comes
-before the Lease can expire: so two never act together (client-go's renewDeadline).
+expired. A replica that fails to renew stops reconciling at once, and one whose renewal hangs
+(an API server that accepts and never answers) stops at its renew deadline, `renew_deadline`
+seconds after the start of its last successful renewal, which comes before the Lease can expire:
+so two never act together (client-go's renewDeadline).
 """
 
 from __future__ import annotations
