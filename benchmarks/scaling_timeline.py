@@ -7,12 +7,15 @@ within the default headroom) gets --steps cycles of LOW then HIGH requests/s (de
 120, each --step-seconds long) from `hybridplace loadgen`. A sampler records every 2 s: offered
 load, replicas decided and available, observed p95 and predicted p95.
 
-Printed: the timeline as a table, and per up-step the reaction time from the step to the new
-replicas being Ready (available). Goal <= 30 s with a 5 s scrape and a 15 s interval (the HPA
-syncs every 15 s, KEDA polls every 30 s). `--plot FILE` writes the timeline as a PNG.
+Printed: the timeline as a table; per up-step the reaction time from the step to more replicas
+decided and to the new replicas being Ready (available), p50 and p95; then a steady phase
+(--steady-seconds, 3 minutes by default, at the high load once replicas have settled) in which
+nothing may change. Goal <= 30 s from step to Ready with a 5 s scrape and a 15 s interval (the
+HPA syncs every 15 s, KEDA polls every 30 s). Exit status 1 when a goal is missed.
+`--plot FILE` writes the timeline as a PNG.
 
     python benchmarks/scaling_timeline.py [--steps 5] [--plot docs/scaling-timeline.png]
-(`make bench-scaling`; about 2 x steps x step-seconds, 10 minutes by default.)
+(`make bench-scaling`; about 2 x steps x step-seconds + 4 minutes, 15 minutes by default.)
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def main() -> int:
     p.add_argument("--step-seconds", type=float, default=60.0)
     p.add_argument("--interval", type=int, default=15)
     p.add_argument("--scale-down-delay", type=int, default=30)
+    p.add_argument("--steady-seconds", type=float, default=180.0)
     p.add_argument("--plot", type=Path, default=None)
     p.add_argument("--keep-cluster", action="store_true")
     args = p.parse_args()
@@ -91,14 +95,18 @@ def main() -> int:
                          "predictedP95": max((x["predictedLatencyMs"] for x in placements), default=None)})
 
     def load(rps, seconds):
+        """One loadgen run for the whole phase, re-listing the Ready pods every 2 s (replicas that
+        become Ready get their share at once; no gaps between runs to show up as a lower rate)."""
         offered["rps"] = rps
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 1:
             subprocess.run([sys.executable, "-m", "hybridplace.cli", "loadgen", NAME, "-n", "default", "--rps",
-                            f"{rps:g}", "--seconds", f"{min(10.0, left):.1f}", "-o", "json", "--kubeconfig", kc],
-                           capture_output=True, text=True, timeout=120)
+                            f"{rps:g}", "--seconds", f"{left:.1f}", "--refresh-seconds", "2", "-o", "json",
+                            "--kubeconfig", kc], capture_output=True, text=True, timeout=left + 120)
 
     reactions = []
+    decided = []
+    steady: dict = {}
     load_before = os.getloadavg()[0]
     try:
         kubectl("apply", "-f", "-", stdin=json.dumps(body))
@@ -118,6 +126,25 @@ def main() -> int:
             ready = next((r["t"] for r in rows if r["t"] >= step_at and r["replicas"] > before
                           and r["available"] >= r["replicas"]), None)
             reactions.append(None if ready is None else round(ready - step_at, 1))
+            more = next((r["t"] for r in rows if r["t"] >= step_at and r["replicas"] > before), None)
+            decided.append(None if more is None else round(more - step_at, 1))
+        load(args.low, args.step_seconds)
+        # Steady: the high load until the replicas have settled (Ready, unchanged for two
+        # intervals), then --steady-seconds in which nothing may change.
+        settle_until = time.monotonic() + 120
+        while time.monotonic() < settle_until:
+            load(args.high, 2 * args.interval)
+            recent = [r for r in rows if r["t"] >= time.monotonic() - t0 - 2 * args.interval]
+            last = recent[-1] if recent else None
+            if last and len({r["replicas"] for r in recent}) == 1 and last["available"] >= last["replicas"]:
+                break
+        start = time.monotonic() - t0
+        load(args.high, args.steady_seconds)
+        window = [r for r in rows if r["t"] >= start]
+        steady = {"start": round(start, 1), "seconds": args.steady_seconds,
+                  "replicas": sorted({r["replicas"] for r in window}),
+                  "changes": sum(1 for a, b in zip(window, window[1:], strict=False) if a["replicas"] != b["replicas"]),
+                  "p95": [r["observedP95"] for r in window if r["observedP95"] is not None]}
         load(args.low, args.step_seconds)
     finally:
         stop.set()
@@ -133,18 +160,30 @@ def main() -> int:
         print(f"{r['t']:>6.1f} {r['offered']:>8g} {r['replicas']:>8} {r['available']:>6} "
               f"{f(r['observedRps'], '>8.1f')} {f(r['observedP95'], '>8.1f')} {f(r['predictedP95'], '>9.1f')}")
     done = [x for x in reactions if x is not None]
-    summary = "no up-step reached Ready"
-    if done:
-        q = statistics.quantiles(done, n=20, method="inclusive") if len(done) > 1 else [done[0]] * 19
-        summary = f"p50 {statistics.median(done):.1f} s, p95 {q[18]:.1f} s"
-    print(f"# reaction from step to new replicas Ready, {len(done)} of {len(reactions)} up-steps: {summary} "
-          f"(each: {reactions}); interval {args.interval} s, scrape 5 s, scale-down delay "
+    print(f"# reaction from step to more replicas decided, {len(decided) - decided.count(None)} of "
+          f"{len(decided)} up-steps: {_quantiles(decided)} (each: {decided})")
+    print(f"# reaction from step to new replicas Ready, {len(done)} of {len(reactions)} up-steps: "
+          f"{_quantiles(reactions)} (each: {reactions}); interval {args.interval} s, scrape 5 s, scale-down delay "
           f"{args.scale_down_delay} s; goal <= 30 s")
+    if steady:
+        p95 = steady["p95"]
+        print(f"# steady {args.high:g} requests/s for {steady['seconds']:g} s from t={steady['start']} s: "
+              f"replicas {steady['replicas']}, {steady['changes']} changes; observed p95 "
+              f"{min(p95, default=float('nan')):.1f}-{max(p95, default=float('nan')):.1f} ms (SLO 300); goal 0 changes")
     print(f"# {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
           f"load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after")
     if args.plot:
         plot(rows, args.plot)
-    return 0 if done and len(done) == len(reactions) and max(done) <= 30 else 1
+    ok = done and len(done) == len(reactions) and max(done) <= 30 and steady.get("changes", 1) == 0
+    return 0 if ok else 1
+
+
+def _quantiles(values) -> str:
+    done = [x for x in values if x is not None]
+    if not done:
+        return "none"
+    q = statistics.quantiles(done, n=20, method="inclusive") if len(done) > 1 else [done[0]] * 19
+    return f"p50 {statistics.median(done):.1f} s, p95 {q[18]:.1f} s"
 
 
 def plot(rows, path: Path) -> None:

@@ -54,7 +54,7 @@ bench-data-plane: ## Load generator's achieved vs asked rate (50, 200 requests/s
 	$(PY) benchmarks/data_plane.py $(BENCH_ARGS)
 
 .PHONY: bench-scaling
-bench-scaling: ## Replicas following a load stepping 20 <-> 120 requests/s x 5: timeline, reaction times, docs/scaling-timeline.png (~11 min).
+bench-scaling: ## Replicas following a load stepping 20 <-> 120 requests/s x 5, then 3 min steady: timeline, reaction times, docs/scaling-timeline.png (~16 min).
 	$(PY) benchmarks/scaling_timeline.py --plot docs/scaling-timeline.png $(BENCH_ARGS)
 
 .PHONY: bench-scaling-cost

@@ -117,15 +117,17 @@ def api_client(kubeconfig):
     client.close()
 
 
-def poll(check, timeout=60, interval=0.5, what=None):
-    """Call check() until it returns something truthy (returned) or timeout seconds pass (fail)."""
+def poll(check, timeout=60, interval=0.5, what=None, detail=None):
+    """Call check() until it returns something truthy (returned) or timeout seconds pass (fail,
+    with detail() in the message when given: what was seen last)."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or check}", pytrace=False)
+            seen = f"; last seen: {detail()}" if detail is not None else ""
+            pytest.fail(f"timed out after {timeout} s waiting for {what or check}{seen}", pytrace=False)
         time.sleep(interval)
 
 

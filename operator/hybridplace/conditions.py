@@ -29,6 +29,7 @@ WAITING_FOR_PROFILES = "WaitingForProfiles"
 INVALID_SPEC = "InvalidSpec"
 SLO_PREDICTED_MET = "PredictedWithinSLO"
 SLO_INFEASIBLE = "Infeasible"
+OVER_CAPACITY = "OverCapacity"  # not placed: no room left on the pools that would meet the SLO
 REPLICAS_AVAILABLE = "ReplicasAvailable"
 REPLICAS_PENDING = "ReplicasPending"
 NOT_PLACED = "NotPlaced"

@@ -67,6 +67,12 @@ class Settings:
                   "help": "the liveness probe fails when work is due and none progressed for this long, seconds"},
     )
 
+    profile_max_age_seconds: float = field(
+        default=2592000.0,
+        metadata={"env": "HP_PROFILE_MAX_AGE_SECONDS",
+                  "help": "measure a pool again when its measured ModelProfile is older than this, seconds "
+                          "(30 days); 0: never. spec.benchmark.maxAge and a pool's profileMaxAge override it"},
+    )
     allowed_image_registries: tuple[str, ...] = field(
         default=(),
         metadata={"env": "HP_ALLOWED_IMAGE_REGISTRIES",
@@ -89,6 +95,7 @@ class Settings:
             "benchmark_backoff_limit": (0, 10),
             "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
             "stall_seconds": (10, None),
+            "profile_max_age_seconds": (0, None),
         }
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "

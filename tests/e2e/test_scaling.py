@@ -101,7 +101,9 @@ def test_replicas_follow_a_load_step_up_and_back_down(scaling_operator, kubectl,
     # Back to 20 requests/s: nothing changes before the delay, then down to what 20 needs.
     down = time.monotonic()
     load(kubeconfig, namespace, name, 20, 20)
-    assert total_replicas(kubectl, name) == high  # within the delay (and the rate window's memory)
+    now = status(kubectl, name)
+    assert total_replicas(kubectl, name) == high, (  # within the delay (and the rate window's memory)
+        now.get("scaling"), now.get("calibration"), now.get("observed"))
     wait_until(lambda: (load(kubeconfig, namespace, name, 20, 5), total_replicas(kubectl, name))[1] == 1,
                timeout=150, interval=0.1, what="replicas back to 1 after the scale-down delay")
     assert time.monotonic() - down >= DELAY_S

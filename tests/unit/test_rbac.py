@@ -30,7 +30,8 @@ VERB = {
 # Calls whose kind is a variable: (source pattern, kinds it takes, Kube method).
 DYNAMIC = [
     (r"self\.kube\.create\(job\)", ["Job"], "create"),
-    (r"self\.kube\.create\(outcome\)", ["ModelProfile"], "create"),
+    (r"self\.kube\.create\(profile\)", ["ModelProfile"], "create"),
+    (r"self\.kube\.replace\(\{\*\*profile", ["ModelProfile"], "replace"),
     (r"self\.kube\.create\(obj\)", ["Deployment", "Service"], "create"),  # _create_or_adopt
     (r"self\.kube\.get\(obj\[\"kind\"\]", ["Deployment", "Service"], "get"),
     (r"self\.kube\.apply\(deployment\)", ["Deployment"], "apply"),

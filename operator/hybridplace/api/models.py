@@ -177,6 +177,7 @@ class HardwarePoolSpec(Model):
     price: Price
     power: Power | None = None
     max_replicas: Annotated[Int32, Field(ge=1)] | None = None
+    profile_max_age: StrictInt | StrictStr | None = None  # seconds or 90s/30m/12h/7d (api/duration.py)
     allowed_namespaces: Annotated[
         list[Annotated[StrictStr, Field(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]],
         Field(max_length=64),
@@ -232,6 +233,8 @@ class Device(Model):
     cuda_version: Annotated[StrictStr, Field(max_length=64)] | None = None
     power_watts: Annotated[float, Field(ge=0)] | None = None
     driver_version: Annotated[StrictStr, Field(max_length=64)] | None = None
+    instance_type: Annotated[StrictStr, Field(max_length=63)] | None = None
+    gpu_product: Annotated[StrictStr, Field(max_length=63)] | None = None
 
 
 class ProfilePoint(Model):
@@ -360,6 +363,7 @@ class Benchmark(Model):
     search: Literal["Grid", "Adaptive"] = "Adaptive"
     budget_points: Annotated[Int32, Field(ge=1, le=128)] | None = None
     budget_search_seconds: Annotated[float, Field(ge=1, le=86400)] | None = None
+    max_age: StrictInt | StrictStr | None = None  # seconds or 90s/30m/12h/7d (api/duration.py)
 
 
 class Serving(Model):
@@ -390,6 +394,7 @@ class PlacementStatus(Model):
     pool: Annotated[StrictStr, Field(max_length=253)] | None = None
     replicas: Int32 | None = None
     batch_size: Int32 | None = None
+    concurrency: Int32 | None = None
     share_rps: float | None = None
     predicted_latency_ms: float | None = None
     utilisation: float | None = None
@@ -446,8 +451,31 @@ class ScalingStatus(Model):
     last_scale_time: DateTime | None = None
 
 
+class ServingStatus(Model):
+    pool: Annotated[StrictStr, Field(max_length=63)]
+    deployment: Annotated[StrictStr, Field(max_length=63)] | None = None
+    replicas: Int32 | None = None
+    available_replicas: Int32 | None = None
+    state: Annotated[StrictStr, Field(max_length=16)] | None = None
+    ready_since: DateTime | None = None
+
+
+class CalibrationStatus(Model):
+    pool: Annotated[StrictStr, Field(max_length=63)]
+    ratio: float
+    observed_ms: float | None = None
+    predicted_ms: float | None = None
+    per_replica_rps: float | None = None
+    samples: Int32 | None = None
+    sampled_at: DateTime | None = None
+    outside_since: DateTime | None = None
+    lower_since: DateTime | None = None
+
+
 class InferenceDeploymentStatus(Model):
     observed: ObservedStatus | None = None
+    serving: Annotated[list[ServingStatus], Field(max_length=64), _unique_by("pool")] | None = None
+    calibration: Annotated[list[CalibrationStatus], Field(max_length=64), _unique_by("pool")] | None = None
     scaling: ScalingStatus | None = None
     observed_generation: StrictInt | None = None
     model_digest: Annotated[StrictStr, Field(max_length=71)] | None = None

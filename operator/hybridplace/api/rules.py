@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .duration import age_is_valid
 from .quantity import parse_quantity
 
 Json = dict[str, Any]
@@ -132,6 +133,13 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "HardwarePool",
+        "spec.profileMaxAge",
+        "profileMaxAge must be 0 (never), a number of seconds of at least 10, or one number and a unit "
+        "such as 90s, 30m, 12h or 7d (at least 10s)",
+        age_is_valid,
+    ),
+    Rule(
+        "HardwarePool",
         "spec.power",
         "set at most one of power.perNodeWatts or power.perReplicaWatts",
         lambda p: not ("perNodeWatts" in p and "perReplicaWatts" in p),
@@ -190,6 +198,13 @@ RULES: tuple[Rule, ...] = (
         "load.minReplicas must be less than or equal to load.maxReplicas",
         lambda load: load["minReplicas"] <= load["maxReplicas"],
         ".minReplicas",
+    ),
+    Rule(
+        "InferenceDeployment",
+        "spec.benchmark.maxAge",
+        "benchmark.maxAge must be 0 (never), a number of seconds of at least 10, or one number and a unit "
+        "such as 90s, 30m, 12h or 7d (at least 10s)",
+        age_is_valid,
     ),
     Rule(
         "InferenceDeployment",

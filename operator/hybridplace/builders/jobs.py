@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from ..api.models import SLO, Benchmark, HardwarePool, ModelSource
@@ -15,6 +17,25 @@ NON_RETRIABLE_EXIT_CODES = [2, 11, 12, 13, 14]
 
 # The worker stops itself this long before the Job's deadline, so it can still report Timeout.
 DEADLINE_MARGIN_SECONDS = 15
+
+
+def benchmark_key(benchmark: Benchmark, serving_image: str | None) -> str:
+    """16 hex characters of a hash of what changes a measurement: batch sizes, concurrency,
+    duration per point, engine, search and its budgets, and the serving image. Not the Job's
+    deadline (budgetSeconds) or maxAge: they change when, not what, is measured. The worker
+    image is compared on its own (it is the operator's, the same for every deployment)."""
+    found = {
+        "batchSizes": sorted(benchmark.batch_sizes),
+        "concurrency": sorted(benchmark.concurrency),
+        "durationSeconds": f"{benchmark.duration_seconds:g}",
+        "engine": benchmark.engine,
+        "search": benchmark.search,
+        "budgetPoints": benchmark.budget_points,
+        "budgetSearchSeconds": None if benchmark.budget_search_seconds is None
+        else f"{benchmark.budget_search_seconds:g}",
+        "servingImage": serving_image or "",
+    }
+    return hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def search_env(benchmark: Benchmark, slo: SLO | None) -> list[dict[str, str]]:
@@ -73,9 +94,12 @@ def build_benchmark_job(
     ttl_seconds: int,
     backoff_limit: int,
     slo: SLO | None = None,
+    serving_image: str | None = None,
 ) -> dict[str, Any]:
     """A Job that measures `model` on `pool` and writes the compact result to its termination
-    message. Its name depends only on the digest and the pool: one Job per pair, ever.
+    message. Its name depends only on the digest and the pool: one Job per pair at a time (a
+    finished one is deleted when the pool must be measured again). Its label
+    hybridplace.io/benchmark-key says what it measures with (`benchmark_key`).
 
     The search (spec.benchmark.search, budgetPoints, budgetSearchSeconds) and, for Adaptive,
     the deployment's SLO reach the worker as HP_ environment variables (docs/worker.md). The
@@ -88,6 +112,7 @@ def build_benchmark_job(
         names.LABEL_POOL: pool.name,
         names.LABEL_DIGEST: names.digest_label(digest),
     }
+    job_labels = {**labels, names.LABEL_BENCHMARK_KEY: benchmark_key(benchmark, serving_image)}
     args = [
         "bench",
         *model_args(model, digest),
@@ -119,7 +144,7 @@ def build_benchmark_job(
         "metadata": {
             "name": names.benchmark_job_name(digest, pool.name),
             "namespace": namespace,
-            "labels": labels,
+            "labels": job_labels,
             "annotations": {names.ANNOTATION_DIGEST: digest},
         },
         "spec": {

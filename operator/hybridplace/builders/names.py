@@ -16,6 +16,16 @@ LABEL_DIGEST = "hybridplace.io/digest"  # the first 40 hex of the model digest (
 LABEL_INSTANCE = "hybridplace.io/inferencedeployment"
 ANNOTATION_DIGEST = "hybridplace.io/model-digest"
 ANNOTATION_FINGERPRINT = "hybridplace.io/fingerprint"  # of the serving Deployment the operator applied
+# A hash of what a benchmark measures with (builders.jobs.benchmark_key), on the Job and on the
+# ModelProfile it records: a profile whose key no InferenceDeployment of its model asks for any
+# more is measured again.
+LABEL_BENCHMARK_KEY = "hybridplace.io/benchmark-key"
+ANNOTATION_WORKER_IMAGE = "hybridplace.io/worker-image"  # on a recorded ModelProfile: the image that measured
+# On a benchmark Job once its result is recorded: the measuredAt of the ModelProfile it wrote.
+ANNOTATION_RECORDED = "hybridplace.io/recorded-measured-at"
+# Node labels a profile records the value of (spec.device.instanceType, gpuProduct).
+NODE_LABEL_INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+NODE_LABEL_GPU_PRODUCT = "nvidia.com/gpu.product"
 
 COMPONENT_BENCHMARK = "benchmark"
 COMPONENT_SERVING = "serving"

@@ -80,9 +80,14 @@ def _skipped(by_reason: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
 
 
 def build_model_profile(
-    result: dict[str, Any], *, namespace: str, pool: str, node: str | None, source: str
+    result: dict[str, Any], *, namespace: str, pool: str, node: str | None, source: str,
+    benchmark_key: str | None = None, worker_image: str | None = None,
+    node_labels: dict[str, str] | None = None,
 ) -> dict[str, Any] | BenchmarkFailure:
-    """The ModelProfile for a worker result measured on `pool`, validated, or why not."""
+    """The ModelProfile for a worker result measured on `pool`, validated, or why not.
+    `benchmark_key` (the Job's label) and `worker_image` say what it was measured with, and
+    `node_labels` (the node's) what on: the instance type and GPU product are recorded, so that
+    a change of any of them is seen (controller/reprofile.py)."""
     try:
         model = result["model"]
         device = {k: v for k, v in result["device"].items() if v is not None}
@@ -93,6 +98,10 @@ def build_model_profile(
         return BenchmarkFailure("InvalidResult", f"the worker result lacks or garbles {err}")
     if node:
         device["node"] = node
+    for label, key in ((names.NODE_LABEL_INSTANCE_TYPE, "instanceType"), (names.NODE_LABEL_GPU_PRODUCT, "gpuProduct")):
+        value = (node_labels or {}).get(label)
+        if value:
+            device[key] = value[:63]
     digest = model.get("digest", "")
     profile = {
         "apiVersion": API_VERSION,
@@ -104,7 +113,9 @@ def build_model_profile(
                 names.LABEL_MANAGED_BY: names.MANAGED_BY,
                 names.LABEL_POOL: pool,
                 names.LABEL_DIGEST: names.digest_label(digest) if ":" in digest else "",
+                **({names.LABEL_BENCHMARK_KEY: benchmark_key} if benchmark_key else {}),
             },
+            **({"annotations": {names.ANNOTATION_WORKER_IMAGE: worker_image[:512]}} if worker_image else {}),
         },
         "spec": {
             "model": {k: model[k] for k in ("digest", "name", "format") if k in model},

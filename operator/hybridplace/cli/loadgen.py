@@ -52,6 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="requests outstanding at most; past it an arrival is counted as dropped (default 512)")
     parser.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the arrivals and pod choices")
+    parser.add_argument("--refresh-seconds", type=float, default=2.0,
+                        help="re-list the Ready pods this often during the run, as a client-side balancer "
+                        "re-resolves its endpoints: replicas that become Ready get their share at once; "
+                        "0 lists them once (default 2)")
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig (default: $KUBECONFIG, then ~/.kube/config)")
     parser.add_argument("--context", default=None, help="kubeconfig context (default: current)")
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text", help="text (default) or json")
@@ -174,9 +178,16 @@ def summarize(asked_rps: float, seconds: float, latencies_ms: list[float], error
 
 
 async def drive(targets: list[tuple[str, int]], body: dict[str, Any], arrivals: list[float], *, rng: random.Random,
-                max_in_flight: int, timeout_s: float) -> tuple[list[float], Counter, int, float, Counter]:
-    """Send one request per arrival offset, each to a random target; wait for all answers."""
+                max_in_flight: int, timeout_s: float, refresh=None, refresh_s: float = 0.0,
+                ) -> tuple[list[float], Counter, int, float, Counter]:
+    """Send one request per arrival offset, each to a random target; wait for all answers.
+
+    ``refresh()`` (blocking; run in a thread every ``refresh_s``) gives the current targets: the
+    list is replaced when it answers with a non-empty one, and kept as it is when it fails or
+    finds no Ready pod (a failed re-list is counted in the errors as ``refresh ...``)."""
     import aiohttp
+
+    targets = list(targets)
 
     latencies: list[float] = []
     errors: Counter = Counter()
@@ -209,7 +220,20 @@ async def drive(targets: list[tuple[str, int]], body: dict[str, Any], arrivals: 
             finally:
                 in_flight -= 1
 
+        async def refresher() -> None:
+            nonlocal targets
+            while True:
+                await asyncio.sleep(refresh_s)
+                try:
+                    found = await asyncio.to_thread(refresh)
+                except Exception as err:  # noqa: BLE001 - the run goes on with the targets it has
+                    errors[f"refresh {type(err).__name__}"] += 1
+                    continue
+                if found:
+                    targets = list(found)
+
         loop = asyncio.get_running_loop()
+        refreshing = asyncio.create_task(refresher()) if refresh is not None and refresh_s > 0 else None
         t0 = loop.time()
         tasks = []
         for offset in arrivals:
@@ -223,6 +247,8 @@ async def drive(targets: list[tuple[str, int]], body: dict[str, Any], arrivals: 
             ip, port = rng.choice(targets)
             tasks.append(asyncio.create_task(one(ip, port)))
         window = loop.time() - t0
+        if refreshing is not None:
+            refreshing.cancel()
         await asyncio.gather(*tasks)
     return latencies, errors, dropped, window, by_pod
 
@@ -246,26 +272,31 @@ def run(args: argparse.Namespace) -> int:
     from kubernetes import client as k8s
     from kubernetes.client.rest import ApiException
 
+    if args.refresh_seconds < 0:
+        raise UsageError(f"--refresh-seconds {args.refresh_seconds:g}: expected >= 0")
+    selector = f"{names.LABEL_INSTANCE}={args.name},{names.LABEL_COMPONENT}={names.COMPONENT_SERVING}"
+
+    def list_pods() -> list[dict[str, Any]]:
+        pods = k8s.CoreV1Api(client).list_namespaced_pod(namespace, label_selector=selector, _request_timeout=5)
+        return [client.sanitize_for_serialization(p) for p in pods.items]
+
     with client:
         try:
-            pods = k8s.CoreV1Api(client).list_namespaced_pod(
-                namespace,
-                label_selector=f"{names.LABEL_INSTANCE}={args.name},{names.LABEL_COMPONENT}={names.COMPONENT_SERVING}",
-            )
+            pod_dicts = list_pods()
         except ApiException as err:
             print(f"hybridplace loadgen: listing the pods of {namespace}/{args.name} failed: {err.status} "
                   f"{err.reason}", file=sys.stderr)
             return 1
-        pod_dicts = [client.sanitize_for_serialization(p) for p in pods.items]
-    targets = serving_targets(pod_dicts)
-    if not targets:
-        raise UsageError(f"InferenceDeployment {namespace}/{args.name} has no Ready serving pod "
-                         f"({len(pod_dicts)} pod(s) found)")
-    body = infer_body(model_metadata(*targets[0]), args.batch)
-    rng = random.Random(args.seed)
-    arrivals = poisson_arrivals(args.rps, args.seconds, rng)
-    latencies, errors, dropped, window, by_pod = asyncio.run(
-        drive(targets, body, arrivals, rng=rng, max_in_flight=args.max_in_flight, timeout_s=args.timeout))
+        targets = serving_targets(pod_dicts)
+        if not targets:
+            raise UsageError(f"InferenceDeployment {namespace}/{args.name} has no Ready serving pod "
+                             f"({len(pod_dicts)} pod(s) found)")
+        body = infer_body(model_metadata(*targets[0]), args.batch)
+        rng = random.Random(args.seed)
+        arrivals = poisson_arrivals(args.rps, args.seconds, rng)
+        latencies, errors, dropped, window, by_pod = asyncio.run(
+            drive(targets, body, arrivals, rng=rng, max_in_flight=args.max_in_flight, timeout_s=args.timeout,
+                  refresh=lambda: serving_targets(list_pods()), refresh_s=args.refresh_seconds))
     result = summarize(args.rps, args.seconds, latencies, errors, dropped, max(window, args.seconds), by_pod)
     if args.output == "json":
         print(json.dumps(asdict(result)))

@@ -13,12 +13,13 @@ from collections.abc import Sequence
 from .. import __version__
 from . import explain as explain_command
 from . import loadgen as loadgen_command
+from . import profile as profile_command
 from . import recommend as recommend_command
 from . import run as run_command
 from .errors import UsageError
 
 # Each module has register(subparsers), which sets `handler` on its parser.
-SUBCOMMANDS = [run_command, recommend_command, explain_command, loadgen_command]
+SUBCOMMANDS = [run_command, recommend_command, explain_command, loadgen_command, profile_command]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except UsageError as err:
         one_line = " ".join(str(err).split("\n"))
-        print(f"hybridplace {args.command}: {one_line}", file=sys.stderr)
+        command = " ".join(x for x in (args.command, getattr(args, "verb", None)) if x)
+        print(f"hybridplace {command}: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

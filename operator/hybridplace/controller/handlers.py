@@ -178,8 +178,12 @@ async def hardware_pool_event(type: str | None, body: kopf.Body, name: str, **_:
 async def node_event(type: str | None, body: kopf.Body, name: str, **_: Any) -> None:
     if type == "DELETED":
         OPERATOR.state.drop_node(name)
+        changed = True
     else:
-        OPERATOR.state.put_node(dict(body))
+        changed = OPERATOR.state.put_node(dict(body))
+    if changed:  # a pool's node types may have changed: its profiles may be measured again
+        for ns, infd in OPERATOR.state.all_infds():
+            OPERATOR.queue.add_after(("infd", ns, infd), POOL_STATUS_DELAY)
     for pool in OPERATOR.state.pool_names():
         OPERATOR.queue.add_after(("pool", pool), POOL_STATUS_DELAY)
 
@@ -200,7 +204,7 @@ async def model_profile_event(type: str | None, body: kopf.Body, namespace: str,
 @kopf.on.event("batch", "v1", "jobs", labels=BENCHMARK)
 async def benchmark_job_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
     if type == "DELETED":
-        key = OPERATOR.state.drop_job(namespace, name)
+        key = OPERATOR.state.drop_job(namespace, name, uid=body.metadata.uid)
     else:
         key = OPERATOR.state.put_job(dict(body))
         if not job_state(dict(body)).active and ANNOTATION_FAILURE_REASON not in (body.metadata.annotations or {}):

@@ -20,16 +20,21 @@ from ..api.builtins import builtin_digest
 from ..api.fit import fit_status
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
-from ..builders.jobs import build_benchmark_job
+from ..builders.jobs import benchmark_key, build_benchmark_job
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
-from ..placement import NO_PROFILE, Alternative, Decision, Pool, Profile, Request, solve
+from ..placement import NO_PROFILE, NOT_ALLOWED, OVER_CAPACITY, Alternative, Decision, Pool, Profile, Request, solve
+from ..placement.calibration import Calibration, CalibrationPolicy, CalibrationSample, calibrate, worth_writing
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
+from ..placement.solver import predicted_latency_at
 from .observe import DEFAULT_WINDOW
 from .observer import Observed
+from .reprofile import CalibrationReading, ReprofileInputs, age_due_in, epoch, max_age, reprofile_reason
 
 MEASURED, PENDING, FAILED, MISSING = "Measured", "Pending", "Failed", "Missing"
+# Reasons of a Measured pool whose profile is being measured again (the old one still used).
+REPROFILING, REPROFILE_FAILED = "Reprofiling", "ReprofileFailed"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class JobState:
     failed: bool = False
     reason: str | None = None  # the worker's reason code once the operator has read it
     message: str | None = None
+    uid: str | None = None
+    recorded: str | None = None  # the measuredAt of the ModelProfile its result became, once written
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,11 @@ class Plan:
     rejected: dict[str, str] = field(default_factory=dict)  # "Kind/name": why the API server refused it
     drift: list[Event] = field(default_factory=list)  # children changed by hand, being put back
     services_to_apply: list[dict[str, Any]] = field(default_factory=list)  # ours, changed by hand
+    outgoing: list[str] = field(default_factory=list)  # pools left, serving until the chosen ones are Available
+    # Finished benchmark Jobs to delete before their pool is measured again: (name, uid).
+    jobs_to_delete: list[tuple[str, str | None]] = field(default_factory=list)
+    reprofiling: dict[str, str] = field(default_factory=dict)  # Job name: why its pool is measured again
+    recheck_after: float | None = None  # seconds until a profile gets too old: reconcile again then
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -93,6 +105,7 @@ def model_label(infd: InferenceDeployment) -> str:
 
 
 def _pool_states(
+    plan: Plan,
     infd: InferenceDeployment,
     digest: str,
     pools: dict[str, HardwarePool],
@@ -101,15 +114,30 @@ def _pool_states(
     settings: Settings,
     pool_errors: dict[str, str],
     duplicates: dict[str, list[str]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Each allowed pool's profile state, and the benchmark Jobs that must be started. A pool
-    that does not parse is left out where all pools are allowed, and reported where it is named."""
+    now: float,
+    reprofile: ReprofileInputs,
+) -> list[dict[str, Any]]:
+    """Each allowed pool's profile state; the benchmark Jobs to start (and finished ones to
+    delete first) go into `plan`. A pool that does not parse is left out where all pools are
+    allowed, and reported where it is named."""
     namespace = str(infd.metadata.namespace)
     # Every pool that admits the namespace when none is named; a named pool that does not
     # admit it is reported.
     allowed = infd.spec.placement.pools or sorted(n for n, p in pools.items() if p.spec.allows(namespace))
     states: list[dict[str, Any]] = []
-    to_create: list[dict[str, Any]] = []
+    key = benchmark_key(infd.spec.benchmark, infd.spec.serving.image)
+
+    def new_job(pool: HardwarePool) -> dict[str, Any]:
+        job_obj = build_benchmark_job(
+            namespace=namespace, digest=digest, model=infd.spec.model,
+            benchmark=infd.spec.benchmark, pool=pool,
+            image=settings.image_for(pool.spec.accelerator.type),
+            ttl_seconds=settings.job_ttl_seconds, backoff_limit=settings.benchmark_backoff_limit,
+            slo=infd.spec.slo, serving_image=infd.spec.serving.image,
+        )
+        plan.jobs_to_create.append(job_obj)
+        return job_obj
+
     for name in sorted(set(allowed)):
         pool = pools.get(name)
         job = jobs.get(name)
@@ -123,36 +151,74 @@ def _pool_states(
         elif pool is None:
             states.append({"pool": name, "state": MISSING, "reason": "PoolNotFound",
                            "message": f"HardwarePool {name} does not exist"})
-        elif name in profiles and name in duplicates:
-            used, *others = duplicates[name]
-            states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name,
-                           "reason": "DuplicateProfiles",
-                           "message": f"{len(others) + 1} ModelProfiles for this model digest and pool: "
-                                      f"using {used} (newest measuredAt), not {', '.join(others)}; "
-                                      "delete the ones not wanted"})
         elif name in profiles:
-            states.append({"pool": name, "state": MEASURED, "name": profiles[name].metadata.name})
+            profile = profiles[name]
+            state: dict[str, Any] = {"pool": name, "state": MEASURED, "name": profile.metadata.name}
+            if name in duplicates:
+                used, *others = duplicates[name]
+                state.update(reason="DuplicateProfiles", message=(
+                    f"{len(others) + 1} ModelProfiles for this model digest and pool: using {used} (newest "
+                    f"measuredAt), not {', '.join(others)}; delete the ones not wanted"))
+            age = max_age(infd, pool, settings.profile_max_age_seconds)
+            due = age_due_in(profile, now, age)
+            if due is not None and due > 0:
+                plan.recheck_after = min(due, plan.recheck_after or due)
+            why = reprofile_reason(profile, now=now, age=age, key=key,
+                                   worker_image=settings.image_for(pool.spec.accelerator.type), inputs=reprofile)
+            if why is not None:
+                _plan_reprofile(plan, state, why, pool, profile, job, new_job)
+            states.append(state)
         elif (no_nodes := _no_nodes(pool)) is not None:
             states.append({"pool": name, "state": FAILED, **no_nodes})
         elif job is not None and job.failed:
             states.append({"pool": name, "state": FAILED, "reason": job.reason or "BenchmarkFailed",
                            "message": job.message or f"benchmark Job {job.name} failed"})
+        elif job is not None and job.succeeded and job.recorded:
+            # Its result was recorded and the ModelProfile is gone (deleted): measure again now,
+            # not when the finished Job's TTL runs out.
+            plan.jobs_to_delete.append((job.name, job.uid))
+            job_obj = new_job(pool)
+            states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
+                           "message": f"benchmark Job {job_obj['metadata']['name']} created (the ModelProfile "
+                                      "its last run recorded was deleted)"})
         elif job is not None:
             waiting = "running" if job.active else "finished; its result is being recorded"
             states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
                            "message": f"benchmark Job {job.name} {waiting}"})
         else:
-            job_obj = build_benchmark_job(
-                namespace=str(infd.metadata.namespace), digest=digest, model=infd.spec.model,
-                benchmark=infd.spec.benchmark, pool=pool,
-                image=settings.image_for(pool.spec.accelerator.type),
-                ttl_seconds=settings.job_ttl_seconds, backoff_limit=settings.benchmark_backoff_limit,
-                slo=infd.spec.slo,
-            )
-            to_create.append(job_obj)
+            job_obj = new_job(pool)
             states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
                            "message": f"benchmark Job {job_obj['metadata']['name']} created"})
-    return states, to_create
+    return states
+
+
+def _plan_reprofile(plan: Plan, state: dict[str, Any], why: str, pool: HardwarePool, profile: ModelProfile,
+                    job: JobState | None, new_job: Any) -> None:
+    """A pool whose profile must be measured again: start (or wait for) a benchmark Job. The
+    state stays Measured with the old profile, used until the new one is recorded."""
+    name = profile.metadata.name
+    keep = f"ModelProfile {name} is used until the new one is recorded"
+    recorded = epoch(job.recorded) if job is not None and job.recorded else None
+    if job is not None and job.active:
+        state.update(reason=REPROFILING, message=f"{why}; benchmark Job {job.name} is measuring; {keep}")
+    elif job is not None and job.failed:
+        state.update(reason=REPROFILE_FAILED, message=(
+            f"{why}; measuring again failed ({job.reason}: {job.message or 'see Job ' + job.name}); {keep}; "
+            f"tried again once benchmark Job {job.name} is gone (--job-ttl-seconds)"))
+    elif job is not None and job.succeeded and (recorded is None
+                                                 or recorded > (epoch(profile.spec.measured_at) or 0.0)):
+        # Its result is being recorded, or the profile it wrote has not reached us yet.
+        state.update(reason=REPROFILING, message=f"{why}; benchmark Job {job.name} finished; its result is "
+                                                 f"being recorded; {keep}")
+    elif (no_nodes := _no_nodes(pool)) is not None:
+        state.update(reason=REPROFILING, message=f"{why}; waiting for a ready node: {no_nodes['message']}; {keep}")
+    else:
+        if job is not None:  # finished, and what it recorded is the profile now due: replaced
+            plan.jobs_to_delete.append((job.name, job.uid))
+        job_obj = new_job(pool)
+        plan.reprofiling[job_obj["metadata"]["name"]] = why
+        state.update(reason=REPROFILING, message=f"{why}; benchmark Job {job_obj['metadata']['name']} created; "
+                                                 f"{keep}")
 
 
 def _no_nodes(pool: HardwarePool) -> dict[str, str] | None:
@@ -182,11 +248,17 @@ def _profiled_condition(states: list[dict[str, Any]]) -> tuple[str, str, str]:
 
 
 def _engine_inputs(
-    pools: dict[str, HardwarePool], profiles: dict[str, ModelProfile], states: list[dict[str, Any]]
+    pools: dict[str, HardwarePool], profiles: dict[str, ModelProfile], states: list[dict[str, Any]],
+    taken: dict[str, int] | None = None, factors: dict[str, float] | None = None,
 ) -> tuple[tuple[Pool, ...], tuple[Profile, ...]]:
+    """The solver's pools and profiles; `taken`: replicas other InferenceDeployments hold on each
+    pool, so that the solver sees the free room plus this deployment's own; `factors`: each
+    pool's calibration (observed over predicted latency)."""
+    taken, factors = taken or {}, factors or {}
     measured = [s["pool"] for s in states if s["state"] == MEASURED]
     failed = [s for s in states if s["state"] == FAILED]
-    engine_pools = [pool_from(pools[n]) for n in measured] + [pool_from(pools[s["pool"]]) for s in failed]
+    engine_pools = [pool_from(pools[n], taken.get(n, 0), factors.get(n, 1.0)) for n in measured] + [
+        pool_from(pools[s["pool"]], taken.get(s["pool"], 0)) for s in failed]
     engine_profiles = [profile_from(profiles[n]) for n in measured] + [
         failed_profile(s["pool"], s.get("reason", ""), s.get("message", "")) for s in failed
     ]
@@ -207,7 +279,7 @@ def _objective(decision: Decision) -> float:
 
 def _planned_load(
     infd: InferenceDeployment, engine: tuple[tuple[Pool, ...], tuple[Profile, ...]],
-    observed: Observed, old_status: dict[str, Any],
+    observed: Observed, old_status: dict[str, Any], children: dict[str, ChildState],
 ) -> LoadDecision:
     sc = infd.spec.scaling
     policy = ScalingPolicy(mode=sc.mode, interval_s=sc.interval_seconds,
@@ -221,9 +293,124 @@ def _planned_load(
         return _objective(_solve_unexplained(dataclasses.replace(base, target_rps=_round_load(load)), *engine))
 
     found = plan_load(policy, observed.history, target_rps=infd.spec.load.target_rps, current_rps=current,
-                      cost_at=cost_at, now=observed.now, observing=observed.observing)
+                      cost_at=cost_at, now=observed.now, observing=observed.observing,
+                      settling=_settling(children, old_status.get("serving") or [], observed.now))
     return dataclasses.replace(found, load_rps=_round_load(found.load_rps)) if found.action in ("up", "down") \
         else found
+
+
+def _infeasible_reason(decision: Decision, taken: dict[str, int]) -> tuple[str, str]:
+    """OverCapacity, and which pools are full and who holds them, when room is all that is
+    missing (every pool considered is over capacity); Infeasible otherwise."""
+    considered = [a for a in decision.alternatives if a.reason != NOT_ALLOWED]
+    if not considered or any(a.reason != OVER_CAPACITY for a in considered):
+        return c.SLO_INFEASIBLE, ""
+    full = "; ".join(f"{a.pool}: {a.message}" + (f" ({taken[a.pool]} replicas there belong to other "
+                                                 "InferenceDeployments)" if taken.get(a.pool) else "")
+                     for a in considered)
+    return c.OVER_CAPACITY, f"; no room: {full}"
+
+
+@dataclass
+class _Calibrated:
+    factors: dict[str, float] = field(default_factory=dict)  # pool -> ratio the solver uses
+    status: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+#: A pool whose calibration moves by more than this fraction gets a `Calibrated` Event.
+CALIBRATION_EVENT_CHANGE = 0.2
+CALIBRATION = CalibrationPolicy()
+
+
+def _calibration(
+    infd: InferenceDeployment, observed: Observed, children: dict[str, ChildState], old_status: dict[str, Any],
+    profiles: dict[str, ModelProfile], states: list[dict[str, Any]], now: str,
+) -> _Calibrated:
+    """Each serving pool's calibration after the latest observation (calibration.py): the
+    observed latency against the model's prediction at the observed requests/s per ready
+    replica, for the batch size and instances the pool runs now."""
+    out = _Calibrated()
+    old = {x["pool"]: _calibration_from(x) for x in old_status.get("calibration") or [] if x.get("pool")}
+    measured = {s["pool"] for s in states if s["state"] == MEASURED}
+    obs = observed.latest
+    placements = {p.get("pool"): p for p in (old_status.get("decision") or {}).get("placements") or []}
+    ready_since = {x.get("pool"): _epoch(x.get("readySince")) if x.get("readySince") else None
+                   for x in old_status.get("serving") or []}
+    request = request_from(infd)
+    window = _seconds(DEFAULT_WINDOW)
+    for pool in sorted(set(old) | set(placements)):
+        before = old.get(pool)
+        new = before
+        placement, child = placements.get(pool), children.get(pool)
+        if (infd.spec.scaling.mode != "Off" and obs is not None and obs.known and pool in measured
+                and placement is not None and child is not None and child.owned and child.available_replicas > 0):
+            figures = obs.by_pool.get(pool) or {}
+            rate = figures.get("rate")
+            per_replica = rate / child.available_replicas if rate else None
+            predicted = predicted_latency_at(
+                request, profile_from(profiles[pool]), int(placement.get("batchSize") or 1),
+                int(placement.get("concurrency") or 1), per_replica) if per_replica else None
+            sample = CalibrationSample(at=obs.at, observed_ms=figures.get("latency"), predicted_ms=predicted,
+                                       rate_rps=rate, per_replica_rps=per_replica, window_s=window)
+            new = calibrate(CALIBRATION, before, pool, sample, ready_since.get(pool),
+                            hold_s=infd.spec.scaling.scale_down_delay_seconds)
+        kept = new if worth_writing(before, new) else before
+        if kept is None:
+            continue
+        out.factors[pool] = kept.ratio
+        out.status.append(_calibration_status(kept))
+        if kept is not before and (before is None or abs(math.log(kept.ratio / before.ratio)) >
+                                   math.log1p(CALIBRATION_EVENT_CHANGE)) and \
+                (before is not None or abs(math.log(kept.ratio)) > math.log1p(CALIBRATION_EVENT_CHANGE)):
+            was = f" (was {before.ratio:.3g})" if before is not None else ""
+            out.events.append(Event("Normal", "Calibrated", (
+                f"pool {pool}: observed p{infd.spec.slo.percentile} is {kept.ratio:.3g}x the model's prediction{was}: "
+                f"{kept.observed_ms:.4g} ms observed, {kept.predicted_ms:.4g} ms predicted at "
+                f"{kept.per_replica_rps:.4g} requests/s per replica; decisions now use the corrected prediction")))
+    return out
+
+
+def _calibration_from(x: dict[str, Any]) -> Calibration:
+    return Calibration(pool=x["pool"], ratio=float(x["ratio"]), observed_ms=float(x.get("observedMs") or 0),
+                       predicted_ms=float(x.get("predictedMs") or 0),
+                       per_replica_rps=float(x.get("perReplicaRps") or 0),
+                       samples=int(x.get("samples") or 0), sampled_at=_epoch(x.get("sampledAt")),
+                       outside_since=_epoch(x["outsideSince"]) if x.get("outsideSince") else None,
+                       lower_since=_epoch(x["lowerSince"]) if x.get("lowerSince") else None)
+
+
+def _calibration_status(x: Calibration) -> dict[str, Any]:
+    out = {"pool": x.pool, "ratio": _sig(x.ratio, 4), "observedMs": _sig(x.observed_ms, 4),
+           "predictedMs": _sig(x.predicted_ms, 4), "perReplicaRps": _sig(x.per_replica_rps, 4),
+           "samples": x.samples, "sampledAt": _rfc3339(x.sampled_at)}
+    if x.outside_since is not None:
+        out["outsideSince"] = _rfc3339(x.outside_since)
+    if x.lower_since is not None:
+        out["lowerSince"] = _rfc3339(x.lower_since)
+    return out
+
+
+def _seconds(window: str) -> float:
+    return float(window[:-1]) * {"s": 1, "m": 60, "h": 3600}[window[-1]]
+
+
+#: After a scale-up's replicas are Ready, the queue figure (an average over the rate window)
+#: still holds the waits from before them for a window and a scrape.
+SETTLE_S = 25.0
+
+
+def _settling(children: dict[str, ChildState], serving: list[dict[str, Any]], now: float) -> str | None:
+    """What of the serving Deployments is not Ready yet, or has been Ready for less than the
+    queue figure's window; None when all of it is settled."""
+    mine = [x for x in children.values() if x.owned]
+    starting = sum(max(x.replicas - x.available_replicas, 0) for x in mine)
+    if starting:
+        return f"{starting} of {sum(x.replicas for x in mine)} replicas are starting"
+    since = [_epoch(x["readySince"]) for x in serving if x.get("readySince")]
+    if since and now - max(since) < SETTLE_S:
+        return f"the replicas have been Ready for only {max(now - max(since), 0):.0f} s"
+    return None
 
 
 def _decide(
@@ -232,8 +419,10 @@ def _decide(
     profiles: dict[str, ModelProfile],
     states: list[dict[str, Any]],
     load_rps: float | None = None,
+    taken: dict[str, int] | None = None,
+    factors: dict[str, float] | None = None,
 ) -> Decision:
-    engine_pools, engine_profiles = _engine_inputs(pools, profiles, states)
+    engine_pools, engine_profiles = _engine_inputs(pools, profiles, states, taken, factors)
     request = request_from(infd)
     if load_rps is not None and load_rps != request.target_rps:
         request = dataclasses.replace(request, target_rps=load_rps)
@@ -291,11 +480,15 @@ def plan_inference_deployment(
     duplicate_profiles: dict[str, list[str]] | None = None,
     service_fingerprints: dict[str, str] | None = None,
     service_fingerprint: Any = None,
+    taken: dict[str, int] | None = None,
+    reprofile: ReprofileInputs | None = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
     fingerprint of a desired child, comparable with `ChildState.fingerprint`. `observed`: what
-    Prometheus showed of it (None: nothing observes, as without a Prometheus)."""
+    Prometheus showed of it (None: nothing observes, as without a Prometheus). `taken`: serving
+    replicas other InferenceDeployments hold on each pool (a pool's room is shared). `reprofile`:
+    what the re-profiling triggers read besides the profiles (reprofile.py)."""
     observed = observed or Observed(observing=False)
     old_status = (infd.status.to_dict() if infd.status else {})
     generation = infd.metadata.generation
@@ -303,8 +496,14 @@ def plan_inference_deployment(
     digest = model_digest(infd)
     plan = Plan(digest=digest, status={})
 
-    states, plan.jobs_to_create = _pool_states(infd, digest, pools, profiles, jobs, settings, pool_errors or {},
-                                                duplicate_profiles or {})
+    reprofile = reprofile or ReprofileInputs()
+    if not reprofile.calibration and old_status.get("calibration"):
+        # A pool whose calibration stays off the model is measured again (reprofile.py).
+        readings = {x["pool"]: _calibration_from(x) for x in old_status["calibration"] if x.get("pool")}
+        reprofile = dataclasses.replace(reprofile, calibration={
+            pool: CalibrationReading(x.ratio, x.outside_since) for pool, x in readings.items()})
+    states = _pool_states(plan, infd, digest, pools, profiles, jobs, settings, pool_errors or {},
+                          duplicate_profiles or {}, epoch(now) or 0.0, reprofile)
     profiled = _profiled_condition(states)
     conds = c.set_condition(conds, c.condition(c.PROFILED, *profiled, generation, now))
 
@@ -312,9 +511,13 @@ def plan_inference_deployment(
     apply = infd.spec.placement.mode == "Apply"
     available: bool | None = None
     load: LoadDecision | None = None
+    calibration = _calibration(infd, observed, children, old_status, profiles, states, now)
+    plan.events += calibration.events
     if profiled[0] == c.TRUE:
-        load = _planned_load(infd, _engine_inputs(pools, profiles, states), observed, old_status)
-        decision = _decide(infd, pools, profiles, states, load.load_rps)
+        factors = calibration.factors
+        load = _planned_load(infd, _engine_inputs(pools, profiles, states, taken, factors), observed, old_status,
+                             children)
+        decision = _decide(infd, pools, profiles, states, load.load_rps, taken, factors)
         plan.decision = decision
     if decision is None:
         waiting = c.WAITING_FOR_PROFILES if profiled[1] == c.BENCHMARKING else profiled[1]
@@ -327,10 +530,11 @@ def plan_inference_deployment(
             best = (f"; best achievable p{infd.spec.slo.percentile} is {decision.best_achievable_latency_ms:.4g} ms "
                     f"on {decision.best_achievable_pool} at batch {decision.best_achievable_batch_size}")
         at_load = load.load_rps if load is not None else infd.spec.load.target_rps
+        reason, full = _infeasible_reason(decision, taken or {})
         message = (f"no placement meets {infd.spec.slo.describe()} at {at_load:g} requests/s"
-                   f"{best}; serving Deployments are left as they are")
-        conds = c.set_condition(conds, c.condition(c.PLACED, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
-        conds = c.set_condition(conds, c.condition(c.SLO_MET, c.FALSE, c.SLO_INFEASIBLE, message, generation, now))
+                   f"{best}{full}; serving Deployments are left as they are")
+        conds = c.set_condition(conds, c.condition(c.PLACED, c.FALSE, reason, message, generation, now))
+        conds = c.set_condition(conds, c.condition(c.SLO_MET, c.FALSE, reason, message, generation, now))
     else:
         image_problem = image_not_allowed(infd.spec.serving.image, settings.allowed_image_registries)
         if apply and image_problem:
@@ -372,6 +576,11 @@ def plan_inference_deployment(
         "profiles": states,
         "summary": _summary(infd, decision),
     }
+    serving = _serving_status(infd, decision if apply else None, children, plan, old_status.get("serving") or [], now)
+    if serving:
+        status["serving"] = serving
+    if calibration.status:
+        status["calibration"] = calibration.status
     scaling = _scaling_status(infd, load, old_status, now)
     if scaling is not None:
         status["scaling"] = scaling
@@ -392,6 +601,38 @@ def plan_inference_deployment(
     plan.status = fit_status("InferenceDeployment", status)
     plan.events = _events(infd, old_status, status, plan) + plan.events + plan.drift
     return plan
+
+
+def _serving_status(infd: InferenceDeployment, decision: Decision | None, children: dict[str, ChildState],
+                    plan: Plan, old: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
+    """The serving Deployments per pool: the decision's (Ready or Starting) and, during a pool
+    switch, the ones left that serve until those are Ready (Outgoing). `readySince`: since when
+    a pool has been Ready with these replicas (calibration leaves out what came before)."""
+    before = {x.get("pool"): x for x in old}
+    out = []
+    chosen = {p.pool: p.replicas for p in decision.placements} if decision is not None and decision.feasible else {}
+    external = infd.spec.scaling.mode == "External"
+    for pool in sorted(chosen.keys() | {p for p, x in children.items() if x.owned}):
+        child = children.get(pool)
+        if child is not None and not child.owned:
+            continue
+        if pool in chosen:
+            replicas = child.replicas if external and child is not None else chosen[pool]
+        elif pool in plan.outgoing or not chosen:
+            replicas = child.replicas if child is not None else 0
+        else:
+            continue  # being deleted
+        available = child.available_replicas if child is not None else 0
+        state = "Outgoing" if chosen and pool not in chosen else ("Ready" if available >= replicas else "Starting")
+        entry = {"pool": pool, "deployment": child.name if child is not None
+                 else names.serving_name(str(infd.metadata.name), pool),
+                 "replicas": replicas, "availableReplicas": available, "state": state}
+        if state == "Ready":
+            was = before.get(pool) or {}
+            same = was.get("state") == "Ready" and was.get("replicas") == replicas and was.get("readySince")
+            entry["readySince"] = was["readySince"] if same else now
+        out.append(entry)
+    return out
 
 
 def _scaling_status(infd: InferenceDeployment, load: LoadDecision | None, old_status: dict[str, Any],
@@ -585,9 +826,17 @@ def _plan_children(
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
             _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected, drift)
     _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected, drift)
-    for pool_name, child in sorted(children.items()):
-        if pool_name not in chosen and child.owned:
-            plan.stale_deployments.append(child.name)
+    outgoing = [child for pool_name, child in sorted(children.items()) if pool_name not in chosen and child.owned]
+    if outgoing and not all_available:
+        # Make before break: the pools left keep serving (the Service selects every pool's pods)
+        # until every chosen pool's Deployment is Available; then they go.
+        plan.outgoing = [x.pool for x in outgoing]
+        return all_available
+    plan.stale_deployments = [x.name for x in outgoing]
+    if outgoing:
+        plan.events.append(Event("Normal", "PoolSwitched", (
+            f"{', '.join(f'{p.pool} x{p.replicas}' for p in decision.placements)} Available: deleting "
+            f"{', '.join(f'Deployment/{x.name} ({x.pool} x{x.replicas})' for x in outgoing)}")))
     # Per-pool Services of pools no longer in a split (or of a split that became one pool).
     keep = {names.serving_name(str(infd.metadata.name), p) for p in chosen} if len(chosen) > 1 else set()
     for pool_name in sorted(pools.keys() | children.keys()):
@@ -632,16 +881,25 @@ def _events(
     model = model_label(infd)
     for job in plan.jobs_to_create:
         pool = job["metadata"]["labels"][names.LABEL_POOL]
-        events.append(Event("Normal", "BenchmarkStarted",
-                            f"measuring {model} on pool {pool} with Job {job['metadata']['name']}",
-                            job=job["metadata"]["name"]))
+        job_name = job["metadata"]["name"]
+        if job_name in plan.reprofiling:  # posted once: when the Job is created
+            events.append(Event("Normal", REPROFILING, f"measuring {model} on pool {pool} again with Job "
+                                f"{job_name}: {plan.reprofiling[job_name]}; the old ModelProfile is used until "
+                                "then", job=job_name))
+        else:
+            events.append(Event("Normal", "BenchmarkStarted", f"measuring {model} on pool {pool} with Job {job_name}",
+                                job=job_name))
     old_states = {s["pool"]: s for s in old.get("profiles", [])}
     measured = []
     for state in new["profiles"]:
         before = old_states.get(state["pool"], {})
         if before.get("state") == state["state"] and before.get("reason") == state.get("reason"):
             continue
-        if state["state"] == MEASURED and state.get("reason") == "DuplicateProfiles":
+        if state["state"] == MEASURED and state.get("reason") == REPROFILING:
+            continue  # announced by the Reprofiling Event of the Job that measures it
+        if state["state"] == MEASURED and state.get("reason") == REPROFILE_FAILED:
+            events.append(Event("Warning", REPROFILE_FAILED, f"pool {state['pool']}: {state['message']}"))
+        elif state["state"] == MEASURED and state.get("reason") == "DuplicateProfiles":
             events.append(Event("Warning", "DuplicateProfiles", f"pool {state['pool']}: {state['message']}"))
         elif state["state"] == MEASURED:
             measured.append(f"{state['pool']} (ModelProfile {state['name']})")

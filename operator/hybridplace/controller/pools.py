@@ -40,6 +40,13 @@ def selects(pool: HardwarePool, node: NodeInfo) -> bool:
     return all(node.labels.get(k) == v for k, v in pool.spec.node_selector.items())
 
 
+def node_types(pool: HardwarePool, nodes: list[NodeInfo]) -> tuple[frozenset[str], frozenset[str]]:
+    """The instance types and GPU products (node labels) of `pool`'s ready, schedulable nodes."""
+    ready = [n for n in nodes if n.ready and not n.unschedulable and selects(pool, n)]
+    return (frozenset(v for n in ready if (v := n.labels.get("node.kubernetes.io/instance-type"))),
+            frozenset(v for n in ready if (v := n.labels.get("nvidia.com/gpu.product"))))
+
+
 def fits_on(pool: HardwarePool, node: NodeInfo) -> int:
     """Replicas of `pool` that the node's own allocatable holds."""
     fits = []

@@ -29,6 +29,7 @@ from .kube import ApiError, Kube, now_rfc3339
 from .observer import ObservationStore
 from .plan import model_digest, plan_inference_deployment, status_changed
 from .pools import plan_pool_status
+from .reprofile import ReprofileInputs
 from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState, PoolEntry
 from .workqueue import WorkQueue
 
@@ -136,6 +137,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._conflicts: dict[tuple[str, str], dict[str, float]] = {}
         self._conflicts_lock = threading.Lock()
+        self._placing = threading.Lock()  # one InferenceDeployment at a time takes a pool's room
         self._rejected: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
         self._stats: list[float] = [0, 0.0]
         self._stats_since = time.monotonic()
@@ -346,6 +348,15 @@ class Reconciler:
             return
         assert isinstance(infd, InferenceDeployment)
         digest = model_digest(infd)
+        # A pool's room is shared: from reading what the others hold to recording what this one
+        # takes, one InferenceDeployment at a time, so two scale-ups never both take the last
+        # room (docs/placement.md, "Shared capacity"). Planning is cached and cheap; the lock is
+        # held for this deployment's few API calls.
+        with self._placing:
+            self._reconcile_planned(body, infd, namespace, name, digest)
+
+    def _reconcile_planned(self, body: dict[str, Any], infd: InferenceDeployment, namespace: str, name: str,
+                           digest: str) -> None:
         plan = plan_inference_deployment(
             infd,
             pools=self.state.pool_objects(),
@@ -363,8 +374,17 @@ class Reconciler:
             duplicate_profiles=self.state.duplicate_profiles(namespace, digest),
             service_fingerprints=self.state.service_fingerprints_of(namespace, name),
             service_fingerprint=service_fingerprint,
+            taken=self.state.replicas_taken(namespace, name),
+            reprofile=ReprofileInputs(wanted_keys=self.state.benchmark_keys(namespace, digest),
+                                      node_types=self.state.node_types()),
         )
         announce = {e.job: e for e in plan.events if e.job is not None}
+        for job_name, uid in plan.jobs_to_delete:
+            # A finished Job whose pool is measured again (its profile aged, changed or was
+            # deleted): only that very Job (uid), in the background, then a new one of the name.
+            self.kube.delete("Job", namespace, job_name, uid=uid)
+            self.state.drop_job(namespace, job_name)
+        deleted = {n for n, _ in plan.jobs_to_delete}
         for job in plan.jobs_to_create:
             # None: it exists already (the watch had not brought it yet) and was announced then.
             # Announced at once, so a later failure of this reconcile cannot lose the Event.
@@ -372,6 +392,10 @@ class Reconciler:
                 self.state.put_job({**created, "kind": "Job"})
                 if (event := announce.get(job["metadata"]["name"])) is not None:
                     self.events.post(body, event.type, event.reason, event.message)
+            elif job["metadata"]["name"] in deleted:  # the one deleted is not gone yet: again shortly
+                self.queue.add_after(("infd", namespace, name), 1.0)
+        if plan.recheck_after is not None:  # a profile gets too old then: measure it again at once
+            self.queue.add_after(("infd", namespace, name), plan.recheck_after + 1.0)
         conflicts: list[str] = []
         rejected: dict[str, str] = {}
         children = self.state.children_of(namespace, name)
@@ -510,18 +534,27 @@ class Reconciler:
         conds = {x["type"]: x for x in (job.get("status") or {}).get("conditions") or [] if x.get("status") == "True"}
         if "Complete" not in conds and "Failed" not in conds:
             return
+        if names.ANNOTATION_RECORDED in annotations:
+            return  # already recorded
         pool = job["metadata"]["labels"].get(names.LABEL_POOL, "")
-        pod, message = self._result_pod(namespace, name)
+        pod, message = self._result_pod(namespace, name, job["metadata"].get("uid"))
         outcome = parse_termination_message(message)
         if isinstance(outcome, dict):
             node = (pod or {}).get("spec", {}).get("nodeName")
+            containers = ((job.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [{}]
+            node_info = self.state.nodes.get(node or "")
             outcome = build_model_profile(
                 outcome, namespace=namespace, pool=pool, node=node,
                 source=f"benchmark Job {namespace}/{name} on node {node}",
+                benchmark_key=job["metadata"]["labels"].get(names.LABEL_BENCHMARK_KEY),
+                worker_image=containers[0].get("image"),
+                node_labels=node_info.labels if node_info is not None else None,
             )
         if isinstance(outcome, dict) and "Complete" in conds:
             crash_point("job-done-profile-not-written")
-            self.kube.create(outcome)  # None when another reconcile got there first: same result
+            self._record_profile(outcome)
+            self.kube.patch_annotations("Job", namespace, name, {
+                names.ANNOTATION_RECORDED: str(outcome["spec"].get("measuredAt") or "")})
             return
         if isinstance(outcome, dict):
             outcome = BenchmarkFailure("BenchmarkFailed", "the Job failed after a result was written")
@@ -534,9 +567,32 @@ class Reconciler:
             ANNOTATION_FAILURE_MESSAGE: outcome.message[:2000],
         })
 
-    def _result_pod(self, namespace: str, job: str) -> tuple[dict[str, Any] | None, str | None]:
-        """The Job's most recent finished pod and its termination message."""
+    def _record_profile(self, profile: dict[str, Any]) -> None:
+        """Write a measured profile: create it, or replace the one of that name when this one is
+        newer (a pool measured again; the old one served until now). Recorded in the state at
+        once, before the Job says so, so that no reconcile sees the Job recorded and the old
+        profile still there."""
+        created = self.kube.create(profile)
+        meta = profile["metadata"]
+        if created is None:
+            found = self.kube.get("ModelProfile", meta["namespace"], meta["name"])
+            if found is None:  # deleted in between: the next reconcile measures again
+                return
+            if str((found.get("spec") or {}).get("measuredAt") or "") >= str(profile["spec"].get("measuredAt") or ""):
+                created = found  # already written (by another reconcile of this Job)
+            else:
+                # A 409 here (changed in between) fails the reconcile, to be tried again.
+                created = self.kube.replace({**profile, "metadata": {
+                    **meta, "resourceVersion": found["metadata"]["resourceVersion"]}})
+        self.state.put_profile({**created, "kind": "ModelProfile"})
+
+    def _result_pod(self, namespace: str, job: str, uid: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """The Job's most recent finished pod and its termination message (only that Job's
+        pods, by owner uid: those of a deleted Job of the same name may still be there)."""
         pods = self.kube.list("Pod", namespace, f"job-name={job}")
+        if uid:
+            pods = [p for p in pods
+                    if any(r.get("uid") == uid for r in (p.get("metadata") or {}).get("ownerReferences") or [])]
         finished = []
         for pod in pods:
             for status in (pod.get("status") or {}).get("containerStatuses") or []:

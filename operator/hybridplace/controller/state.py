@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..api.builtins import builtin_digest
-from ..api.models import HardwarePool, ModelProfile
+from ..api.models import Benchmark, HardwarePool, ModelProfile
 from ..api.validate import InvalidObject, parse_object
 from ..builders import names
+from ..builders.jobs import benchmark_key
 from .fingerprint import deployment_fingerprint, service_fingerprint
 from .plan import ChildState, JobState
-from .pools import NodeInfo
+from .pools import NodeInfo, node_types
+from .reprofile import NodeTypes
 
 # Annotations the operator writes on the benchmark Jobs it owns, once it has read the result.
 ANNOTATION_FAILURE_REASON = "hybridplace.io/failure-reason"
@@ -57,7 +61,26 @@ def job_state(body: dict[str, Any]) -> JobState:
         failed=failed,
         reason=reason if failed else None,
         message=annotations.get(ANNOTATION_FAILURE_MESSAGE) if failed else None,
+        uid=(body.get("metadata") or {}).get("uid"),
+        recorded=annotations.get(names.ANNOTATION_RECORDED),
     )
+
+
+def benchmark_key_of(body: dict[str, Any]) -> str | None:
+    """The benchmark key (builders.jobs.benchmark_key) of an InferenceDeployment body, if its
+    benchmark settings are well formed."""
+    spec = body.get("spec") or {}
+    try:
+        benchmark = Benchmark.model_validate(spec.get("benchmark") or {})
+    except ValidationError:
+        return None
+    image = (spec.get("serving") or {}).get("image")
+    return benchmark_key(benchmark, image if isinstance(image, str) else None)
+
+
+def _type_of(node: NodeInfo) -> tuple[Any, ...]:
+    """What of a node the pools' node types depend on: readiness and labels."""
+    return (node.ready, node.unschedulable, tuple(sorted(node.labels.items())))
 
 
 def _measured_at(profile: ModelProfile) -> datetime:
@@ -108,6 +131,11 @@ class ClusterState:
         self._lock = threading.Lock()
         self.infds: dict[NsName, dict[str, Any]] = {}
         self._infd_digest: dict[NsName, str | None] = {}
+        # The benchmark key of each InferenceDeployment, and how many of a (namespace, digest) ask
+        # for each key: a profile measured with a key some deployment of its model asks for is current.
+        self._infd_key: dict[NsName, tuple[str, str | None, str | None]] = {}
+        self._keys: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        self._node_types: dict[str, NodeTypes] | None = None  # by pool; None: to be computed again
         self.pools: dict[str, PoolEntry] = {}
         self.nodes: dict[str, NodeInfo] = {}
         # (namespace, digest) -> pool -> profile name -> profile: every object, so deleting a
@@ -143,11 +171,34 @@ class ClusterState:
             self.infds[key] = body
             self._infd_digest[key] = digest_of(body)
             self._seen["InferenceDeployment"][key] = _version(body)
+            self._unindex_key(key)
+            found = (key[0], self._infd_digest[key], benchmark_key_of(body))
+            self._infd_key[key] = found
+            if found[1] and found[2]:
+                counts = self._keys[(key[0], found[1])]
+                counts[found[2]] = counts.get(found[2], 0) + 1
+
+    def _unindex_key(self, key: NsName) -> None:
+        old = self._infd_key.pop(key, None)
+        if old is None or not old[1] or not old[2]:
+            return
+        counts = self._keys[(old[0], old[1])]
+        counts[old[2]] -= 1
+        if counts[old[2]] <= 0:
+            del counts[old[2]]
+        if not counts:
+            del self._keys[(old[0], old[1])]
+
+    def benchmark_keys(self, namespace: str, digest: str) -> frozenset[str]:
+        """The benchmark keys the InferenceDeployments of `digest` in `namespace` ask for."""
+        with self._lock:
+            return frozenset(self._keys.get((namespace, digest), {}))
 
     def drop_infd(self, namespace: str, name: str) -> None:
         with self._lock:
             self.infds.pop((namespace, name), None)
             self._infd_digest.pop((namespace, name), None)
+            self._unindex_key((namespace, name))
             self._seen["InferenceDeployment"].pop((namespace, name), None)
 
     def infds_with(self, namespace: str, digest: str) -> list[NsName]:
@@ -170,6 +221,7 @@ class ClusterState:
             old = self.pools.get(name)
             self.pools[name] = entry
             self._seen["HardwarePool"][name] = _version(body)
+            self._node_types = None
         return old is None or old.generation != generation or (old.pool is None) != (entry.pool is None)
 
     def pool_names(self) -> list[str]:
@@ -180,17 +232,35 @@ class ClusterState:
         with self._lock:
             self.pools.pop(name, None)
             self._seen["HardwarePool"].pop(name, None)
+            self._node_types = None
 
-    def put_node(self, body: dict[str, Any]) -> None:
+    def node_types(self) -> dict[str, NodeTypes]:
+        """The instance types and GPU products of each pool's ready nodes (computed again only
+        after a node's type or readiness, or a pool, changed)."""
+        with self._lock:
+            if self._node_types is None:
+                nodes = list(self.nodes.values())
+                self._node_types = {name: NodeTypes(*node_types(e.pool, nodes))
+                                    for name, e in self.pools.items() if e.pool is not None}
+            return self._node_types
+
+    def put_node(self, body: dict[str, Any]) -> bool:
+        """Record a node; True when its readiness or labels changed (new, or its type may have)."""
         node = NodeInfo.from_body(body)
         with self._lock:
+            before = self.nodes.get(node.name)
             self.nodes[node.name] = node
             self._seen["Node"][node.name] = _version(body)
+            changed = before is None or _type_of(before) != _type_of(node)
+            if changed:
+                self._node_types = None
+        return changed
 
     def drop_node(self, name: str) -> None:
         with self._lock:
             self.nodes.pop(name, None)
             self._seen["Node"].pop(name, None)
+            self._node_types = None
 
     def put_profile(self, body: dict[str, Any]) -> tuple[str, str] | None:
         """Record a profile (replacing what was known of it, in one step, so a reconcile never
@@ -204,6 +274,12 @@ class ClusterState:
         except InvalidObject as err:
             profile, error = None, str(err)
         with self._lock:
+            seen = self._seen["ModelProfile"].get(ref)
+            if seen is not None and seen > _version(body):
+                # An older version than one already recorded (the operator stores the profile it
+                # writes before that write's watch event comes): keep the newer.
+                found = self._profile_keys.get(ref)
+                return (found[0], found[1]) if found else None
             self._drop_profile(*ref)
             self.profile_bodies[ref] = _slim(body)
             self._seen["ModelProfile"][ref] = _version(body)
@@ -241,14 +317,24 @@ class ClusterState:
         if not digest or not pool:
             return None
         with self._lock:
+            if self._seen["Job"].get((meta["namespace"], meta["name"]), -1) > _version(body):
+                # An older version than one recorded: a Job deleted and made again under the
+                # same name (its pool measured again) is the new one from then on.
+                return meta["namespace"], digest
             self._jobs[(meta["namespace"], digest, pool)] = job_state(body)
             self._job_keys[(meta["namespace"], meta["name"])] = (meta["namespace"], digest, pool)
             self._seen["Job"][(meta["namespace"], meta["name"])] = _version(body)
         return meta["namespace"], digest
 
-    def drop_job(self, namespace: str, name: str) -> tuple[str, str] | None:
+    def drop_job(self, namespace: str, name: str, uid: str | None = None) -> tuple[str, str] | None:
+        """Forget a Job; with `uid` (a deletion a watch reported), only that very Job, not a
+        new one of the same name the operator made since."""
         with self._lock:
-            found = self._job_keys.pop((namespace, name), None)
+            found = self._job_keys.get((namespace, name))
+            if found is not None and uid is not None and self._jobs.get(found) is not None \
+                    and self._jobs[found].uid not in (None, uid):
+                return None
+            self._job_keys.pop((namespace, name), None)
             self._seen["Job"].pop((namespace, name), None)
             if found is None:
                 return None
@@ -398,6 +484,16 @@ class ClusterState:
     def node_list(self) -> list[NodeInfo]:
         with self._lock:
             return list(self.nodes.values())
+
+    def replicas_taken(self, namespace: str, name: str) -> dict[str, int]:
+        """Serving replicas the *other* InferenceDeployments hold, by pool: the room on a pool
+        is shared, and this one may use what is free plus its own."""
+        taken: dict[str, int] = {}
+        with self._lock:
+            for key, pool, replicas in self._child_keys.values():
+                if key != (namespace, name):
+                    taken[pool] = taken.get(pool, 0) + replicas
+        return taken
 
     def replicas_on(self, pool: str) -> int:
         """Serving replicas hybridplace placed on `pool`, over all InferenceDeployments."""

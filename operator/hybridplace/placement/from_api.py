@@ -28,17 +28,18 @@ def replicas_per_node(pool: HardwarePool) -> int:
     return max(min(ratios), 1) if ratios else 1
 
 
-def capacity_replicas(pool: HardwarePool) -> int | None:
-    """The most replicas one deployment may have on `pool`: its maxReplicas and, when the
-    operator has observed the nodes, the replicas that fit on the ready ones."""
+def capacity_replicas(pool: HardwarePool, taken: int = 0) -> int | None:
+    """The most replicas one deployment may have on `pool`: its maxReplicas (a per-deployment
+    cap) and, when the operator has observed the nodes, the replicas that fit on the ready ones
+    less the `taken` ones other InferenceDeployments hold there (the room is shared)."""
     limits = [pool.spec.max_replicas]
-    if pool.status is not None:
-        limits.append(pool.status.capacity_replicas)
+    if pool.status is not None and pool.status.capacity_replicas is not None:
+        limits.append(max(pool.status.capacity_replicas - taken, 0))
     known = [x for x in limits if x is not None]
     return min(known) if known else None
 
 
-def pool_from(pool: HardwarePool) -> Pool:
+def pool_from(pool: HardwarePool, taken: int = 0, latency_factor: float = 1.0) -> Pool:
     spec = pool.spec
     power = spec.power
     return Pool(
@@ -49,7 +50,8 @@ def pool_from(pool: HardwarePool) -> Pool:
         replicas_per_node=replicas_per_node(pool),
         watts_per_node=power.per_node_watts if power else None,
         watts_per_replica=power.per_replica_watts if power else None,
-        capacity_replicas=capacity_replicas(pool),
+        capacity_replicas=capacity_replicas(pool, taken),
+        latency_factor=latency_factor,
     )
 
 

@@ -18,7 +18,11 @@ The rules (docs/api.md, "Scaling"):
 - **Overload.** When requests wait in the queue, on average over the window, longer than half the
   SLO, the replicas are not keeping up, and the served rate understates the demand (queues
   overflow, clients give up): the planned load then grows by half each interval (or to the
-  observed load, if higher), and nothing scales down.
+  observed load, if higher), and nothing scales down. While the last scale-up's replicas are
+  still starting (``settling``), the queue says nothing new: the long waits are the ones those
+  replicas are about to absorb, so overload holds instead of growing again (a plain observed
+  rise still scales up). Without this, every interval of a pod's start-up would add half again,
+  and a step overshoots to maxReplicas.
 
 "Costs more" compares the objective the solver minimises (USD/h or watts) of the two decisions, so
 a change of pool or split counts like a change of replicas.
@@ -84,13 +88,15 @@ def plan_load(
     cost_at: Callable[[float], float],
     now: float,
     observing: bool = True,
+    settling: str | None = None,
 ) -> LoadDecision:
     """The load the next decision is solved for.
 
     ``history``: observations, oldest first. ``target_rps``: spec.load.targetRps. ``current_rps``:
     the load the current decision was solved for (None before the first). ``cost_at(load)``: the
     objective value of the decision at that load (inf when infeasible). ``observing``: False when
-    the operator has no Prometheus, so Operator mode behaves as Off.
+    the operator has no Prometheus, so Operator mode behaves as Off. ``settling``: None when
+    every replica of the current decision is Ready, else what is still starting (for messages).
     """
     if policy.mode != "Operator" or not observing:
         why = {"External": "mode External: replicas are left to another autoscaler",
@@ -106,6 +112,9 @@ def plan_load(
         return LoadDecision(current, "nodata",
                             f"no fresh observation: keeping the decision for {current:g} requests/s", latest)
     wanted = _load(policy, latest.rate_rps)
+    if _overloaded(policy, latest) and settling is not None and not _more(cost_at(wanted), cost_at(current)):
+        return LoadDecision(current, "hold", f"overloaded while {settling}: holding the decision for "
+                            f"{current:.4g} requests/s until they are Ready", latest)
     if _overloaded(policy, latest):
         pushed, capped = _feasible_up_to(cost_at, current, max(wanted, current * OVERLOAD_STEP))
         return LoadDecision(pushed, "up", f"overloaded: requests wait {latest.queue_ms:.4g} ms in the queue "

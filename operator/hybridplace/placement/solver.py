@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile],
     best: dict[str, Configuration] = {}
     over_slo: list[tuple[Pool, list[tuple[ServiceCurve, int]]]] = []
     for pool, configs in candidates:
-        limit = _pool_limit(by_pool[pool.name], _LimitKey.of(request))[1]
+        limit = _pool_limit(by_pool[pool.name], _LimitKey.of(request, pool.latency_factor))[1]
         if limit is None:
             over_slo.append((pool, configs))
         else:
@@ -144,8 +145,10 @@ class _LimitKey(NamedTuple):
     concurrency_levels: tuple[int, ...]
 
     @classmethod
-    def of(cls, request: Request) -> _LimitKey:
-        return cls(request.slo_latency_ms, request.slo_percentile, request.headroom,
+    def of(cls, request: Request, latency_factor: float = 1.0) -> _LimitKey:
+        """The key for a pool whose predictions are multiplied by `latency_factor`: its
+        corrected prediction meets the SLO when the model's meets SLO / factor."""
+        return cls(request.slo_latency_ms / latency_factor, request.slo_percentile, request.headroom,
                    request.max_queue_delay_ms, request.batch_sizes,
                    tuple(sorted(set(request.concurrency_levels))))
 
@@ -170,6 +173,20 @@ def _pool_limit(profile: Profile, key: _LimitKey
     the most load within the SLO as (curve, batch size, requests/s per replica), or None."""
     configs = tuple(_curve_configurations(profile, key.batch_sizes, key.concurrency_levels))
     return configs, (_best_limit(key.request(), list(configs)) if configs else None)
+
+
+def predicted_latency_at(request: Request, profile: Profile, batch_size: int, concurrency: int,
+                         per_replica_rps: float) -> float | None:
+    """The model's own (uncalibrated) latency at the SLO's percentile for one replica of
+    `profile`'s pool running `batch_size` x `concurrency` at `per_replica_rps`: what calibration
+    compares an observation with. None when the profile has no such configuration or the load is
+    past what a replica serves."""
+    for curve, batch in _pool_limit(profile, _LimitKey.of(request))[0]:
+        if batch == batch_size and curve.concurrency == concurrency:
+            prediction = predict_latency(curve, per_replica_rps, batch, request.max_queue_delay_ms,
+                                         request.slo_percentile)
+            return prediction.latency_ms if prediction.stable else None
+    return None
 
 
 def clear_limit_cache() -> None:
@@ -310,7 +327,8 @@ def _placements(request: Request, replicas: dict[str, int],
                                      request.max_queue_delay_ms, request.slo_percentile)
         placements.append(Placement(
             pool=name, replicas=count, batch_size=config.batch_size, share_rps=share,
-            predicted_latency_ms=prediction.latency_ms, utilisation=prediction.utilisation,
+            predicted_latency_ms=prediction.latency_ms * config.pool.latency_factor,
+            utilisation=prediction.utilisation,
             cost_per_hour=config.pool.cost_per_hour(count), watts=config.pool.watts(count),
             concurrency=config.concurrency))
     return placements
@@ -327,6 +345,7 @@ def _single_pool_alternative(request: Request, config: Configuration,
     prediction = predict_latency(config.curve, request.target_rps / min(need, cap),
                                  config.batch_size, request.max_queue_delay_ms,
                                  request.slo_percentile)
+    prediction = dataclasses.replace(prediction, latency_ms=prediction.latency_ms * pool.latency_factor)
     if need > cap or choice is None:
         limit = ("maxReplicas" if request.max_replicas is not None and cap == request.max_replicas
                  else "the pool's capacity")
@@ -373,7 +392,7 @@ def _best_latency(request: Request, pool: Pool, configs: list[tuple[ServiceCurve
         seen.append(same)
         if prediction is not None and prediction.latency_ms < best[0]:
             best = (prediction.latency_ms, batch, replicas)
-    return best
+    return (best[0] * pool.latency_factor, *best[1:])
 
 
 def _over_slo_alternative(request: Request, pool: Pool, best_latency: tuple[float, int, int]) -> Alternative:

@@ -56,6 +56,9 @@ class Pool:
         watts_per_replica: power draw of one busy replica, watts.
         capacity_replicas: the most replicas this pool may hold for this deployment
             (min of the pool's maxReplicas and its free capacity); None means unbounded.
+        latency_factor: observed over predicted latency on this pool (calibration.py); every
+            prediction for the pool is multiplied by it, so replicas follow the corrected
+            prediction. 1.0: uncalibrated.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Pool:
     watts_per_node: float | None = None
     watts_per_replica: float | None = None
     capacity_replicas: int | None = None
+    latency_factor: float = 1.0
 
     def __post_init__(self) -> None:
         what = f"Pool {self.name!r}"
@@ -88,6 +92,9 @@ class Pool:
                  or (isinstance(self.capacity_replicas, int) and self.capacity_replicas >= 0),
                  what, f"capacity_replicas must be an integer >= 0 or None, "
                        f"got {self.capacity_replicas!r}")
+        _require(isinstance(self.latency_factor, int | float) and math.isfinite(self.latency_factor)
+                 and self.latency_factor > 0, what,
+                 f"latency_factor must be a finite number > 0, got {self.latency_factor!r}")
 
     @property
     def has_power(self) -> bool:
@@ -275,6 +282,7 @@ class Placement:
             "pool": self.pool,
             "replicas": self.replicas,
             "batchSize": self.batch_size,
+            "concurrency": self.concurrency,
             "shareRps": _round(self.share_rps),
             "predictedLatencyMs": _round(self.predicted_latency_ms),
             "utilisation": _round(self.utilisation),

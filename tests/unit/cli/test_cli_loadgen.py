@@ -48,8 +48,11 @@ class FakeTriton(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.server.slow:
             threading.Event().wait(2)
-        self.send_response(503)
+        ok = getattr(self.server, "ok", False)
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Length", "2")
         self.end_headers()
+        self.wfile.write(b"{}")
 
     def log_message(self, *args):
         pass
@@ -59,9 +62,9 @@ class FakeTriton(BaseHTTPRequestHandler):
 def fake_server():
     servers = []
 
-    def start(slow=False):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), FakeTriton)
-        server.slow = slow
+    def start(slow=False, ok=False, host="127.0.0.1"):
+        server = ThreadingHTTPServer((host, 0), FakeTriton)
+        server.slow, server.ok = slow, ok
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server.server_address[1]
@@ -92,3 +95,24 @@ def test_refused_timed_out_and_5xx_requests_are_counted_not_fatal(fake_server):
     assert found["5xx"] == Counter({"HTTP 503": 3})
     assert found["timeout"] == Counter({"timeout": 3})
     assert set(found["refused"]) == {"ClientConnectorError"}
+
+
+def test_the_pods_are_listed_again_during_a_run_and_a_failed_listing_keeps_the_ones_known(fake_server):
+    """A replica that becomes Ready mid-run gets its share from the next re-list; a re-list that
+    fails (the API server away) or finds nothing keeps sending to the pods already known."""
+    first, second = ("127.0.0.1", fake_server(ok=True)), ("127.0.0.2", fake_server(ok=True, host="127.0.0.2"))
+    calls = []
+
+    def refresh():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("connection refused")
+        return [] if len(calls) == 2 else [second]
+
+    arrivals = [i * 0.02 for i in range(60)]  # 1.2 s
+    latencies, errors, dropped, window, by_pod = asyncio.run(drive(
+        [first], {"inputs": []}, arrivals, rng=random.Random(0), max_in_flight=8, timeout_s=2,
+        refresh=refresh, refresh_s=0.2))
+    assert len(calls) >= 3 and errors == Counter({"refresh RuntimeError": 1})
+    assert by_pod[first[0]] >= 15 and by_pod[second[0]] >= 15  # the first until ~0.6 s, then the second
+    assert sum(by_pod.values()) == 60 and dropped == 0

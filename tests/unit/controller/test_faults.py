@@ -55,7 +55,8 @@ def test_job_done_profile_not_written_stops_after_reading_the_result_and_before_
     with MockApi() as api:
         api.on("GET", JOBS, finished_job())
         api.on("GET", PODS, pod_with(json.dumps(RESULT)))
-        api.on("POST", PROFILES, Reply(201, {"kind": "ModelProfile"}))
+        api.on("POST", PROFILES, Reply(201, {"kind": "ModelProfile", "metadata": {"name": "mp-x", "namespace": "ns"}}))
+        api.on("PATCH", JOBS, Reply(200, {}))
         with pytest.raises(Crashed):
             reconciler(api).record_benchmark("ns", "hp-bench-x")
         assert api.calls("GET", PODS) and not api.calls("POST", PROFILES)

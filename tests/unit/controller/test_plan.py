@@ -283,3 +283,62 @@ def test_a_pool_admits_only_its_allowed_namespaces():
     body["metadata"]["namespace"] = "ml-team"
     admitted = plan(parse_object(body), pools=pools)
     assert sorted(s["pool"] for s in admitted.status["profiles"]) == ["cpu-standard", "gpu-t4"]
+
+
+# -- a pool's room is shared between InferenceDeployments ---------------------------------------
+
+def with_room(cpu: int):
+    """The example pools, the CPU pool's ready nodes holding `cpu` replicas in all."""
+    pools = dict(POOLS)
+    body = POOLS["cpu-standard"].to_dict()
+    body["status"] = {"capacityReplicas": cpu, "readyNodes": 1, "nodes": 1}
+    pools["cpu-standard"] = parse_object(body)
+    return pools
+
+
+def test_the_room_other_deployments_hold_on_a_pool_is_not_offered_again():
+    """Room for 2 CPU replicas. 40 requests/s needs 2 (22.9 each): the first deployment takes
+    both; a second one, seeing them taken, goes to the GPU; restricted to the CPU pool, it is
+    not placed and the CPU pool is reported OverCapacity. Its own replicas count as its own."""
+    pools = with_room(2)
+    first = plan_inference_deployment(
+        infd(load={"targetRps": 40}), pools=pools, profiles=PROFILES, jobs={}, children={}, service_names=set(),
+        settings=Settings(), now=NOW, fingerprint=deployment_fingerprint, taken={})
+    assert [(x.pool, x.replicas) for x in first.decision.placements] == [("cpu-standard", 2)]
+
+    def second(taken, **spec):
+        return plan_inference_deployment(
+            infd(load={"targetRps": 40}, **spec), pools=pools, profiles=PROFILES, jobs={}, children={},
+            service_names=set(), settings=Settings(), now=NOW, fingerprint=deployment_fingerprint, taken=taken)
+
+    elsewhere = second({"cpu-standard": 2})
+    assert [x.pool for x in elsewhere.decision.placements] == ["gpu-t4"]
+    cpu = next(a for a in elsewhere.decision.alternatives if a.pool == "cpu-standard")
+    assert cpu.reason == "OverCapacity"
+    stuck = second({"cpu-standard": 2}, placement={"pools": ["cpu-standard"]})
+    assert not stuck.decision.feasible and not stuck.deployments
+    placed = cond(stuck.status, c.PLACED)
+    assert (placed["status"], placed["reason"]) == (c.FALSE, c.OVER_CAPACITY)
+    assert "cpu-standard: no free capacity" in placed["message"] and "2 replicas there belong to other" in \
+        placed["message"]
+    assert [(e.type, e.reason) for e in stuck.events if e.type == "Warning"] == [("Warning", c.OVER_CAPACITY)]
+    assert [a.reason for a in stuck.decision.alternatives] == ["OverCapacity"]
+    # One replica held by another: this one may have the other one, not two.
+    half = second({"cpu-standard": 1}, placement={"pools": ["cpu-standard"]})
+    assert not half.decision.feasible
+    assert second({"cpu-standard": 0}, placement={"pools": ["cpu-standard"]}).decision.feasible
+
+
+def test_the_state_counts_the_replicas_other_deployments_hold_per_pool():
+    from hybridplace.controller.state import ClusterState
+
+    state = ClusterState()
+    for instance, pool, replicas in (("a", "cpu-standard", 2), ("b", "cpu-standard", 3), ("b", "gpu-t4", 1)):
+        state.put_deployment({"metadata": {"name": f"{instance}-{pool}", "namespace": "ns", "resourceVersion": "1",
+                                           "labels": {names.LABEL_INSTANCE: instance, names.LABEL_POOL: pool}},
+                              "spec": {"replicas": replicas}})
+    assert state.replicas_taken("ns", "a") == {"cpu-standard": 3, "gpu-t4": 1}
+    assert state.replicas_taken("ns", "b") == {"cpu-standard": 2}
+    assert state.replicas_taken("other", "a") == {"cpu-standard": 5, "gpu-t4": 1}
+    state.drop_deployment("ns", "b-cpu-standard")
+    assert state.replicas_taken("ns", "a") == {"gpu-t4": 1}

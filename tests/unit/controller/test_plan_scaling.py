@@ -4,6 +4,7 @@ Events say what happened. Observations are plain inputs here (no Prometheus)."""
 
 from __future__ import annotations
 
+import pytest
 from hybridplace import conditions as c
 from hybridplace.controller.observe import Observation
 from hybridplace.controller.observer import Observed
@@ -137,3 +138,114 @@ def test_a_steady_load_rewrites_nothing_each_interval():
     late = observed([20.0, 20.5], start=400.0)  # the same figures, 400 s later
     refreshed = run(infd(status=status, load={"targetRps": 20}, scaling=FAST), late, children=as_children(first))
     assert refreshed.status["observed"]["time"] != status["observed"]["time"]
+
+
+def test_a_pool_switch_makes_the_new_deployment_before_it_breaks_the_old():
+    """20 -> 200 requests/s moves the deployment from CPU to the GPU (cheaper above 68.6): the
+    CPU Deployment keeps serving, shown Outgoing in status.serving, until the GPU one is
+    Available; only then is it deleted, with an Event."""
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    cpu = as_children(first)
+    assert list(cpu) == ["cpu-standard"]
+    obj = infd(status=first.status, load={"targetRps": 20}, scaling=FAST)
+    switching = run(obj, observed([20.0, 200.0]), children=cpu)
+    assert [x.pool for x in switching.decision.placements] == ["gpu-t4"]
+    assert [d["metadata"]["labels"]["hybridplace.io/pool"] for d in switching.deployments] == ["gpu-t4"]
+    assert switching.stale_deployments == [] and switching.outgoing == ["cpu-standard"]
+    assert [(x["pool"], x["state"]) for x in switching.status["serving"]] == [
+        ("cpu-standard", "Outgoing"), ("gpu-t4", "Starting")]
+    # The GPU Deployment exists but is not Available yet: still both.
+    both = {**cpu, **as_children(switching, available=False)}
+    waiting = run(infd(status=switching.status, load={"targetRps": 20}, scaling=FAST), observed([20.0, 200.0, 200.0]),
+                  children=both)
+    assert waiting.stale_deployments == [] and not waiting.deployments
+    assert not [e for e in waiting.events if e.reason == "PoolSwitched"]
+    # Available: the CPU Deployment goes.
+    done = {**cpu, **as_children(switching)}
+    switched = run(infd(status=waiting.status, load={"targetRps": 20}, scaling=FAST),
+                   observed([20.0, 200.0, 200.0, 200.0]), children=done)
+    assert switched.stale_deployments == [cpu["cpu-standard"].name]
+    assert [(x["pool"], x["state"]) for x in switched.status["serving"]] == [("gpu-t4", "Ready")]
+    (event,) = [e for e in switched.events if e.reason == "PoolSwitched"]
+    assert "gpu-t4 x" in event.message and f"Deployment/{cpu['cpu-standard'].name}" in event.message
+
+
+def test_overload_while_new_replicas_start_holds_instead_of_overshooting():
+    """The planner tells the policy what is still starting: with the replicas of the last step
+    not Ready, a long queue holds the decision."""
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    obj = infd(status=first.status, load={"targetRps": 20}, scaling=FAST)
+
+    def obs(queue_ms):
+        o = observed([20.0, 60.0])
+        hist = o.history[:-1] + (Sample(at=o.history[-1].at, rate_rps=60.0, latency_ms=200.0, queue_ms=queue_ms),)
+        return Observed(observing=True, history=hist, latest=o.latest, last_seen=o.last_seen, now=o.now)
+
+    up = run(obj, obs(5000.0), children=as_children(first))
+    assert up.status["scaling"]["action"] == "up"
+    starting = as_children(up, available=False)
+    held = run(infd(status=up.status, load={"targetRps": 20}, scaling=FAST), obs(9000.0), children=starting)
+    assert held.status["scaling"]["action"] == "hold" and replicas(held) == replicas(up)
+    assert "replicas are starting" in held.status["scaling"]["message"]
+    # Ready, but only just: the queue figure (a 20 s average) still holds the waits from before.
+    import datetime as dt
+
+    (entry,) = up.status["serving"]
+    just = {**up.status, "serving": [{**entry, "availableReplicas": entry["replicas"], "state": "Ready",
+                                      "readySince": LATER}]}
+    ready_at = dt.datetime.strptime(LATER, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+    hist = (Sample(at=ready_at + 5, rate_rps=60.0, latency_ms=200.0, queue_ms=9000.0),
+            Sample(at=ready_at + 10, rate_rps=60.0, latency_ms=200.0, queue_ms=9000.0))
+    latest = Observation(at=ready_at + 10, percentile=95, rate_rps=60.0, latency_ms=200.0, queue_ms=9000.0)
+    soon = Observed(observing=True, history=hist, latest=latest, last_seen=ready_at + 10, now=ready_at + 10)
+    held = run(infd(status=just, load={"targetRps": 20}, scaling=FAST), soon, children=as_children(up))
+    assert held.status["scaling"]["action"] == "hold" and "Ready for only 10 s" in held.status["scaling"]["message"]
+    grown = run(infd(status=up.status, load={"targetRps": 20}, scaling=FAST), obs(9000.0),
+                children=as_children(up))
+    assert grown.status["scaling"]["action"] == "up"
+    assert grown.status["scaling"]["loadRps"] == 1.5 * up.status["scaling"]["loadRps"]  # 90: the GPU's now
+
+
+def test_a_pool_slower_than_its_profile_is_calibrated_and_gets_more_replicas():
+    """The CPU pool serves at three times the latency the model predicts for the load observed:
+    one window after the warm-up sets calibration to 3, the solver multiplies the pool's
+    predictions by it (more replicas for the same load), with an Event and status.calibration."""
+    import datetime as dt
+
+    from hybridplace.placement.from_api import profile_from, request_from
+    from hybridplace.placement.solver import predicted_latency_at
+    from test_plan import PROFILES
+
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    ready = run(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), observed([20.0]),
+                children=as_children(first))
+    (entry,) = ready.status["serving"]
+    assert entry["state"] == "Ready" and entry["readySince"] == LATER
+    assert "calibration" not in ready.status  # nothing observed per pool yet
+    since = dt.datetime.strptime(LATER, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+    obj = infd(status=ready.status, load={"targetRps": 20}, scaling=FAST)
+    placement = ready.status["decision"]["placements"][0]
+    predicted = predicted_latency_at(request_from(obj), profile_from(PROFILES["cpu-standard"]),
+                                     placement["batchSize"], placement["concurrency"], 20.0)
+
+    def at(t, latency):
+        o = observed([20.0, 20.0], start=t - 5)
+        latest = Observation(at=t, percentile=95, rate_rps=20.0, latency_ms=latency,
+                             by_pool={"cpu-standard": {"rate": 20.0, "latency": latency}})
+        return Observed(observing=True, history=o.history, latest=latest, last_seen=t, now=t)
+
+    warming = run(obj, at(since + 30, 3 * predicted), children=as_children(first))
+    assert "calibration" not in warming.status  # 30 s after Ready: the summary still remembers before
+    p = run(obj, at(since + 90, 3 * predicted), children=as_children(first))
+    (cal,) = p.status["calibration"]
+    assert cal["pool"] == "cpu-standard" and cal["ratio"] == pytest.approx(3.0, rel=1e-3) and cal["samples"] == 1
+    assert cal["outsideSince"]  # outside [0.67, 1.5]: the re-profiling clock runs
+    assert replicas(p) > replicas(ready)
+    assert p.decision.placements[0].predicted_latency_ms <= 1000  # the corrected prediction meets the SLO
+    (event,) = [e for e in p.events if e.reason == "Calibrated"]
+    assert "3x the model's prediction" in event.message
+    # The same observation again (another reconcile): not taken in twice, no new Event.
+    again = run(infd(status=p.status, load={"targetRps": 20}, scaling=FAST), at(since + 90, 3 * predicted),
+                children=as_children(first))
+    assert again.status["calibration"] == p.status["calibration"]
+    assert not [e for e in again.events if e.reason == "Calibrated"]

@@ -7,6 +7,7 @@ import json
 import pytest
 from cases.mock_api import MockApi, Reply, closed_port_url, kube_at, status
 from hybridplace.api import builtin_digest
+from hybridplace.builders import names
 from hybridplace.config import Settings
 from hybridplace.controller.kube import ApiError
 from hybridplace.controller.reconcile import Reconciler
@@ -119,14 +120,97 @@ def pod_with(message):
     )
 
 
+def stored_profile(measured_at, version="7"):
+    return Reply(200, {"apiVersion": "hybridplace.io/v1alpha1", "kind": "ModelProfile",
+                       "metadata": {"name": "mp-x", "namespace": "ns", "resourceVersion": version},
+                       "spec": {"model": {"digest": builtin_digest("mlp")}, "pool": "cpu", "provenance": "measured",
+                                "measuredAt": measured_at,
+                                "points": [{"batchSize": 1, "p50Ms": 1, "p95Ms": 1, "p99Ms": 1}]}})
+
+
 def test_a_profile_written_by_another_reconcile_first_is_not_an_error():
     with MockApi() as api:
         api.on("GET", JOBS, finished_job())
         api.on("GET", PODS, pod_with(json.dumps(RESULT)))
         api.on("POST", PROFILES, status(409, "AlreadyExists"))
+        api.on("GET", PROFILES, stored_profile(RESULT["measuredAt"]))  # the very same measurement
+        api.on("PATCH", JOBS, Reply(200, {}))
         reconciler(api).record_benchmark("ns", "hp-bench-x")
         assert len(api.calls("POST", PROFILES)) == 1
+        assert not api.calls("PUT", PROFILES)  # not written twice
+        (patch,) = api.calls("PATCH", JOBS)  # the Job says its result is recorded
+    assert patch["metadata"]["annotations"] == {names.ANNOTATION_RECORDED: RESULT["measuredAt"]}
+
+
+def test_a_pool_measured_again_replaces_the_older_profile_of_that_name():
+    with MockApi() as api:
+        api.on("GET", JOBS, finished_job())
+        api.on("GET", PODS, pod_with(json.dumps(RESULT)))
+        api.on("POST", PROFILES, status(409, "AlreadyExists"))
+        api.on("GET", PROFILES, stored_profile("2026-11-01T00:00:00Z", version="41"))
+        api.on("PUT", PROFILES, Reply(200, {**stored_profile(RESULT["measuredAt"], "42").body}))
+        api.on("PATCH", JOBS, Reply(200, {}))
+        rec = reconciler(api)
+        rec.record_benchmark("ns", "hp-bench-x")
+        (put,) = api.calls("PUT", PROFILES)
+        assert api.calls("PATCH", JOBS)
+    assert put["metadata"]["resourceVersion"] == "41"  # only over the version read: never a lost update
+    assert put["spec"]["measuredAt"] == RESULT["measuredAt"] and put["spec"]["provenance"] == "measured"
+    # In the operator's state at once, before the Job's annotation can say it is recorded.
+    assert rec.state.profiles_for("ns", builtin_digest("mlp"))["cpu"].spec.measured_at == RESULT["measuredAt"]
+
+
+@pytest.mark.parametrize("failure", [status(409, "Conflict"), status(500, "InternalError"), Reply(reset=True)])
+def test_a_replace_that_fails_is_retried_and_the_job_not_marked_recorded(failure):
+    with MockApi() as api:
+        api.on("GET", JOBS, finished_job())
+        api.on("GET", PODS, pod_with(json.dumps(RESULT)))
+        api.on("POST", PROFILES, status(409, "AlreadyExists"))
+        api.on("GET", PROFILES, stored_profile("2026-11-01T00:00:00Z"))
+        api.on("PUT", PROFILES, failure)
+        with pytest.raises(ApiError):
+            reconciler(api).record_benchmark("ns", "hp-bench-x")
         assert not api.calls("PATCH", JOBS)
+
+
+def test_a_profile_deleted_between_create_and_read_marks_the_job_recorded_so_it_is_measured_again():
+    with MockApi() as api:
+        api.on("GET", JOBS, finished_job())
+        api.on("GET", PODS, pod_with(json.dumps(RESULT)))
+        api.on("POST", PROFILES, status(409, "AlreadyExists"))
+        api.on("GET", PROFILES, status(404, "NotFound"))
+        api.on("PATCH", JOBS, Reply(200, {}))
+        reconciler(api).record_benchmark("ns", "hp-bench-x")
+        assert len(api.calls("PATCH", JOBS)) == 1
+
+
+def test_a_recorded_job_is_not_recorded_twice():
+    job = finished_job().body
+    job["metadata"]["annotations"] = {names.ANNOTATION_RECORDED: RESULT["measuredAt"]}
+    with MockApi() as api:
+        api.on("GET", JOBS, Reply(200, job))
+        reconciler(api).record_benchmark("ns", "hp-bench-x")
+        assert not api.calls("GET", PODS) and not api.calls("POST", PROFILES)
+
+
+def test_only_the_jobs_own_pods_are_read_not_those_of_a_deleted_namesake():
+    job = finished_job().body
+    job["metadata"].update(uid="new-uid", labels={"hybridplace.io/pool": "cpu", names.LABEL_BENCHMARK_KEY: "k1"})
+    old_result = {**RESULT, "measuredAt": "2026-11-01T00:00:00Z"}
+    pods = pod_with(json.dumps(RESULT)).body["items"] + pod_with(json.dumps(old_result)).body["items"]
+    pods[0]["metadata"] = {"ownerReferences": [{"uid": "new-uid"}]}
+    # The deleted Job's pod finished later (clocks differ): still not this Job's.
+    pods[1]["metadata"] = {"ownerReferences": [{"uid": "old-uid"}]}
+    pods[1]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = "2026-11-24T00:00:00Z"
+    with MockApi() as api:
+        api.on("GET", JOBS, Reply(200, job))
+        api.on("GET", PODS, Reply(200, {"items": pods}))
+        api.on("POST", PROFILES, Reply(201, stored_profile(RESULT["measuredAt"]).body))
+        api.on("PATCH", JOBS, Reply(200, {}))
+        reconciler(api).record_benchmark("ns", "hp-bench-x")
+        (created,) = api.calls("POST", PROFILES)
+    assert created["spec"]["measuredAt"] == RESULT["measuredAt"]
+    assert created["metadata"]["labels"][names.LABEL_BENCHMARK_KEY] == "k1"
 
 
 @pytest.mark.parametrize("failure", [status(503, "ServiceUnavailable"), Reply(reset=True)])
@@ -159,6 +243,83 @@ def test_the_job_gone_is_nothing_to_do_and_the_server_gone_is_an_api_error():
         api.down = True
         with pytest.raises(ApiError):
             reconciler(api).record_benchmark("ns", "hp-bench-x")
+
+
+# -- a deleted profile measured again: the finished Job is deleted (that very one), a new one made --
+
+def _state_with_deleted_profile():
+    """The seed InferenceDeployment in its namespace, its cpu pool's finished Job recorded, and no
+    profile for that pool (deleted), the gpu pool's profile there."""
+    import copy
+    from pathlib import Path
+
+    from hybridplace.api import load_objects
+
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    loaded = [x.obj for x in load_objects([examples / "hardwarepools.yaml", examples / "seed"])]
+    state = ClusterState()
+    for obj in loaded:
+        body = copy.deepcopy(obj.to_dict())
+        body["metadata"].update(resourceVersion="1")
+        if obj.kind == "HardwarePool":
+            state.put_pool(body)
+        elif obj.kind == "ModelProfile" and obj.spec.pool == "gpu-t4":
+            body["metadata"]["namespace"] = "ns"
+            state.put_profile(body)
+        elif obj.kind == "InferenceDeployment":
+            body["metadata"].update(namespace="ns", uid="infd-uid")
+            state.put_infd(body)
+    digest = next(o for o in loaded if o.kind == "InferenceDeployment").spec.model.digest
+    state.put_job({"metadata": {"name": names.benchmark_job_name(digest, "cpu-standard"), "namespace": "ns",
+                                "uid": "old-job-uid", "resourceVersion": "1",
+                                "labels": {names.LABEL_POOL: "cpu-standard"},
+                                "annotations": {names.ANNOTATION_DIGEST: digest,
+                                                names.ANNOTATION_RECORDED: "2026-11-20T00:00:00Z"}},
+                   "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+    return state, digest
+
+
+STATUS_WRITTEN = {"kind": "InferenceDeployment",
+                  "metadata": {"name": "seed", "namespace": "ns", "resourceVersion": "9"}}
+
+
+def test_a_deleted_profile_deletes_that_finished_job_by_uid_and_creates_a_new_one():
+    state, digest = _state_with_deleted_profile()
+    name = names.benchmark_job_name(digest, "cpu-standard")
+    with MockApi() as api:
+        api.on("DELETE", JOBS, Reply(200, {}))
+        api.on("POST", JOBS, Reply(201, {"kind": "Job", "metadata": {
+            "name": name, "namespace": "ns", "uid": "new-job-uid", "resourceVersion": "5",
+            "labels": {names.LABEL_POOL: "cpu-standard"}, "annotations": {names.ANNOTATION_DIGEST: digest}}}))
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, STATUS_WRITTEN))
+        rec = Reconciler(api.kube(), state, Settings(workers=1), WorkQueue())
+        rec.reconcile_inference_deployment("ns", "seed")
+        (delete,) = api.calls("DELETE", JOBS)
+        (created,) = api.calls("POST", JOBS)
+    assert delete["preconditions"] == {"uid": "old-job-uid"}  # never a namesake made since
+    assert created["metadata"]["name"] == name
+    assert state.jobs_for("ns", digest)["cpu-standard"].uid == "new-job-uid"
+
+
+def test_a_new_job_refused_while_the_deleted_one_lingers_is_tried_again_shortly():
+    state, digest = _state_with_deleted_profile()
+    queue = WorkQueue()
+    with MockApi() as api:
+        api.on("DELETE", JOBS, Reply(200, {}))
+        api.on("POST", JOBS, status(409, "AlreadyExists"))
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, STATUS_WRITTEN))
+        Reconciler(api.kube(), state, Settings(workers=1), queue).reconcile_inference_deployment("ns", "seed")
+    assert ("infd", "ns", "seed") in queue._due  # again in about a second
+
+
+@pytest.mark.parametrize("failure", [status(500, "InternalError"), status(429, "TooManyRequests"), Reply(reset=True)])
+def test_a_failed_job_delete_is_an_api_error_and_no_new_job_is_made(failure):
+    state, _ = _state_with_deleted_profile()
+    with MockApi() as api:
+        api.on("DELETE", JOBS, failure)
+        with pytest.raises(ApiError):
+            Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
+        assert not api.calls("POST", JOBS)
 
 
 # Every way a call can fail, for the two I/O paths: (id, reply or None for a refused

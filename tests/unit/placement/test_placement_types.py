@@ -98,7 +98,7 @@ def test_to_dict_has_the_issue_json_keys():
     d = _decision(True).to_dict()
     assert {"feasible", "objective", "placements", "totalCostPerHour", "totalWatts",
             "bestAchievableLatencyMs", "alternatives"} <= set(d)
-    assert set(d["placements"][0]) == {"pool", "replicas", "batchSize", "shareRps",
+    assert set(d["placements"][0]) == {"pool", "replicas", "batchSize", "concurrency", "shareRps",
                                        "predictedLatencyMs", "utilisation", "costPerHour",
                                        "watts"}
     assert d["totalCostPerHour"] == pytest.approx(0.57 + 0.53)

@@ -171,3 +171,25 @@ def test_a_load_past_max_replicas_scales_to_the_limit_not_to_an_infeasible_decis
     hist = [Sample(at=0.0, rate_rps=100.0, queue_ms=5000.0)]
     d = plan_load(policy, hist, target_rps=20.0, current_rps=100.0, cost_at=capped, now=0.0)
     assert d.action == "up" and 100.0 < d.load_rps <= 120.0 and replicas(d.load_rps) == 4
+
+
+def test_overload_waits_for_the_replicas_it_started_instead_of_overshooting():
+    """A step to 4x what one replica serves: the first interval scales up; while those replicas
+    start, the queue stays long, but that is no news: hold, do not add half again each interval.
+    Once they are Ready, overload (if it is still there) grows the plan again."""
+    policy = ScalingPolicy(mode="Operator", interval_s=15, scale_down_delay_s=30, slo_ms=300)
+    hist = [Sample(at=0.0, rate_rps=20.0, queue_ms=1.0), Sample(at=15.0, rate_rps=66.0, queue_ms=5000.0)]
+    d = plan_load(policy, hist, target_rps=20.0, current_rps=20.0, cost_at=cost, now=15.0)
+    assert d.action == "up" and replicas(d.load_rps) == 3
+    hist.append(Sample(at=30.0, rate_rps=66.0, queue_ms=9000.0))
+    d = plan_load(policy, hist, target_rps=20.0, current_rps=66.0, cost_at=cost, now=30.0,
+                  settling="2 of 3 replicas are starting")
+    assert d.action == "hold" and d.load_rps == 66.0 and "2 of 3 replicas are starting" in d.message
+    # A real rise in the observed rate is news even while replicas start: it scales up.
+    hist.append(Sample(at=45.0, rate_rps=110.0, queue_ms=9000.0))
+    d = plan_load(policy, hist, target_rps=20.0, current_rps=66.0, cost_at=cost, now=45.0,
+                  settling="2 of 3 replicas are starting")
+    assert d.action == "up" and replicas(d.load_rps) == 4
+    # Settled and still overloaded: half again.
+    d = plan_load(policy, hist, target_rps=20.0, current_rps=110.0, cost_at=cost, now=45.0)
+    assert d.action == "up" and d.load_rps == 165.0

@@ -1,0 +1,145 @@
+"""Calibration: how far the latency model is from what Prometheus observes, per pool.
+
+The ratio of the observed latency at the SLO's percentile to the model's prediction *at the
+load that was observed* (requests/s per ready replica), smoothed and clamped, as the correction
+factors of NVIDIA Dynamo's SLA planner are. The solver multiplies every prediction for the pool
+by it (``Pool.latency_factor``), so replicas follow the corrected prediction, and the headroom
+is left to be a safety margin rather than the model's cover.
+
+A pure function of the previous calibration, one sample and the clock: no Prometheus, no
+Kubernetes (tests/unit/placement/test_calibration.py, fake clock). Rules:
+
+- **Enough samples.** A sample counts only when the window saw at least ``min_requests``
+  requests on the pool (a percentile of a handful of requests is noise) and both latencies are
+  known and positive.
+- **No warm-up.** Only once the pool's replicas have been Ready, unchanged, for ``warmup_s``:
+  Triton's latency summary spans about a minute, so right after a rollout or a change of
+  replicas it still mixes in what the old replicas saw at the old load.
+- **The first sample is taken whole** (one window calibrates); later ones are smoothed on the
+  log of the ratio, weight ``alpha`` for the new one, so one odd window moves it only part way.
+- **Clamped** to [``low``, ``high``]: a broken metric cannot send the replicas to zero or to
+  the limit on its own.
+- **Up at once, down after the hold** (``hold_s``, the deployment's scale-down delay), as the
+  load is: a higher ratio is adopted at once (it means the SLO is at risk); a lower one only
+  after every sample for ``hold_s`` has been lower (``lower_since``). The ratio depends on the
+  load it is measured at where the model's queueing is off, so a ratio that fell as soon as
+  more replicas lowered the load would take them away again: it would flap.
+- Each observation is used once (``sampled_at``), however often the planner runs.
+- ``outside_since``: since when the ratio has been outside [``reprofile_low``,
+  ``reprofile_high``], for the re-profiling trigger (the profile no longer describes the pool).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CalibrationPolicy:
+    alpha: float = 0.3
+    low: float = 0.5
+    high: float = 4.0
+    warmup_s: float = 90.0
+    min_requests: float = 100.0
+    reprofile_low: float = 0.67
+    reprofile_high: float = 1.5
+
+
+@dataclass(frozen=True)
+class CalibrationSample:
+    """One observation window of one pool: the observed latency at the SLO's percentile, the
+    model's prediction at the observed requests/s per ready replica, the pool's requests/s, the
+    window's length and when it was taken (seconds)."""
+
+    at: float
+    observed_ms: float | None
+    predicted_ms: float | None
+    rate_rps: float | None
+    per_replica_rps: float | None
+    window_s: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A pool's calibration: ``ratio`` (observed / predicted, smoothed and clamped), the last
+    sample's figures, how many samples went in, when the last was taken, and since when the
+    ratio has been outside the re-profiling band (None: inside)."""
+
+    pool: str
+    ratio: float
+    observed_ms: float
+    predicted_ms: float
+    per_replica_rps: float
+    samples: int
+    sampled_at: float
+    outside_since: float | None = None
+    lower_since: float | None = None  # since when every sample has been below ``ratio``
+
+
+def skip_reason(policy: CalibrationPolicy, sample: CalibrationSample, ready_since: float | None) -> str | None:
+    """Why `sample` is not used (None: it is)."""
+    if ready_since is None:
+        return "the pool's replicas are not all Ready"
+    if sample.at - ready_since < policy.warmup_s:
+        return f"warming up: Ready for {max(sample.at - ready_since, 0):.0f} s of {policy.warmup_s:g}"
+    for name in ("observed_ms", "predicted_ms", "rate_rps", "per_replica_rps"):
+        value = getattr(sample, name)
+        if value is None or not math.isfinite(value) or value <= 0:
+            return f"no {name.replace('_', ' ')}"
+    if sample.rate_rps * sample.window_s < policy.min_requests:
+        return (f"too few requests: {sample.rate_rps * sample.window_s:.0f} in the {sample.window_s:g} s window, "
+                f"{policy.min_requests:g} needed")
+    return None
+
+
+def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str, sample: CalibrationSample,
+              ready_since: float | None, hold_s: float = 0.0) -> Calibration | None:
+    """The pool's calibration after `sample` (`previous` when the sample is not used or was
+    used already; None when there is none yet). `hold_s`: how long a lower ratio must last."""
+    if previous is not None and sample.at <= previous.sampled_at:
+        return previous  # this observation is in already
+    if skip_reason(policy, sample, ready_since) is not None:
+        return previous
+    assert sample.observed_ms is not None and sample.predicted_ms is not None and sample.per_replica_rps is not None
+    raw = sample.observed_ms / sample.predicted_ms
+    if previous is None:  # uncalibrated is 1.0: a first ratio below it is a fall like any other
+        smoothed, base, base_since = raw, 1.0, None
+    else:
+        smoothed = math.exp((1 - policy.alpha) * math.log(previous.ratio) + policy.alpha * math.log(raw))
+        base, base_since = previous.ratio, previous.lower_since
+    ratio = min(max(smoothed, policy.low), policy.high)
+    lower_since = None
+    if ratio < base:
+        lower_since = base_since if base_since is not None else sample.at
+        if sample.at - lower_since < hold_s:
+            ratio = base  # not yet: lower for less than the hold (then it follows each sample down)
+    outside = not (policy.reprofile_low <= ratio <= policy.reprofile_high)
+    since = (previous.outside_since if previous is not None and previous.outside_since is not None else sample.at) \
+        if outside else None
+    return Calibration(pool=pool, ratio=ratio, observed_ms=sample.observed_ms, predicted_ms=sample.predicted_ms,
+                       per_replica_rps=sample.per_replica_rps, samples=(previous.samples if previous else 0) + 1,
+                       sampled_at=sample.at, outside_since=since, lower_since=lower_since)
+
+
+def worth_writing(old: Calibration | None, new: Calibration | None, change: float = 0.03,
+                  refresh_s: float = 300.0) -> bool:
+    """Whether `new` should replace `old` in status: the ratio moved by more than `change`,
+    the re-profiling band was crossed, or the one stored is older than `refresh_s`. Else the
+    stored one stands (and, being the smoothing's state, later samples start from it)."""
+    if new is None or new is old:
+        return False
+    if old is None:
+        return True
+    if abs(math.log(new.ratio / old.ratio)) > math.log1p(change):
+        return True
+    if (old.outside_since is None) != (new.outside_since is None) or \
+            (old.lower_since is None) != (new.lower_since is None):
+        return True
+    return new.sampled_at - old.sampled_at >= refresh_s
+
+
+def reprofile_due(calibration: Calibration | None, now: float, window_s: float) -> bool:
+    """The calibration has stayed outside the re-profiling band for longer than `window_s`."""
+    return calibration is not None and calibration.outside_since is not None and \
+        now - calibration.outside_since > window_s
