@@ -62,9 +62,28 @@ def inference_deployment(name: str, **spec) -> dict:
     return body
 
 
-def start_operator_process(kubeconfig: str, log: Path) -> subprocess.Popen:
-    """The operator as `hybridplace run` runs it, in its own process (for kill and restart)."""
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4"}
+def seed_profile(pool: str, builtin: str = "delay") -> dict:
+    """examples/seed's CPU table as a ModelProfile of a builtin model on `pool`: an
+    InferenceDeployment of that model on that pool is placed with no benchmark."""
+    import copy
+
+    import yaml
+    from hybridplace.api import builtin_digest
+    from hybridplace.builders import names
+
+    digest = builtin_digest(builtin)
+    seed = Path(__file__).resolve().parents[2] / "examples" / "seed" / "modelprofiles.yaml"
+    profile = copy.deepcopy(next(d for d in yaml.safe_load_all(seed.read_text()) if d))
+    profile["metadata"] = {"name": names.profile_name(digest, pool),
+                           "labels": {names.LABEL_POOL: pool, names.LABEL_DIGEST: names.digest_label(digest)}}
+    profile["spec"].update(pool=pool, model={"digest": digest, "name": f"builtin:{builtin}", "format": "torchscript"})
+    return profile
+
+
+def start_operator_process(kubeconfig: str, log: Path, **env: str) -> subprocess.Popen:
+    """The operator as `hybridplace run` runs it, in its own process (for kill and restart), with
+    `env` added to its environment (HP_CRASH_AT, HP_LEADER_ELECTION_NAMESPACE, ...)."""
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4", **env}
     out = log.open("ab")
     return subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", kubeconfig,
                              "--liveness", ""], stdout=out, stderr=subprocess.STDOUT, env=env)

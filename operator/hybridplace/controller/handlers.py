@@ -18,6 +18,7 @@ import kopf
 
 from ..builders import names
 from ..config import Settings
+from .faults import armed as armed_crash_points
 from .kube import ApiError, Kube, load_client
 from .leader import LeaderElector
 from .observe import PrometheusObserver
@@ -64,6 +65,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
       so a large cluster's other workloads cost nothing.
     """
     ours = settings_or_env()
+    if crash_points := armed_crash_points():  # fault injection for tests; refuses unknown names
+        log.warning("crash points armed (HP_CRASH_AT): %s; this operator will SIGKILL itself there",
+                    ", ".join(sorted(crash_points)))
     settings.posting.enabled = False
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -77,7 +81,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0)
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
     observations = ObservationStore(observing=bool(ours.prometheus_url))
-    OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue, observations)
+    # This replica, in its Lease and as its Events' reportingInstance (the pod's name in a pod).
+    identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    OPERATOR.reconciler = Reconciler(Kube(client, instance=identity), OPERATOR.state, ours, OPERATOR.queue,
+                                     observations)
     try:
         OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
                                    "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
@@ -88,7 +95,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # kopf runs this startup again after the delay, with no traceback.
         raise kopf.TemporaryError(f"listing before start: {err}", delay=max(1.0, err.retry_after or 2.0)) from None
     if ours.leader_election_namespace:  # several replicas: only the Lease holder reconciles
-        identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         OPERATOR.elector = LeaderElector(Kube(client), ours.leader_election_namespace, identity)
         OPERATOR.reconciler.leading = OPERATOR.elector.leading
         OPERATOR.reconciler.elector = OPERATOR.elector

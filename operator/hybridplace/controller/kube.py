@@ -120,9 +120,11 @@ def load_client(kubeconfig: str | None = None, pool_size: int = 16) -> kubernete
 class Kube:
     """The few calls the reconcilers make."""
 
-    def __init__(self, client: kubernetes.client.ApiClient, timeout: tuple[float, float] = (5, 60)):
+    def __init__(self, client: kubernetes.client.ApiClient, timeout: tuple[float, float] = (5, 60),
+                 instance: str = "hybridplace"):
         self.client = client
         self.timeout = timeout  # (connect, read) seconds
+        self.instance = instance[:128]  # which replica posts Events (their reportingInstance)
         self._calls: collections.Counter[str] = collections.Counter()  # "METHOD kind", for the log
         self._calls_lock = threading.Lock()
 
@@ -281,7 +283,7 @@ class Kube:
             "message": message[:1024],
             "source": {"component": "hybridplace"},
             "reportingComponent": "hybridplace.io/operator",
-            "reportingInstance": "hybridplace",
+            "reportingInstance": self.instance,
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,

@@ -23,6 +23,7 @@ from ..api.validate import InvalidObject, parse_object
 from ..builders import names
 from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
 from ..config import Settings
+from .faults import crash_point
 from .fingerprint import deployment_fingerprint, service_fingerprint, template_replacement
 from .kube import ApiError, Kube, now_rfc3339
 from .observer import ObservationStore
@@ -405,6 +406,7 @@ class Reconciler:
                     self.state.put_deployment(self._converge(deployment))  # ours: converge
                 elif (created := self._create_or_adopt(body, deployment)) is not None:
                     self.state.put_deployment(created)
+                    crash_point("children-half-created")
                 else:
                     conflicts.append(ref)
         for service in plan.services:
@@ -549,6 +551,7 @@ class Reconciler:
                 node_labels=node_info.labels if node_info is not None else None,
             )
         if isinstance(outcome, dict) and "Complete" in conds:
+            crash_point("job-done-profile-not-written")
             self._record_profile(outcome)
             self.kube.patch_annotations("Job", namespace, name, {
                 names.ANNOTATION_RECORDED: str(outcome["spec"].get("measuredAt") or "")})

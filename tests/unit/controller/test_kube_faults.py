@@ -110,6 +110,16 @@ def test_an_event_name_fits_whatever_the_objects_name():
         assert len(api.calls("POST", EVENTS)[0]["metadata"]["name"]) <= 253
 
 
+def test_an_event_names_the_replica_that_posted_it():
+    """With several replicas, an Event's reportingInstance says which one acted."""
+    with MockApi() as api:
+        api.on("POST", EVENTS, Reply(201, {}))
+        kube = api.kube()
+        kube.instance = "host-42-abcdef"
+        kube.event(INVOLVED, "Normal", "Test", "hello")
+        assert api.calls("POST", EVENTS)[0]["reportingInstance"] == "host-42-abcdef"
+
+
 def test_the_calls_count_can_be_taken_while_other_threads_call():
     kube = kube_at(closed_port_url())
     stop = threading.Event()

@@ -30,8 +30,18 @@ def lease(holder, renewed, transitions=0):
     }
 
 
-def elector(api, identity="me"):
-    return LeaderElector(api.kube(), "hp", identity, clock=lambda: NOW)
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def elector(api, identity="me", monotonic=None):
+    return LeaderElector(api.kube(), "hp", identity, clock=lambda: NOW, monotonic=monotonic or Clock())
 
 
 def test_a_free_lease_is_created_and_held():
@@ -59,7 +69,11 @@ def test_an_expired_lease_is_taken_over_and_ours_is_renewed():
     with MockApi() as api:
         api.on("GET", LEASES, Reply(200, lease("other", NOW - 20, transitions=2)))
         api.on("PUT", LEASES, Reply(200, {}))
-        assert elector(api).try_acquire_or_renew()
+        clock = Clock()
+        chosen = elector(api, monotonic=clock)
+        assert not chosen.try_acquire_or_renew()  # first seen now: its holder may have just renewed
+        clock.now += 15  # unchanged for leaseDurationSeconds, as seen here
+        assert chosen.try_acquire_or_renew()
         (taken,) = api.calls("PUT", LEASES)
         assert (taken["spec"]["holderIdentity"], taken["spec"]["leaseTransitions"]) == ("me", 3)
         assert taken["metadata"]["resourceVersion"] == "7"  # a conflicting take-over gets 409
@@ -75,7 +89,31 @@ def test_losing_the_race_to_take_over_is_not_leading():
     with MockApi() as api:
         api.on("GET", LEASES, Reply(200, lease("other", NOW - 20)))
         api.on("PUT", LEASES, status(409, "Conflict"))
-        assert not elector(api).try_acquire_or_renew()
+        clock = Clock()
+        chosen = elector(api, monotonic=clock)
+        chosen.try_acquire_or_renew()
+        clock.now += 16
+        assert not chosen.try_acquire_or_renew()
+        assert len(api.calls("PUT", LEASES)) == 1  # it tried, and another replica won
+
+
+def test_a_holder_that_keeps_renewing_is_never_taken_over_whatever_its_clock():
+    """Expiry is judged by when this replica last saw the Lease change, on its own clock (as
+    client-go does), not by the holder's renewTime: a holder whose clock runs 20 s behind keeps
+    a Lease it renews every 5 s; once it stops, the Lease passes after leaseDurationSeconds."""
+    clock = Clock()
+    with MockApi() as api:
+        api.on("PUT", LEASES, Reply(200, {}))
+        chosen = elector(api, monotonic=clock)
+        for renewal in range(6):
+            api.on("GET", LEASES, Reply(200, lease("other", NOW - 20 + 5 * renewal)))
+            assert not chosen.try_acquire_or_renew()
+            clock.now += 5
+        assert not api.calls("PUT", LEASES)
+        clock.now += 9  # 14 s since it last changed
+        assert not chosen.try_acquire_or_renew()
+        clock.now += 1
+        assert chosen.try_acquire_or_renew()
 
 
 def test_a_standby_replica_reconciles_nothing_until_it_leads():
@@ -95,3 +133,58 @@ def test_a_standby_replica_reconciles_nothing_until_it_leads():
             assert api.calls("GET", "/apis/batch/v1/namespaces/ns/jobs/x")
         finally:
             rec.stop()
+
+
+def test_a_leader_whose_renewal_hangs_stops_acting_before_its_lease_can_expire():
+    """The API server accepts the renewal and never answers (longer than the Lease): the old
+    leader must stop acting before a standby may take the Lease over (lease_seconds after the
+    last renewTime), not when the hung call finally returns."""
+    with MockApi() as api:
+        api.on("POST", LEASES, Reply(201, lease("me", NOW)))
+        chosen = LeaderElector(api.kube(timeout=(1.0, 30.0)), "hp", "me", lease_seconds=3, renew_seconds=0.3)
+        chosen.start()
+        try:
+            assert chosen.leading.wait(5)
+            renewed = time.monotonic()
+            api.on("GET", LEASES, Reply(200, lease("me", NOW), hang=8))  # every renewal hangs from here
+            while chosen.leading.is_set() and time.monotonic() - renewed < 8:
+                time.sleep(0.05)
+            lapsed = time.monotonic() - renewed
+            assert lapsed < 3, f"still acting {lapsed:.1f} s after its last renewal; the Lease lasts 3 s"
+            assert not chosen.leading.wait(0.2)  # and waiting for it blocks, then says no
+        finally:
+            chosen._stop.set()
+
+
+def test_a_renew_deadline_outside_renew_and_lease_is_refused():
+    with MockApi() as api:
+        for deadline in (0.2, 3.0):
+            try:
+                LeaderElector(api.kube(), "hp", "me", lease_seconds=3, renew_seconds=0.5, renew_deadline=deadline)
+            except ValueError as err:
+                assert "renew < deadline < lease" in str(err)
+            else:
+                raise AssertionError(f"renew deadline {deadline} accepted")
+
+
+def test_after_stop_it_never_leads_even_with_a_renewal_in_flight():
+    """stop() while a renewal is on the wire: once stop returns, this replica does not lead
+    (the renewal's success does not set it again) and has given the Lease up."""
+    with MockApi() as api:
+        api.on("POST", LEASES, Reply(201, lease("me", NOW)))
+        chosen = LeaderElector(api.kube(timeout=(1.0, 30.0)), "hp", "me", lease_seconds=6, renew_seconds=0.3)
+        chosen.start()
+        assert chosen.leading.wait(5)
+        api.on("PUT", LEASES, Reply(200, {}))
+        seen = len(api.calls("GET", LEASES))
+        api.on("GET", LEASES, Reply(200, lease("me", NOW), hang=0.3))  # the next renewal is slow, then succeeds
+        deadline = time.monotonic() + 5
+        while len(api.calls("GET", LEASES)) == seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(api.calls("GET", LEASES)) > seen  # a renewal is on the wire now
+        chosen.stop()
+        assert not chosen.leading.is_set()
+        time.sleep(0.5)
+        assert not chosen.leading.is_set()
+        released = [b for b in api.calls("PUT", LEASES) if b["spec"]["holderIdentity"] is None]
+        assert released, api.calls("PUT", LEASES)

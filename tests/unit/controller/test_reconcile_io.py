@@ -5,7 +5,7 @@ gone. Each failure is either handled or an ApiError the worker loop retries; nev
 import json
 
 import pytest
-from cases.mock_api import MockApi, Reply, status
+from cases.mock_api import MockApi, Reply, closed_port_url, kube_at, status
 from hybridplace.api import builtin_digest
 from hybridplace.builders import names
 from hybridplace.config import Settings
@@ -320,3 +320,50 @@ def test_a_failed_job_delete_is_an_api_error_and_no_new_job_is_made(failure):
         with pytest.raises(ApiError):
             Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
         assert not api.calls("POST", JOBS)
+
+
+# Every way a call can fail, for the two I/O paths: (id, reply or None for a refused
+# connection, status and transient as the worker loop sees them, Retry-After).
+FAULTS = [
+    ("refused", None, 0, True, None),
+    ("timeout", Reply(200, {}, hang=1.0), 0, True, None),
+    ("reset", Reply(reset=True), 0, True, None),
+    ("410", status(410, "Expired"), 410, False, None),
+    ("429", status(429, "TooManyRequests", headers={"Retry-After": "3"}), 429, True, 3.0),
+    ("500", status(500, "InternalError"), 500, True, None),
+]
+
+
+def faulty(api, reply, route):
+    """A reconciler whose `route` (method, path) fails with `reply`; a refused connection when
+    reply is None (then nothing answers at all). Read timeout 0.2 s."""
+    if reply is None:
+        return Reconciler(kube_at(closed_port_url(), (1.0, 0.2)), ClusterState(), Settings(workers=1), WorkQueue())
+    api.on(*route, reply)
+    return Reconciler(api.kube(timeout=(1.0, 0.2)), ClusterState(), Settings(workers=1), WorkQueue())
+
+
+@pytest.mark.parametrize(("reply", "code", "transient", "retry_after"), [f[1:] for f in FAULTS],
+                         ids=[f[0] for f in FAULTS])
+def test_create_or_adopt_under_every_fault_is_an_api_error_the_loop_retries(reply, code, transient, retry_after):
+    with MockApi() as api:
+        with pytest.raises(ApiError) as err:
+            faulty(api, reply, ("POST", DEPLOYMENTS))._create_or_adopt(OWNER, CHILD)
+        assert not api.calls("GET", DEPLOYMENTS)  # only a 409 looks for an existing child
+    assert (err.value.status, err.value.transient, err.value.retry_after) == (code, transient, retry_after)
+
+
+@pytest.mark.parametrize(("reply", "code", "transient", "retry_after"), [f[1:] for f in FAULTS],
+                         ids=[f[0] for f in FAULTS])
+def test_record_benchmark_under_every_fault_keeps_the_measurement(reply, code, transient, retry_after):
+    """Whether reading the Job or writing its profile fails, the error goes to the worker loop
+    (retried, with the server's Retry-After) and the Job is never marked as read."""
+    for route in (("GET", JOBS), ("POST", PROFILES)):
+        with MockApi() as api:
+            api.on("GET", JOBS, finished_job())
+            api.on("GET", PODS, pod_with(json.dumps(RESULT)))
+            api.on("PATCH", JOBS, Reply(200, {}))
+            with pytest.raises(ApiError) as err:
+                faulty(api, reply, route).record_benchmark("ns", "hp-bench-x")
+            assert not api.calls("PATCH", JOBS)
+        assert (err.value.status, err.value.transient, err.value.retry_after) == (code, transient, retry_after)
