@@ -132,9 +132,11 @@ def main() -> int:
         load(args.low, args.step_seconds)
         # Steady: the high load in one gapless run; once the replicas have settled (Ready and
         # unchanged for two intervals, within 2 minutes), --steady-seconds in which nothing may change.
-        sender = threading.Thread(target=load, args=(args.high, 120 + args.steady_seconds), daemon=True)
+        sender = threading.Thread(target=load, args=(args.high, 170 + 2 * args.interval + args.steady_seconds),
+                                  daemon=True)
         sender.start()
         start = None
+        time.sleep(2 * args.interval + 20)  # the step reaches a decision (a rate window and two intervals)
         settle_until = time.monotonic() + 120
         while start is None and time.monotonic() < settle_until:
             time.sleep(2)

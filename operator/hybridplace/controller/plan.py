@@ -419,7 +419,10 @@ def _settling(children: dict[str, ChildState], serving: list[dict[str, Any]], no
     starting = sum(max(x.replicas - x.available_replicas, 0) for x in mine)
     if starting:
         return f"{starting} of {sum(x.replicas for x in mine)} replicas are starting"
-    since = [_epoch(x["readySince"]) for x in serving if x.get("readySince")]
+    # A pool the last status did not show Ready (with these replicas) has just become Ready.
+    shown = {x.get("pool"): x for x in serving}
+    since = [_epoch(shown[x.pool]["readySince"]) if shown.get(x.pool, {}).get("readySince")
+             and shown[x.pool].get("replicas") == x.replicas else now for x in mine]
     if since and now - max(since) < SETTLE_S:
         return f"the replicas have been Ready for only {max(now - max(since), 0):.0f} s"
     return None

@@ -188,6 +188,7 @@ def test_overload_while_new_replicas_start_holds_instead_of_overshooting():
     assert held.status["scaling"]["action"] == "hold" and replicas(held) == replicas(up)
     assert "replicas are starting" in held.status["scaling"]["message"]
     # Ready, but only just: the queue figure (a 20 s average) still holds the waits from before.
+    import dataclasses
     import datetime as dt
 
     (entry,) = up.status["serving"]
@@ -200,8 +201,15 @@ def test_overload_while_new_replicas_start_holds_instead_of_overshooting():
     soon = Observed(observing=True, history=hist, latest=latest, last_seen=ready_at + 10, now=ready_at + 10)
     held = run(infd(status=just, load={"targetRps": 20}, scaling=FAST), soon, children=as_children(up))
     assert held.status["scaling"]["action"] == "hold" and "Ready for only 10 s" in held.status["scaling"]["message"]
-    grown = run(infd(status=up.status, load={"targetRps": 20}, scaling=FAST), obs(9000.0),
-                children=as_children(up))
+    # All available now, where the last status still showed them starting: just Ready, hold.
+    now_ready = run(infd(status=up.status, load={"targetRps": 20}, scaling=FAST), obs(9000.0),
+                    children=as_children(up))
+    assert now_ready.status["scaling"]["action"] == "hold"
+    # Ready for longer than the queue figure's window, and still overloaded: half again.
+    hist = tuple(dataclasses.replace(x, at=x.at + 30) for x in hist)
+    later = Observed(observing=True, history=hist, latest=dataclasses.replace(latest, at=ready_at + 40),
+                     last_seen=ready_at + 40, now=ready_at + 40)
+    grown = run(infd(status=just, load={"targetRps": 20}, scaling=FAST), later, children=as_children(up))
     assert grown.status["scaling"]["action"] == "up"
     assert grown.status["scaling"]["loadRps"] == 1.5 * up.status["scaling"]["loadRps"]  # 90: the GPU's now
 
