@@ -20,6 +20,7 @@ from ..builders import names
 from ..config import Settings
 from .kube import ApiError, Kube, load_client
 from .leader import LeaderElector
+from .metrics import Metrics, StateCollector, serve
 from .observe import PrometheusObserver
 from .observer import ObservationLoop, ObservationStore
 from .reconcile import Reconciler
@@ -45,6 +46,8 @@ class Operator:
     reconciler: Reconciler | None = None
     observer: ObservationLoop | None = None
     elector: LeaderElector | None = None
+    metrics: Metrics | None = None
+    metrics_server: Any = None
 
 
 OPERATOR = Operator()
@@ -73,11 +76,16 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.connect_timeout = 10
+    try:
+        metrics = start_metrics(ours)
+    except OSError as err:
+        raise kopf.PermanentError(str(err)) from None
     OPERATOR.state = ClusterState()
-    OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0)
+    OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0, on_wait=metrics.queue_wait.observe)
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
     observations = ObservationStore(observing=bool(ours.prometheus_url))
-    OPERATOR.reconciler = Reconciler(Kube(client), OPERATOR.state, ours, OPERATOR.queue, observations)
+    OPERATOR.reconciler = Reconciler(Kube(client, metrics=metrics), OPERATOR.state, ours, OPERATOR.queue,
+                                     observations, metrics=metrics)
     try:
         OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
                                    "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
@@ -101,6 +109,26 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         OPERATOR.observer.start()
     log.info("hybridplace operator started with %d reconcile workers; Prometheus: %s", ours.workers,
              ours.prometheus_url or "none (scaling mode Operator behaves as Off)")
+
+
+def start_metrics(ours: Settings) -> Metrics:
+    """The operator's metrics, served on --metrics-port unless it is 0; once per process (kopf
+    runs the startup handler again after a TemporaryError, and `hybridplace run` starts them
+    before kopf, to refuse a taken port with one line). Raises OSError naming the flag."""
+    if OPERATOR.metrics is not None:
+        return OPERATOR.metrics
+    metrics = Metrics()
+    metrics.registry.register(StateCollector(
+        lambda: OPERATOR.reconciler.snapshot() if OPERATOR.reconciler is not None else None))
+    if ours.metrics_port:
+        try:
+            OPERATOR.metrics_server = serve(ours.metrics_port, metrics.registry)
+        except OSError as err:
+            raise OSError(f"--metrics-port {ours.metrics_port} (HP_METRICS_PORT): cannot listen: "
+                          f"{err.strerror or err}; choose another port, or 0 to turn the metrics off") from None
+        log.info("metrics on http://0.0.0.0:%d/metrics", ours.metrics_port)
+    OPERATOR.metrics = metrics
+    return metrics
 
 
 @kopf.on.login()
@@ -133,6 +161,11 @@ def stop(**_: Any) -> None:
         OPERATOR.observer = None
     if OPERATOR.reconciler is not None:
         OPERATOR.reconciler.stop()
+    if OPERATOR.metrics_server is not None:
+        OPERATOR.metrics_server.shutdown()
+        OPERATOR.metrics_server.server_close()
+        OPERATOR.metrics_server = None
+    OPERATOR.metrics = None
 
 
 def settings_or_env() -> Settings:
