@@ -91,6 +91,14 @@ def test_the_operators_metrics_get_a_port_a_service_and_optional_monitors(helm):
     assert [p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]] == ["health"]
 
 
+def test_the_grafana_dashboard_is_offered_as_a_configmap(helm):
+    assert not [d for d in render(helm, "x") if d["kind"] == "ConfigMap"]  # off by default
+    (config_map,) = [d for d in render(helm, "x", "metrics.grafanaDashboard.enabled=true") if d["kind"] == "ConfigMap"]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = json.loads(config_map["data"]["hybridplace.json"])
+    assert board == json.loads((CHART / "dashboards" / "hybridplace.json").read_text())
+
+
 def _token_kubeconfig(kubeconfig: str, token: str, path: Path) -> str:
     admin = yaml.safe_load(Path(kubeconfig).read_text())
     cluster = admin["clusters"][0]
