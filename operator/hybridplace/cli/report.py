@@ -342,7 +342,7 @@ def _cost_figure(data: dict[str, Any], path: Path) -> None:
         for series, values in data[key].items():
             nan = [math.nan if v is None else v for v in values]
             if series == "chosen":
-                ax.plot(loads, nan, color="black", linestyle="--", linewidth=1.2, label="chosen",
+                ax.plot(loads, nan, color="black", linestyle="--", linewidth=1.4, label="chosen", zorder=3,
                         drawstyle="steps-post")
             else:
                 ax.plot(loads, nan, color=_colour(data, series), label=f"{series} alone", drawstyle="steps-post")

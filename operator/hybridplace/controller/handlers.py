@@ -97,7 +97,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         raise kopf.TemporaryError(f"listing before start: {err}", delay=max(1.0, err.retry_after or 2.0)) from None
     if ours.leader_election_namespace:  # several replicas: only the Lease holder reconciles
         identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        OPERATOR.elector = LeaderElector(Kube(client), ours.leader_election_namespace, identity)
+        OPERATOR.elector = LeaderElector(Kube(client, metrics=metrics), ours.leader_election_namespace, identity)
         OPERATOR.reconciler.leading = OPERATOR.elector.leading
         OPERATOR.reconciler.elector = OPERATOR.elector
         OPERATOR.elector.start()
