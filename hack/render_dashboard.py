@@ -91,7 +91,7 @@ def main() -> int:
             empty.append(panel["title"])
         unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "")
         ax.set_title(f"{panel['title']}" + (f" ({unit})" if unit and unit != "short" else ""), fontsize=10)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M" if args.minutes > 10 else "%H:%M:%S"))
         ax.tick_params(labelsize=8)
         ax.grid(True, linewidth=0.3)
         if drawn:
