@@ -204,7 +204,7 @@ def build(loaded: list[Loaded], name: str | None = None, namespace: str | None =
         "pools": [{"name": n, "accelerator": pools[n].obj.spec.accelerator.type,
                    "price": _price_text(pools[n].obj), "measured": n in used,
                    "profile": _profile_text(used[n].obj) if n in used else None} for n in allowed],
-        "decision": {**chosen.to_dict(), "message": chosen.message},
+        "decision": _decision(chosen),
         "profiles": {p.pool: _points(p, percentile) for p in engine_profiles},
         "loads": [round(x, 6) for x in loads],
         "chosenPools": [list(x.pools) for x in swept],
@@ -216,6 +216,15 @@ def build(loaded: list[Loaded], name: str | None = None, namespace: str | None =
                         "costPerHourBefore": number(c.cost_before), "costPerHourAfter": number(c.cost_after)}
                        for c in crossing],
     }
+
+
+def _decision(decision: Any) -> dict[str, Any]:
+    """status.decision's dict, with each placement's concurrency (model instances per replica),
+    which the figures mark."""
+    out = {**decision.to_dict(), "message": decision.message}
+    for placement, engine in zip(out["placements"], decision.placements, strict=True):
+        placement["concurrency"] = engine.concurrency
+    return out
 
 
 def _price_text(pool: Any) -> str:
@@ -300,9 +309,11 @@ def _by_batch_figure(data: dict[str, Any], path: Path, key: str, ylabel: str, ti
         line = [p for p in data["profiles"].get(placement["pool"], [])
                 if p["batchSize"] == placement["batchSize"]]
         if line:
-            best = min(line, key=lambda p: p["concurrency"])
+            best = next((p for p in line if p["concurrency"] == placement.get("concurrency")),
+                        min(line, key=lambda p: p["concurrency"]))
             ax.plot([best["batchSize"]], [best[key]], marker="*", markersize=16, color="black", linestyle="none",
-                    label=f"chosen: {placement['pool']} x{placement['replicas']}, max batch {placement['batchSize']} "
+                    label=f"chosen: {placement['pool']} x{placement['replicas']}, max batch {placement['batchSize']}, "
+                          f"concurrency {best['concurrency']} "
                           f"(predicted p{data['slo']['percentile']} at {placement['shareRps']:g} requests/s: "
                           f"{placement['predictedLatencyMs']:.4g} ms)")
     if slo:
