@@ -278,3 +278,12 @@ def test_hybridplace_run_refuses_a_taken_metrics_port_in_one_line(capsys, monkey
     assert code == 2
     assert err.startswith(f"hybridplace run: --metrics-port {port} (HP_METRICS_PORT): cannot listen")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_calibration_ratio_is_a_gauge_per_pool_once_the_status_has_one():
+    # status.calibration as the calibration issue writes it: a list per pool with its ratio.
+    status = {**SEED_STATUS, "calibration": [{"pool": "cpu-standard", "ratio": 1.93, "observedMs": 41.2},
+                                             {"pool": "gpu-t4", "ratio": "junk"}]}
+    got = [(n, labels.get("pool"), v) for n, labels, v in deployment_samples(infd(status)) if n == "calibration_ratio"]
+    assert got == [("calibration_ratio", "cpu-standard", 1.93)]
+    assert not [n for n, _, _ in deployment_samples(infd(SEED_STATUS)) if n == "calibration_ratio"]
