@@ -67,7 +67,7 @@ def main() -> int:
     kubectl(state, "apply", "-f", str(REPO / "examples" / "hardwarepools.yaml"))
     log = open(Path(info["dir"]) / "logs" / "bench-operator.log", "ab")
     operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", info["kubeconfig"],
-                                 "--liveness", ""], stdout=log, stderr=subprocess.STDOUT)
+                                 "--liveness", "", "--metrics-port", "0"], stdout=log, stderr=subprocess.STDOUT)
     rows = []
     load_before = os.getloadavg()[0]
     try:

@@ -6,6 +6,8 @@ this measures the operator's own work. It starts the operator (`hybridplace run`
 process on the local cluster, creates N InferenceDeployments in a fresh namespace, waits until
 every one has Placed=True, and prints the total time and the operator's peak RSS (VmHWM). Then
 it watches the idle operator for --idle-seconds and prints how many objects it changed (goal 0).
+The operator's /metrics is on (as in a real install) and scraped every 5 s as Prometheus would,
+so its cost is in the figures; --metrics-port 0 turns it off for a comparison.
 
 Usage: python benchmarks/operator_scale.py --count 1000 [--mode Apply|Recommend]
 """
@@ -18,9 +20,12 @@ import copy
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -58,6 +63,12 @@ def extra_node(i: int) -> dict:
     }
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time `pid` has used, seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -73,6 +84,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--idle-seconds", type=float, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="the operator's metrics port, scraped every 5 s (default: a free port; 0: off)")
     parser.add_argument("--extra-nodes", type=int, default=None,
                         help="kwok CPU nodes added for the run so every serving pod can be scheduled "
                         "(default: enough for one replica per InferenceDeployment in mode Apply)")
@@ -107,9 +120,25 @@ def main() -> int:
     api = client.CustomObjectsApi(config.new_client_from_config(config_file=kubeconfig))
     log = Path(kubeconfig).parent / "logs" / "operator-scale.log"
     env = {**os.environ, "HP_WORKERS": str(args.workers)}
+    metrics_port = args.metrics_port if args.metrics_port is not None else free_port()
     operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", kubeconfig,
-                                 "--liveness", "", "--namespaces", namespace],
+                                 "--liveness", "", "--namespaces", namespace, "--metrics-port", str(metrics_port)],
                                 stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
+    scrapes: list[tuple[float, int, int]] = []  # (seconds, bytes, samples) of each scrape
+    stop_scraping = threading.Event()
+
+    def scrape_every_5s() -> None:
+        while not stop_scraping.wait(5):
+            started = time.monotonic()
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read()
+            except OSError:
+                continue  # not up yet, or stopping
+            samples = sum(1 for line in text.splitlines() if line and not line.startswith(b"#"))
+            scrapes.append((time.monotonic() - started, len(text), samples))
+
+    if metrics_port:
+        threading.Thread(target=scrape_every_5s, daemon=True).start()
     try:
         deadline = time.monotonic() + 60
         while "operator started" not in log.read_text():
@@ -155,6 +184,7 @@ def main() -> int:
         changed = sum(1 for k, v in after.items() if versions.get(k) != v)
         peak, current = peak_rss_mib(operator.pid)
     finally:
+        stop_scraping.set()
         operator.terminate()
         operator.wait(timeout=60)
         if not args.keep:
@@ -171,6 +201,12 @@ def main() -> int:
     print(f"operator CPU: {cpu:.1f} s over those {total:.1f} s; machine load average {load:.1f}")
     print(f"operator RSS: {rss_start:.0f} MiB at start, peak {peak:.0f} MiB, {current:.0f} MiB idle after")
     print(f"idle for {args.idle_seconds:.0f} s: {changed} InferenceDeployments changed (goal 0)")
+    if scrapes:
+        slowest = max(s[0] for s in scrapes)
+        print(f"metrics on (port {metrics_port}): {len(scrapes)} scrapes every 5 s, the last "
+              f"{scrapes[-1][1] / 1024:.0f} KiB with {scrapes[-1][2]} samples; slowest scrape {1000 * slowest:.0f} ms")
+    else:
+        print("metrics: off" if not metrics_port else "metrics: no scrape answered")
     # Issue 6: first target 1,000 in <= 120 s with <= 300 MiB; goal 10,000 in <= 300 s with <= 512 MiB.
     limit_s, limit_mib = (120, 300) if args.count <= 1000 else (300, 512)
     met = total <= limit_s and peak <= limit_mib and changed == 0

@@ -63,7 +63,8 @@ def main() -> int:
     kubectl("apply", "-f", str(REPO / "examples" / "hardwarepools.yaml"))
     log = open(Path(info["dir"]) / "logs" / "bench-operator.log", "ab")
     env = {**os.environ, "HP_PROMETHEUS_URL": state["prometheus_url"]}
-    operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", kc, "--liveness", ""],
+    operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", kc, "--liveness", "",
+                                 "--metrics-port", "0"],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     body = {"apiVersion": "hybridplace.io/v1alpha1", "kind": "InferenceDeployment",
             "metadata": {"name": NAME, "namespace": "default"},

@@ -428,8 +428,12 @@ class Cluster:
                 f"--state-dir={self.dir}", f"--pod-cidr={runner_cidr}"])))
         if with_prometheus:
             config = self.dir / "prometheus.yml"
+            targets = self.dir / "operator-targets"  # file_sd: operators started here (docs/local-cluster.md)
+            targets.mkdir(exist_ok=True)
+            state["operator_targets"] = str(targets)
             config.write_text(PROMETHEUS_CONFIG.read_text().replace(
-                "KUBECONFIG", str(self.kubeconfig)).replace("SCRAPE_INTERVAL", SCRAPE_INTERVAL))
+                "KUBECONFIG", str(self.kubeconfig)).replace("SCRAPE_INTERVAL", SCRAPE_INTERVAL).replace(
+                "OPERATOR_TARGETS", str(targets)))
             waiting.append(("prometheus", self._spawn(state, "prometheus", [
                 bins["prometheus"], f"--config.file={config}",
                 f"--storage.tsdb.path={self.dir / 'prometheus'}",

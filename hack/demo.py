@@ -65,15 +65,31 @@ def start_operator() -> int:
     prometheus = json.loads((STATE / "state.json").read_text()).get("prometheus_url")
     if prometheus:
         env["HP_PROMETHEUS_URL"] = prometheus
+    # Its own metrics on a free port, which the cluster's Prometheus scrapes (job
+    # hybridplace-operator: a file_sd target file, removed by demo-stop).
+    metrics_port = free_port()
     with LOG_FILE.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", str(kubeconfig),
-             "--liveness", ""],
+             "--liveness", "", "--metrics-port", str(metrics_port)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
     PID_FILE.write_text(json.dumps({"pid": proc.pid, "start": proc_start_time(proc.pid)}))
-    say(f"operator started (pid {proc.pid}, Prometheus {prometheus or 'none'}); log: {LOG_FILE}")
+    targets = STATE / "operator-targets"
+    if targets.is_dir():
+        (targets / "demo.json").write_text(json.dumps([{"targets": [f"127.0.0.1:{metrics_port}"],
+                                                        "labels": {"operator": "demo"}}]))
+    say(f"operator started (pid {proc.pid}, Prometheus {prometheus or 'none'}, metrics "
+        f"http://127.0.0.1:{metrics_port}/metrics); log: {LOG_FILE}")
     return proc.pid
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def stop_operator() -> None:
@@ -89,6 +105,7 @@ def stop_operator() -> None:
     else:
         os.kill(pid, signal.SIGKILL)
     PID_FILE.unlink(missing_ok=True)
+    (STATE / "operator-targets" / "demo.json").unlink(missing_ok=True)
     say(f"operator (pid {pid}) stopped")
 
 

@@ -27,3 +27,8 @@ plot: ## seed-crossover, and its figure (cost per hour against load) in docs/see
 .PHONY: bench-latency-validation
 bench-latency-validation: ## Latency model vs a real tritonserver under open-loop Poisson load: measured and predicted p95 (4-5 minutes on a quiet host; waits for one).
 	$(PY) benchmarks/validate_latency_model.py $(BENCH_ARGS)
+
+.PHONY: report-examples
+report-examples: ## hybridplace report on the seed example and on builtin:resnet as measured (CPU here, H200): docs/reports/.
+	$(VENV)/bin/hybridplace report -f examples/hardwarepools.yaml -f examples/seed/ -o docs/reports/seed
+	$(VENV)/bin/hybridplace report -f examples/hardwarepools.yaml -f examples/gpu/h200/modelprofiles-torch.yaml -f examples/measured/resnet/ -o docs/reports/resnet

@@ -90,6 +90,11 @@ class Settings:
                   "help": "comma-separated registries (or repository prefixes) spec.serving.image may come "
                           "from; empty: any"},
     )
+    metrics_port: int = field(
+        default=8081,
+        metadata={"env": "HP_METRICS_PORT",
+                  "help": "port of the operator's Prometheus metrics (http://0.0.0.0:PORT/metrics); 0 disables them"},
+    )
     leader_election_namespace: str = field(
         default="",
         metadata={"env": "HP_LEADER_ELECTION_NAMESPACE",
@@ -109,6 +114,7 @@ class Settings:
             "profile_max_age_seconds": (0, None),
             "calibration_warmup_seconds": (0, None),
             "calibration_reprofile_seconds": (10, None),
+            "metrics_port": (0, 65535),
         }
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "

@@ -83,7 +83,8 @@ def seed_profile(pool: str, builtin: str = "delay") -> dict:
 def start_operator_process(kubeconfig: str, log: Path, **env: str) -> subprocess.Popen:
     """The operator as `hybridplace run` runs it, in its own process (for kill and restart), with
     `env` added to its environment (HP_CRASH_AT, HP_LEADER_ELECTION_NAMESPACE, ...)."""
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4", **env}
+    env = {"HP_METRICS_PORT": "0", **os.environ, "KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20",
+           "HP_WORKERS": "4", **env}
     out = log.open("ab")
     return subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", kubeconfig,
                              "--liveness", ""], stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -137,7 +138,8 @@ def running_operator(kubeconfig: str, **env: str):
     settings (short resyncs here); checks on the way out that it never raised."""
     from kopf.testing import KopfRunner
 
-    env = {"KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4", **env}
+    # No metrics port unless a test asks for one: test runs side by side must not fight over it.
+    env = {"KUBECONFIG": kubeconfig, "HP_RESYNC_SECONDS": "20", "HP_WORKERS": "4", "HP_METRICS_PORT": "0", **env}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     from hybridplace.controller import handlers
@@ -158,3 +160,44 @@ def running_operator(kubeconfig: str, **env: str):
         handlers.OPERATOR.settings = None
     assert runner.exception is None, runner.output[-4000:]
     assert "Traceback" not in runner.output, runner.output[-4000:]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def scraped_by_prometheus(state_dir: str, port: int):
+    """The local cluster's Prometheus scrapes http://127.0.0.1:PORT/metrics (job
+    hybridplace-operator, cluster/prometheus.yml) while inside: a file_sd target file."""
+    targets = Path(state_dir) / "operator-targets"
+    if not targets.is_dir():
+        import pytest
+
+        pytest.fail(f"{targets} is missing: the cluster was started before the operator's scrape job "
+                    f"existed; restart it (cluster/localcluster.py down, then up)", pytrace=False)
+    path = targets / f"test-{os.getpid()}-{port}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"operator": f"test-{port}"}}]))
+    tmp.rename(path)  # whole, never half-written
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def prometheus_query(prometheus_url: str, promql: str) -> list[dict]:
+    """The instant query's result vector (each: metric labels, value)."""
+    import urllib.parse
+    import urllib.request
+
+    url = f"{prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.loads(response.read())
+    if body.get("status") != "success":
+        raise AssertionError(f"{promql}: {body}")
+    return body["data"]["result"]

@@ -400,6 +400,8 @@ class PlacementStatus(Model):
     utilisation: float | None = None
     cost_per_hour: float | None = None
     watts: float | None = None
+    cost_per_million: float | None = None
+    watt_hours_per_million: float | None = None
 
 
 class AlternativeStatus(Model):
@@ -419,6 +421,8 @@ class DecisionStatus(Model):
     placements: Annotated[list[PlacementStatus], Field(max_length=64)] | None = None
     total_cost_per_hour: float | None = None
     total_watts: float | None = None
+    cost_per_million: float | None = None
+    watt_hours_per_million: float | None = None
     best_achievable_latency_ms: float | None = None
     best_achievable_pool: Annotated[StrictStr, Field(max_length=253)] | None = None
     best_achievable_batch_size: Int32 | None = None
@@ -432,6 +436,7 @@ class Summary(Model):
     predicted_latency_ms: float | None = None
     slo: Annotated[StrictStr, Field(max_length=64)] | None = None
     cost_per_hour: float | None = None
+    cost_per_million: float | None = None
 
 
 class ObservedStatus(Model):

@@ -24,6 +24,7 @@ EXIT_NO_DECISION = 3
 
 # The decision's fields in status.decision, copied as they are (docs/api.md).
 DECISION_FIELDS = ("feasible", "objective", "placements", "totalCostPerHour", "totalWatts",
+                   "costPerMillion", "wattHoursPerMillion",
                    "bestAchievableLatencyMs", "bestAchievablePool", "bestAchievableBatchSize",
                    "alternatives")
 

@@ -15,11 +15,12 @@ from . import explain as explain_command
 from . import loadgen as loadgen_command
 from . import profile as profile_command
 from . import recommend as recommend_command
+from . import report as report_command
 from . import run as run_command
 from .errors import UsageError
 
 # Each module has register(subparsers), which sets `handler` on its parser.
-SUBCOMMANDS = [run_command, recommend_command, explain_command, loadgen_command, profile_command]
+SUBCOMMANDS = [run_command, recommend_command, explain_command, loadgen_command, profile_command, report_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

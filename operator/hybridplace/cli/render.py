@@ -3,9 +3,11 @@ SRE or as JSON/YAML for a script. `recommend` and `explain` share this, so both 
 
 A report is flat and camelCase: identifying fields (name, namespace, modelDigest, slo,
 targetRps), then the decision exactly as status.decision / `Decision.to_dict()` (feasible,
-objective, placements, totalCostPerHour, totalWatts, bestAchievableLatencyMs, alternatives),
+objective, placements, totalCostPerHour, totalWatts, costPerMillion, wattHoursPerMillion,
+bestAchievableLatencyMs, alternatives),
 then `message` and, where known, `profiles`, `conditions`, `decidedAt`, `generation`,
-`observedGeneration`. Units are in the names (Ms, Rps, PerHour USD per hour, watts).
+`observedGeneration`. Units are in the names (Ms, Rps, PerHour USD per hour, watts,
+PerMillion per million inferences: USD, or watt-hours for wattHoursPerMillion).
 """
 
 from __future__ import annotations
@@ -100,14 +102,20 @@ def render_table(report: dict[str, Any]) -> str:
         placements = report.get("placements") or []
         replicas = sum(p.get("replicas") or 0 for p in placements)
         watts = report.get("totalWatts")
+        per_million = report.get("costPerMillion")
+        wh_million = report.get("wattHoursPerMillion")
         lines += ["", f"  CHOSEN: {replicas} replica{'s' if replicas != 1 else ''}, "
                       f"{_num(report.get('totalCostPerHour'))} USD/h"
-                      + (f", {_num(watts)} W" if watts is not None else "")]
+                      + (f", {_num(watts)} W" if watts is not None else "")
+                      + (f"; {_num(per_million)} USD" if per_million is not None else "")
+                      + (f", {_num(wh_million)} Wh" if wh_million is not None else "")
+                      + (" per million inferences" if per_million is not None else "")]
         rows = [[p.get("pool"), p.get("replicas"), p.get("batchSize"), p.get("shareRps"),
                  p.get("predictedLatencyMs"), p.get("utilisation"), p.get("costPerHour"),
-                 p.get("watts")] for p in placements]
+                 p.get("watts"), p.get("costPerMillion"), p.get("wattHoursPerMillion")]
+                for p in placements]
         lines += _columns(["POOL", "REPLICAS", "MAX BATCH", "SHARE RPS", f"P{percentile} MS",
-                           "UTIL", "USD/H", "WATTS"], rows)
+                           "UTIL", "USD/H", "WATTS", "USD/M INF", "WH/M INF"], rows)
         if report.get("message"):
             lines.append(f"  {report['message']}")
     else:

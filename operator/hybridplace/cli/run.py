@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf and our client read the same file
     handlers.OPERATOR.settings = settings
     handlers.OPERATOR.kubeconfig = args.kubeconfig
+    try:
+        handlers.start_metrics(settings)
+    except OSError as err:
+        raise UsageError(str(err)) from None
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("hybridplace").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     # kopf logs every handled watch event at INFO; with thousands of objects that is noise.

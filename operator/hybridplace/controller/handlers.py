@@ -21,6 +21,7 @@ from ..config import Settings
 from .faults import armed as armed_crash_points
 from .kube import ApiError, Kube, load_client
 from .leader import LeaderElector
+from .metrics import Metrics, StateCollector, serve
 from .observe import PrometheusObserver
 from .observer import ObservationLoop, ObservationStore
 from .reconcile import Reconciler
@@ -46,6 +47,8 @@ class Operator:
     reconciler: Reconciler | None = None
     observer: ObservationLoop | None = None
     elector: LeaderElector | None = None
+    metrics: Metrics | None = None
+    metrics_server: Any = None
 
 
 OPERATOR = Operator()
@@ -77,14 +80,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.connect_timeout = 10
+    try:
+        metrics = start_metrics(ours)
+    except OSError as err:
+        raise kopf.PermanentError(str(err)) from None
     OPERATOR.state = ClusterState()
-    OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0)
+    OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0, on_wait=metrics.queue_wait.observe)
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
     observations = ObservationStore(observing=bool(ours.prometheus_url))
     # This replica, in its Lease and as its Events' reportingInstance (the pod's name in a pod).
     identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    OPERATOR.reconciler = Reconciler(Kube(client, instance=identity), OPERATOR.state, ours, OPERATOR.queue,
-                                     observations)
+    OPERATOR.reconciler = Reconciler(Kube(client, instance=identity, metrics=metrics), OPERATOR.state, ours,
+                                     OPERATOR.queue, observations, metrics=metrics)
     try:
         OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),
                                    "Service": _selector({names.LABEL_MANAGED_BY: names.MANAGED_BY})})
@@ -95,7 +102,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # kopf runs this startup again after the delay, with no traceback.
         raise kopf.TemporaryError(f"listing before start: {err}", delay=max(1.0, err.retry_after or 2.0)) from None
     if ours.leader_election_namespace:  # several replicas: only the Lease holder reconciles
-        OPERATOR.elector = LeaderElector(Kube(client), ours.leader_election_namespace, identity)
+        OPERATOR.elector = LeaderElector(Kube(client, metrics=metrics), ours.leader_election_namespace, identity)
         OPERATOR.reconciler.leading = OPERATOR.elector.leading
         OPERATOR.reconciler.elector = OPERATOR.elector
         OPERATOR.elector.start()
@@ -107,6 +114,26 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         OPERATOR.observer.start()
     log.info("hybridplace operator started with %d reconcile workers; Prometheus: %s", ours.workers,
              ours.prometheus_url or "none (scaling mode Operator behaves as Off)")
+
+
+def start_metrics(ours: Settings) -> Metrics:
+    """The operator's metrics, served on --metrics-port unless it is 0; once per process (kopf
+    runs the startup handler again after a TemporaryError, and `hybridplace run` starts them
+    before kopf, to refuse a taken port with one line). Raises OSError naming the flag."""
+    if OPERATOR.metrics is not None:
+        return OPERATOR.metrics
+    metrics = Metrics()
+    metrics.registry.register(StateCollector(
+        lambda: OPERATOR.reconciler.snapshot() if OPERATOR.reconciler is not None else None))
+    if ours.metrics_port:
+        try:
+            OPERATOR.metrics_server = serve(ours.metrics_port, metrics.registry)
+        except OSError as err:
+            raise OSError(f"--metrics-port {ours.metrics_port} (HP_METRICS_PORT): cannot listen: "
+                          f"{err.strerror or err}; choose another port, or 0 to turn the metrics off") from None
+        log.info("metrics on http://0.0.0.0:%d/metrics", ours.metrics_port)
+    OPERATOR.metrics = metrics
+    return metrics
 
 
 @kopf.on.login()
@@ -139,6 +166,11 @@ def stop(**_: Any) -> None:
         OPERATOR.observer = None
     if OPERATOR.reconciler is not None:
         OPERATOR.reconciler.stop()
+    if OPERATOR.metrics_server is not None:
+        OPERATOR.metrics_server.shutdown()
+        OPERATOR.metrics_server.server_close()
+        OPERATOR.metrics_server = None
+    OPERATOR.metrics = None
 
 
 def settings_or_env() -> Settings:

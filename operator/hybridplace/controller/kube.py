@@ -121,8 +121,9 @@ class Kube:
     """The few calls the reconcilers make."""
 
     def __init__(self, client: kubernetes.client.ApiClient, timeout: tuple[float, float] = (5, 60),
-                 instance: str = "hybridplace"):
+                 instance: str = "hybridplace", metrics: Any = None):
         self.client = client
+        self.metrics = metrics  # a metrics.Metrics: every call counted by verb, resource and result
         self.timeout = timeout  # (connect, read) seconds
         self.instance = instance[:128]  # which replica posts Events (their reportingInstance)
         self._calls: collections.Counter[str] = collections.Counter()  # "METHOD kind", for the log
@@ -142,8 +143,22 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        resource = _resource(path)
         with self._calls_lock:
-            self._calls[f"{method} {_resource(path)}"] += 1
+            self._calls[f"{method} {resource}"] += 1
+        status = 0
+        try:
+            status, result = self._request(method, path, body, query, content_type)
+            return result
+        except ApiError as err:
+            status = err.status
+            raise
+        finally:
+            if self.metrics is not None:
+                self.metrics.api_call(method, resource, status)
+
+    def _request(self, method: str, path: str, body: Any, query: list[tuple[str, str]] | None,
+                 content_type: str) -> tuple[int, dict[str, Any]]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method, url, headers, body, _ = self.client.param_serialize(
             method, path, query_params=query or [], header_params=headers, body=body,
@@ -171,7 +186,7 @@ class Kube:
             raise ApiError(response.status, str(status.get("reason", response.reason)),
                            str(status.get("message", (data or b"").decode(errors="replace")))[:500], retry_after)
         try:
-            return json.loads(data) if data else {}
+            return response.status, (json.loads(data) if data else {})
         except ValueError as err:
             raise ApiError(response.status, "InvalidResponse", f"{method} {_resource(path)}: {err}") from None
 

@@ -472,6 +472,8 @@ def _summary(infd: InferenceDeployment, decision: Decision | None) -> dict[str, 
         summary["replicas"] = sum(p.replicas for p in decision.placements)
         summary["predictedLatencyMs"] = round(max(p.predicted_latency_ms for p in decision.placements), 4)
         summary["costPerHour"] = round(decision.total_cost_per_hour, 4)
+        if decision.cost_per_million is not None:
+            summary["costPerMillion"] = round(decision.cost_per_million, 4)
     elif decision is not None:
         summary["pools"] = "none (infeasible)"
     return summary

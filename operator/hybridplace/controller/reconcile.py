@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from queue import Full, Queue
 from typing import Any
 
@@ -26,6 +27,7 @@ from ..config import Settings
 from .faults import crash_point
 from .fingerprint import deployment_fingerprint, service_fingerprint, template_replacement
 from .kube import ApiError, Kube, now_rfc3339
+from .metrics import Metrics, Snapshot
 from .observer import ObservationStore
 from .plan import model_digest, plan_inference_deployment, status_changed
 from .pools import plan_pool_status
@@ -34,6 +36,17 @@ from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, Cluste
 from .workqueue import WorkQueue
 
 log = logging.getLogger("hybridplace")
+
+
+def job_seconds(job: dict[str, Any], finished: dict[str, Any] | None) -> float | None:
+    """A Job's run time, seconds: status.startTime to completionTime (or to its finishing
+    condition's lastTransitionTime); None when either is missing or unreadable."""
+    status = job.get("status") or {}
+    end = status.get("completionTime") or (finished or {}).get("lastTransitionTime")
+    try:
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(status["startTime"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _rv(body: dict[str, Any]) -> int:
@@ -126,8 +139,9 @@ class EventPoster:
 
 class Reconciler:
     def __init__(self, kube: Kube, state: ClusterState, settings: Settings, queue: WorkQueue,
-                 observations: ObservationStore | None = None):
+                 observations: ObservationStore | None = None, metrics: Metrics | None = None):
         self.kube = kube
+        self.metrics = metrics
         self.observations = observations
         self.events = EventPoster(kube)
         self.state = state
@@ -206,10 +220,12 @@ class Reconciler:
                 self.queue.add_after(key, 1.0)
                 continue
             started = time.monotonic()
+            failed = False
             try:
                 self.reconcile(key)
                 self.queue.forget(key)
             except Exception as err:  # noqa: BLE001 - any failure is retried with backoff, never lost
+                failed = True
                 self.errors += 1
                 delay = self.queue.retry(key, at_least=getattr(err, "retry_after", None) or 0.0)
                 log.warning("reconcile %s failed (retry in %.0fs): %s", "/".join(key), delay, err,
@@ -217,7 +233,10 @@ class Reconciler:
             finally:
                 self.queue.done(key)
             try:
-                self._count(time.monotonic() - started)
+                seconds = time.monotonic() - started
+                self._count(seconds)
+                if self.metrics is not None:
+                    self.metrics.reconciled(str(key[0]), seconds, failed)
             except Exception:  # noqa: BLE001 - a log line is never worth a worker
                 log.exception("counting reconciles failed")
 
@@ -307,6 +326,13 @@ class Reconciler:
             except Exception:  # noqa: BLE001 - the resync must outlive any one failure
                 self.errors += 1
                 log.exception("resync failed; trying again in %.0fs", period)
+
+    def snapshot(self) -> Snapshot:
+        """What /metrics shows of the operator's state, read at scrape time."""
+        return Snapshot(queue_depth=len(self.queue), events_dropped=self.events.dropped,
+                        events_posted=self.events.posted, leading=self.leading.is_set(),
+                        jobs=self.state.job_counts(), profile_ages=self.state.profile_ages(time.time()),
+                        infds=self.state.infd_bodies())
 
     def health(self, stall_seconds: float) -> list[str]:
         """What is wrong with the background work, for the liveness probe: a dead reconcile
@@ -555,6 +581,8 @@ class Reconciler:
             self._record_profile(outcome)
             self.kube.patch_annotations("Job", namespace, name, {
                 names.ANNOTATION_RECORDED: str(outcome["spec"].get("measuredAt") or "")})
+            if self.metrics is not None:
+                self.metrics.benchmark_finished(True, job_seconds(job, conds["Complete"]))
             return
         if isinstance(outcome, dict):
             outcome = BenchmarkFailure("BenchmarkFailed", "the Job failed after a result was written")
@@ -566,6 +594,8 @@ class Reconciler:
             ANNOTATION_FAILURE_REASON: outcome.reason,
             ANNOTATION_FAILURE_MESSAGE: outcome.message[:2000],
         })
+        if self.metrics is not None:
+            self.metrics.benchmark_finished(False, job_seconds(job, conds.get("Failed") or conds.get("Complete")))
 
     def _record_profile(self, profile: dict[str, Any]) -> None:
         """Write a measured profile: create it, or replace the one of that name when this one is

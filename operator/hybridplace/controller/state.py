@@ -419,6 +419,34 @@ class ClusterState:
 
     # -- reads for reconcilers ---------------------------------------------------------------
 
+    def infd_bodies(self) -> list[dict[str, Any]]:
+        """Every InferenceDeployment as last seen (status included), for /metrics."""
+        with self._lock:
+            return list(self.infds.values())
+
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        """Benchmark Jobs by (pool, state): running, finished (not read yet), succeeded, failed."""
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        with self._lock:
+            for (_, _, pool), job in self._jobs.items():
+                state = "running" if job.active else "failed" if job.failed else \
+                    "succeeded" if job.succeeded else "finished"
+                counts[(pool, state)] += 1
+        return dict(counts)
+
+    def profile_ages(self, now: float) -> dict[str, tuple[float, float, int]]:
+        """Per pool: the age of its oldest and newest ModelProfile (seconds since measuredAt, at
+        `now`, a Unix time) and how many there are; profiles without measuredAt are left out."""
+        ages: dict[str, list[float]] = defaultdict(list)
+        with self._lock:
+            for by_pool in self._profiles.values():
+                for pool, named in by_pool.items():
+                    for profile in named.values():
+                        measured = _measured_at(profile)
+                        if measured.year > 1:
+                            ages[pool].append(max(0.0, now - measured.timestamp()))
+        return {pool: (max(found), min(found), len(found)) for pool, found in ages.items()}
+
     def pool_objects(self) -> dict[str, HardwarePool]:
         with self._lock:
             return {n: e.pool for n, e in self.pools.items() if e.pool is not None}

@@ -24,12 +24,14 @@ class WorkQueue:
         base_delay: float = 1.0,
         max_delay: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        on_wait: Callable[[float], None] | None = None,
     ):
         self._base = base_delay
         self._max = max_delay
         self._clock = clock
         self._cond = threading.Condition()
-        self._ready: dict[Key, None] = {}  # insertion-ordered set of keys due now
+        self._ready: dict[Key, float] = {}  # keys due now (insertion-ordered), with when they became due
+        self._on_wait = on_wait  # told each key's wait from due to taken, seconds (for /metrics)
         self._delayed: list[tuple[float, int, Key]] = []  # heap of (due, seq, key)
         self._due: dict[Key, float] = {}  # earliest due time of each delayed key
         self._seq = itertools.count()
@@ -96,9 +98,11 @@ class WorkQueue:
                 self._promote_due()
                 if self._ready:
                     key = next(iter(self._ready))
-                    del self._ready[key]
+                    since = self._ready.pop(key)
                     self._processing.add(key)
                     self._progress = self._clock()
+                    if self._on_wait is not None:
+                        self._on_wait(max(0.0, self._progress - since))
                     return key
                 wait = self._delayed[0][0] - self._clock() if self._delayed else None
                 if deadline is not None:
@@ -127,10 +131,12 @@ class WorkQueue:
                 return 0.0
             return max(0.0, self._clock() - max(self._progress, self._waiting_since))
 
-    def _make_ready(self, key: Key) -> None:
+    def _make_ready(self, key: Key, since: float | None = None) -> None:
+        """`key` is due now; it became due at `since` (a delayed key: its due time)."""
+        now = self._clock()
         if not self._ready:
-            self._waiting_since = self._clock()
-        self._ready[key] = None
+            self._waiting_since = now
+        self._ready.setdefault(key, now if since is None else min(since, now))
 
     def shutdown(self) -> None:
         with self._cond:
@@ -151,4 +157,4 @@ class WorkQueue:
             if key in self._processing:
                 self._dirty.add(key)
             else:
-                self._make_ready(key)
+                self._make_ready(key, since=due)

@@ -5,7 +5,8 @@ adapter translates them into these types, so the engine can be tested, benchmark
 (offline CLI, operator, validation benchmark) without Kubernetes or pydantic.
 
 Units are in the field names: ``_ms`` milliseconds, ``_rps`` requests per second (one request
-is one inference, one item of a batch), ``_hour`` US dollars per hour, ``watts`` watts.
+is one inference, one item of a batch), ``_hour`` US dollars per hour, ``watts`` watts,
+``_per_million`` per million inferences (USD, or watt-hours for ``wh_``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ PROFILE_FAILED = "ProfileFailed"
 NOT_ALLOWED = "NotAllowed"
 REASONS = (MORE_EXPENSIVE, MORE_ENERGY, OVER_SLO, OVER_CAPACITY, NO_PROFILE, PROFILE_FAILED,
            NOT_ALLOWED)
+
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def per_million(per_hour: float | None, rps: float) -> float | None:
+    """A rate per hour (USD/h, or watts = Wh per hour) spread over the inferences served in
+    that hour at ``rps`` requests/s: per million inferences. None when either is unknown or the
+    load is zero (no inferences: no figure, rather than infinity)."""
+    if per_hour is None or not (rps > 0) or not math.isfinite(rps):
+        return None
+    return per_hour * 1e6 / (rps * SECONDS_PER_HOUR)
 
 
 def _require(ok: bool, what: str, message: str) -> None:
@@ -276,6 +289,16 @@ class Placement:
     watts: float | None
     concurrency: int = 1
 
+    @property
+    def cost_per_million(self) -> float | None:
+        """USD per million inferences at this pool's share of the load."""
+        return per_million(self.cost_per_hour, self.share_rps)
+
+    @property
+    def wh_per_million(self) -> float | None:
+        """Watt-hours per million inferences at this pool's share; None without power."""
+        return per_million(self.watts, self.share_rps)
+
     def to_dict(self) -> dict[str, Any]:
         """camelCase, as status.decision.placements[] (docs/api.md); watts null if unknown."""
         out: dict[str, Any] = {
@@ -288,6 +311,8 @@ class Placement:
             "utilisation": _round(self.utilisation),
             "costPerHour": _round(self.cost_per_hour),
             "watts": _round(self.watts) if self.watts is not None else None,
+            "costPerMillion": _round_or_none(self.cost_per_million),
+            "wattHoursPerMillion": _round_or_none(self.wh_per_million),
         }
         return out
 
@@ -357,6 +382,21 @@ class Decision:
     def total_replicas(self) -> int:
         return sum(p.replicas for p in self.placements)
 
+    @property
+    def total_share_rps(self) -> float:
+        """The load the placements carry, requests/s (the request's target when feasible)."""
+        return sum(p.share_rps for p in self.placements)
+
+    @property
+    def cost_per_million(self) -> float | None:
+        """USD per million inferences at the load decided for; None when nothing is placed."""
+        return per_million(self.total_cost_per_hour, self.total_share_rps) if self.placements else None
+
+    @property
+    def wh_per_million(self) -> float | None:
+        """Watt-hours per million inferences; None when a pool used has no power figure."""
+        return per_million(self.total_watts, self.total_share_rps) if self.placements else None
+
     def to_dict(self) -> dict[str, Any]:
         """camelCase, as status.decision (docs/api.md) and ``hybridplace recommend -o json``.
 
@@ -371,6 +411,9 @@ class Decision:
         # null when a pool used has no power figure: unknown, not a wrong sum.
         out["totalWatts"] = (_round(self.total_watts)
                              if self.total_watts is not None and self.placements else None)
+        # What teams compare hardware by: the hour's cost (and energy) over the hour's inferences.
+        out["costPerMillion"] = _round_or_none(self.cost_per_million)
+        out["wattHoursPerMillion"] = _round_or_none(self.wh_per_million)
         # null when feasible (docs/api.md), so a status merge patch clears an old value.
         out["bestAchievableLatencyMs"] = None
         if not self.feasible:
@@ -385,5 +428,9 @@ class Decision:
 
 
 def _round(value: float) -> float:
-    """Status figures: 4 significant decimals is plenty and keeps YAML readable."""
+    """Status figures: 4 decimals is plenty and keeps YAML readable."""
     return float(round(value, 4))
+
+
+def _round_or_none(value: float | None) -> float | None:
+    return None if value is None else _round(value)

@@ -64,6 +64,41 @@ def test_settings_become_environment_and_the_pod_is_restricted(helm):
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
+def test_the_operators_metrics_get_a_port_a_service_and_optional_monitors(helm):
+    docs = render(helm, "x", "metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e["value"] for e in container["env"]}["HP_METRICS_PORT"] == "8081"
+    assert {"name": "metrics", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    # The Service selects the operator's pods; the ServiceMonitor selects the Service.
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    (monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    pod_monitors = [d for d in docs if d["kind"] == "PodMonitor"]
+    assert [m["metadata"]["name"] for m in pod_monitors] == ["hp-hybridplace-operator"]
+    assert pod_monitors[0]["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    # Defaults: the Service, no monitors (they need the Prometheus Operator's CRDs).
+    kinds = [d["kind"] for d in render(helm, "x")]
+    assert "Service" in kinds and "ServiceMonitor" not in kinds and "PodMonitor" not in kinds
+    # Port 0: metrics off, and nothing points at them.
+    off = render(helm, "x", "metrics.port=0", "metrics.serviceMonitor.enabled=true")
+    assert not [d for d in off if d["kind"] in ("Service", "ServiceMonitor")]
+    (deployment,) = [d for d in off if d["kind"] == "Deployment"]
+    assert [p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]] == ["health"]
+
+
+def test_the_grafana_dashboard_is_offered_as_a_configmap(helm):
+    assert not [d for d in render(helm, "x") if d["kind"] == "ConfigMap"]  # off by default
+    (config_map,) = [d for d in render(helm, "x", "metrics.grafanaDashboard.enabled=true") if d["kind"] == "ConfigMap"]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = json.loads(config_map["data"]["hybridplace.json"])
+    assert board == json.loads((CHART / "dashboards" / "hybridplace.json").read_text())
+
+
 def _token_kubeconfig(kubeconfig: str, token: str, path: Path) -> str:
     admin = yaml.safe_load(Path(kubeconfig).read_text())
     cluster = admin["clusters"][0]
@@ -102,7 +137,7 @@ def test_the_operator_works_with_the_charts_rbac(helm, crds, kubeconfig, namespa
         subprocess.run([*kubectl, "apply", "-n", namespace, "-f", "-"], input=json.dumps(_seed_as_delay()),
                        text=True, check=True, capture_output=True)
         log = tmp_path / "operator.log"
-        env = {**os.environ, "KUBECONFIG": sa_config, "HP_NAMESPACES": namespace}
+        env = {**os.environ, "KUBECONFIG": sa_config, "HP_NAMESPACES": namespace, "HP_METRICS_PORT": "0"}
         operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", sa_config,
                                      "--liveness", ""], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
         try:

@@ -8,8 +8,9 @@ DECISION = {
     "feasible": True, "objective": "cost",
     "placements": [{"pool": "cpu", "replicas": 2, "batchSize": 8, "shareRps": 40.0,
                     "predictedLatencyMs": 12.5, "utilisation": 0.5, "costPerHour": 0.4,
-                    "watts": None}],
-    "totalCostPerHour": 0.4, "totalWatts": None, "bestAchievableLatencyMs": None,
+                    "watts": None, "costPerMillion": 2.7778, "wattHoursPerMillion": None}],
+    "totalCostPerHour": 0.4, "totalWatts": None, "costPerMillion": 2.7778,
+    "wattHoursPerMillion": None, "bestAchievableLatencyMs": None,
     "alternatives": [{"pool": "gpu", "reason": "NoProfile", "message": "no profile"}],
     "decidedAt": "2026-11-23T18:00:00Z",
 }
@@ -31,6 +32,16 @@ def test_the_decision_fields_are_copied_and_the_message_is_the_placed_conditions
     assert got["slo"] == {"percentile": 95, "latencyMs": 50}  # the CRD's default percentile
     assert got["modelDigest"].startswith("sha256:740e5c0c")  # builtin:mlp@1
     assert "note" not in got and "waiting" not in got
+    # Cost per million inferences is shown; watt-hours are not, the pool having no power figure.
+    table = render_table(got)
+    assert "  CHOSEN: 2 replicas, 0.4 USD/h; 2.778 USD per million inferences" in table.splitlines()
+
+
+def test_a_status_written_before_cost_per_million_existed_still_renders():
+    old = {k: v for k, v in DECISION.items() if k not in ("costPerMillion", "wattHoursPerMillion")}
+    got = report_from_object(obj({"observedGeneration": 1, "decision": old}))
+    assert "costPerMillion" not in got
+    assert "  CHOSEN: 2 replicas, 0.4 USD/h" in render_table(got).splitlines()
 
 
 def test_a_kept_decision_while_the_operator_re_decides_is_flagged():

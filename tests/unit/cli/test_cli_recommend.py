@@ -73,8 +73,14 @@ def test_the_seed_example_is_decided_like_the_operator_decides_it(capsys):
         ("cpu-standard", 3, 100)]
     assert got["totalCostPerHour"] == pytest.approx(0.6048)
     assert got["totalWatts"] == pytest.approx(135)
+    # Per million inferences: 0.6048 USD/h over 50 x 3600 = 180,000 inferences an hour is
+    # 3.36 USD; 135 W over the same hour is 750 Wh.
+    assert got["costPerMillion"] == pytest.approx(3.36)
+    assert got["wattHoursPerMillion"] == pytest.approx(750)
+    assert got["placements"][0]["costPerMillion"] == pytest.approx(3.36)
     assert set(got["placements"][0]) >= {"pool", "replicas", "batchSize", "predictedLatencyMs",
-                                         "costPerHour", "watts"}
+                                         "costPerHour", "watts", "costPerMillion",
+                                         "wattHoursPerMillion"}
     (gpu,) = got["alternatives"]
     assert (gpu["pool"], gpu["reason"]) == ("gpu-t4", "MoreExpensive")
     assert [p["state"] for p in got["profiles"]] == ["Measured", "Measured"]
@@ -85,12 +91,15 @@ def test_the_table_shows_the_choice_then_the_alternatives_with_reasons(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "InferenceDeployment default/seed"
-    chosen = lines.index("  CHOSEN: 3 replicas, 0.6048 USD/h, 135 W")
+    chosen = lines.index("  CHOSEN: 3 replicas, 0.6048 USD/h, 135 W; 3.36 USD, 750 Wh per million "
+                         "inferences")
     alternatives = lines.index("  ALTERNATIVES (why each lost)")
     assert chosen < alternatives
     assert lines[chosen + 1].split() == ["POOL", "REPLICAS", "MAX", "BATCH", "SHARE", "RPS",
-                                         "P95", "MS", "UTIL", "USD/H", "WATTS"]
+                                         "P95", "MS", "UTIL", "USD/H", "WATTS", "USD/M", "INF",
+                                         "WH/M", "INF"]
     assert lines[chosen + 2].split()[:3] == ["cpu-standard", "3", "100"]
+    assert lines[chosen + 2].split()[-2:] == ["3.36", "750"]
     gpu_row = lines[alternatives + 2]
     assert gpu_row.split()[:2] == ["gpu-t4", "MoreExpensive"]
     assert gpu_row.endswith("costs 0.1472 USD/h more than the choice")

@@ -323,7 +323,7 @@ def test_startup_against_an_api_server_still_starting_is_retried_without_a_trace
             "users": [{"name": "mock", "user": {"token": "x"}}],
             "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "mock"}}]}))
         handlers.OPERATOR.kubeconfig = str(kubeconfig)
-        handlers.OPERATOR.settings = Settings(workers=1)
+        handlers.OPERATOR.settings = Settings(workers=1, metrics_port=0)  # no port taken by a unit test
         try:
             with pytest.raises(kopf.TemporaryError, match="storage is"):
                 handlers.configure(settings=kopf.OperatorSettings())
@@ -331,3 +331,4 @@ def test_startup_against_an_api_server_still_starting_is_retried_without_a_trace
             handlers.OPERATOR.kubeconfig = None
             handlers.OPERATOR.settings = None
             handlers.OPERATOR.reconciler = None
+            handlers.OPERATOR.metrics = None

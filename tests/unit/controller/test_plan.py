@@ -89,6 +89,10 @@ def test_measured_pools_lead_to_a_decision_and_serving_children():
     assert {d["metadata"]["labels"][names.LABEL_POOL] for d in p.deployments} == chosen
     assert [x["metadata"]["name"] for x in p.services] == ["seed"]  # one pool: the umbrella Service
     assert p.status["summary"]["slo"] == "p95<=1000ms"
+    # Cost per million inferences in the status: the decision's, and the summary's for kubectl.
+    per_million = p.decision.total_cost_per_hour * 1e6 / (5 * 3600)
+    assert p.status["decision"]["costPerMillion"] == pytest.approx(per_million, abs=1e-4)
+    assert p.status["summary"]["costPerMillion"] == pytest.approx(per_million, abs=1e-4)
     reasons = [e.reason for e in p.events]
     # Measured and placed in one step: both are announced, the measuring first.
     assert reasons.index("Profiled") < reasons.index("Applied")

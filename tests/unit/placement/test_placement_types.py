@@ -12,6 +12,7 @@ from hybridplace.placement import (
     ProfilePoint,
     Request,
 )
+from hybridplace.placement.types import per_million
 
 
 @pytest.mark.parametrize(
@@ -100,11 +101,24 @@ def test_to_dict_has_the_issue_json_keys():
             "bestAchievableLatencyMs", "alternatives"} <= set(d)
     assert set(d["placements"][0]) == {"pool", "replicas", "batchSize", "concurrency", "shareRps",
                                        "predictedLatencyMs", "utilisation", "costPerHour",
-                                       "watts"}
+                                       "watts", "costPerMillion", "wattHoursPerMillion"}
     assert d["totalCostPerHour"] == pytest.approx(0.57 + 0.53)
     # One pool has no power figure: the total is unknown (null), not a wrong sum.
     assert d["totalWatts"] is None
     assert d["placements"][1]["watts"] is None
+    # Per million inferences: USD/h over the inferences of one hour at the pool's share.
+    assert d["placements"][0]["costPerMillion"] == pytest.approx(0.57e6 / (120 * 3600), abs=1e-4)
+    assert d["placements"][0]["wattHoursPerMillion"] == pytest.approx(180e6 / (120 * 3600), abs=1e-4)
+    assert d["placements"][1]["wattHoursPerMillion"] is None
+    assert d["costPerMillion"] == pytest.approx(1.10e6 / (200 * 3600), abs=1e-4)
+    assert d["wattHoursPerMillion"] is None  # unknown for the whole when unknown for a part
+
+
+def test_per_million_is_unknown_without_load_or_figure():
+    assert per_million(0.36, 100.0) == pytest.approx(1.0)  # 0.36 USD/h over 360,000 inferences
+    assert per_million(None, 100.0) is None
+    assert per_million(0.36, 0.0) is None  # no inferences: no figure rather than infinity
+    assert Decision(False, "cost").to_dict()["costPerMillion"] is None
 
 
 def test_infeasible_to_dict_names_the_best_achievable():

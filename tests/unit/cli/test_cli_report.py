@@ -1,0 +1,168 @@
+"""`hybridplace report`: the seed example's pictures, the crossover they draw (68.6 requests/s,
+as docs/placement.md's worked example), the chosen point, and exit 2 naming the file for bad
+input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.axes
+import pytest
+import yaml
+from hybridplace.cli.main import main
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLES = REPO / "examples"
+POOLS = EXAMPLES / "hardwarepools.yaml"
+SEED = EXAMPLES / "seed"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def report(capsys, *args):
+    code = main(["report", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def seed_report(tmp_path_factory):
+    """The seed example's report, written once, and the x of every vertical line drawn."""
+    out = tmp_path_factory.mktemp("seed")
+    drawn: list[float] = []
+    original = matplotlib.axes.Axes.axvline
+
+    def spy(self, x=0, *args, **kwargs):
+        drawn.append(x)
+        return original(self, x, *args, **kwargs)
+
+    matplotlib.axes.Axes.axvline = spy
+    try:
+        code = main(["report", "-f", str(POOLS), "-f", str(SEED), "-o", str(out), "--points", "120"])
+    finally:
+        matplotlib.axes.Axes.axvline = original
+    assert code == 0
+    return out, json.loads((out / "report.json").read_text()), drawn
+
+
+def test_the_seed_crossover_is_where_the_picture_draws_it(seed_report):
+    out, data, drawn = seed_report
+    first = data["crossovers"][0]
+    # docs/placement.md's worked example: CPU is cheaper up to 68.6 requests/s, then one T4 node.
+    assert first["rps"] == pytest.approx(68.6, abs=0.05)
+    assert (first["from"], first["to"]) == (["cpu-standard"], ["gpu-t4"])
+    assert first["costPerHourBefore"] == pytest.approx(0.6048) and first["costPerHourAfter"] == pytest.approx(0.752)
+    # The cost figure draws it (once per panel), and the data below and above agree with it.
+    assert drawn.count(first["rps"]) == 2
+    loads = data["loads"]
+    below = max(i for i, x in enumerate(loads) if x < first["rps"])
+    assert data["chosenPools"][below] == ["cpu-standard"] and data["chosenPools"][below + 1] == ["gpu-t4"]
+    assert "at **68.6 requests/s** the choice goes from cpu-standard" in (out / "report.md").read_text()
+
+
+def test_the_chosen_point_is_the_decision_at_the_target_load(seed_report):
+    out, data, _ = seed_report
+    decision = data["decision"]
+    assert data["targetRps"] == 50
+    assert decision["totalCostPerHour"] == pytest.approx(0.6048)
+    assert decision["costPerMillion"] == pytest.approx(3.36)
+    # The target load is one of the loads drawn, and the choice there is the decision's cost.
+    i = data["loads"].index(50)
+    assert data["costPerHour"]["chosen"][i] == pytest.approx(0.6048)
+    assert data["costPerMillion"]["chosen"][i] == pytest.approx(3.36)
+    text = (out / "report.md").read_text()
+    assert "| cpu-standard | 3 | 100 | 50 | 260.7 | 0.6048 | 3.36 |" in text
+
+
+def test_cost_per_million_is_cost_per_hour_over_the_hours_inferences(seed_report):
+    _, data, _ = seed_report
+    for series in ("chosen", "cpu-standard", "gpu-t4"):
+        for load, hourly, million in zip(data["loads"], data["costPerHour"][series],
+                                         data["costPerMillion"][series], strict=True):
+            if hourly is not None:
+                assert million == pytest.approx(hourly * 1e6 / (load * 3600), rel=1e-5)
+
+
+def test_the_figures_are_pngs_and_the_profiles_are_what_was_measured(seed_report):
+    out, data, _ = seed_report
+    for name in ("latency-by-batch.png", "throughput-by-batch.png", "cost-vs-load.png"):
+        assert (out / name).read_bytes()[:8] == PNG, name
+    cpu = {p["batchSize"]: p for p in data["profiles"]["cpu-standard"]}
+    gpu = {p["batchSize"]: p for p in data["profiles"]["gpu-t4"]}
+    # DESIGN.md's seed table: CPU 50 / 400 / 3500 ms and GPU 30 / 100 / 800 ms at batch 1 / 10 / 100.
+    assert [cpu[b]["latencyMs"] for b in (1, 10, 100)] == [50, 400, 3500]
+    assert [gpu[b]["latencyMs"] for b in (1, 10, 100)] == [30, 100, 800]
+    assert cpu[10]["throughputIps"] == pytest.approx(25.0)
+
+
+def test_bad_yaml_exits_2_naming_the_file(capsys, tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("kind: InferenceDeployment\n  spec: [\n")
+    code, out, err = report(capsys, "-f", POOLS, "-f", bad, "-o", tmp_path / "out")
+    assert code == 2 and out == ""
+    assert err.startswith("hybridplace report: ") and str(bad) in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_field_exits_2_naming_the_file_object_and_field(capsys, tmp_path):
+    infd = yaml.safe_load((SEED / "inferencedeployment.yaml").read_text())
+    infd["spec"]["slo"]["latencyMs"] = -1
+    path = tmp_path / "infd.yaml"
+    path.write_text(yaml.safe_dump(infd))
+    code, _, err = report(capsys, "-f", POOLS, "-f", SEED / "modelprofiles.yaml", "-f", path, "-o", tmp_path / "o")
+    assert code == 2
+    assert str(path) in err and "spec.slo.latencyMs" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-f", "nope.yaml"], "nope.yaml: no such file or folder"),
+    ([], "no input"),
+    (["--from-cluster"], "--from-cluster needs --name"),
+    (["-f", str(POOLS), "-f", str(SEED), "--min-rps", "100", "--max-rps", "10"], "--min-rps 100 must be below"),
+    (["-f", str(POOLS), "-f", str(SEED), "--name", "other"], "--name other: no such InferenceDeployment"),
+    (["-f", str(POOLS), "-f", str(SEED), "--points", "1"], "--points 1"),
+])
+def test_other_bad_input_exits_2_with_one_line(capsys, tmp_path, args, message):
+    code, _, err = report(capsys, *args, "-o", tmp_path / "out")
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_several_deployments_need_a_name(capsys, tmp_path):
+    infd = yaml.safe_load((SEED / "inferencedeployment.yaml").read_text())
+    infd["metadata"]["name"] = "seed-two"
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(infd))
+    code, _, err = report(capsys, "-f", POOLS, "-f", SEED, "-f", path, "-o", tmp_path / "out")
+    assert code == 2 and "choose one with --name" in err
+    code, _, _ = report(capsys, "-f", POOLS, "-f", SEED, "-f", path, "--name", "seed-two", "--points", "20",
+                        "-o", tmp_path / "out")
+    assert code == 0 and json.loads((tmp_path / "out" / "report.json").read_text())["name"] == "seed-two"
+
+
+@pytest.mark.parametrize(("report_dir", "inputs"), [
+    ("seed", ["examples/hardwarepools.yaml", "examples/seed/"]),
+    # A model the CPU pool really measured (a benchmark Job of the local cluster), against an H200.
+    ("resnet", ["examples/hardwarepools.yaml", "examples/gpu/h200/modelprofiles-torch.yaml",
+                "examples/measured/resnet/"]),
+])
+def test_the_committed_reports_are_what_the_command_writes_today(report_dir, inputs):
+    """docs/reports/*/ are written by the command in their report.md; their data must still be
+    what the engine gives (a change of the engine or the examples shows up here)."""
+    from hybridplace.api import load_objects
+    from hybridplace.cli.report import build
+
+    folder = REPO / "docs" / "reports" / report_dir
+    committed = json.loads((folder / "report.json").read_text())
+    fresh = build(load_objects([REPO / x for x in inputs]))
+    assert fresh["crossovers"] == committed["crossovers"]
+    assert fresh["costPerHour"] == committed["costPerHour"]
+    assert fresh["costPerMillion"] == committed["costPerMillion"]
+    # The decision's figures (new fields in status.decision do not make the pictures stale).
+    for key in ("feasible", "totalCostPerHour", "costPerMillion", "wattHoursPerMillion"):
+        assert fresh["decision"][key] == committed["decision"][key], key
+    assert [(p["pool"], p["replicas"], p["batchSize"]) for p in fresh["decision"]["placements"]] == [
+        (p["pool"], p["replicas"], p["batchSize"]) for p in committed["decision"]["placements"]]
+    command = f"hybridplace report {' '.join(f'-f {x}' for x in inputs)} -o docs/reports/{report_dir}"
+    assert command in (folder / "report.md").read_text()
