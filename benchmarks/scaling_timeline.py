@@ -34,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 LOCALCLUSTER = REPO / "cluster" / "localcluster.py"
 NAME = "timeline"
+SLO_MS = 300
 
 
 def main() -> int:
@@ -68,7 +69,7 @@ def main() -> int:
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     body = {"apiVersion": "hybridplace.io/v1alpha1", "kind": "InferenceDeployment",
             "metadata": {"name": NAME, "namespace": "default"},
-            "spec": {"model": {"builtin": "delay"}, "slo": {"percentile": 95, "latencyMs": 300},
+            "spec": {"model": {"builtin": "delay"}, "slo": {"percentile": 95, "latencyMs": SLO_MS},
                      "load": {"targetRps": args.low, "minReplicas": 1, "maxReplicas": 8},
                      "placement": {"pools": ["cpu-standard"]},
                      "benchmark": {"batchSizes": [1], "durationSeconds": 0.5},
@@ -133,17 +134,21 @@ def main() -> int:
         load(args.low, args.step_seconds)
         # Steady: the high load in one gapless run; once the replicas have settled (Ready and
         # unchanged for two intervals, within 2 minutes), --steady-seconds in which nothing may change.
-        sender = threading.Thread(target=load, args=(args.high, 170 + 2 * args.interval + args.steady_seconds),
+        sender = threading.Thread(target=load, args=(args.high, 200 + 2 * args.interval + args.steady_seconds),
                                   daemon=True)
         sender.start()
         start = None
         time.sleep(2 * args.interval + 20)  # the step reaches a decision (a rate window and two intervals)
-        settle_until = time.monotonic() + 120
+        settle_until = time.monotonic() + 150
         while start is None and time.monotonic() < settle_until:
             time.sleep(2)
             recent = [r for r in rows if r["t"] >= time.monotonic() - t0 - 2 * args.interval]
             last = recent[-1] if recent else None
-            if last and len({r["replicas"] for r in recent}) == 1 and last["available"] >= last["replicas"]:
+            # Settled: the same replicas for two intervals, all Ready, and the step's backlog gone
+            # (the observed p95 within the SLO: while the first replica's queue drains, the served
+            # rate is above the offered one).
+            if last and len({r["replicas"] for r in recent}) == 1 and last["available"] >= last["replicas"] \
+                    and last["observedP95"] is not None and last["observedP95"] <= SLO_MS:
                 start = time.monotonic() - t0
         start = time.monotonic() - t0 if start is None else start
         time.sleep(max(0.0, start + args.steady_seconds - (time.monotonic() - t0)))
