@@ -60,14 +60,15 @@ def offered_rate(by: str, sel: str, window: str) -> str:
     """Requests/s arriving: served, failed, and the growth of the queue. The served rate alone
     stops growing at what the replicas can do, so an overloaded deployment would look only as
     busy as it can be; what is still waiting counts too."""
-    seconds = _seconds(window)
+    seconds = window_seconds(window)
     # Summed separately: the failure counter carries a `reason` label the others lack.
     return (f"{by} (rate(nv_inference_request_success{{{sel}}}[{window}])) + "
             f"{by} (rate(nv_inference_request_failure{{{sel}}}[{window}])) + "
             f"{by} (clamp_min(delta(nv_inference_pending_request_count{{{sel}}}[{window}]), 0)) / {seconds:g}")
 
 
-def _seconds(window: str) -> float:
+def window_seconds(window: str) -> float:
+    """A PromQL duration ("20s", "1m", "2h") in seconds."""
     units = {"s": 1, "m": 60, "h": 3600}
     return float(window[:-1]) * units[window[-1]]
 

@@ -28,7 +28,7 @@ from ..placement.calibration import Calibration, CalibrationPolicy, CalibrationS
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
 from ..placement.solver import predicted_latency_at
-from .observe import DEFAULT_WINDOW
+from .observe import DEFAULT_WINDOW, window_seconds
 from .observer import Observed
 from .reprofile import CalibrationReading, ReprofileInputs, age_due_in, epoch, max_age, reprofile_reason
 
@@ -347,7 +347,7 @@ def _calibration(
     ready_since = {x.get("pool"): _epoch(x.get("readySince")) if x.get("readySince") else None
                    for x in old_status.get("serving") or []}
     request = request_from(infd)
-    window = _seconds(DEFAULT_WINDOW)
+    window = window_seconds(DEFAULT_WINDOW)
     for pool in sorted(set(old) | set(placements)):
         before = old.get(pool)
         new = before
@@ -401,10 +401,6 @@ def _calibration_status(x: Calibration) -> dict[str, Any]:
     if x.lower_since is not None:
         out["lowerSince"] = _rfc3339(x.lower_since)
     return out
-
-
-def _seconds(window: str) -> float:
-    return float(window[:-1]) * {"s": 1, "m": 60, "h": 3600}[window[-1]]
 
 
 #: After a scale-up's replicas are Ready, the queue figure (an average over the rate window)
@@ -707,9 +703,9 @@ def _close(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _epoch(text: str | None) -> float:
-    if not text:
-        return float("-inf")
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+    """An RFC 3339 time in status as epoch seconds; -inf when absent or unreadable."""
+    found = epoch(text)
+    return float("-inf") if found is None else found
 
 
 def _rfc3339(t: float) -> str:
