@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 INTERVAL_S = 5
 DELAY_S = 30
 # builtin:delay serves one request in 21 ms (batch 1 here), so a replica carries at most ~47
-# requests/s and, with the default headroom 0.35, the decision gives it ~30: 20 requests/s need
-# one replica, 120 need four. The SLO leaves room for this 2-core machine's own overhead (the
+# requests/s and, with the default headroom 0.1, the decision gives it ~42: 20 requests/s need
+# one replica, 120 need three. The SLO leaves room for this 2-core machine's own overhead (the
 # load generator and every tritonserver share the cores), which the latency model does not know
 # about yet (calibration is the next step).
 SLO_MS = 300

@@ -343,7 +343,7 @@ class Placement(Model):
     objective: Literal["cost", "energy"] = "cost"
     allow_hybrid: bool = True
     mode: Literal["Apply", "Recommend"] = "Apply"
-    headroom: Annotated[float, Field(ge=0, le=0.95)] = 0.35
+    headroom: Annotated[float, Field(ge=0, le=0.95)] = 0.1
 
 
 class Benchmark(Model):
