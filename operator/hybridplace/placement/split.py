@@ -8,6 +8,9 @@ a choice of replica counts R_p >= 0, one per pool, such that
 - min_replicas <= sum_p R_p <= max_replicas (minReplicas and maxReplicas count all pools);
 - R_p <= the pool's capacity;
 - at most one pool with R_p > 0 when hybrid placement is not allowed.
+With ``even_spread`` (a split a plain Service carries, which gives every replica the same
+share), a split's replicas each take target / sum_p R_p, so every pool used must have
+L_p >= that: sum_p R_p * min(L_p over the pools used) >= target.
 Among those, the least (primary, secondary, total replicas) wins, where primary is cost per
 hour (objective ``cost``) or watts (``energy``) and secondary is the other one; remaining ties go
 to the first found (pools in order of efficiency, then name): deterministic.
@@ -82,8 +85,11 @@ def objective_values(pool: Pool, replicas: int, objective: Objective) -> tuple[f
 
 def cheapest_split(capacities: list[PoolCapacity], target_rps: float, min_replicas: int,
                    max_replicas: int | None, objective: Objective,
-                   allow_hybrid: bool) -> Split | None:
-    """The best split in the space described in the module docstring; None when none exists."""
+                   allow_hybrid: bool, even_spread: bool = False) -> Split | None:
+    """The best split in the space described in the module docstring; None when none exists.
+    ``even_spread``: only splits where every replica may take the same share."""
+    if even_spread and allow_hybrid:
+        return _even_spread_split(capacities, target_rps, min_replicas, max_replicas, objective)
     usable = []
     for cap in capacities:
         limit = cap.max_replicas
@@ -100,6 +106,30 @@ def cheapest_split(capacities: list[PoolCapacity], target_rps: float, min_replic
     if not allow_hybrid:
         return _best_single_pool(usable, target_rps, min_replicas, total_cap)
     return _BranchAndBound(usable, target_rps, min_replicas, total_cap).run()
+
+
+def _even_spread_split(capacities: list[PoolCapacity], target_rps: float, min_replicas: int,
+                       max_replicas: int | None, objective: Objective) -> Split | None:
+    """The best even-spread split: for each per-replica limit ``floor`` among the pools', the
+    pools whose replicas may take at least ``floor``, each counted as taking exactly ``floor``
+    (what an even spread gives it at most), searched as a weighted split. Every even-spread
+    split is found at the floor of its slowest pool, and every split found at a floor is an
+    even-spread split, so the best over all floors is the best even-spread split."""
+    best: Split | None = None
+    best_key: tuple[float, float, int] | None = None
+    floors = sorted({cap.replica_load_rps for cap in capacities if cap.replica_load_rps > 0}, reverse=True)
+    for floor in floors:
+        capped = [PoolCapacity(cap.pool, floor, cap.max_replicas)
+                  for cap in capacities if cap.replica_load_rps >= floor]
+        found = cheapest_split(capped, target_rps, min_replicas, max_replicas, objective, True)
+        if found is None:
+            continue
+        key = (round(found.primary, 9), round(found.secondary, 9), sum(found.replicas.values()))
+        if best_key is None or key < best_key:
+            best, best_key = found, key
+        elif not found.exact and best is not None and best.exact:
+            best = Split(best.replicas, best.primary, best.secondary, False)
+    return best
 
 
 class _SearchPool:
