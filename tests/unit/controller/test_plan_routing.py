@@ -8,7 +8,6 @@ import pytest
 from hybridplace import conditions as c
 from hybridplace.builders.routing import GatewayTarget, Routing
 from hybridplace.placement import EVEN_SPREAD, SINGLE_POOL, WEIGHTED
-
 from test_plan import as_children, capped, cond, infd, plan
 
 GATEWAY = Routing(GatewayTarget("gateways", "shared", "http"), why_not="")
@@ -113,7 +112,6 @@ def test_recommend_mode_makes_no_route_and_removes_one_left_from_apply():
 
 def test_an_httproute_the_api_server_refuses_or_someone_else_owns_is_reported():
     from hybridplace.controller.plan import plan_inference_deployment
-
     from test_plan import PROFILES, Settings, deployment_fingerprint
 
     def plan_with(**kw):
