@@ -32,8 +32,9 @@ DYNAMIC = [
     (r"self\.kube\.create\(job\)", ["Job"], "create"),
     (r"self\.kube\.create\(profile\)", ["ModelProfile"], "create"),
     (r"self\.kube\.replace\(\{\*\*profile", ["ModelProfile"], "replace"),
-    (r"self\.kube\.create\(obj\)", ["Deployment", "Service"], "create"),  # _create_or_adopt
-    (r"self\.kube\.get\(obj\[\"kind\"\]", ["Deployment", "Service"], "get"),
+    (r"self\.kube\.create\(obj\)", ["Deployment", "Service", "HTTPRoute"], "create"),  # _create_or_adopt
+    (r"self\.kube\.get\(obj\[\"kind\"\]", ["Deployment", "Service", "HTTPRoute"], "get"),
+    (r"self\.kube\.apply\(route\)", ["HTTPRoute"], "apply"),
     (r"self\.kube\.apply\(deployment\)", ["Deployment"], "apply"),
     (r"self\.kube\.apply\(service\)", ["Service"], "apply"),
     (r"self\.kube\.list_all_versioned\(kind", list(LIST_ALL), "list"),  # relist: every cached kind
