@@ -164,15 +164,23 @@ def _level_gain_shifts(by_point: dict, replay, by_grid, by_replay) -> list[str]:
     ):
         return []
 
-    def gain(batch: int) -> float:
-        return by_point[(batch, level)]["throughputRps"] / by_point[(batch, other)]["throughputRps"] - 1
+    def gain(batch: int, c: int) -> float:
+        return by_point[(batch, c)]["throughputRps"] / by_point[(batch, other)]["throughputRps"] - 1
 
-    judged_at = max(b for b, c in replay.measured if c == level)
-    at_judged, at_chosen = gain(judged_at), gain(chosen.batch_size)
+    # The level the search judged it by: itself where it measured it, else the highest level
+    # below it that it measured (a level without gain ends the climb, unmeasured above it).
+    judged_level = level
+    if not any(c == level for _, c in replay.measured):
+        below = [c for _, c in replay.measured if c < level]
+        if not below:
+            return []
+        judged_level = max(below)
+    judged_at = max(b for b, c in replay.measured if c == judged_level)
+    at_judged, at_chosen = gain(judged_at, judged_level), gain(chosen.batch_size, level)
     if abs(at_chosen - at_judged) <= DEFAULT_KNEE:
         return []
     return [
-        f"c={level} over c={other}: {at_judged:+.0%} items/s at b={judged_at}, "
+        f"c={level} over c={other}: {at_judged:+.0%} items/s at b={judged_at} (judged on c={judged_level}), "
         f"{at_chosen:+.0%} at b={chosen.batch_size}"
     ]
 
