@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cases.chart_support import seed_as_delay, token_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -121,19 +122,6 @@ def test_namespaced_mode_renders_roles_per_namespace_and_a_cluster_role_without_
                for b in bindings)
 
 
-def _token_kubeconfig(kubeconfig: str, token: str, path: Path) -> str:
-    admin = yaml.safe_load(Path(kubeconfig).read_text())
-    cluster = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "local", "cluster": cluster["cluster"]}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "sa"}}],
-    }
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
-
-
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 
@@ -162,7 +150,7 @@ def _service_account_kubeconfig(kubectl, kubeconfig, namespace, docs, path: Path
     token = subprocess.run([*kubectl, "create", "token", sa, "-n", namespace, "--duration", "1h"],
                            capture_output=True, text=True, check=True).stdout.strip()
     assert base64.urlsafe_b64decode(token.split(".")[1] + "==")  # a JWT
-    return _token_kubeconfig(kubeconfig, token, path)
+    return token_kubeconfig(kubeconfig, token, path)
 
 
 def _place_seed_with(kubectl, sa_config, namespace, tmp_path, wait_until, env) -> str:
@@ -173,7 +161,7 @@ def _place_seed_with(kubectl, sa_config, namespace, tmp_path, wait_until, env) -
     # The seed example's profiles and SLO, for builtin:delay: no benchmark runs, and the
     # serving pods the operator creates really start (the seed's own model URI is not
     # downloadable, and nothing here may reach out for it).
-    subprocess.run([*kubectl, "apply", "-n", namespace, "-f", "-"], input=json.dumps(_seed_as_delay()),
+    subprocess.run([*kubectl, "apply", "-n", namespace, "-f", "-"], input=json.dumps(seed_as_delay()),
                    text=True, check=True, capture_output=True)
     log = tmp_path / "operator.log"
     env = {**os.environ, "KUBECONFIG": sa_config, "HP_METRICS_PORT": "0", **env}
@@ -252,26 +240,6 @@ def test_namespaced_mode_places_in_its_namespace_and_is_refused_outside(helm, cr
     finally:
         subprocess.run([*kubectl, "delete", "namespace", other, "--wait=false"], capture_output=True)
         _delete_cluster_scoped(kubectl, docs)
-
-
-def _seed_as_delay() -> dict:
-    """examples/seed's ModelProfiles and InferenceDeployment (mode Apply), for builtin:delay."""
-    from hybridplace.api import builtin_digest
-    from hybridplace.builders import names
-
-    digest = builtin_digest("delay")
-    items = []
-    for doc in yaml.safe_load_all((REPO / "examples" / "seed" / "modelprofiles.yaml").read_text()):
-        if not doc:
-            continue
-        doc["spec"]["model"] = {"digest": digest, "name": "builtin:delay", "format": "torchscript"}
-        doc["metadata"]["name"] = names.profile_name(digest, doc["spec"]["pool"])
-        doc["metadata"]["labels"][names.LABEL_DIGEST] = names.digest_label(digest)
-        items.append(doc)
-    infd = yaml.safe_load((REPO / "examples" / "seed" / "inferencedeployment.yaml").read_text())
-    infd["spec"]["model"] = {"builtin": "delay"}
-    infd["spec"]["placement"]["mode"] = "Apply"
-    return {"apiVersion": "v1", "kind": "List", "items": [*items, infd]}
 
 
 def test_the_optional_podmonitor_scrapes_the_operators_serving_pods(helm):
