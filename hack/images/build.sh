@@ -17,8 +17,13 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 . "$here/hack/images/common.sh"
 IMAGES_DIR=${IMAGES_DIR:-$IMAGES_CACHE/archives}
 CUDA_BASE_IMAGE=${CUDA_BASE_IMAGE:-nvcr.io/nvidia/tritonserver:25.10-py3}
-PIP=${PIP:-pip3}
 mkdir -p "$IMAGES_DIR"
+# The host's pip fills the wheelhouses: one of its own in a small venv (the host may have no pip,
+# and the project's environment is not this script's to change); PIP=... to use another.
+if [ -z "${PIP:-}" ]; then
+  [ -x "$IMAGES_CACHE/pip-venv/bin/pip" ] || python3 -m venv "$IMAGES_CACHE/pip-venv" >&2
+  PIP=$IMAGES_CACHE/pip-venv/bin/pip
+fi
 images=("$@")
 [ ${#images[@]} -gt 0 ] || images=(operator worker-cpu worker-cuda)
 

@@ -55,9 +55,12 @@ def image_root(request):
     """(root filesystem path, image config) of $REGISTRY/<name>:<version>, mounted by buildah."""
     if os.geteuid() != 0 or not shutil.which("buildah"):
         pytest.fail("needs root and buildah (apt-get install buildah); then `make images`", pytrace=False)
-    mounted = []
+    mounted: list[str] = []
+    roots: dict[str, tuple[str, dict]] = {}  # a 6 GB image takes a while to mount: once per name
 
     def mount(name: str) -> tuple[str, dict]:
+        if name in roots:
+            return roots[name]
         image = f"{REGISTRY}/{name}:{VERSION}"
         found = subprocess.run([*BUILDAH, "inspect", "--type", "image", image], capture_output=True, text=True)
         if found.returncode != 0:
@@ -68,7 +71,8 @@ def image_root(request):
         mounted.append(container)
         root = subprocess.run([*BUILDAH, "mount", container], capture_output=True, text=True,
                               check=True).stdout.strip()
-        return root, config
+        roots[name] = root, config
+        return roots[name]
 
     yield mount
     for container in mounted:
