@@ -3,7 +3,7 @@ simulation of the same dynamic batcher (placement/simulate.py).
 
 The grid: 4 service curves (the seed table's GPU and CPU, a small model with some spread, a
 flat curve where batching is nearly free) x max batch 1/4/16/64 x queue delay 0/2/10 ms x
-utilisation 0.1/0.3/0.5/0.7/0.85 of the full-batch throughput: 240 cases. For each, the
+utilisation 0.1/0.3/0.5/0.7/0.85/0.9/0.95 of the full-batch throughput: 336 cases. For each, the
 simulated and predicted p50/p95/p99 and the relative error; then the share of cases within
 15% and 25%, and the worst. This checks the model's algebra, not the real server: the
 validation against a real tritonserver (issue 5, phase 2) uses the same functions.
@@ -31,7 +31,7 @@ CURVES = {
 }
 BATCHES = (1, 4, 16, 64)
 DELAYS_MS = (0.0, 2.0, 10.0)
-UTILISATIONS = (0.1, 0.3, 0.5, 0.7, 0.85)
+UTILISATIONS = (0.1, 0.3, 0.5, 0.7, 0.85, 0.9, 0.95)  # the default headroom 0.1 places up to 0.9
 PERCENTILES = (50, 95, 99)
 
 

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hybridplace.placement import ProfilePoint, ServiceCurve, predict_latency, simulate_latency
+from hybridplace.placement.calibration import CalibrationPolicy, CalibrationSample, calibrate
 from hybridplace_worker.catalog import BUILTIN_VERSIONS
 from hybridplace_worker.device import cpu_model_name
 from hybridplace_worker.engine_triton import KeepAliveConnection, build_repository, http_infer_message
@@ -414,12 +415,16 @@ def benchmark_model(name: str, workdir: Path):
 
 
 def run(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory(prefix="hp-validate-") as tmp:
-        return _run(args, Path(tmp))
+    """One run per model in ``args.model`` (comma-separated): {"runs": [{facts, rows}, ...]}."""
+    runs = []
+    for name in args.model:
+        with tempfile.TemporaryDirectory(prefix="hp-validate-") as tmp:
+            runs.append(_run(args, name, Path(tmp)))
+    return {"runs": runs}
 
 
-def _run(args: argparse.Namespace, tmp: Path) -> dict:
-    model = benchmark_model(args.model, tmp)
+def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
+    model = benchmark_model(name, tmp)
     outputs = check_model_inputs(model)
     batches = sorted({b for b in args.curve_batch_sizes if b <= args.max_batch_size}
                      | {args.max_batch_size})
@@ -430,7 +435,7 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "host": platform.node(), "cpu": cpu_model_name(), "cpus": os.cpu_count(),
         "python": platform.python_version(), "command": " ".join(sys.argv),
-        "model": f"builtin:{args.model}" if args.model in BUILTINS else args.model,
+        "model": f"builtin:{name}" if name in BUILTINS else name,
         "maxBatchSize": args.max_batch_size,
         "maxQueueDelayMs": args.queue_delay_ms, "threadsPerInstance": args.threads,
         "pinServer": args.pin_server, "pinGenerator": args.pin_generator,
@@ -462,14 +467,20 @@ def _run(args: argparse.Namespace, tmp: Path) -> dict:
             # The rate from the latest curve: capacity moves with the host's other load.
             rate = utilisation * pooled_curve(before).throughput_rps(args.max_batch_size)
             requests = min(args.max_requests, max(200, round(rate * args.seconds)))
-            stats0, cpu0 = model_stats(port, SERVED), group_cpu_seconds(pid)
-            with RunnableSampler() as host:
-                load = poisson_load(port, one, rate, requests, args.seed + index,
-                                    args.connections, limit_s=args.seconds * 2 + 10)
-            stats1, cpu1 = model_stats(port, SERVED), group_cpu_seconds(pid)
+            # Two windows at the rate: the first is what the operator's calibration observes
+            # (one window), the second is the one predicted, with and without that calibration.
+            windows = []
+            for w in range(2):
+                stats0, cpu0 = model_stats(port, SERVED), group_cpu_seconds(pid)
+                with RunnableSampler() as host:
+                    load = poisson_load(port, one, rate, requests, args.seed + 2 * index + w,
+                                        args.connections, limit_s=args.seconds * 2 + 10)
+                stats1, cpu1 = model_stats(port, SERVED), group_cpu_seconds(pid)
+                windows.append((load, stats0, stats1, cpu1 - cpu0, host.mean))
             after = measure_curve(port, messages, args.curve_window_s)
-            rows.append(compare(args, utilisation, load, before, after, stats0, stats1,
-                                cpu1 - cpu0, host.mean))
+            observed, checked = (compare(args, utilisation, *window[:1], before, after, *window[1:])
+                                 for window in windows)
+            rows.append(calibrated(checked, observed, args.seconds))
             print(_row_text(rows[-1]), file=sys.stderr)
             before = after
     facts["loadAverageAfter"] = os.getloadavg()[0]
@@ -531,10 +542,30 @@ def compare(args, utilisation, load: LoadRun, before, after, stats0, stats1, ser
     }
 
 
+def calibrated(row: dict, observed: dict, window_s: float) -> dict:
+    """``row`` with the prediction corrected by the operator's own calibration
+    (placement.calibration, default policy: the first sample is taken whole, then clamped)
+    from the ``observed`` window at the same rate, just before."""
+    sample = CalibrationSample(at=window_s, observed_ms=observed["measuredP95Ms"],
+                               predicted_ms=observed["predictedP95Ms"],
+                               rate_rps=observed["achievedRps"],
+                               per_replica_rps=observed["achievedRps"], window_s=window_s)
+    # Ready long before the window (no warm-up to skip: the server has been serving).
+    got = calibrate(CalibrationPolicy(warmup_s=0.0), None, SERVED, sample, ready_since=0.0)
+    ratio = got.ratio if got is not None else 1.0
+    return dict(row, observationP95Ms=observed["measuredP95Ms"],
+                observationPredictedP95Ms=observed["predictedP95Ms"],
+                observationErrorP95=observed["errorP95"], calibration=ratio,
+                calibrationUsed=got is not None,
+                calibratedP95Ms=ratio * row["predictedP95Ms"],
+                calibratedErrorP95=ratio * row["predictedP95Ms"] / row["measuredP95Ms"] - 1)
+
+
 def _row_text(r: dict) -> str:
     return (f"u={r['utilisation']:.2f} rate {r['achievedRps']:7.1f}/s n={r['requests']:5d}  "
             f"p95 measured {r['measuredP95Ms']:7.2f} predicted {r['predictedP95Ms']:7.2f} "
-            f"({r['errorP95']:+.1%}) in situ {r['inSituP95Ms']:7.2f} ({r['inSituErrorP95']:+.1%}, "
+            f"({r['errorP95']:+.1%}) calibrated x{r['calibration']:.2f} {r['calibratedP95Ms']:7.2f} "
+            f"({r['calibratedErrorP95']:+.1%}) in situ {r['inSituP95Ms']:7.2f} ({r['inSituErrorP95']:+.1%}, "
             f"x{r['serviceUnderLoadRatio']:.2f}) simulated {r['simulatedP95Ms']:7.2f}  batch "
             f"{r['measuredMeanBatch'] or 0:.2f} vs {r['predictedMeanBatch']:.2f}  late p95 "
             f"{r['sendLateP95Ms']:.2f} ms  cpu gen {r['generatorCpuShare'] or 0:.2f} "
@@ -551,19 +582,24 @@ def table(result: dict) -> str:
         f"capacity B/s(B) {f['capacityRps']:.1f} requests/s",
         "",
         "| util aimed / model | rate (rps) | requests | measured p50 ms | measured p95 ms | predicted p95 ms "
-        "(error) | service under load / profile | in-situ p95 ms (error) | simulated p95 ms | "
+        "(error) | calibration from the window before | calibrated p95 ms (error) | "
+        "service under load / profile | in-situ p95 ms (error) | simulated p95 ms | "
         "mean batch Triton / model | generator late p95 ms | host runnable |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["rows"]:
         lines.append(
             f"| {r['utilisation']:.2f} / {r['predictedUtilisation']:.2f} | {r['achievedRps']:.1f} | {r['requests']} | "
             f"{r['measuredP50Ms']:.2f} | {r['measuredP95Ms']:.2f} | {r['predictedP95Ms']:.2f} "
-            f"({r['errorP95']:+.1%}) | x{r['serviceUnderLoadRatio']:.2f} | "
+            f"({r['errorP95']:+.1%}) | x{r['calibration']:.2f} ({r['observationP95Ms']:.2f} / "
+            f"{r['observationPredictedP95Ms']:.2f}) | {r['calibratedP95Ms']:.2f} "
+            f"({r['calibratedErrorP95']:+.1%}) | x{r['serviceUnderLoadRatio']:.2f} | "
             f"{r['inSituP95Ms']:.2f} ({r['inSituErrorP95']:+.1%}) | {r['simulatedP95Ms']:.2f} | "
             f"{r['measuredMeanBatch'] or 0:.2f} / {r['predictedMeanBatch']:.2f} | "
             f"{r['sendLateP95Ms']:.2f} | {r['hostRunnable']:.1f} |")
-    for key, what in (("errorP95", "from the profile"), ("inSituErrorP95", "in situ")):
+    for key, what in (("errorP95", "from the profile"),
+                      ("calibratedErrorP95", "calibrated from one window"),
+                      ("inSituErrorP95", "in situ")):
         errors = sorted(abs(r[key]) for r in result["rows"])
         within = sum(e <= 0.15 for e in errors)
         lines.append(f"p95 {what}: within 15% on {within} of {len(errors)}; median error "
@@ -582,17 +618,20 @@ def _ints(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="wide-mlp", choices=(*BUILTINS, "wide-mlp"))
+    p.add_argument("--model", type=lambda t: [m for m in t.split(",") if m], default=["delay", "mlp"],
+                   help="comma-separated: builtins (delay: a fixed service time, slept; mlp) or "
+                   "wide-mlp (traced here); one server and table per model")
     p.add_argument("--max-batch-size", type=int, default=8, help="B of the served model")
     p.add_argument("--queue-delay-ms", type=float, default=2.0, help="D of the served model")
     p.add_argument("--threads", type=int, default=1, help="torch threads per instance")
     p.add_argument("--curve-batch-sizes", type=_ints, default=[1, 2, 4, 8])
     p.add_argument("--curve-window-s", type=float, default=1.0,
                    help="each of the three windows per batch size")
-    p.add_argument("--utilisations", type=_floats, default=[0.2, 0.4, 0.6, 0.8],
+    p.add_argument("--utilisations", type=_floats, default=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85],
                    help="arrival rates as fractions of B/s(B)")
     p.add_argument("--rounds", type=int, default=1, help="repeat the utilisations")
-    p.add_argument("--seconds", type=float, default=20.0, help="load duration per rate")
+    p.add_argument("--seconds", type=float, default=10.0,
+                   help="load duration per window (two windows per rate)")
     p.add_argument("--max-requests", type=int, default=8000, help="requests per rate at most")
     p.add_argument("--connections", type=int, default=64, help="generator threads")
     p.add_argument("--seed", type=int, default=1)
@@ -606,12 +645,56 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet-wait-s", type=float, default=300.0,
                    help="wait at most this long for --quiet, then run anyway")
     p.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    p.add_argument("--plot", type=Path, default=None,
+                   help="also draw measured, predicted and calibrated p95 against utilisation, "
+                   "one panel per model, into this PNG")
     args = p.parse_args(argv)
+    unknown = [m for m in args.model if m not in (*BUILTINS, "wide-mlp")]
+    if unknown or not args.model:
+        p.error(f"--model: unknown {unknown or 'nothing'}; choose from {', '.join((*BUILTINS, 'wide-mlp'))}")
     result = run(args)
-    print(table(result))
+    for one in result["runs"]:
+        print(table(one))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.plot:
+        plot(result, args.plot)
+        print(f"\nwrote {args.plot}")
     return 0
+
+
+def plot(result: dict, path: Path) -> None:
+    """One panel per model: measured p95 of the checked window, the model's prediction, and the
+    prediction calibrated from the window before, against the model's utilisation; the 15%
+    band around the measurement shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = result["runs"]
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 4.2), squeeze=False)
+    for ax, one in zip(axes[0], runs, strict=True):
+        rows = sorted(one["rows"], key=lambda r: r["utilisation"])
+        x = [r["utilisation"] for r in rows]
+        measured = [r["measuredP95Ms"] for r in rows]
+        ax.fill_between(x, [m * 0.85 for m in measured], [m * 1.15 for m in measured],
+                        color="0.85", label="measured +-15%")
+        ax.plot(x, measured, "o-", color="black", label="measured p95 (tritonserver)")
+        ax.plot(x, [r["predictedP95Ms"] for r in rows], "s--", color="tab:blue",
+                label="model (profile only)")
+        ax.plot(x, [r["calibratedP95Ms"] for r in rows], "^:", color="tab:orange",
+                label="model calibrated from one window")
+        f = one["facts"]
+        ax.set_title(f"{f['model']}: B={f['maxBatchSize']}, D={f['maxQueueDelayMs']:g} ms")
+        ax.set_xlabel("utilisation (load / full-batch throughput)")
+        ax.set_ylabel("p95 latency (ms)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"latency model vs a real tritonserver, open-loop Poisson load "
+                 f"({runs[0]['facts']['date'][:10]}, {runs[0]['facts']['cpu']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,16 @@
 
 One local tritonserver serves one model (the repository from hybridplace_worker's generator).
 For every (batch size, concurrency) point, both tools measure it back to back, in ABBA order
-over several rounds (ours, theirs; theirs, ours; ...) so slow drift of a shared machine hits
+over many short rounds (ours, theirs; theirs, ours; ...) so slow drift of a shared machine hits
 both alike, with the same window length and stability threshold. The server runs on all CPUs
 but the last, both clients on the last (``--no-pin`` to share them). Printed: p50 latency and
 throughput of each (medians over the rounds) and the ratios ours/theirs, each the median over
-rounds of that round's paired ratio (the two runs of a round were back to back). The goal is
-agreement within 5%; more than 10% is a failure (exit code 1).
+rounds of that round's paired ratio (the two runs of a round were back to back), with a
+distribution-free 95% confidence interval of that median (order statistics of the paired
+ratios: no assumption about their distribution). ``--runs N`` repeats the whole comparison N
+times, each with a server of its own, and prints each point's run-to-run spread. The goal is
+agreement within 5% at every point of every run; more than 10% anywhere is a failure (exit
+code 1).
 
 perf_analyzer comes from benchmarks/fetch-perf-analyzer.sh (``make perf-analyzer``). Usage:
   python benchmarks/worker_vs_perf_analyzer.py --perf-analyzer-dir DIR \
@@ -20,6 +24,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -113,6 +118,25 @@ def run_perf_analyzer(
     }
 
 
+def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval for the median of ``values``: the order statistics
+    (k, n+1-k) with the largest k whose binomial(n, 1/2) coverage is at least ``confidence``.
+    With fewer than 6 values no such k exists at 95%: the whole range is returned."""
+    xs = sorted(values)
+    n = len(xs)
+    if n == 0:
+        raise ValueError("no values")
+    best = 1
+    for k in range(1, n // 2 + 1):
+        # P(x_(k) <= median < x_(n+1-k)) = 1 - 2 * P(Binomial(n, 1/2) <= k - 1)
+        tail = sum(math.comb(n, i) for i in range(k)) / 2**n
+        if 1 - 2 * tail >= confidence:
+            best = k
+        else:
+            break
+    return xs[best - 1], xs[n - best]
+
+
 def run_ours(model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan) -> dict:
     factory = client_worker(protocol, url, model, outputs, batch)
     m = measure_point(factory, concurrency=concurrency, plan=plan)
@@ -124,68 +148,17 @@ def run_ours(model, outputs, url: str, protocol: str, batch: int, concurrency: i
     }
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--perf-analyzer-dir", required=True, type=Path)
-    p.add_argument("--model", default="builtin:resnet")
-    p.add_argument("--batch-sizes", type=ints, default=[1, 4])
-    p.add_argument("--concurrency", type=ints, default=[1, 2])
-    p.add_argument("--protocol", choices=["http", "grpc"], default="http")
-    p.add_argument(
-        "--device",
-        choices=["cpu", "cuda"],
-        default="cpu",
-        help="where Triton runs the model: cuda is a KIND_GPU instance (benchmarks/gpu_check.sh)",
-    )
-    p.add_argument("--window-seconds", type=float, default=1.0)
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=0.5,
-        help="stability threshold of both tools: loose, because this compares the two tools' "
-        "measurements of the same server, interleaved, rather than judging its stability",
-    )
-    p.add_argument("--max-windows", type=int, default=10)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads in the server (0: all CPUs); 1 leaves a core to the client on 2 cores",
-    )
-    p.add_argument("--rounds", type=int, default=4, help="alternating rounds per point (ABBA...)")
-    p.add_argument(
-        "--dynamic-batching",
-        action="store_true",
-        help="let Triton merge concurrent requests; off by default, because how often it merges "
-        "depends on each client's own speed, which is not what this compares",
-    )
-    p.add_argument(
-        "--no-pin",
-        dest="pin",
-        action="store_false",
-        help="do not put the server on all CPUs but the last and both clients on the last",
-    )
-    p.add_argument("--json-out", type=Path, default=None)
-    args = p.parse_args()
-
-    load_before = os.getloadavg()[0]
-    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    model = load_model(args.model, digest=None, format="torchscript", inputs=[])
-    outputs = check_model_inputs(model)
-    threads = args.threads or len(os.sched_getaffinity(0))
-    serving = ServingConfig(
-        max_batch_size=max(args.batch_sizes),
-        threads=threads,
-        dynamic_batching=args.dynamic_batching,
-        instance_kind="gpu" if args.device == "cuda" else "cpu",
-    )
-    plan = WindowPlan(
-        window_s=args.window_seconds,
-        warmup_s=1.0,
-        rule=StabilityRule(args.threshold, 3, args.max_windows),
-    )
-    install = locate_tritonserver()
+def compare_once(args, model, outputs, serving, plan, install, threads) -> list[dict]:
+    """One whole comparison on a server of its own: a row per (batch size, concurrency)."""
     rows = []
+    mine = os.sched_getaffinity(0)
+    try:
+        return _compare(args, model, outputs, serving, plan, install, threads, rows)
+    finally:
+        os.sched_setaffinity(0, mine)  # the next run pins afresh
+
+
+def _compare(args, model, outputs, serving, plan, install, threads, rows: list[dict]) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
         workdir = Path(tmp)
         repo = build_repository(model, workdir / "repository", serving, outputs=outputs)
@@ -247,26 +220,119 @@ def main() -> int:
                     # Paired ratios: round r's two runs were back to back, so their ratio
                     # cancels the machine's slow drift; the median over rounds is the verdict.
                     pairs = list(zip(ours, theirs, strict=True))
-                    row["p50Ratio"] = statistics.median(a["p50Ms"] / b["p50Ms"] for a, b in pairs)
-                    row["ipsRatio"] = statistics.median(a["ips"] / b["ips"] for a, b in pairs)
+                    p50_ratios = [a["p50Ms"] / b["p50Ms"] for a, b in pairs]
+                    ips_ratios = [a["ips"] / b["ips"] for a, b in pairs]
+                    row["p50Ratio"] = statistics.median(p50_ratios)
+                    row["ipsRatio"] = statistics.median(ips_ratios)
+                    row["p50RatioCi95"] = median_ci(p50_ratios)
+                    row["ipsRatioCi95"] = median_ci(ips_ratios)
                     row["p50RatioOfMedians"] = row["oursP50Ms"] / row["paP50Ms"]
                     row["ipsRatioOfMedians"] = row["oursIps"] / row["paIps"]
                     rows.append(row)
                     print(
                         f"b={b:<3} c={c:<2} p50 ours {row['oursP50Ms']:8.3f} ms  perf_analyzer "
-                        f"{row['paP50Ms']:8.3f} ms  ratio {row['p50Ratio']:.3f} | inf/s ours "
+                        f"{row['paP50Ms']:8.3f} ms  ratio {row['p50Ratio']:.3f} "
+                        f"[{row['p50RatioCi95'][0]:.3f}, {row['p50RatioCi95'][1]:.3f}] | inf/s ours "
                         f"{row['oursIps']:9.1f}  perf_analyzer {row['paIps']:9.1f}  ratio "
-                        f"{row['ipsRatio']:.3f}  stable "
+                        f"{row['ipsRatio']:.3f} [{row['ipsRatioCi95'][0]:.3f}, {row['ipsRatioCi95'][1]:.3f}]  stable "
                         f"{int(row['oursStable'])}/{int(row['paStable'])}",
                         flush=True,
                     )
         finally:
             server.stop()
+    return rows
+
+
+def print_spread(runs: list[list[dict]]) -> None:
+    """Per point: each run's p50 and inf/s ratios, and their spread across runs."""
+    print("# run-to-run: per point, each run's ratio (ours / perf_analyzer) and the spread (max - min)")
+    for i, first in enumerate(runs[0]):
+        p50 = [one[i]["p50Ratio"] for one in runs]
+        ips = [one[i]["ipsRatio"] for one in runs]
+        print(
+            f"b={first['b']:<3} c={first['c']:<2} p50 ratios {', '.join(f'{x:.3f}' for x in p50)} "
+            f"(spread {max(p50) - min(p50):.3f}) | inf/s ratios {', '.join(f'{x:.3f}' for x in ips)} "
+            f"(spread {max(ips) - min(ips):.3f})",
+            flush=True,
+        )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--perf-analyzer-dir", required=True, type=Path)
+    p.add_argument("--model", default="builtin:resnet")
+    p.add_argument("--batch-sizes", type=ints, default=[1, 4])
+    p.add_argument("--concurrency", type=ints, default=[1, 2])
+    p.add_argument("--protocol", choices=["http", "grpc"], default="http")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="where Triton runs the model: cuda is a KIND_GPU instance (benchmarks/gpu_check.sh)",
+    )
+    p.add_argument("--window-seconds", type=float, default=1.0)
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="stability threshold of both tools: loose, because this compares the two tools' "
+        "measurements of the same server, interleaved, rather than judging its stability",
+    )
+    p.add_argument("--max-windows", type=int, default=10)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads in the server (0: all CPUs); 1 leaves a core to the client on 2 cores",
+    )
+    p.add_argument("--rounds", type=int, default=10, help="alternating rounds per point (ABBA...)")
+    p.add_argument("--runs", type=int, default=1, help="whole comparisons, each with a server of its own")
+    p.add_argument(
+        "--dynamic-batching",
+        action="store_true",
+        help="let Triton merge concurrent requests; off by default, because how often it merges "
+        "depends on each client's own speed, which is not what this compares",
+    )
+    p.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not put the server on all CPUs but the last and both clients on the last",
+    )
+    p.add_argument("--json-out", type=Path, default=None)
+    args = p.parse_args()
+
+    load_before = os.getloadavg()[0]
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    model = load_model(args.model, digest=None, format="torchscript", inputs=[])
+    outputs = check_model_inputs(model)
+    threads = args.threads or len(os.sched_getaffinity(0))
+    serving = ServingConfig(
+        max_batch_size=max(args.batch_sizes),
+        threads=threads,
+        dynamic_batching=args.dynamic_batching,
+        instance_kind="gpu" if args.device == "cuda" else "cpu",
+    )
+    plan = WindowPlan(
+        window_s=args.window_seconds,
+        warmup_s=1.0,
+        rule=StabilityRule(args.threshold, 3, args.max_windows),
+    )
+    install = locate_tritonserver()
+    runs = []
+    for run in range(args.runs):
+        if args.runs > 1:
+            print(f"# run {run + 1} of {args.runs}", flush=True)
+        runs.append(compare_once(args, model, outputs, serving, plan, install, threads))
+    rows = [row for one in runs for row in one]
+    if args.runs > 1:
+        print_spread(runs)
     worst = max(max(abs(r["p50Ratio"] - 1), abs(r["ipsRatio"] - 1)) for r in rows)
     verdict = "within 5% (goal)" if worst <= 0.05 else "within 10%" if worst <= 0.10 else "OUTSIDE 10%"
     load_after = os.getloadavg()[0]
     print(
-        f"# worst deviation {worst:.1%}: {verdict}. {started}, {platform.node()}, "
+        f"# worst deviation over {args.runs} run(s), every point: {worst:.1%}: {verdict}. "
+        f"{started}, {platform.node()}, "
         f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"load average {load_before:.2f} before / {load_after:.2f} after"
     )
@@ -277,6 +343,7 @@ def main() -> int:
                     "startedAt": started,
                     "args": {k: str(v) for k, v in vars(args).items()},
                     "rows": rows,
+                    "runs": args.runs,
                     "worstDeviation": worst,
                 },
                 indent=2,

@@ -45,6 +45,9 @@ SERVICE_CIDR = "10.96.0.0/16"
 PROMETHEUS_CONFIG = HERE / "prometheus.yml"
 SCRAPE_INTERVAL = "5s"
 
+VERSIONS_ENV = HERE / "tools" / "versions.env"
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
+
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok",
               "podrunner", "prometheus"]
 
@@ -55,6 +58,35 @@ def pod_cidr(name):
     kwok hands out the lower half (pods it plays), the pod runner the upper half (pods it runs)."""
     n = 2 + int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") % 250
     return f"127.{n}.0.0/16", f"127.{n}.0.0/17", f"127.{n}.128.0/17"
+
+
+def pinned_versions(path=VERSIONS_ENV):
+    """KEY=value lines of cluster/tools/versions.env."""
+    found = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            found[key.strip()] = value.strip()
+    return found
+
+
+def gateway_api_crds():
+    """The folder of the pinned Gateway API release's standard-channel CRDs, from the Go module
+    cache (downloaded through the Go module proxy on first use; its hash checked against
+    GATEWAY_API_SUM). Nothing is copied into the checkout."""
+    pins = pinned_versions()
+    version, want = pins["GATEWAY_API_VERSION"], pins.get("GATEWAY_API_SUM")
+    out = subprocess.run(["go", "mod", "download", "-json", f"{GATEWAY_API_MODULE}@{version}"],
+                         check=True, text=True, capture_output=True, cwd=HERE,
+                         env=dict(os.environ, GOWORK="off", GOFLAGS="-mod=mod")).stdout
+    found = json.loads(out)
+    if want and found.get("Sum") != want:
+        raise ClusterError(f"{GATEWAY_API_MODULE}@{version} has hash {found.get('Sum')}, "
+                           f"not the pinned {want} (cluster/tools/versions.env)")
+    folder = Path(found["Dir"]) / "config" / "crd" / "standard"
+    if not folder.is_dir():
+        raise ClusterError(f"{GATEWAY_API_MODULE}@{version} has no {folder}")
+    return version, folder
 
 
 def log(msg):
@@ -286,6 +318,9 @@ class Cluster:
             state = self.load()
             if state and self.healthy(state):
                 log(f"reusing running cluster '{self.name}'")
+                if "gateway_api" not in state:  # started by a checkout from before they were installed
+                    self._install_gateway_api(state)
+                    self.save(state)
                 if session:
                     self._attach(session)
                 return state, False, time.monotonic() - started
@@ -461,6 +496,7 @@ class Cluster:
                 ln.startswith("True") and "not-ready" not in ln for ln in lines)
 
         self._wait(f"{n_nodes} nodes Ready", nodes_ready, 60, waiting)
+        self._install_gateway_api(state)
         if with_prometheus:
             self._wait("Prometheus /-/ready", lambda: urllib.request.urlopen(
                 f"{state['prometheus_url']}/-/ready", timeout=2).status == 200, 60, waiting)
@@ -471,6 +507,17 @@ class Cluster:
         state["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.save(state)
         return state
+
+    def _install_gateway_api(self, state):
+        """The standard Gateway API CRDs, so that a split's HTTPRoute can be created (no Gateway
+        implementation runs here: docs/routing.md)."""
+        version, folder = gateway_api_crds()
+        files = sorted(str(p) for p in folder.glob("*.yaml"))
+        self.kubectl(state, "apply", "--server-side", *[a for f in files for a in ("-f", f)])
+        self.kubectl(state, "wait", "--for=condition=Established", "--timeout=60s",
+                     "crd/httproutes.gateway.networking.k8s.io", "crd/gateways.gateway.networking.k8s.io")
+        state["gateway_api"] = version
+        log(f"Gateway API CRDs {version} (standard channel) installed")
 
     def down(self):
         with self.locked():

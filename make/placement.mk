@@ -9,7 +9,7 @@ bench-solver: ## Time a decision over 10 pools x 10 batch sizes x 5 concurrency 
 	$(PY) benchmarks/bench_solver.py $(BENCH_ARGS)
 
 .PHONY: bench-latency-model
-bench-latency-model: ## Latency model vs a simulation of the batcher: 240 cases, p50/p95/p99 errors (a minute).
+bench-latency-model: ## Latency model vs a simulation of the batcher: 336 cases, p50/p95/p99 errors (a minute).
 	$(PY) benchmarks/bench_latency_model.py $(BENCH_ARGS)
 
 .PHONY: recommend-example
@@ -25,10 +25,14 @@ plot: ## seed-crossover, and its figure (cost per hour against load) in docs/see
 	$(PY) benchmarks/seed_crossover.py --plot docs/seed-crossover.png $(BENCH_ARGS)
 
 .PHONY: bench-latency-validation
-bench-latency-validation: ## Latency model vs a real tritonserver under open-loop Poisson load: measured and predicted p95 (4-5 minutes on a quiet host; waits for one).
-	$(PY) benchmarks/validate_latency_model.py $(BENCH_ARGS)
+bench-latency-validation: ## Latency model vs a real tritonserver under open-loop Poisson load, builtin delay and mlp, utilisation 0.2-0.85: measured, predicted and calibrated p95, table and docs/latency-validation.png (~10 min; waits for a quiet host).
+	$(PY) benchmarks/validate_latency_model.py --plot docs/latency-validation.png $(BENCH_ARGS)
 
 .PHONY: report-examples
 report-examples: ## hybridplace report on the seed example and on builtin:resnet as measured (CPU here, H200): docs/reports/.
 	$(VENV)/bin/hybridplace report -f examples/hardwarepools.yaml -f examples/seed/ -o docs/reports/seed
 	$(VENV)/bin/hybridplace report -f examples/hardwarepools.yaml -f examples/gpu/h200/modelprofiles-torch.yaml -f examples/measured/resnet/ -o docs/reports/resnet
+
+.PHONY: seed-cost
+seed-cost: ## The cost goal: the seed table at 3,000 requests/s with the default headroom against the fewest replicas a simulation shows meeting the SLO (seconds; exit 1 past 10%).
+	$(PY) benchmarks/seed_cost.py $(BENCH_ARGS)

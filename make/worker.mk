@@ -29,8 +29,8 @@ bench-worker-overhead: ## Print the timing loop's own overhead per measured call
 	$(PY) benchmarks/worker_timing_overhead.py $(BENCH_ARGS)
 
 .PHONY: bench-worker-triton
-bench-worker-triton: ## One tritonserver, measured by our triton engine and by perf_analyzer; print ratios.
-	$(PY) benchmarks/worker_vs_perf_analyzer.py --perf-analyzer-dir "$$(benchmarks/fetch-perf-analyzer.sh $(PY))" $(BENCH_ARGS)
+bench-worker-triton: ## Our triton engine against perf_analyzer on the same tritonserver: 3 runs x 10 ABBA rounds, ratios with 95% intervals and run-to-run spread (~10 min).
+	$(PY) benchmarks/worker_vs_perf_analyzer.py --perf-analyzer-dir "$$(benchmarks/fetch-perf-analyzer.sh $(PY))" --runs 3 $(BENCH_ARGS)
 
 .PHONY: gpu-check
 gpu-check: ## On an NVIDIA GPU machine: worker on CUDA, vs perf_analyzer, ModelProfiles + report (GPU_CHECK_OUT).

@@ -13,6 +13,7 @@ PLACED = "Placed"
 SLO_MET = "SLOMet"
 READY = "Ready"
 OBSERVED = "Observed"
+ROUTED = "Routed"  # how a decision's traffic reaches its replicas (reasons: placement.ROUTINGS)
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -44,6 +45,10 @@ SLO_OBSERVED_MET = "ObservedWithinSLO"
 SLO_OBSERVED_OVER = "ObservedOverSLO"
 CHILD_REJECTED = "ChildRejected"
 IMAGE_NOT_ALLOWED = "ImageNotAllowed"
+# Routed: Weighted, EvenSpread, SinglePool (placement.ROUTINGS), NotPlaced; and a Warning Event
+# when a Gateway is named and cannot be used.
+SINGLE_POOL = "SinglePool"
+GATEWAY_UNAVAILABLE = "GatewayUnavailable"
 
 
 def condition(

@@ -6,6 +6,7 @@ The Helm chart's `settings:` block sets the environment variables.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -14,6 +15,9 @@ from .placement.solver import MAX_ALTERNATIVES
 
 DEFAULT_IMAGE_CPU = f"ghcr.io/hybridplace/worker-cpu:{__version__}"
 DEFAULT_IMAGE_GPU = f"ghcr.io/hybridplace/worker-cuda:{__version__}"
+
+
+_GATEWAY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,19 @@ class Settings:
                   "help": "comma-separated registries (or repository prefixes) spec.serving.image may come "
                           "from; empty: any"},
     )
+    default_gateway: str = field(
+        default="",
+        metadata={"env": "HP_DEFAULT_GATEWAY",
+                  "help": "the Gateway API Gateway (namespace/name, or a name in the deployment's namespace) a "
+                          "split's HTTPRoute attaches to when spec.serving.gateway is unset; empty: such splits "
+                          "are limited to an even spread a Service carries"},
+    )
+    gateway_cache_seconds: float = field(
+        default=30.0,
+        metadata={"env": "HP_GATEWAY_CACHE_SECONDS",
+                  "help": "how long whether the Gateway API is served, and whether a Gateway exists, is "
+                          "remembered, seconds"},
+    )
     metrics_port: int = field(
         default=8081,
         metadata={"env": "HP_METRICS_PORT",
@@ -115,10 +132,14 @@ class Settings:
             "calibration_warmup_seconds": (0, None),
             "calibration_reprofile_seconds": (10, None),
             "metrics_port": (0, 65535),
+            "gateway_cache_seconds": (0, 3600),
         }
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "
                              "an http:// or https:// URL, or empty")
+        if self.default_gateway and not _GATEWAY.match(self.default_gateway):
+            raise ValueError(f"--default-gateway (HP_DEFAULT_GATEWAY) is {self.default_gateway!r}; it must be "
+                             "namespace/name or name (DNS labels), or empty")
         for f in fields(self):
             if f.name not in limits:
                 continue

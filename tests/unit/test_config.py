@@ -30,3 +30,10 @@ def test_a_malformed_environment_variable_is_named(monkeypatch):
     monkeypatch.setenv("HP_WORKERS", "many")
     with pytest.raises(ValueError, match="HP_WORKERS='many' is not a valid int"):
         Settings.from_env()
+
+
+def test_the_default_gateway_is_namespace_slash_name_or_a_name():
+    assert Settings(default_gateway="gateways/shared").default_gateway == "gateways/shared"
+    assert Settings(default_gateway="shared").default_gateway == "shared"
+    with pytest.raises(ValueError, match="--default-gateway"):
+        Settings(default_gateway="a/b/c")

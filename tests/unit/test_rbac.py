@@ -32,8 +32,9 @@ DYNAMIC = [
     (r"self\.kube\.create\(job\)", ["Job"], "create"),
     (r"self\.kube\.create\(profile\)", ["ModelProfile"], "create"),
     (r"self\.kube\.replace\(\{\*\*profile", ["ModelProfile"], "replace"),
-    (r"self\.kube\.create\(obj\)", ["Deployment", "Service"], "create"),  # _create_or_adopt
-    (r"self\.kube\.get\(obj\[\"kind\"\]", ["Deployment", "Service"], "get"),
+    (r"self\.kube\.create\(obj\)", ["Deployment", "Service", "HTTPRoute"], "create"),  # _create_or_adopt
+    (r"self\.kube\.get\(obj\[\"kind\"\]", ["Deployment", "Service", "HTTPRoute"], "get"),
+    (r"self\.kube\.apply\(route\)", ["HTTPRoute"], "apply"),
     (r"self\.kube\.apply\(deployment\)", ["Deployment"], "apply"),
     (r"self\.kube\.apply\(service\)", ["Service"], "apply"),
     (r"self\.kube\.list_all_versioned\(kind", list(LIST_ALL), "list"),  # relist: every cached kind
@@ -96,10 +97,12 @@ def test_the_charts_roles_grant_exactly_what_the_code_calls():
 def test_each_rule_set_holds_only_its_scope():
     """Namespaced mode gives namespaced kinds only through Roles, so the cluster set must hold
     no namespaced kind, and the namespaced set no cluster-scoped one; the operator's own
-    namespace holds only its Lease."""
+    namespace holds only its Lease. One exception, read only: Gateways, named from any namespace."""
     sets = rule_sets()
     assert sets.keys() == {"cluster", "namespaced", "own"}
     cluster_scoped = {"hardwarepools", "hardwarepools/status", "nodes", "namespaces", "customresourcedefinitions"}
-    assert {r for _, r, _ in _triples(sets["cluster"])} <= cluster_scoped
+    # The one namespaced kind read cluster-wide: the Gateway a route names, in any namespace.
+    anywhere = {("gateway.networking.k8s.io", "gateways", "get")}
+    assert {r for _, r, _ in _triples(sets["cluster"]) - anywhere} <= cluster_scoped
     assert not {r for _, r, _ in _triples(sets["namespaced"])} & cluster_scoped
     assert {r for _, r, _ in _triples(sets["own"])} == {"leases"}

@@ -343,7 +343,7 @@ class Placement(Model):
     objective: Literal["cost", "energy"] = "cost"
     allow_hybrid: bool = True
     mode: Literal["Apply", "Recommend"] = "Apply"
-    headroom: Annotated[float, Field(ge=0, le=0.95)] = 0.35
+    headroom: Annotated[float, Field(ge=0, le=0.95)] = 0.1
 
 
 class Benchmark(Model):
@@ -366,10 +366,23 @@ class Benchmark(Model):
     max_age: StrictInt | StrictStr | None = None  # seconds or 90s/30m/12h/7d (api/duration.py)
 
 
+Hostname = Annotated[StrictStr, Field(min_length=1, max_length=253)]
+
+
+class GatewayRef(Model):
+    """The Gateway API Gateway a split's HTTPRoute attaches to."""
+
+    name: Annotated[StrictStr, Field(min_length=1, max_length=253)]
+    namespace: Annotated[StrictStr, Field(max_length=63)] | None = None
+    section_name: Annotated[StrictStr, Field(max_length=253)] | None = None
+    hostnames: Annotated[list[Hostname], Field(max_length=16)] | None = None
+
+
 class Serving(Model):
     image: Annotated[StrictStr, Field(max_length=512)] | None = None
     port: Annotated[Int32, Field(ge=1024, le=65533)] = 8000
     max_queue_delay_ms: Annotated[float, Field(ge=0, le=1000)] = 2
+    gateway: GatewayRef | None = None
 
 
 class InferenceDeploymentSpec(Model):
@@ -396,6 +409,7 @@ class PlacementStatus(Model):
     batch_size: Int32 | None = None
     concurrency: Int32 | None = None
     share_rps: float | None = None
+    weight: Int32 | None = None
     predicted_latency_ms: float | None = None
     utilisation: float | None = None
     cost_per_hour: float | None = None
@@ -419,6 +433,7 @@ class DecisionStatus(Model):
     feasible: bool | None = None
     objective: Annotated[StrictStr, Field(max_length=16)] | None = None
     placements: Annotated[list[PlacementStatus], Field(max_length=64)] | None = None
+    routing: Literal["Weighted", "EvenSpread", "SinglePool"] | None = None
     total_cost_per_hour: float | None = None
     total_watts: float | None = None
     cost_per_million: float | None = None

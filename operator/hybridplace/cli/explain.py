@@ -23,7 +23,7 @@ EXIT_API_ERROR = 1
 EXIT_NO_DECISION = 3
 
 # The decision's fields in status.decision, copied as they are (docs/api.md).
-DECISION_FIELDS = ("feasible", "objective", "placements", "totalCostPerHour", "totalWatts",
+DECISION_FIELDS = ("feasible", "objective", "placements", "routing", "totalCostPerHour", "totalWatts",
                    "costPerMillion", "wattHoursPerMillion",
                    "bestAchievableLatencyMs", "bestAchievablePool", "bestAchievableBatchSize",
                    "alternatives")

@@ -49,6 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-rps", type=_positive, nargs="+", default=None, metavar="RPS",
                         help="decide at this load (requests/s) instead of spec.load.targetRps; "
                         "several values give one decision per value")
+    parser.add_argument("--gateway", action="store_true",
+                        help="decide as where a Gateway API Gateway routes splits (the operator's "
+                        "--default-gateway): weighted per pool. Without it, only an InferenceDeployment "
+                        "that sets spec.serving.gateway gets weighted splits; the others get an even "
+                        "spread a Service carries, or one pool, as the operator would decide them")
     parser.add_argument("--fail-if-infeasible", action="store_true",
                         help=f"exit {EXIT_INFEASIBLE} when some decision is infeasible (for CI)")
     parser.set_defaults(handler=run)
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     except FileProblem as err:
         # FileProblem lists every bad field of the first bad file, one per line.
         raise UsageError(cut("; ".join(str(err).splitlines()), 4 * MAX_LINE)) from None
-    reports = recommend(loaded, target_rps=args.target_rps or ())
+    reports = recommend(loaded, target_rps=args.target_rps or (), gateway=args.gateway)
     sys.stdout.write(render(reports, args.output))
     if args.fail_if_infeasible and not all(r["feasible"] for r in reports):
         return EXIT_INFEASIBLE
@@ -132,9 +137,11 @@ def _index(loaded: Sequence[Loaded]) -> tuple[list[_Found], dict[str, _Found],
     return infds, pools, profiles
 
 
-def recommend(loaded: Sequence[Loaded], target_rps: Sequence[float] = ()) -> list[dict[str, Any]]:
+def recommend(loaded: Sequence[Loaded], target_rps: Sequence[float] = (),
+              gateway: bool = False) -> list[dict[str, Any]]:
     """One report per InferenceDeployment (per load in `target_rps`, when given), in file
-    order. Raises UsageError for input the decision cannot be made from."""
+    order. `gateway`: a Gateway routes every deployment's splits (else only those that name
+    one in spec.serving.gateway). Raises UsageError for input the decision cannot be made from."""
     infds, pools, profiles = _index(loaded)
     if not infds:
         kinds = sorted({item.obj.kind for item in loaded})
@@ -146,6 +153,8 @@ def recommend(loaded: Sequence[Loaded], target_rps: Sequence[float] = ()) -> lis
         infd: InferenceDeployment = found.obj
         allowed, used = _inputs(found, pools, profiles)
         request = request_from(infd)
+        if not (gateway or infd.spec.serving.gateway is not None):
+            request = dataclasses.replace(request, weighted_routing=False)
         engine_pools = [pool_from(pools[name].obj) for name in allowed]
         engine_profiles = [profile_from(p.obj) for p in used.values()]
         for load in target_rps or (request.target_rps,):

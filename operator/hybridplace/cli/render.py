@@ -73,6 +73,24 @@ def _infeasible_text(report: dict[str, Any], percentile: int) -> str:
     return text
 
 
+def routing_text(report: dict[str, Any]) -> str:
+    """How the decision's traffic reaches its replicas: the HTTPRoute's weights as percentages,
+    the even share per replica a Service gives, or one pool."""
+    placements = report.get("placements") or []
+    routing = report.get("routing")
+    if routing == "Weighted":
+        total = sum(p.get("weight") or 0 for p in placements) or 1
+        weights = ", ".join(f"{p.get('pool')} {100 * (p.get('weight') or 0) / total:.1f}% (weight {p.get('weight')})"
+                            for p in placements)
+        return f"Weighted: an HTTPRoute sends each pool's Service its share: {weights}"
+    if routing == "EvenSpread":
+        replicas = sum(p.get("replicas") or 0 for p in placements) or 1
+        share = sum(p.get("shareRps") or 0 for p in placements) / replicas
+        return (f"EvenSpread: the Service gives each of {replicas} replicas {_num(share)} requests/s "
+                "(no gateway: a split every replica can take evenly)")
+    return f"{routing}: one pool's Service"
+
+
 def render_table(report: dict[str, Any]) -> str:
     """Headline, the chosen placement (or why there is none), then the alternatives with the
     reason each lost; for `explain`, the conditions and the pools' profile states too."""
@@ -110,12 +128,16 @@ def render_table(report: dict[str, Any]) -> str:
                       + (f"; {_num(per_million)} USD" if per_million is not None else "")
                       + (f", {_num(wh_million)} Wh" if wh_million is not None else "")
                       + (" per million inferences" if per_million is not None else "")]
+        weighted = any(p.get("weight") is not None for p in placements)
         rows = [[p.get("pool"), p.get("replicas"), p.get("batchSize"), p.get("shareRps"),
+                 *([p.get("weight")] if weighted else []),
                  p.get("predictedLatencyMs"), p.get("utilisation"), p.get("costPerHour"),
                  p.get("watts"), p.get("costPerMillion"), p.get("wattHoursPerMillion")]
                 for p in placements]
-        lines += _columns(["POOL", "REPLICAS", "MAX BATCH", "SHARE RPS", f"P{percentile} MS",
-                           "UTIL", "USD/H", "WATTS", "USD/M INF", "WH/M INF"], rows)
+        lines += _columns(["POOL", "REPLICAS", "MAX BATCH", "SHARE RPS", *(["WEIGHT"] if weighted else []),
+                           f"P{percentile} MS", "UTIL", "USD/H", "WATTS", "USD/M INF", "WH/M INF"], rows)
+        if report.get("routing"):
+            lines.append(f"  ROUTING: {routing_text(report)}")
         if report.get("message"):
             lines.append(f"  {report['message']}")
     else:

@@ -33,6 +33,8 @@ PATHS = {
     "InferenceDeployment": "/apis/hybridplace.io/v1alpha1/namespaces/{ns}/inferencedeployments",
     "HardwarePool": "/apis/hybridplace.io/v1alpha1/hardwarepools",
     "Lease": "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+    "HTTPRoute": "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes",
+    "Gateway": "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/gateways",
 }
 
 
@@ -192,6 +194,20 @@ class Kube:
             return response.status, (json.loads(data) if data else {})
         except ValueError as err:
             raise ApiError(response.status, "InvalidResponse", f"{method} {_resource(path)}: {err}") from None
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def resources_served(self, group_version: str) -> set[str] | None:
+        """The resources (plural names) the API server serves in `group_version` (for example
+        gateway.networking.k8s.io/v1); None when it serves no such group version (404: its
+        CRDs are not installed). Discovery is open to every authenticated user."""
+        try:
+            found = self.request("GET", f"/apis/{group_version}")
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+        return {str(r.get("name")) for r in found.get("resources") or [] if isinstance(r, dict)}
 
     # -- objects -----------------------------------------------------------------------------
 

@@ -21,9 +21,23 @@ from ..api.fit import fit_status
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
 from ..builders.jobs import benchmark_key, build_benchmark_job
+from ..builders.routing import Routing, build_http_route, route_name
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
-from ..placement import NO_PROFILE, NOT_ALLOWED, OVER_CAPACITY, Alternative, Decision, Pool, Profile, Request, solve
+from ..placement import (
+    EVEN_SPREAD,
+    NO_PROFILE,
+    NOT_ALLOWED,
+    OVER_CAPACITY,
+    WEIGHTED,
+    Alternative,
+    Decision,
+    Pool,
+    Profile,
+    Request,
+    route_weights,
+    solve,
+)
 from ..placement.calibration import Calibration, CalibrationPolicy, CalibrationSample, calibrate, worth_writing
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
@@ -92,6 +106,8 @@ class Plan:
     jobs_to_delete: list[tuple[str, str | None]] = field(default_factory=list)
     reprofiling: dict[str, str] = field(default_factory=dict)  # Job name: why its pool is measured again
     recheck_after: float | None = None  # seconds until a profile gets too old: reconcile again then
+    route: dict[str, Any] | None = None  # a weighted split's HTTPRoute, to apply when it differs
+    stale_route: str | None = None  # an HTTPRoute of ours no longer wanted (the split ended): delete
 
 
 def model_digest(infd: InferenceDeployment) -> str:
@@ -265,6 +281,12 @@ def _engine_inputs(
     return tuple(engine_pools), tuple(engine_profiles)
 
 
+def _request(infd: InferenceDeployment, routing: Routing) -> Request:
+    """The solver's request: a split may be weighted only where a gateway can route it."""
+    request = request_from(infd)
+    return request if routing.weighted else dataclasses.replace(request, weighted_routing=False)
+
+
 def _round_load(load: float) -> float:
     """Loads to 3 significant digits: the same decision for nearby rates, and a cache that hits."""
     return float(f"{load:.3g}")
@@ -279,13 +301,13 @@ def _objective(decision: Decision) -> float:
 
 def _planned_load(
     infd: InferenceDeployment, engine: tuple[tuple[Pool, ...], tuple[Profile, ...]],
-    observed: Observed, old_status: dict[str, Any], children: dict[str, ChildState],
+    observed: Observed, old_status: dict[str, Any], children: dict[str, ChildState], routing: Routing,
 ) -> LoadDecision:
     sc = infd.spec.scaling
     policy = ScalingPolicy(mode=sc.mode, interval_s=sc.interval_seconds,
                            scale_down_delay_s=sc.scale_down_delay_seconds, floor_rps=sc.min_load_rps,
                            slo_ms=infd.spec.slo.latency_ms)
-    base = request_from(infd)
+    base = _request(infd, routing)
     old = old_status.get("scaling") or {}
     current = old.get("loadRps") if old.get("mode") == "Operator" else None
 
@@ -432,9 +454,10 @@ def _decide(
     load_rps: float | None = None,
     taken: dict[str, int] | None = None,
     factors: dict[str, float] | None = None,
+    routing: Routing | None = None,
 ) -> Decision:
     engine_pools, engine_profiles = _engine_inputs(pools, profiles, states, taken, factors)
-    request = request_from(infd)
+    request = _request(infd, routing or Routing())
     if load_rps is not None and load_rps != request.target_rps:
         request = dataclasses.replace(request, target_rps=load_rps)
     decision = _solve_cached(request, engine_pools, engine_profiles)
@@ -495,14 +518,17 @@ def plan_inference_deployment(
     service_fingerprint: Any = None,
     taken: dict[str, int] | None = None,
     reprofile: ReprofileInputs | None = None,
+    routing: Routing | None = None,
 ) -> Plan:
     """The plan for `infd`; `profiles`, `jobs` and `children` are keyed by pool name and are
     those of this InferenceDeployment's model digest and namespace. `fingerprint(obj)` gives the
     fingerprint of a desired child, comparable with `ChildState.fingerprint`. `observed`: what
     Prometheus showed of it (None: nothing observes, as without a Prometheus). `taken`: serving
     replicas other InferenceDeployments hold on each pool (a pool's room is shared). `reprofile`:
-    what the re-profiling triggers read besides the profiles (reprofile.py)."""
+    what the re-profiling triggers read besides the profiles (reprofile.py). `routing`: whether
+    a split can be weighted (a Gateway API Gateway found) or only spread evenly (None: no gateway)."""
     observed = observed or Observed(observing=False)
+    routing = routing or Routing()
     old_status = (infd.status.to_dict() if infd.status else {})
     generation = infd.metadata.generation
     conds: list[dict[str, Any]] = list(old_status.get("conditions", []))
@@ -531,8 +557,8 @@ def plan_inference_deployment(
     if profiled[0] == c.TRUE:
         factors = calibration.factors
         load = _planned_load(infd, _engine_inputs(pools, profiles, states, taken, factors), observed, old_status,
-                             children)
-        decision = _decide(infd, pools, profiles, states, load.load_rps, taken, factors)
+                             children, routing)
+        decision = _decide(infd, pools, profiles, states, load.load_rps, taken, factors, routing)
         plan.decision = decision
     if decision is None:
         waiting = c.WAITING_FOR_PROFILES if profiled[1] == c.BENCHMARKING else profiled[1]
@@ -559,7 +585,7 @@ def plan_inference_deployment(
             available = _plan_children(
                 plan, infd, digest, decision, pools, children, service_names, settings, fingerprint, blocked,
                 rejected or {}, _ServiceDrift(service_fingerprints or {}, service_fingerprint),
-                external=infd.spec.scaling.mode == "External")
+                external=infd.spec.scaling.mode == "External", routing=routing)
             reason, verb = c.APPLIED, "placed"
         else:
             reason, verb = c.RECOMMENDED, "recommended (mode Recommend: nothing applied)"
@@ -578,6 +604,14 @@ def plan_inference_deployment(
         conds = c.set_condition(conds, c.condition(
             c.SLO_MET, c.TRUE, c.SLO_PREDICTED_MET,
             f"predicted p{infd.spec.slo.percentile} {worst:.4g} ms within {infd.spec.slo.describe()}", generation, now))
+    old_routed = c.get_condition(conds, c.ROUTED)
+    conds = c.set_condition(conds, c.condition(c.ROUTED, *_routed(infd, decision, routing, apply), generation, now))
+    if routing.problem and (old_routed is None or routing.why_not not in str(old_routed.get("message"))):
+        plan.events.append(Event("Warning", c.GATEWAY_UNAVAILABLE,
+                                 f"{routing.why_not}; splits are limited to an even spread a Service carries"))
+    if decision is not None and decision.feasible and (decision.routing != WEIGHTED or not apply) \
+            and (old_status.get("decision") or {}).get("routing") == WEIGHTED:
+        plan.stale_route = route_name(infd)  # the weighted split ended (or is only recommended now)
     ready = c.derive_ready(conds, available, recommend_only=not apply)
     conds = c.set_condition(conds, c.condition(c.READY, *ready, generation, now))
     # Observations: their own condition, and SLOMet from what was observed when there is some
@@ -616,6 +650,30 @@ def plan_inference_deployment(
     plan.status = fit_status("InferenceDeployment", status)
     plan.events = _events(infd, old_status, status, plan) + plan.events + plan.drift
     return plan
+
+
+def _routed(infd: InferenceDeployment, decision: Decision | None, routing: Routing,
+            apply: bool) -> tuple[str, str, str]:
+    """The Routed condition: how the decision's traffic reaches its replicas (status, reason,
+    message): Weighted (an HTTPRoute), EvenSpread (the Service) or SinglePool."""
+    service = str(infd.metadata.name)
+    limited = f"; splits are limited to an even spread: {routing.why_not}" if not routing.weighted else ""
+    if decision is None or not decision.feasible:
+        return c.UNKNOWN, c.NOT_PLACED, "no feasible decision yet" + limited
+    verb = "routes" if apply else "would route (mode Recommend: nothing applied)"
+    if decision.routing == WEIGHTED and routing.gateway is not None:
+        weights = route_weights(decision.placements)
+        total = sum(weights.values())
+        shares = ", ".join(f"{pool} {100 * w / total:.1f}% (weight {w})" for pool, w in weights.items())
+        return c.TRUE, WEIGHTED, (f"HTTPRoute {route_name(infd)} on {routing.gateway.describe()} {verb} each "
+                                  f"pool's Service its share: {shares}")
+    if decision.routing == EVEN_SPREAD:
+        per = decision.total_share_rps / max(decision.total_replicas, 1)
+        return c.TRUE, EVEN_SPREAD, (f"Service {service} {verb} requests evenly: {per:.4g} requests/s to each of "
+                                     f"{decision.total_replicas} replicas, within every pool's per-replica limit"
+                                     f"{limited}")
+    pool = decision.placements[0].pool
+    return c.TRUE, c.SINGLE_POOL, f"one pool ({pool}): Service {service} {verb} its replicas{limited}"
 
 
 def _serving_status(infd: InferenceDeployment, decision: Decision | None, children: dict[str, ChildState],
@@ -795,6 +853,7 @@ def _plan_children(
     rejected: dict[str, str],
     drift: _ServiceDrift,
     external: bool = False,
+    routing: Routing | None = None,
 ) -> bool:
     """Fill the plan's children to apply and delete; returns whether all are available.
     Names in `blocked` belong to someone else: they are reported as conflicts, never touched.
@@ -841,6 +900,15 @@ def _plan_children(
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
             _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected, drift)
     _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected, drift)
+    if decision.routing == WEIGHTED and routing is not None and routing.gateway is not None:
+        route = build_http_route(infd=infd, decision=decision, gateway=routing.gateway)
+        ref = f"HTTPRoute/{route['metadata']['name']}"
+        if ref in rejected:
+            plan.rejected[ref] = rejected[ref]
+        elif ref in blocked:
+            plan.conflicts.append(ref)
+        else:
+            plan.route = route
     outgoing = [child for pool_name, child in sorted(children.items()) if pool_name not in chosen and child.owned]
     if outgoing and not all_available:
         # Make before break: the pools left keep serving (the Service selects every pool's pods)
@@ -941,6 +1009,8 @@ def _events(
             events.append(Event("Normal", "Ready", cond["message"]))
         elif cond["type"] == c.OBSERVED and cond["status"] == c.FALSE and cond["reason"] != c.NO_PROMETHEUS:
             events.append(Event("Warning", cond["reason"], cond["message"]))
+        elif cond["type"] == c.ROUTED and cond["reason"] == WEIGHTED:
+            events.append(Event("Normal", "Routed", cond["message"]))
     rescaled = _rescaled(old, new)
     if rescaled:
         events.append(Event("Normal", "Rescaled", rescaled))

@@ -23,9 +23,11 @@ from ..api.models import InferenceDeployment
 from ..api.validate import InvalidObject, parse_object
 from ..builders import names
 from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
+from ..builders.routing import gateway_target, route_backends
 from ..config import Settings
 from .faults import crash_point
 from .fingerprint import deployment_fingerprint, service_fingerprint, template_replacement
+from .gateways import GatewayLookup
 from .kube import ApiError, Kube, now_rfc3339
 from .metrics import Metrics, Snapshot
 from .observer import ObservationStore
@@ -144,6 +146,7 @@ class Reconciler:
         self.metrics = metrics
         self.observations = observations
         self.events = EventPoster(kube)
+        self.gateways = GatewayLookup(kube, settings.gateway_cache_seconds)
         self.state = state
         self.settings = settings
         self.queue = queue
@@ -389,6 +392,8 @@ class Reconciler:
 
     def _reconcile_planned(self, body: dict[str, Any], infd: InferenceDeployment, namespace: str, name: str,
                            digest: str) -> None:
+        target, source = gateway_target(infd, self.settings.default_gateway)
+        routing = self.gateways.routing(target, source)
         plan = plan_inference_deployment(
             infd,
             pools=self.state.pool_objects(),
@@ -409,6 +414,7 @@ class Reconciler:
             taken=self.state.replicas_taken(namespace, name),
             reprofile=ReprofileInputs(wanted_keys=self.state.benchmark_keys(namespace, digest),
                                       node_types=self.state.node_types()),
+            routing=routing,
         )
         announce = {e.job: e for e in plan.events if e.job is not None}
         for job_name, uid in plan.jobs_to_delete:
@@ -451,6 +457,11 @@ class Reconciler:
         for service in plan.services_to_apply:
             with _refused_into(rejected, f"Service/{service['metadata']['name']}"):
                 self.state.put_service({**self.kube.apply(service), "kind": "Service"})
+        if plan.route is not None:
+            ref = f"HTTPRoute/{plan.route['metadata']['name']}"
+            with _refused_into(rejected, ref):
+                if not self._converge_route(body, plan.route):
+                    conflicts.append(ref)
         if conflicts or rejected:  # plan again at once, with them left out and reported
             self._note_conflicts(namespace, name, conflicts)
             self._note_rejected(namespace, name, rejected)
@@ -461,6 +472,8 @@ class Reconciler:
             child = next((x for x in children.values() if x.name == stale), None)
             if child is not None and child.owned:
                 self.kube.delete("Deployment", namespace, stale)
+        if plan.stale_route is not None:
+            self._delete_route(body, namespace, plan.stale_route)
         for stale in plan.stale_services:
             self.kube.delete("Service", namespace, stale)
         if status_changed(plan.status, body.get("status") or {}):
@@ -468,6 +481,34 @@ class Reconciler:
         for event in plan.events:
             if event.job is None:
                 self.events.post(body, event.type, event.reason, event.message)
+
+    def _converge_route(self, owner: dict[str, Any], route: dict[str, Any]) -> bool:
+        """Create the split's HTTPRoute, or put its parents and weights right (one GET: a route
+        is only wanted while a split lasts, so it is not watched). False when the name is taken
+        by an HTTPRoute that is not ours (left untouched). A 404 (the Gateway API CRDs went
+        away) makes the lookup ask again and the reconcile retry."""
+        meta = route["metadata"]
+        try:
+            found = self.kube.get("HTTPRoute", meta["namespace"], meta["name"])
+            if found is None:
+                return self._create_or_adopt(owner, route) is not None
+        except ApiError as err:
+            if err.status == 404:
+                self.gateways.forget()
+            raise
+        uid = owner["metadata"].get("uid")
+        if not any(r.get("uid") == uid for r in found["metadata"].get("ownerReferences") or []):
+            return False
+        if route_backends(found) != route_backends(route):
+            self.kube.apply(route)  # weights follow the decision
+        return True
+
+    def _delete_route(self, owner: dict[str, Any], namespace: str, name: str) -> None:
+        """Delete the HTTPRoute of a split that ended: only ours (by uid), never a namesake."""
+        found = self.kube.get("HTTPRoute", namespace, name)
+        uid = owner["metadata"].get("uid")
+        if found is not None and any(r.get("uid") == uid for r in found["metadata"].get("ownerReferences") or []):
+            self.kube.delete("HTTPRoute", namespace, name, uid=found["metadata"].get("uid"))
 
     def _converge(self, deployment: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply of a child of ours; when what another manager added survives it

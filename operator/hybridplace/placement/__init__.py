@@ -28,6 +28,7 @@ from .simulate import SimulatedLatency, simulate_latency
 from .solver import Configuration, best_configuration, solve
 from .split import PoolCapacity, Split, cheapest_split, objective_values
 from .types import (
+    EVEN_SPREAD,
     MORE_ENERGY,
     MORE_EXPENSIVE,
     NO_PROFILE,
@@ -37,6 +38,10 @@ from .types import (
     PERCENTILES,
     PROFILE_FAILED,
     REASONS,
+    ROUTINGS,
+    SINGLE_POOL,
+    WEIGHT_TOTAL,
+    WEIGHTED,
     Alternative,
     Decision,
     Placement,
@@ -44,9 +49,16 @@ from .types import (
     Profile,
     ProfilePoint,
     Request,
+    route_weights,
 )
 
 __all__ = [
+    "EVEN_SPREAD",
+    "ROUTINGS",
+    "SINGLE_POOL",
+    "WEIGHTED",
+    "WEIGHT_TOTAL",
+    "route_weights",
     "MORE_ENERGY",
     "MORE_EXPENSIVE",
     "NOT_ALLOWED",

@@ -31,6 +31,7 @@ from .latency import (
 )
 from .split import PoolCapacity, cheapest_split
 from .types import (
+    EVEN_SPREAD,
     MORE_ENERGY,
     MORE_EXPENSIVE,
     NO_PROFILE,
@@ -38,6 +39,8 @@ from .types import (
     OVER_CAPACITY,
     OVER_SLO,
     PROFILE_FAILED,
+    SINGLE_POOL,
+    WEIGHTED,
     Alternative,
     Decision,
     Placement,
@@ -101,12 +104,14 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile],
     capacities = [PoolCapacity(c.pool, c.replica_load_rps, _capacity(c.pool, request))
                   for c in best.values()]
     split = cheapest_split(capacities, request.target_rps, request.min_replicas,
-                           request.max_replicas, request.objective, request.allow_hybrid)
+                           request.max_replicas, request.objective, request.allow_hybrid,
+                           even_spread=not request.weighted_routing)
 
     if split is not None and not explain:
         placements = _placements(request, split.replicas, best)
         message = _feasible_message(request, placements, split.exact, by_pool)
-        return Decision(True, request.objective, placements, message=message)
+        return Decision(True, request.objective, placements, message=message,
+                        routing=_routing(request, placements))
     # The best latency of a pool over the SLO: for its alternative, and again when nothing fits.
     over_latency = {pool.name: _best_latency(request, pool, configs) for pool, configs in over_slo}
     slo_alternatives = [_over_slo_alternative(request, pool, over_latency[pool.name]) for pool, _ in over_slo]
@@ -119,7 +124,15 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile],
                     if not (len(placements) == 1 and placements[0].pool == c.pool.name)]
     alternatives = _ordered(alternatives + slo_alternatives + excluded)
     message = _feasible_message(request, placements, split.exact, by_pool)
-    return Decision(True, request.objective, placements, alternatives, message=message)
+    return Decision(True, request.objective, placements, alternatives, message=message,
+                    routing=_routing(request, placements))
+
+
+def _routing(request: Request, placements: list[Placement]) -> str:
+    """How the placements' traffic is routed: one pool, a weighted split, or an even spread."""
+    if len(placements) <= 1:
+        return SINGLE_POOL
+    return WEIGHTED if request.weighted_routing else EVEN_SPREAD
 
 
 def _feasible_message(request: Request, placements: list[Placement], exact: bool,
@@ -173,6 +186,13 @@ def _pool_limit(profile: Profile, key: _LimitKey
     the most load within the SLO as (curve, batch size, requests/s per replica), or None."""
     configs = tuple(_curve_configurations(profile, key.batch_sizes, key.concurrency_levels))
     return configs, (_best_limit(key.request(), list(configs)) if configs else None)
+
+
+def replica_limit_rps(request: Request, pool: Pool, profile: Profile) -> float | None:
+    """The most load one replica of ``pool`` may take within the SLO and headroom, requests/s,
+    with the configuration the solver would choose there; None when none meets the SLO."""
+    found = _pool_limit(profile, _LimitKey.of(request, pool.latency_factor))[1]
+    return None if found is None else found[2]
 
 
 def predicted_latency_at(request: Request, profile: Profile, batch_size: int, concurrency: int,
@@ -316,12 +336,14 @@ def _capacity(pool: Pool, request: Request) -> int:
 def _placements(request: Request, replicas: dict[str, int],
                 best: dict[str, Configuration]) -> list[Placement]:
     carried = sum(r * best[name].replica_load_rps for name, r in replicas.items())
+    total = sum(replicas.values())
     placements = []
     for name in sorted(replicas):
         config, count = best[name], replicas[name]
-        # Shares in proportion to what each pool's replicas may take: all run at the same
-        # fraction of their own limit.
-        share = request.target_rps * count * config.replica_load_rps / carried
+        # Weighted: shares in proportion to what each pool's replicas may take, so all run at
+        # the same fraction of their own limit. Even spread (a Service): the same per replica.
+        share = (request.target_rps * count * config.replica_load_rps / carried
+                 if request.weighted_routing else request.target_rps * count / total)
         per_replica = share / count
         prediction = predict_latency(config.curve, per_replica, config.batch_size,
                                      request.max_queue_delay_ms, request.slo_percentile)

@@ -8,6 +8,9 @@ a choice of replica counts R_p >= 0, one per pool, such that
 - min_replicas <= sum_p R_p <= max_replicas (minReplicas and maxReplicas count all pools);
 - R_p <= the pool's capacity;
 - at most one pool with R_p > 0 when hybrid placement is not allowed.
+With ``even_spread`` (a split a plain Service carries, which gives every replica the same
+share), a split's replicas each take target / sum_p R_p, so every pool used must have
+L_p >= that: sum_p R_p * min(L_p over the pools used) >= target.
 Among those, the least (primary, secondary, total replicas) wins, where primary is cost per
 hour (objective ``cost``) or watts (``energy``) and secondary is the other one; remaining ties go
 to the first found (pools in order of efficiency, then name): deterministic.
@@ -82,8 +85,19 @@ def objective_values(pool: Pool, replicas: int, objective: Objective) -> tuple[f
 
 def cheapest_split(capacities: list[PoolCapacity], target_rps: float, min_replicas: int,
                    max_replicas: int | None, objective: Objective,
-                   allow_hybrid: bool) -> Split | None:
-    """The best split in the space described in the module docstring; None when none exists."""
+                   allow_hybrid: bool, even_spread: bool = False) -> Split | None:
+    """The best split in the space described in the module docstring; None when none exists.
+    ``even_spread``: only splits where every replica may take the same share."""
+    if even_spread and allow_hybrid:
+        return _even_spread_split(capacities, target_rps, min_replicas, max_replicas, objective)
+    return _search(capacities, target_rps, min_replicas, max_replicas, objective, allow_hybrid)[0]
+
+
+def _search(capacities: list[PoolCapacity], target_rps: float, min_replicas: int,
+            max_replicas: int | None, objective: Objective, allow_hybrid: bool,
+            node_limit: int = SEARCH_NODE_LIMIT, beat: float = math.inf) -> tuple[Split | None, int]:
+    """``cheapest_split`` (weighted), and the search work it took. ``beat``: skip the search
+    when its lower bound shows no split here costs less than this primary."""
     usable = []
     for cap in capacities:
         limit = cap.max_replicas
@@ -94,12 +108,47 @@ def cheapest_split(capacities: list[PoolCapacity], target_rps: float, min_replic
         limit = min(limit, max(min_replicas, math.ceil(target_rps / cap.replica_load_rps)))
         if limit >= 1 and cap.replica_load_rps > 0:
             usable.append(_SearchPool(cap, limit, objective))
-    if not usable:
-        return None
     total_cap = max_replicas if max_replicas is not None else math.inf
+    if not usable:
+        return None, 0
     if not allow_hybrid:
-        return _best_single_pool(usable, target_rps, min_replicas, total_cap)
-    return _BranchAndBound(usable, target_rps, min_replicas, total_cap).run()
+        return _best_single_pool(usable, target_rps, min_replicas, total_cap), len(usable)
+    search = _BranchAndBound(usable, target_rps, min_replicas, total_cap, node_limit)
+    if search._lower_bound(0, target_rps) > beat + _TOLERANCE * max(1.0, beat):
+        return None, len(usable)
+    return search.run(), search.nodes
+
+
+def _even_spread_split(capacities: list[PoolCapacity], target_rps: float, min_replicas: int,
+                       max_replicas: int | None, objective: Objective) -> Split | None:
+    """The best even-spread split: for each per-replica limit ``floor`` among the pools', the
+    pools whose replicas may take at least ``floor``, each counted as taking exactly ``floor``
+    (what an even spread gives it at most), searched as a weighted split. Every even-spread
+    split is found at the floor of its slowest pool, and every split found at a floor is an
+    even-spread split, so the best over all floors is the best even-spread split."""
+    best: Split | None = None
+    best_key: tuple[float, float, int] | None = None
+    # One work limit for all floors together, as for one weighted search.
+    budget, exact = SEARCH_NODE_LIMIT, True
+    floors = sorted({cap.replica_load_rps for cap in capacities if cap.replica_load_rps > 0}, reverse=True)
+    for floor in floors:
+        if budget <= 0:
+            exact = False
+            break
+        capped = [PoolCapacity(cap.pool, floor, cap.max_replicas)
+                  for cap in capacities if cap.replica_load_rps >= floor]
+        found, work = _search(capped, target_rps, min_replicas, max_replicas, objective, True,
+                              node_limit=budget, beat=best.primary if best is not None else math.inf)
+        budget -= work
+        if found is None:
+            continue
+        key = (round(found.primary, 9), round(found.secondary, 9), sum(found.replicas.values()))
+        if best_key is None or key < best_key:
+            best, best_key = found, key
+        exact = exact and found.exact
+    if best is not None and not exact:
+        best = Split(best.replicas, best.primary, best.secondary, False)
+    return best
 
 
 class _SearchPool:
@@ -178,7 +227,8 @@ def _best_single_pool(pools: list[_SearchPool], target: float, min_replicas: int
 
 class _BranchAndBound:
     def __init__(self, pools: list[_SearchPool], target: float, min_replicas: int,
-                 total_cap: float) -> None:
+                 total_cap: float, node_limit: int = SEARCH_NODE_LIMIT) -> None:
+        self.node_limit = node_limit
         self.pools = sorted(pools, key=lambda p: (p.best_ratio, p.name))
         self.target = target
         self.min_replicas = min_replicas
@@ -328,7 +378,7 @@ class _BranchAndBound:
     def _branch(self, i: int, need: float, need_replicas: int, replicas: int,
                 primary: float, secondary: float) -> None:
         self.nodes += 1
-        if self.nodes > SEARCH_NODE_LIMIT:
+        if self.nodes > self.node_limit:
             self.exact = False
             return
         if need <= self.target * _TOLERANCE and need_replicas <= 0:

@@ -203,6 +203,25 @@ class Profile:
             seen.add(key)
 
 
+# How a decision's traffic reaches its replicas (the Routed condition's reasons).
+WEIGHTED = "Weighted"  # a split, weighted per pool by a Gateway API HTTPRoute
+EVEN_SPREAD = "EvenSpread"  # a split a plain Service carries: every replica the same share
+SINGLE_POOL = "SinglePool"  # one pool: a Service
+ROUTINGS = (WEIGHTED, EVEN_SPREAD, SINGLE_POOL)
+#: HTTPRoute backendRef weights sum to about this (the Gateway API allows up to 1,000,000 per
+#: backend): each pool's fraction is routed to within 1e-6 of its share.
+WEIGHT_TOTAL = 1_000_000
+
+
+def route_weights(placements: tuple[Placement, ...] | list[Placement]) -> dict[str, int]:
+    """Each pool's HTTPRoute weight: its share of the load in parts of WEIGHT_TOTAL (at least 1
+    for a pool with replicas, so none is left without traffic)."""
+    total = sum(p.share_rps for p in placements)
+    if total <= 0:
+        return {p.pool: 1 for p in placements}
+    return {p.pool: max(1, round(WEIGHT_TOTAL * p.share_rps / total)) for p in placements}
+
+
 @dataclass(frozen=True)
 class Request:
     """What one InferenceDeployment asks of the placement.
@@ -222,6 +241,9 @@ class Request:
         max_queue_delay_ms: Triton's dynamic-batching max queue delay, ms (>= 0).
         concurrency_levels: model instances per replica that may be chosen (Triton
             instance_group count); only those with measured points are used. Default 1.
+        weighted_routing: whether a split's traffic can be weighted per pool (a Gateway API
+            HTTPRoute). False: only splits a plain Service carries, where every replica gets
+            the same share (even spread), or a single pool.
     """
 
     slo_latency_ms: float
@@ -236,6 +258,7 @@ class Request:
     batch_sizes: tuple[int, ...] = ()
     max_queue_delay_ms: float = 2.0
     concurrency_levels: tuple[int, ...] = (1,)
+    weighted_routing: bool = True
 
     def __post_init__(self) -> None:
         for name in ("pools", "batch_sizes", "concurrency_levels"):
@@ -366,6 +389,7 @@ class Decision:
     best_achievable_pool: str | None = None
     best_achievable_batch_size: int | None = None
     message: str = ""
+    routing: str | None = None  # one of ROUTINGS when feasible
     total_cost_per_hour: float = field(init=False)
     total_watts: float | None = field(init=False)
 
@@ -408,6 +432,11 @@ class Decision:
             "placements": [p.to_dict() for p in self.placements],
             "totalCostPerHour": _round(self.total_cost_per_hour),
         }
+        if self.routing is not None:
+            out["routing"] = self.routing
+        if self.routing == WEIGHTED:
+            for entry, weight in zip(out["placements"], route_weights(self.placements).values(), strict=True):
+                entry["weight"] = weight
         # null when a pool used has no power figure: unknown, not a wrong sum.
         out["totalWatts"] = (_round(self.total_watts)
                              if self.total_watts is not None and self.placements else None)

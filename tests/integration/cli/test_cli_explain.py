@@ -76,7 +76,7 @@ def test_a_decision_is_shown_as_the_status_says(crds, namespace, kubeconfig, cap
     assert got["slo"] == {"percentile": 95, "latencyMs": 1000}
     assert got["message"].startswith("recommended (mode Recommend: nothing applied): ")
     assert got["message"].endswith(plan.decision.message)
-    assert [c["type"] for c in got["conditions"]] == ["Profiled", "Placed", "SLOMet", "Ready", "Observed"]
+    assert [c["type"] for c in got["conditions"]] == ["Profiled", "Placed", "SLOMet", "Routed", "Ready", "Observed"]
     assert [(p["pool"], p["state"]) for p in got["profiles"]] == [
         ("cpu-standard", "Measured"), ("gpu-t4", "Measured")]
     assert "note" not in got

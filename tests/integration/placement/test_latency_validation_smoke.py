@@ -22,17 +22,24 @@ def test_one_rate_is_measured_and_predicted(tmp_path):
         [sys.executable, str(REPO / "benchmarks" / "validate_latency_model.py"),
          "--model", "mlp", "--max-batch-size", "4", "--curve-batch-sizes", "1,4",
          "--curve-window-s", "0.3", "--utilisations", "0.3", "--seconds", "3",
-         "--max-requests", "600", "--quiet", "0", "--json", str(out)],
+         "--max-requests", "600", "--quiet", "0", "--json", str(out), "--plot", str(tmp_path / "plot.png")],
         capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
-    (row,) = result["rows"]
+    (run,) = result["runs"]
+    (row,) = run["rows"]
     assert row["requests"] >= 100 and row["errors"] == 0 and not row["timedOut"]
     # Every figure the report shows is a number: measured, predicted, in situ, from Triton.
     for key in ("measuredP95Ms", "predictedP95Ms", "inSituP95Ms", "measuredMeanBatch",
-                "serviceUnderLoadRatio", "sendLateP95Ms", "hostRunnable"):
+                "serviceUnderLoadRatio", "sendLateP95Ms", "hostRunnable", "observationP95Ms",
+                "calibration", "calibratedP95Ms"):
         assert isinstance(row[key], float) and row[key] > 0, key
     assert row["measuredP95Ms"] >= row["measuredP50Ms"]
     assert 1 <= row["measuredMeanBatch"] <= 4
     assert "| util aimed / model |" in done.stdout
     assert "p95 from the profile: within 15% on" in done.stdout
+    # The calibration is the operator's: the observed window's ratio, clamped to [0.5, 4].
+    ratio = row["observationP95Ms"] / row["observationPredictedP95Ms"]
+    assert row["calibration"] == pytest.approx(min(max(ratio, 0.5), 4.0))
+    assert row["calibratedP95Ms"] == pytest.approx(row["calibration"] * row["predictedP95Ms"])
+    assert (tmp_path / "plot.png").stat().st_size > 10_000

@@ -42,7 +42,7 @@ def test_defaults_match_what_the_server_applies():
     infd = parse_object(VALID["InferenceDeployment"]())
     assert infd.spec.placement.objective == "cost"
     assert infd.spec.placement.mode == "Apply"
-    assert infd.spec.placement.headroom == 0.35
+    assert infd.spec.placement.headroom == 0.1
     assert infd.spec.benchmark.batch_sizes == [1, 2, 4, 8, 16, 32]
     assert infd.spec.serving.port == 8000
     assert infd.spec.model.format == "torchscript"

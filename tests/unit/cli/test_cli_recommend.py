@@ -107,17 +107,45 @@ def test_the_table_shows_the_choice_then_the_alternatives_with_reasons(capsys):
 
 def test_target_rps_answers_what_if_for_each_load(capsys):
     code, out, _ = recommend(capsys, "-f", POOLS, "-f", SEED, "-o", "json",
-                             "--target-rps", "10", "100", "900")
+                             "--target-rps", "10", "100", "900", "--gateway")
     assert code == 0
     got = json.loads(out)
     assert [r["targetRps"] for r in got] == [10.0, 100.0, 900.0]
     pools = [sorted(p["pool"] for p in r["placements"]) for r in got]
     assert pools[0] == ["cpu-standard"]  # light load: one CPU replica
     assert pools[1] == ["gpu-t4"]  # one T4 node carries 100 requests/s
-    # 900 requests/s: more than the T4 pool's 8 nodes hold (maxReplicas 8), so a split.
+    # 900 requests/s: more than the T4 pool's 8 nodes hold (maxReplicas 8), so a split,
+    # weighted by a gateway's HTTPRoute.
     assert pools[2] == ["cpu-standard", "gpu-t4"]
+    assert got[2]["routing"] == "Weighted"
     assert sum(p["shareRps"] for p in got[2]["placements"]) == pytest.approx(900)
     assert {p["pool"]: p["replicas"] for p in got[2]["placements"]}["gpu-t4"] == 8
+    weights = {p["pool"]: p["weight"] for p in got[2]["placements"]}
+    for p in got[2]["placements"]:
+        assert weights[p["pool"]] / sum(weights.values()) == pytest.approx(p["shareRps"] / 900, abs=1e-4)
+
+
+def test_without_a_gateway_a_split_is_one_a_service_can_carry_and_the_table_says_how_it_is_routed(capsys):
+    # 900 requests/s needs a weighted split: with a Service alone nothing within capacity holds it.
+    code, out, _ = recommend(capsys, "-f", POOLS, "-f", SEED, "-o", "json", "--target-rps", "900")
+    assert code == 0
+    got = json.loads(out)  # one report: an object
+    assert got["feasible"] is False and "routing" not in got
+    # 150 requests/s: with a gateway a GPU node plus CPU replicas, weighted; without, the CPU
+    # pool alone (a Service's even spread cannot give the CPU replicas less than the GPU one).
+    _, out, _ = recommend(capsys, "-f", POOLS, "-f", SEED, "-o", "json", "--target-rps", "150")
+    even = json.loads(out)
+    assert even["routing"] in ("EvenSpread", "SinglePool")
+    per_replica = {round(p["shareRps"] / p["replicas"], 6) for p in even["placements"]}
+    assert len(per_replica) == 1  # every replica the same share
+    assert all("weight" not in p for p in even["placements"])
+    _, table, _ = recommend(capsys, "-f", POOLS, "-f", SEED, "--target-rps", "150")
+    assert f"ROUTING: {even['routing']}" in table
+    _, out, _ = recommend(capsys, "-f", POOLS, "-f", SEED, "-o", "json", "--target-rps", "150", "--gateway")
+    weighted = json.loads(out)
+    assert weighted["routing"] == "Weighted" and weighted["totalCostPerHour"] < even["totalCostPerHour"]
+    _, table, _ = recommend(capsys, "-f", POOLS, "-f", SEED, "--target-rps", "150", "--gateway")
+    assert "WEIGHT" in table and "ROUTING: Weighted: an HTTPRoute sends each pool's Service its share" in table
 
 
 def test_yaml_output_is_the_same_report(capsys):

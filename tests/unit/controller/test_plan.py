@@ -10,6 +10,7 @@ import pytest
 from hybridplace import conditions as c
 from hybridplace.api import load_objects, parse_object
 from hybridplace.builders import names
+from hybridplace.builders.routing import GatewayTarget, Routing
 from hybridplace.config import Settings
 from hybridplace.controller.fingerprint import deployment_fingerprint
 from hybridplace.controller.plan import ChildState, JobState, plan_inference_deployment, status_changed
@@ -34,11 +35,11 @@ def infd(status=None, **spec):
     return parse_object(body)
 
 
-def plan(obj, *, pools=POOLS, profiles=None, jobs=None, children=None, services=(), now=NOW):
+def plan(obj, *, pools=POOLS, profiles=None, jobs=None, children=None, services=(), now=NOW, routing=None):
     return plan_inference_deployment(
         obj, pools=pools, profiles=PROFILES if profiles is None else profiles, jobs=jobs or {},
         children=children or {}, service_names=set(services), settings=Settings(), now=now,
-        fingerprint=deployment_fingerprint,
+        fingerprint=deployment_fingerprint, routing=routing,
     )
 
 
@@ -234,14 +235,16 @@ def capped(cpu: int, gpu: int):
 def test_a_split_gets_a_service_per_pool_and_loses_them_when_it_ends():
     # CPU replicas take 22.86 requests/s, a T4 node 100 (seed table, p95 <= 1000 ms, headroom
     # 0.2): 120 requests/s fit neither 2 CPU replicas nor 1 GPU node alone, but both together.
+    # With a gateway (weighted routing): a Service alone would give the CPU replica 60.
     pools = capped(cpu=2, gpu=1)
-    split = plan(infd(load={"targetRps": 120}), pools=pools)
+    gateway = Routing(GatewayTarget("gateways", "shared"), why_not="")
+    split = plan(infd(load={"targetRps": 120}), pools=pools, routing=gateway)
     assert sorted(x.pool for x in split.decision.placements) == ["cpu-standard", "gpu-t4"]
     names_ = sorted(x["metadata"]["name"] for x in split.services)
     assert names_ == ["seed", "seed-cpu-standard", "seed-gpu-t4"]
     assert split.status["summary"]["pools"] == "cpu-standard:1+gpu-t4:1"
     single = plan(infd(load={"targetRps": 5}, status=split.status), pools=pools, children=as_children(split),
-                  services=set(names_))
+                  services=set(names_), routing=gateway)
     assert [x.pool for x in single.decision.placements] == ["cpu-standard"]
     assert single.stale_deployments == ["seed-gpu-t4"]
     assert sorted(single.stale_services) == ["seed-cpu-standard", "seed-gpu-t4"]

@@ -1,0 +1,129 @@
+"""The planner's routing promises: a weighted split gets an HTTPRoute whose weights are the
+pools' shares, updated on every re-decision and removed when the split ends; without a gateway
+a split is even-spread or one pool, and the Routed condition says which."""
+
+from __future__ import annotations
+
+import pytest
+from hybridplace import conditions as c
+from hybridplace.builders.routing import GatewayTarget, Routing
+from hybridplace.placement import EVEN_SPREAD, SINGLE_POOL, WEIGHTED
+from test_plan import as_children, capped, cond, infd, plan
+
+GATEWAY = Routing(GatewayTarget("gateways", "shared", "http"), why_not="")
+
+
+def backends(route):
+    return {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+
+
+def test_a_weighted_split_gets_an_httproute_whose_weights_are_the_shares():
+    split = plan(infd(load={"targetRps": 120}), pools=capped(cpu=2, gpu=1), routing=GATEWAY)
+    assert split.decision.routing == WEIGHTED
+    route = split.route
+    assert route["kind"] == "HTTPRoute" and route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                            "name": "shared", "namespace": "gateways", "sectionName": "http"}]
+    assert route["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    weights = backends(route)
+    total = sum(weights.values())
+    for placement in split.decision.placements:
+        assert weights[f"seed-{placement.pool}"] / total == pytest.approx(placement.share_rps / 120, abs=0.01)
+    # The CPU replica gets what it may take (22.86), not the 60 a Service would give it.
+    cpu = next(p for p in split.decision.placements if p.pool == "cpu-standard")
+    assert cpu.share_rps / cpu.replicas <= 22.9
+    routed = cond(split.status, c.ROUTED)
+    assert (routed["status"], routed["reason"]) == (c.TRUE, WEIGHTED)
+    assert "HTTPRoute seed on Gateway gateways/shared" in routed["message"]
+    assert split.status["decision"]["routing"] == WEIGHTED
+    assert {p["pool"]: p["weight"] for p in split.status["decision"]["placements"]} == {
+        k.removeprefix("seed-"): v for k, v in weights.items()}
+    assert "Routed" in [e.reason for e in split.events]
+
+
+def test_a_re_decision_updates_the_weights_and_a_single_pool_removes_the_route():
+    pools = capped(cpu=2, gpu=1)
+    first = plan(infd(load={"targetRps": 120}), pools=pools, routing=GATEWAY)
+    services = {s["metadata"]["name"] for s in first.services}
+    # 140 requests/s: 2 CPU replicas + 1 GPU (a new mix, so new weights).
+    second = plan(infd(load={"targetRps": 140}, status=first.status), pools=pools, children=as_children(first),
+                  services=services, routing=GATEWAY)
+    assert second.status["summary"]["pools"] == "cpu-standard:2+gpu-t4:1"
+    assert second.route is not None and backends(second.route) != backends(first.route)
+    weights = backends(second.route)
+    cpu_share = next(p.share_rps for p in second.decision.placements if p.pool == "cpu-standard")
+    assert weights["seed-cpu-standard"] / sum(weights.values()) == pytest.approx(cpu_share / 140, abs=0.01)
+    assert second.stale_route is None
+    single = plan(infd(load={"targetRps": 5}, status=second.status), pools=pools, children=as_children(second),
+                  services=services, routing=GATEWAY)
+    assert single.decision.routing == SINGLE_POOL
+    assert single.route is None and single.stale_route == "seed"
+    assert cond(single.status, c.ROUTED)["reason"] == SINGLE_POOL
+
+
+def test_without_a_gateway_a_split_is_even_spread_or_one_pool_and_routed_says_why():
+    # 120 requests/s over 1 CPU + 1 GPU would give the CPU replica 60 with a Service: refused.
+    none = plan(infd(load={"targetRps": 120}), pools=capped(cpu=2, gpu=1))
+    assert not none.decision.feasible and none.route is None
+    assert cond(none.status, c.ROUTED)["status"] == c.UNKNOWN
+    gpu_only = plan(infd(load={"targetRps": 120}), pools=capped(cpu=2, gpu=3))
+    assert gpu_only.decision.routing == SINGLE_POOL and gpu_only.route is None
+    routed = cond(gpu_only.status, c.ROUTED)
+    assert routed["reason"] == SINGLE_POOL
+    assert "splits are limited to an even spread: no gateway is set (spec.serving.gateway" in routed["message"]
+
+
+def test_an_even_spread_split_is_routed_by_the_service():
+    # 110 requests/s, one GPU node (100) at most: without weights every replica gets the same
+    # share, so 5 replicas (22 each, within the CPU's 22.86): 4 CPU + 1 GPU. With a gateway,
+    # 1 CPU + 1 GPU, weighted, is enough.
+    even = plan(infd(load={"targetRps": 110}), pools=capped(cpu=4, gpu=1))
+    assert even.decision.routing == EVEN_SPREAD
+    assert even.status["summary"]["pools"] == "cpu-standard:4+gpu-t4:1"
+    assert [p.share_rps / p.replicas for p in even.decision.placements] == pytest.approx([22.0, 22.0])
+    routed = cond(even.status, c.ROUTED)
+    assert routed["reason"] == EVEN_SPREAD and "22 requests/s to each of 5 replicas" in routed["message"]
+    assert even.route is None
+    assert "weight" not in even.status["decision"]["placements"][0]
+    weighted = plan(infd(load={"targetRps": 110}), pools=capped(cpu=4, gpu=1), routing=GATEWAY)
+    assert weighted.status["summary"]["pools"] == "cpu-standard:1+gpu-t4:1"
+    assert weighted.decision.total_cost_per_hour < even.decision.total_cost_per_hour
+
+
+def test_a_gateway_that_cannot_be_used_is_a_warning_once_and_splits_are_narrowed():
+    missing = Routing(why_not="spec.serving.gateway names Gateway ns/absent, which does not exist", problem=True)
+    first = plan(infd(load={"targetRps": 120}), pools=capped(cpu=2, gpu=3), routing=missing)
+    warnings = [e for e in first.events if e.reason == c.GATEWAY_UNAVAILABLE]
+    assert len(warnings) == 1 and warnings[0].type == "Warning"
+    assert "Gateway ns/absent, which does not exist" in warnings[0].message
+    assert "Gateway ns/absent" in cond(first.status, c.ROUTED)["message"]
+    again = plan(infd(load={"targetRps": 120}, status=first.status), pools=capped(cpu=2, gpu=3), routing=missing)
+    assert not [e for e in again.events if e.reason == c.GATEWAY_UNAVAILABLE]
+
+
+def test_recommend_mode_makes_no_route_and_removes_one_left_from_apply():
+    applied = plan(infd(load={"targetRps": 120}), pools=capped(cpu=2, gpu=1), routing=GATEWAY)
+    recommended = plan(infd(load={"targetRps": 120}, placement={"mode": "Recommend"}, status=applied.status),
+                       pools=capped(cpu=2, gpu=1), routing=GATEWAY)
+    assert recommended.decision.routing == WEIGHTED
+    assert recommended.route is None and recommended.stale_route == "seed"
+    assert "would route" in cond(recommended.status, c.ROUTED)["message"]
+
+
+def test_an_httproute_the_api_server_refuses_or_someone_else_owns_is_reported():
+    from hybridplace.controller.plan import plan_inference_deployment
+    from test_plan import PROFILES, Settings, deployment_fingerprint
+
+    def plan_with(**kw):
+        return plan_inference_deployment(
+            infd(load={"targetRps": 120}), pools=capped(cpu=2, gpu=1), profiles=PROFILES, jobs={}, children={},
+            service_names=set(), settings=Settings(), now="2026-11-23T18:00:00Z",
+            fingerprint=deployment_fingerprint, routing=GATEWAY, **kw)
+
+    refused = plan_with(rejected={"HTTPRoute/seed": "422 Invalid: spec.rules[0].backendRefs: too many"})
+    assert refused.route is None
+    assert cond(refused.status, c.PLACED)["reason"] == c.CHILD_REJECTED
+    assert "HTTPRoute/seed" in cond(refused.status, c.PLACED)["message"]
+    taken = plan_with(blocked=frozenset({"HTTPRoute/seed"}))
+    assert taken.route is None
+    assert cond(taken.status, c.PLACED)["reason"] == c.NAME_CONFLICT
