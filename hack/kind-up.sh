@@ -26,6 +26,15 @@ archives=("$IMAGES_DIR"/operator-"$VERSION".tar "$IMAGES_DIR"/worker-cpu-"$VERSI
 for a in "${archives[@]}"; do
   [ -f "$a" ] || { echo "kind-up: $a is missing; run \`make images\` first" >&2; exit 1; }
 done
+gpu_worker=()
+if [ -f "$IMAGES_DIR/worker-cuda-$VERSION.tar" ]; then
+  archives+=("$IMAGES_DIR/worker-cuda-$VERSION.tar")
+else
+  # No CUDA image built (its NVIDIA base was not to be had): GPU-pool benchmarks run the CPU
+  # image, which reports NoDevice at once, instead of waiting on an image nobody can pull.
+  gpu_worker=(--set "settings.workerImageGpu=$REGISTRY/worker-cpu:$VERSION")
+  echo "kind-up: no worker-cuda archive; the GPU pool's benchmarks use worker-cpu (they fail with NoDevice)"
+fi
 
 if ! "$KIND" get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
   "$KIND" create cluster --name "$KIND_CLUSTER" --config "$here/cluster/kind/config.yaml" --wait 120s
@@ -43,6 +52,6 @@ for a in "${archives[@]}"; do
 done
 "$HELM" "${ctx[@]/--context/--kube-context}" upgrade --install hybridplace "$here/charts/hybridplace" \
   -n hybridplace-system --create-namespace --wait --timeout 5m \
-  --set image.pullPolicy=Never ${HELM_ARGS:-}
+  --set image.pullPolicy=Never "${gpu_worker[@]}" ${HELM_ARGS:-}
 "$KUBECTL" "${ctx[@]}" apply -f "$here/examples/hardwarepools.yaml"
 echo "kind cluster '$KIND_CLUSTER' is up with hybridplace $VERSION; next: helm --kube-context kind-$KIND_CLUSTER test hybridplace -n hybridplace-system"
