@@ -1,4 +1,4 @@
-"""RBAC that is exactly what is used: the chart's ClusterRole grants the verbs the code's API
+"""RBAC that is exactly what is used: the chart's roles grant the verbs the code's API
 calls need, no more and no fewer. The calls are read from the source (kopf's watches in
 handlers.py, every `kube.<method>("Kind"` in the controller), plus the few whose kind is a
 variable, each pinned to the line that makes it, so a new call without a rule fails here."""
@@ -73,14 +73,36 @@ def calls_in_code() -> set[tuple[str, str, str]]:
     return found
 
 
-def granted() -> set[tuple[str, str, str]]:
+def rule_sets() -> dict[str, list[dict]]:
+    """The chart's rule sets (the `hybridplace.rules.*` defines in rbac.yaml), by name."""
     text = (REPO / "charts" / "hybridplace" / "templates" / "rbac.yaml").read_text()
-    role = text[text.index("rules:") : text.index("---")]
-    rules = yaml.safe_load(role)["rules"]
+    found = re.findall(r'\{\{- define "hybridplace\.rules\.(\w+)" -\}\}\n(.*?)\{\{- end \}\}', text, re.S)
+    return {name: yaml.safe_load(body) for name, body in found}
+
+
+def _triples(rules: list[dict]) -> set[tuple[str, str, str]]:
     return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
-def test_the_cluster_role_grants_exactly_what_the_code_calls():
+def granted() -> set[tuple[str, str, str]]:
+    return set().union(*(_triples(rules) for rules in rule_sets().values()))
+
+
+def test_the_charts_roles_grant_exactly_what_the_code_calls():
     code, role = calls_in_code(), granted()
-    assert sorted(code - role) == [], "calls the ClusterRole does not allow"
+    assert sorted(code - role) == [], "calls the chart's roles do not allow"
     assert sorted(role - code) == [], "verbs the code never uses"
+
+
+def test_each_rule_set_holds_only_its_scope():
+    """Namespaced mode gives namespaced kinds only through Roles, so the cluster set must hold
+    no namespaced kind, and the namespaced set no cluster-scoped one; the operator's own
+    namespace holds only its Lease. One exception, read only: Gateways, named from any namespace."""
+    sets = rule_sets()
+    assert sets.keys() == {"cluster", "namespaced", "own"}
+    cluster_scoped = {"hardwarepools", "hardwarepools/status", "nodes", "namespaces", "customresourcedefinitions"}
+    # The one namespaced kind read cluster-wide: the Gateway a route names, in any namespace.
+    anywhere = {("gateway.networking.k8s.io", "gateways", "get")}
+    assert {r for _, r, _ in _triples(sets["cluster"]) - anywhere} <= cluster_scoped
+    assert not {r for _, r, _ in _triples(sets["namespaced"])} & cluster_scoped
+    assert {r for _, r, _ in _triples(sets["own"])} == {"leases"}

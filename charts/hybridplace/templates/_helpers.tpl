@@ -26,3 +26,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* settings.namespaces (comma-separated) as a JSON list of names, blanks dropped. */ -}}
+{{- define "hybridplace.watchedNamespaces" -}}
+{{- $names := list -}}
+{{- range splitList "," .Values.settings.namespaces -}}
+{{- if trim . -}}{{- $names = append $names (trim .) -}}{{- end -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}

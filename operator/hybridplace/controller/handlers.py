@@ -90,7 +90,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     observations = ObservationStore(observing=bool(ours.prometheus_url))
     # This replica, in its Lease and as its Events' reportingInstance (the pod's name in a pod).
     identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    OPERATOR.reconciler = Reconciler(Kube(client, instance=identity, metrics=metrics), OPERATOR.state, ours,
+    # Events about HardwarePools (cluster-scoped) go to `default`, or, when the operator watches
+    # only some namespaces (namespaced RBAC), to its own namespace, where its Role may write them.
+    events_namespace = (ours.namespaces and ours.leader_election_namespace) or "default"
+    kube = Kube(client, instance=identity, metrics=metrics, events_namespace=events_namespace)
+    OPERATOR.reconciler = Reconciler(kube, OPERATOR.state, ours,
                                      OPERATOR.queue, observations, metrics=metrics)
     try:
         OPERATOR.reconciler.prime({"Job": _selector(BENCHMARK), "Deployment": _selector(SERVING),

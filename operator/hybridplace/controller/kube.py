@@ -123,8 +123,11 @@ class Kube:
     """The few calls the reconcilers make."""
 
     def __init__(self, client: kubernetes.client.ApiClient, timeout: tuple[float, float] = (5, 60),
-                 instance: str = "hybridplace", metrics: Any = None):
+                 instance: str = "hybridplace", metrics: Any = None, events_namespace: str = "default"):
         self.client = client
+        # Where Events about cluster-scoped objects (HardwarePools) go: `default`, as for Nodes,
+        # unless the operator may only write in its own namespaces (the chart's namespaced mode).
+        self.events_namespace = events_namespace
         self.metrics = metrics  # a metrics.Metrics: every call counted by verb, resource and result
         self.timeout = timeout  # (connect, read) seconds
         self.instance = instance[:128]  # which replica posts Events (their reportingInstance)
@@ -220,21 +223,31 @@ class Kube:
         query = [("labelSelector", label_selector)] if label_selector else []
         return self.request("GET", PATHS[kind].format(ns=namespace), query=query).get("items", [])
 
-    def list_all(self, kind: str, label_selector: str = "") -> list[dict[str, Any]]:
-        """Every object of `kind` in every namespace, each with its kind set."""
-        query = [("labelSelector", label_selector)] if label_selector else []
-        items = self.request("GET", LIST_ALL[kind], query=query).get("items", [])
-        return [{**item, "kind": kind} for item in items]
+    def list_all(self, kind: str, label_selector: str = "", namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Every object of `kind` in every namespace (or, with `namespaces`, in those only: one
+        list each, which is all a namespaced Role allows), each with its kind set."""
+        return self.list_all_versioned(kind, label_selector, namespaces)[0]
 
-    def list_all_versioned(self, kind: str, label_selector: str = "") -> tuple[list[dict[str, Any]], int]:
-        """`list_all`, and the list's resourceVersion (as a number; 0 when it is not one)."""
+    def list_all_versioned(self, kind: str, label_selector: str = "",
+                           namespaces: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], int]:
+        """`list_all`, and the list's resourceVersion (as a number; 0 when it is not one). With
+        `namespaces`, one list per namespace and the smallest of their versions: a key missing
+        from every list is then only called stale when it was seen before all of them."""
         query = [("labelSelector", label_selector)] if label_selector else []
-        found = self.request("GET", LIST_ALL[kind], query=query)
-        try:
-            version = int((found.get("metadata") or {}).get("resourceVersion") or 0)
-        except ValueError:
-            version = 0
-        return [{**item, "kind": kind} for item in found.get("items") or []], version
+        if namespaces and kind in PATHS and "{ns}" in PATHS[kind]:
+            paths = [PATHS[kind].format(ns=ns) for ns in namespaces]
+        else:
+            paths = [LIST_ALL[kind]]
+        items: list[dict[str, Any]] = []
+        versions = []
+        for path in paths:
+            found = self.request("GET", path, query=query)
+            try:
+                versions.append(int((found.get("metadata") or {}).get("resourceVersion") or 0))
+            except ValueError:
+                versions.append(0)
+            items += [{**item, "kind": kind} for item in found.get("items") or []]
+        return items, min(versions)
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create `obj`; None if an object of that name already exists."""
@@ -298,7 +311,7 @@ class Kube:
         an Event is a courtesy, not a reason to fail a reconcile. Returns the error, if any, so
         that a caller may try again when it is transient."""
         meta = involved.get("metadata", {})
-        namespace = meta.get("namespace") or "default"
+        namespace = meta.get("namespace") or self.events_namespace
         now = now_rfc3339()
         event = {
             "apiVersion": "v1",

@@ -177,14 +177,19 @@ class Reconciler:
             self.state.put_node(body)
         for body in self.kube.list_all("HardwarePool"):
             self.state.put_pool(body)
-        for body in self._in_scope(self.kube.list_all("ModelProfile")):
+        for body in self._listed("ModelProfile"):
             self.state.put_profile(body)
-        for body in self._in_scope(self.kube.list_all("Job", selectors.get("Job", ""))):
+        for body in self._listed("Job", selectors.get("Job", "")):
             self.state.put_job(body)
-        for body in self._in_scope(self.kube.list_all("Service", selectors.get("Service", ""))):
+        for body in self._listed("Service", selectors.get("Service", "")):
             self.state.put_service(body)
-        for body in self._in_scope(self.kube.list_all("Deployment", selectors.get("Deployment", ""))):
+        for body in self._listed("Deployment", selectors.get("Deployment", "")):
             self.state.put_deployment(body)
+
+    def _listed(self, kind: str, label_selector: str = "") -> list[dict[str, Any]]:
+        """Every `kind` in the watched namespaces: one list per namespace when some are set (a
+        namespaced Role allows no other), else one over the cluster."""
+        return self._in_scope(self.kube.list_all(kind, label_selector, self.settings.namespaces))
 
     def _in_scope(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Objects of the namespaces the operator watches (all, when none is set)."""
@@ -281,7 +286,8 @@ class Reconciler:
                "InferenceDeployment": self.state.put_infd}
         dropped = 0
         for kind, key_of, drop in self._relist_kinds():
-            items, version = self.kube.list_all_versioned(kind, self._selectors.get(kind, ""))
+            items, version = self.kube.list_all_versioned(kind, self._selectors.get(kind, ""),
+                                                            self.settings.namespaces)
             items = self._in_scope(items)
             listed = set()
             for item in items:

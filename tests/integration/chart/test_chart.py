@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cases.chart_support import seed_as_delay, token_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -99,88 +100,146 @@ def test_the_grafana_dashboard_is_offered_as_a_configmap(helm):
     assert board == json.loads((CHART / "dashboards" / "hybridplace.json").read_text())
 
 
-def _token_kubeconfig(kubeconfig: str, token: str, path: Path) -> str:
-    admin = yaml.safe_load(Path(kubeconfig).read_text())
-    cluster = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "local", "cluster": cluster["cluster"]}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "sa"}}],
-    }
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+def test_namespaced_mode_renders_roles_per_namespace_and_a_cluster_role_without_them(helm):
+    def scopes(docs):
+        return {(d["kind"], d["metadata"].get("namespace")): {r for rule in d["rules"] for r in rule["resources"]}
+                for d in docs if d["kind"] in ("ClusterRole", "Role")}
+
+    everywhere = scopes(render(helm, "hp-system"))
+    assert everywhere.keys() == {("ClusterRole", None), ("Role", "hp-system")}
+    assert {"deployments", "jobs", "hardwarepools"} <= everywhere["ClusterRole", None]
+    assert everywhere["Role", "hp-system"] == {"leases"}
+    some = scopes(render(helm, "hp-system", "settings.namespaces=team-a\\, team-b\\,"))
+    assert some.keys() == {("ClusterRole", None), ("Role", "team-a"), ("Role", "team-b"), ("Role", "hp-system")}
+    assert not some["ClusterRole", None] & some["Role", "team-a"]
+    moved = everywhere["ClusterRole", None] - some["ClusterRole", None]
+    assert some["Role", "team-a"] == some["Role", "team-b"] == moved
+    assert some["Role", "hp-system"] == {"leases", "events"}  # Events about HardwarePools go here
+    bindings = [d for d in render(helm, "hp-system", "settings.namespaces=team-a") if d["kind"] == "RoleBinding"]
+    assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == {
+        ("team-a", "hp-hybridplace"), ("hp-system", "hp-hybridplace-own")}
+    assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "hp-hybridplace", "namespace": "hp-system"}]
+               for b in bindings)
 
 
-def test_the_operator_works_with_the_charts_rbac(helm, crds, kubeconfig, namespace, tmp_path, wait_until):
-    kubectl = crds
-    docs = [d for d in render(helm, namespace, "crds.install=false")
-            if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")]
-    for doc in docs:  # unique cluster-scoped names per test namespace
-        if doc["kind"] != "ServiceAccount":
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
+def _apply_chart_rbac(helm, kubectl, namespace, *values) -> list[dict]:
+    """The chart's ServiceAccount, roles and bindings for a release in `namespace`, applied;
+    cluster-scoped names made unique per test namespace."""
+    docs = [d for d in render(helm, namespace, "crds.install=false", *values) if d["kind"] in RBAC_KINDS]
+    for doc in docs:
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
             doc["metadata"]["name"] = f"hp-{namespace}"
         if doc["kind"] == "ClusterRoleBinding":
             doc["roleRef"]["name"] = f"hp-{namespace}"
     listed = {"apiVersion": "v1", "kind": "List", "items": docs}
     subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(listed), text=True, check=True, capture_output=True)
+    return docs
+
+
+def _delete_cluster_scoped(kubectl, docs):
+    for doc in docs:
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            subprocess.run([*kubectl, "delete", doc["kind"], doc["metadata"]["name"]], capture_output=True)
+
+
+def _service_account_kubeconfig(kubectl, kubeconfig, namespace, docs, path: Path) -> str:
+    sa = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
+    token = subprocess.run([*kubectl, "create", "token", sa, "-n", namespace, "--duration", "1h"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert base64.urlsafe_b64decode(token.split(".")[1] + "==")  # a JWT
+    return token_kubeconfig(kubeconfig, token, path)
+
+
+def _place_seed_with(kubectl, sa_config, namespace, tmp_path, wait_until, env) -> str:
+    """The operator as a local process with `sa_config` places the seed (builtin:delay) in
+    `namespace`; returns its log."""
+    subprocess.run([*kubectl, "apply", "-f", str(REPO / "examples" / "hardwarepools.yaml")], check=True,
+                   capture_output=True)
+    # The seed example's profiles and SLO, for builtin:delay: no benchmark runs, and the
+    # serving pods the operator creates really start (the seed's own model URI is not
+    # downloadable, and nothing here may reach out for it).
+    subprocess.run([*kubectl, "apply", "-n", namespace, "-f", "-"], input=json.dumps(seed_as_delay()),
+                   text=True, check=True, capture_output=True)
+    log = tmp_path / "operator.log"
+    env = {**os.environ, "KUBECONFIG": sa_config, "HP_METRICS_PORT": "0", **env}
+    operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", sa_config,
+                                 "--liveness", ""], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     try:
-        sa = next(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
-        token = subprocess.run([*kubectl, "create", "token", sa, "-n", namespace, "--duration", "1h"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        assert base64.urlsafe_b64decode(token.split(".")[1] + "==")  # a JWT
-        sa_config = _token_kubeconfig(kubeconfig, token, tmp_path / "sa.kubeconfig")
-        subprocess.run([*kubectl, "apply", "-f", str(REPO / "examples" / "hardwarepools.yaml")], check=True,
-                       capture_output=True)
-        # The seed example's profiles and SLO, for builtin:delay: no benchmark runs, and the
-        # serving pods the operator creates really start (the seed's own model URI is not
-        # downloadable, and nothing here may reach out for it).
-        subprocess.run([*kubectl, "apply", "-n", namespace, "-f", "-"], input=json.dumps(_seed_as_delay()),
-                       text=True, check=True, capture_output=True)
-        log = tmp_path / "operator.log"
-        env = {**os.environ, "KUBECONFIG": sa_config, "HP_NAMESPACES": namespace, "HP_METRICS_PORT": "0"}
-        operator = subprocess.Popen([sys.executable, "-m", "hybridplace.cli", "run", "--kubeconfig", sa_config,
-                                     "--liveness", ""], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-        try:
-            def ready():
-                out = subprocess.run([*kubectl, "get", "infd", "seed", "-n", namespace, "-o",
-                                      "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
-                                     capture_output=True, text=True).stdout
-                return out == "True"
+        def ready():
+            out = subprocess.run([*kubectl, "get", "infd", "seed", "-n", namespace, "-o",
+                                  "jsonpath={.status.conditions[?(@.type=='Ready')].status}"],
+                                 capture_output=True, text=True).stdout
+            return out == "True"
 
-            wait_until(ready, timeout=180, what="Ready=True with the chart's RBAC")
-            time.sleep(2)
-        finally:
-            operator.terminate()
-            operator.wait(timeout=30)
-        text = log.read_text()
-        assert "Forbidden" not in text and " 403" not in text, text[-3000:]
-        deployments = json.loads(subprocess.run([*kubectl, "get", "deployments", "-n", namespace, "-o", "json"],
-                                                capture_output=True, text=True, check=True).stdout)["items"]
-        assert deployments and deployments[0]["metadata"]["labels"]["hybridplace.io/inferencedeployment"] == "seed"
+        wait_until(ready, timeout=180, what="Ready=True with the chart's RBAC",
+                   detail=lambda: log.read_text()[-2000:])
+        time.sleep(2)
     finally:
-        for doc in docs:
-            if doc["kind"] != "ServiceAccount":
-                subprocess.run([*kubectl, "delete", doc["kind"], doc["metadata"]["name"]], capture_output=True)
+        operator.terminate()
+        operator.wait(timeout=30)
+    text = log.read_text()
+    assert "Forbidden" not in text and " 403" not in text, text[-3000:]
+    deployments = json.loads(subprocess.run([*kubectl, "get", "deployments", "-n", namespace, "-o", "json"],
+                                            capture_output=True, text=True, check=True).stdout)["items"]
+    assert deployments and deployments[0]["metadata"]["labels"]["hybridplace.io/inferencedeployment"] == "seed"
+    return text
 
 
-def _seed_as_delay() -> dict:
-    """examples/seed's ModelProfiles and InferenceDeployment (mode Apply), for builtin:delay."""
-    from hybridplace.api import builtin_digest
-    from hybridplace.builders import names
+def test_the_operator_works_with_the_charts_rbac(helm, crds, kubeconfig, namespace, tmp_path, wait_until):
+    kubectl = crds
+    docs = _apply_chart_rbac(helm, kubectl, namespace)
+    assert {d["kind"] for d in docs} == set(RBAC_KINDS)  # the Lease's Role, in the release's namespace
+    try:
+        sa_config = _service_account_kubeconfig(kubectl, kubeconfig, namespace, docs, tmp_path / "sa.kubeconfig")
+        _place_seed_with(kubectl, sa_config, namespace, tmp_path, wait_until,
+                         {"HP_NAMESPACES": namespace, "HP_LEADER_ELECTION_NAMESPACE": namespace})
+    finally:
+        _delete_cluster_scoped(kubectl, docs)
 
-    digest = builtin_digest("delay")
-    items = []
-    for doc in yaml.safe_load_all((REPO / "examples" / "seed" / "modelprofiles.yaml").read_text()):
-        if not doc:
-            continue
-        doc["spec"]["model"] = {"digest": digest, "name": "builtin:delay", "format": "torchscript"}
-        doc["metadata"]["name"] = names.profile_name(digest, doc["spec"]["pool"])
-        doc["metadata"]["labels"][names.LABEL_DIGEST] = names.digest_label(digest)
-        items.append(doc)
-    infd = yaml.safe_load((REPO / "examples" / "seed" / "inferencedeployment.yaml").read_text())
-    infd["spec"]["model"] = {"builtin": "delay"}
-    infd["spec"]["placement"]["mode"] = "Apply"
-    return {"apiVersion": "v1", "kind": "List", "items": [*items, infd]}
+
+def test_namespaced_mode_places_in_its_namespace_and_is_refused_outside(helm, crds, kubeconfig, namespace,
+                                                                        tmp_path, wait_until):
+    """settings.namespaces set: namespaced kinds only through Roles in those namespaces; the
+    ClusterRole keeps the cluster-scoped kinds alone. The operator, with exactly that, places
+    the seed in its namespace, and its token is refused (403) in any other."""
+    kubectl = crds
+    docs = _apply_chart_rbac(helm, kubectl, namespace, f"settings.namespaces={namespace}")
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert not {r for rule in cluster_role["rules"] for r in rule["resources"]} & {
+        "inferencedeployments", "deployments", "jobs", "services", "modelprofiles", "pods", "events"}
+    roles = sorted((d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Role")
+    assert roles == [(namespace, "hp-hybridplace"), (namespace, "hp-hybridplace-own")]
+    other = f"{namespace[:50]}-other"
+    subprocess.run([*kubectl, "create", "namespace", other], check=True, capture_output=True)
+    try:
+        sa_config = _service_account_kubeconfig(kubectl, kubeconfig, namespace, docs, tmp_path / "sa.kubeconfig")
+        log = _place_seed_with(kubectl, sa_config, namespace, tmp_path, wait_until,
+                               {"HP_NAMESPACES": namespace, "HP_LEADER_ELECTION_NAMESPACE": namespace})
+        assert "Not enough permissions" not in log, log[-3000:]  # kopf, when refused a list or watch
+        as_operator = [str(REPO / "cluster" / "kubectl"), "--kubeconfig", sa_config]
+        dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probe", "namespace": other},
+               "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+                   "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+        for what, argv, stdin in [
+            ("create a Deployment elsewhere", ["create", "-f", "-"], json.dumps(dep)),
+            ("list Deployments elsewhere", ["get", "deployments", "-n", other], None),
+            ("list Deployments cluster-wide", ["get", "deployments", "-A"], None),
+            ("list InferenceDeployments cluster-wide", ["get", "inferencedeployments", "-A"], None),
+        ]:
+            refused = subprocess.run([*as_operator, *argv], input=stdin, capture_output=True, text=True)
+            assert refused.returncode != 0 and "Forbidden" in refused.stderr, (what, refused.stdout, refused.stderr)
+        raw = subprocess.run([*as_operator, "get", "--raw", f"/apis/apps/v1/namespaces/{other}/deployments", "-v=6"],
+                             capture_output=True, text=True)
+        assert raw.returncode != 0 and "403 Forbidden" in raw.stderr, raw.stderr[-2000:]
+        allowed = subprocess.run([*as_operator, "get", "deployments", "-n", namespace, "-o", "name"],
+                                 capture_output=True, text=True)
+        assert allowed.returncode == 0 and allowed.stdout.strip(), allowed.stderr
+    finally:
+        subprocess.run([*kubectl, "delete", "namespace", other, "--wait=false"], capture_output=True)
+        _delete_cluster_scoped(kubectl, docs)
 
 
 def test_the_optional_podmonitor_scrapes_the_operators_serving_pods(helm):
