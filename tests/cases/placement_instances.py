@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from hybridplace.placement import Pool, Profile, ProfilePoint
+from hybridplace.placement import Pool, Profile, ProfilePoint, Request
 from hypothesis import strategies as st
 
 # DESIGN.md's seed example: milliseconds per batch at batch 1 / 10 / 100. The table gives one
@@ -88,3 +88,23 @@ def small_instances(draw: st.DrawFn) -> tuple[list[Pool], list[Profile]]:
         pools.append(pool)
         profiles.append(Profile(name, points))
     return pools, profiles
+
+
+def random_requests(allow_hybrid=None, weighted_routing=None):
+    """Requests over the SLO, load, replica bounds, objective, headroom and queue delay the
+    property tests explore; ``allow_hybrid`` / ``weighted_routing``: strategies for those (None:
+    hybrid either way, routing the engine's default)."""
+    extra = {} if weighted_routing is None else {"weighted_routing": weighted_routing}
+    return st.builds(
+        Request,
+        slo_latency_ms=st.floats(2.0, 200.0),
+        target_rps=st.floats(1.0, 3000.0),
+        slo_percentile=st.sampled_from((50, 90, 95, 99)),
+        min_replicas=st.integers(1, 3),
+        max_replicas=st.one_of(st.none(), st.integers(3, 12)),
+        objective=st.sampled_from(("cost", "energy")),
+        allow_hybrid=st.booleans() if allow_hybrid is None else allow_hybrid,
+        headroom=st.sampled_from((0.0, 0.1, 0.2, 0.5)),
+        max_queue_delay_ms=st.sampled_from((0.0, 1.0, 2.0, 10.0)),
+        **extra,
+    )

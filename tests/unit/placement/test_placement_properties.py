@@ -5,8 +5,8 @@ breaks minReplicas or maxReplicas, or places a replica that misses the SLO."""
 from dataclasses import replace
 
 import pytest
-from cases.placement_instances import small_instances
-from hybridplace.placement import Request, solve
+from cases.placement_instances import random_requests, small_instances
+from hybridplace.placement import solve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,18 +14,7 @@ from hypothesis import strategies as st
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
-requests = st.builds(
-    Request,
-    slo_latency_ms=st.floats(2.0, 200.0),
-    target_rps=st.floats(1.0, 3000.0),
-    slo_percentile=st.sampled_from((50, 90, 95, 99)),
-    min_replicas=st.integers(1, 3),
-    max_replicas=st.one_of(st.none(), st.integers(3, 12)),
-    objective=st.sampled_from(("cost", "energy")),
-    allow_hybrid=st.booleans(),
-    headroom=st.sampled_from((0.0, 0.1, 0.2, 0.5)),
-    max_queue_delay_ms=st.sampled_from((0.0, 1.0, 2.0, 10.0)),
-)
+requests = random_requests()
 
 
 def objective_value(decision, objective):
