@@ -93,13 +93,14 @@ def test_forbidden_is_reported_not_raised(path):
 
 @pytest.mark.parametrize("path", [DISCOVERY, GATEWAYS])
 @pytest.mark.parametrize("failure", [status(500, "InternalError"), status(503, "ServiceUnavailable"),
-                                     Reply(reset=True)])
+                                     Reply(reset=True), Reply(hang=1.0)])
 def test_a_transient_failure_raises_for_the_worker_loop_to_retry(path, failure):
+    # reset: the connection dropped (as a refused or dying API server); hang: a read timeout.
     with MockApi() as api:
         api.on("GET", DISCOVERY, SERVED)
         api.on("GET", path, failure)
         with pytest.raises(ApiError) as err:
-            GatewayLookup(api.kube()).routing(TARGET)
+            GatewayLookup(api.kube(timeout=(1.0, 0.2))).routing(TARGET)
     assert err.value.transient
 
 
