@@ -51,6 +51,13 @@ def job_seconds(job: dict[str, Any], finished: dict[str, Any] | None) -> float |
         return None
 
 
+def owned_by(obj: dict[str, Any] | None, uid: str | None) -> bool:
+    """Whether `obj` names the object with `uid` among its ownerReferences (ours, not a namesake)."""
+    if obj is None or uid is None:
+        return False
+    return any(r.get("uid") == uid for r in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
 def _rv(body: dict[str, Any]) -> int:
     try:
         return int(body["metadata"].get("resourceVersion") or 0)
@@ -496,8 +503,7 @@ class Reconciler:
             if err.status == 404:
                 self.gateways.forget()
             raise
-        uid = owner["metadata"].get("uid")
-        if not any(r.get("uid") == uid for r in found["metadata"].get("ownerReferences") or []):
+        if not owned_by(found, owner["metadata"].get("uid")):
             return False
         if route_backends(found) != route_backends(route):
             self.kube.apply(route)  # weights follow the decision
@@ -506,8 +512,7 @@ class Reconciler:
     def _delete_route(self, owner: dict[str, Any], namespace: str, name: str) -> None:
         """Delete the HTTPRoute of a split that ended: only ours (by uid), never a namesake."""
         found = self.kube.get("HTTPRoute", namespace, name)
-        uid = owner["metadata"].get("uid")
-        if found is not None and any(r.get("uid") == uid for r in found["metadata"].get("ownerReferences") or []):
+        if owned_by(found, owner["metadata"].get("uid")):
             self.kube.delete("HTTPRoute", namespace, name, uid=found["metadata"].get("uid"))
 
     def _converge(self, deployment: dict[str, Any]) -> dict[str, Any]:
@@ -528,8 +533,7 @@ class Reconciler:
             return created
         meta = obj["metadata"]
         found = self.kube.get(obj["kind"], meta["namespace"], meta["name"])
-        uid = owner["metadata"].get("uid")
-        if found is not None and any(r.get("uid") == uid for r in found["metadata"].get("ownerReferences") or []):
+        if owned_by(found, owner["metadata"].get("uid")):
             return {**found, "kind": obj["kind"]}
         return None
 
@@ -668,8 +672,7 @@ class Reconciler:
         pods, by owner uid: those of a deleted Job of the same name may still be there)."""
         pods = self.kube.list("Pod", namespace, f"job-name={job}")
         if uid:
-            pods = [p for p in pods
-                    if any(r.get("uid") == uid for r in (p.get("metadata") or {}).get("ownerReferences") or [])]
+            pods = [p for p in pods if owned_by(p, uid)]
         finished = []
         for pod in pods:
             for status in (pod.get("status") or {}).get("containerStatuses") or []:
