@@ -13,7 +13,6 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from queue import Full, Queue
 from typing import Any
 
@@ -33,7 +32,7 @@ from .metrics import Metrics, Snapshot
 from .observer import ObservationStore
 from .plan import model_digest, plan_inference_deployment, status_changed
 from .pools import plan_pool_status
-from .reprofile import ReprofileInputs
+from .reprofile import ReprofileInputs, epoch
 from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState, PoolEntry
 from .workqueue import WorkQueue
 
@@ -44,11 +43,9 @@ def job_seconds(job: dict[str, Any], finished: dict[str, Any] | None) -> float |
     """A Job's run time, seconds: status.startTime to completionTime (or to its finishing
     condition's lastTransitionTime); None when either is missing or unreadable."""
     status = job.get("status") or {}
-    end = status.get("completionTime") or (finished or {}).get("lastTransitionTime")
-    try:
-        return (datetime.fromisoformat(end) - datetime.fromisoformat(status["startTime"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
-        return None
+    end = epoch(status.get("completionTime") or (finished or {}).get("lastTransitionTime"))
+    start = epoch(status.get("startTime"))
+    return None if start is None or end is None else end - start
 
 
 def owned_by(obj: dict[str, Any] | None, uid: str | None) -> bool:
