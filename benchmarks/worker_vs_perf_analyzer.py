@@ -150,15 +150,15 @@ def run_ours(model, outputs, url: str, protocol: str, batch: int, concurrency: i
 
 def compare_once(args, model, outputs, serving, plan, install, threads) -> list[dict]:
     """One whole comparison on a server of its own: a row per (batch size, concurrency)."""
-    rows = []
     mine = os.sched_getaffinity(0)
     try:
-        return _compare(args, model, outputs, serving, plan, install, threads, rows)
+        return _compare(args, model, outputs, serving, plan, install, threads)
     finally:
         os.sched_setaffinity(0, mine)  # the next run pins afresh
 
 
-def _compare(args, model, outputs, serving, plan, install, threads, rows: list[dict]) -> list[dict]:
+def _compare(args, model, outputs, serving, plan, install, threads) -> list[dict]:
+    rows = []
     with tempfile.TemporaryDirectory(prefix="hp-bench-") as tmp:
         workdir = Path(tmp)
         repo = build_repository(model, workdir / "repository", serving, outputs=outputs)
