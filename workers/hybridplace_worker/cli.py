@@ -264,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add(
         bench,
+        "--request-overhead-seconds",
+        type=_non_negative_float,
+        default=2.0,
+        help="triton engine, max batch size > 1: after the points, keep the model busy this long "
+        "with single-item requests (2 x max batch size connections) and record the serving time "
+        "per request beyond the points' time per item (requestOverheadMs); 0: skip",
+    )
+    _add(
+        bench,
         "--gpu-timer",
         default="sync",
         choices=["sync", "events"],

@@ -15,6 +15,7 @@ import contextlib
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 
 from .errors import Reason, WorkerError
@@ -27,7 +28,7 @@ from .models import (
     synthetic_inputs,
 )
 from .spec import DTYPES
-from .timing import PointMeasurement, WindowPlan, measure_point
+from .timing import PointMeasurement, StabilityRule, WindowPlan, measure_point
 from .triton_repo import ServingConfig, TensorConfig, write_model_repository
 from .triton_server import TritonProcess, locate_tritonserver, loopback_server
 
@@ -250,10 +251,14 @@ def run_triton_engine(
     on_ready: Callable[[dict], None] = lambda facts: None,
     outputs: list[OutputSpec] | None = None,
     search: Callable[[Callable[[int, int], PointMeasurement]], object] | None = None,
+    overhead_seconds: float = 0.0,
+    on_overhead: Callable[[dict], None] = lambda facts: None,
 ) -> list[tuple[int, PointMeasurement]]:
     """Serve ``model`` on a local tritonserver and measure the (batch size, concurrency)
     points ``search`` asks for (search.py; default: every one, batch-major).
-    ``outputs``: what :func:`check_model_inputs` found, when the caller has run it already."""
+    ``outputs``: what :func:`check_model_inputs` found, when the caller has run it already.
+    ``overhead_seconds`` > 0: then :func:`measure_request_overhead` for that long, its figures
+    passed to ``on_overhead``."""
     if protocol not in PROTOCOLS:
         raise WorkerError(Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if max(batch_sizes) > serving.max_batch_size:
@@ -297,7 +302,76 @@ def run_triton_engine(
                     measure(batch, conc)
         else:
             search(measure)
+        if overhead_seconds > 0 and serving.max_batch_size > 1 and results:
+            try:
+                on_overhead(measure_request_overhead(protocol, url, ports.http, model, outputs, results,
+                                                     serving.max_batch_size, overhead_seconds))
+            except WorkerError:
+                raise
+            except Exception as exc:
+                raise _server_error(exc, 1, server) from exc
         return results
+
+
+def request_overhead_ms(points: list[tuple[int, PointMeasurement]], saturated_rps: float,
+                        mean_batch: float) -> float:
+    """Serving time per single-item request beyond the curve's time per item, ms (>= 0).
+
+    ``points``: the measured (batch size, measurement) pairs; their concurrency-1 ones give the
+    curve, one request of b items taking max(p50, 1 / throughput) (the operator's
+    ``ServiceCurve`` reads it the same way). ``saturated_rps``: single-item requests per second
+    with the server kept busy, running batches of ``mean_batch`` on average (Triton's count).
+    A batch of k such requests took 1000 * k / saturated_rps ms of the server; one request of k
+    items s(k): the difference per request is the work k requests pay k times (HTTP, the
+    backend's per-request handling) and one request of k items pays once."""
+    curve = sorted((b, max(m.p50_ms, 1000.0 / m.throughput_rps if m.throughput_rps > 0 else 0.0))
+                   for b, m in points if m.concurrency == 1)
+    if not curve or saturated_rps <= 0 or mean_batch <= 0:
+        return 0.0
+    k = mean_batch
+    if k <= curve[0][0] or k >= curve[-1][0]:
+        # Outside the measured sizes: the nearest one's time per item.
+        b, s = curve[0] if k <= curve[0][0] else curve[-1]
+        per_item = s / b
+    else:
+        (b0, s0), (b1, s1) = next((lo, hi) for lo, hi in pairwise(curve) if lo[0] <= k <= hi[0])
+        per_item = (s0 + (s1 - s0) * (k - b0) / (b1 - b0)) / k
+    return max(0.0, 1000.0 / saturated_rps - per_item)
+
+
+def model_counts(http_port: int, name: str = MODEL_NAME) -> tuple[int, int]:
+    """(executions, inferences) of model ``name`` from Triton's statistics endpoint."""
+    import json
+    import urllib.request
+
+    url = f"http://127.0.0.1:{http_port}/v2/models/{name}/stats"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        stats = json.load(resp)["model_stats"][0]
+    return int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
+
+
+def measure_request_overhead(protocol: str, url: str, http_port: int, model: LoadedModel,
+                             outputs: list[OutputSpec], points: list[tuple[int, PointMeasurement]],
+                             max_batch_size: int, seconds: float) -> dict:
+    """Keep the served model busy with single-item requests (2 x max batch size connections,
+    closed loop, ``seconds`` of measurement after a short warm-up) and derive
+    :func:`request_overhead_ms` from the throughput and Triton's mean batch."""
+    connections = 2 * max_batch_size
+    plan = WindowPlan(window_s=seconds, warmup_s=min(0.5, seconds),
+                      rule=StabilityRule(threshold=0.99, stable_windows=1, max_windows=1))
+    factory = client_worker(protocol, url, model, outputs, 1)
+    executions0, inferences0 = model_counts(http_port)
+    m = measure_point(factory, concurrency=connections, plan=plan)
+    executions1, inferences1 = model_counts(http_port)
+    runs = executions1 - executions0
+    mean_batch = (inferences1 - inferences0) / runs if runs > 0 else 1.0
+    return {
+        "requestOverheadMs": round(request_overhead_ms(points, m.throughput_rps, mean_batch), 6),
+        "saturatedRps": round(m.throughput_rps, 3),
+        "meanBatch": round(mean_batch, 3),
+        "connections": connections,
+        "seconds": seconds,
+    }
 
 
 def _first_request(

@@ -111,6 +111,8 @@ def compact_result(full: dict, limit: int = TERMINATION_LOG_LIMIT) -> dict:
     }
     if full.get("search"):
         base["search"] = full["search"]
+    if full.get("requestOverheadMs") is not None:
+        base["requestOverheadMs"] = full["requestOverheadMs"]
     skipped = full.get("skipped") or {}
     detail = [True]  # skipped points listed; counts only when they do not fit
 

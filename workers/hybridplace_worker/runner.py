@@ -174,7 +174,8 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
     except ValueError as exc:
         raise WorkerError(Reason.INVALID_ARGUMENT, str(exc)) from exc
     n_points = len(args.batch_sizes) * len(args.concurrency)
-    _check_plan_fits(n_points, plan, args.deadline_seconds)
+    overhead_s = args.request_overhead_seconds if args.engine == "triton" else 0.0
+    _check_plan_fits(n_points, plan, args.deadline_seconds - overhead_s)
     started_at = _now_rfc3339()
     t0 = time.monotonic()
 
@@ -211,6 +212,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
 
     budget = Budget(points=args.budget_points, seconds=args.budget_seconds)
     outcomes: list = []
+    overhead: dict = {}  # the triton engine's request overhead measurement, when made
 
     def drive(measure) -> None:
         if args.search == ADAPTIVE:
@@ -285,6 +287,14 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             settings["triton"]["readySeconds"] = facts["readySeconds"]
             _log(f"tritonserver pid {facts['pid']} ready in {facts['readySeconds']} s")
 
+        def on_overhead(facts: dict) -> None:
+            overhead.update(facts)
+            _log(
+                f"single-item requests, {facts['connections']} connections: {facts['saturatedRps']:.1f} req/s, "
+                f"mean batch {facts['meanBatch']:.2f}: {facts['requestOverheadMs']:.4f} ms per request "
+                "beyond the points' time per item"
+            )
+
         results = run_triton_engine(
             model,
             device=args.device,
@@ -300,7 +310,11 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
             on_ready=on_ready,
             outputs=outputs,
             search=drive,
+            overhead_seconds=overhead_s,
+            on_overhead=on_overhead,
         )
+        if overhead:
+            settings["requestOverhead"] = dict(overhead)
     return {
         "v": 1,
         "ok": True,
@@ -321,6 +335,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
         "search": args.search,
         # {reason: [[batch size, concurrency], ...]}: the grid points not measured, and why.
         "skipped": outcomes[0].skipped_by_reason() if outcomes else {},
+        **({"requestOverheadMs": overhead["requestOverheadMs"]} if overhead else {}),
     }
 
 

@@ -277,6 +277,7 @@ class ModelProfileSpec(Model):
         list[SkippedPoint], Field(max_length=512), _unique_by("batch_size", "concurrency")
     ] | None = None
     skipped_unlisted: Annotated[Int32, Field(ge=1)] | None = None
+    request_overhead_ms: Annotated[float, Field(ge=0, le=60000)] | None = None
 
 
 class ModelProfileStatus(Model):

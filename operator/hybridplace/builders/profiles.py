@@ -130,6 +130,7 @@ def build_model_profile(
             "search": result.get("search"),
             "skipped": skipped or None,
             "skippedUnlisted": unlisted or None,
+            "requestOverheadMs": result.get("requestOverheadMs"),
         },
     }
     profile["spec"] = {k: v for k, v in profile["spec"].items() if v is not None}

@@ -74,6 +74,7 @@ def profile_from(profile: ModelProfile) -> Profile:
     return Profile(
         pool=profile.spec.pool,
         skipped=_skipped(profile),
+        request_overhead_ms=profile.spec.request_overhead_ms or 0.0,
         points=tuple(
             ProfilePoint(
                 batch_size=p.batch_size,

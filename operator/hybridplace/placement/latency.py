@@ -108,9 +108,13 @@ class ServiceCurve:
 
     @classmethod
     def from_points(cls, points: Iterable[ProfilePoint], concurrency: int = 1,
-                    unmeasured: Iterable[int] = ()) -> ServiceCurve:
+                    unmeasured: Iterable[int] = (), request_overhead_ms: float = 0.0
+                    ) -> ServiceCurve:
         """The curve of every point measured at ``concurrency``, stable or not. ``unmeasured``:
         batch sizes at this concurrency the benchmark skipped (ModelProfile spec.skipped).
+        ``request_overhead_ms``: serving time per single-item request beyond the points' time
+        per item (Profile.request_overhead_ms); a batch of b is b times it slower, mean and
+        percentiles alike (the points time one request of b items; serving runs b requests).
 
         An unstable point (its windows disagreed by more than the worker's threshold) is used
         as measured: its percentiles pool every window, so the noise widens them and the
@@ -124,6 +128,7 @@ class ServiceCurve:
         if not chosen:
             raise ValueError(f"no profile point at concurrency {concurrency}")
         means, sds = [], []
+        extra = [p.batch_size * request_overhead_ms for p in chosen]
         for p in chosen:
             mean = p.p50_ms
             ips = p.throughput_ips
@@ -138,11 +143,11 @@ class ServiceCurve:
                            (p.p99_ms - p.p50_ms) / Z_SCORES[99], 0.0))
         return cls(
             batch_sizes=tuple(p.batch_size for p in chosen),
-            mean_ms=tuple(means),
+            mean_ms=tuple(m + e for m, e in zip(means, extra, strict=True)),
             sd_ms=tuple(sds),
-            p50_ms=tuple(p.p50_ms for p in chosen),
-            p95_ms=tuple(p.p95_ms for p in chosen),
-            p99_ms=tuple(p.p99_ms for p in chosen),
+            p50_ms=tuple(p.p50_ms + e for p, e in zip(chosen, extra, strict=True)),
+            p95_ms=tuple(p.p95_ms + e for p, e in zip(chosen, extra, strict=True)),
+            p99_ms=tuple(p.p99_ms + e for p, e in zip(chosen, extra, strict=True)),
             concurrency=concurrency,
             unmeasured=tuple(sorted(set(unmeasured))),
         )

@@ -221,7 +221,8 @@ def _curve_configurations(profile: Profile, batch_sizes: tuple[int, ...],
         try:
             curve = ServiceCurve.from_points(
                 profile.points, concurrency,
-                unmeasured=[b for b, c in profile.skipped if c == concurrency])
+                unmeasured=[b for b, c in profile.skipped if c == concurrency],
+                request_overhead_ms=profile.request_overhead_ms)
         except ValueError:
             continue
         for batch in curve.batch_sizes:

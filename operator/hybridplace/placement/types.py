@@ -182,19 +182,28 @@ class Profile:
     # (batch size, concurrency) pairs of the benchmark's grid that an adaptive search did not
     # measure: the latency model reads the segments around them conservatively.
     skipped: tuple[tuple[int, int], ...] = ()
+    # Serving time per single-item request beyond the curve's time per item (ms): the HTTP and
+    # backend work a batch of b requests pays b times and one request of b items (how the curve
+    # is measured) pays once. Measured by the triton engine (ModelProfile spec.requestOverheadMs);
+    # the latency model adds it to a batch of b as b x this.
+    request_overhead_ms: float = 0.0
 
     def __hash__(self) -> int:
         # Computed once: the solver keys its cache of per-pool limits on the profile, and a
         # profile at the schema's limit has 512 points.
         cached = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash((self.pool, self.points, self.failure, self.skipped))
+            cached = hash((self.pool, self.points, self.failure, self.skipped,
+                           self.request_overhead_ms))
             object.__setattr__(self, "_hash", cached)
         return cached
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "points", tuple(self.points))
         object.__setattr__(self, "skipped", tuple(tuple(x) for x in self.skipped))
+        _require(math.isfinite(self.request_overhead_ms) and self.request_overhead_ms >= 0,
+                 f"Profile {self.pool!r}",
+                 f"request_overhead_ms must be >= 0, got {self.request_overhead_ms!r}")
         seen: set[tuple[int, int]] = set()
         for point in self.points:
             key = (point.batch_size, point.concurrency)

@@ -42,6 +42,8 @@ def test_triton_engine_measures_every_point(protocol, model, run_inprocess):
             "--concurrency",
             "1,2",
             *FAST,
+            "--request-overhead-seconds",
+            "0.5",
         ]
     )
     assert rc == 0, doc
@@ -53,6 +55,11 @@ def test_triton_engine_measures_every_point(protocol, model, run_inprocess):
     full = json.loads(out)
     assert full["settings"]["protocol"] == protocol
     assert full["settings"]["triton"]["maxBatchSize"] == 4 and full["settings"]["triton"]["instanceKind"] == "cpu"
+    # Then the model was kept busy with single-item requests: what they cost beyond the points'
+    # time per item is in the compact result (a ModelProfile's spec.requestOverheadMs).
+    facts = full["settings"]["requestOverhead"]
+    assert facts["connections"] == 8 and facts["saturatedRps"] > 0 and 1 <= facts["meanBatch"] <= 4
+    assert doc["requestOverheadMs"] == facts["requestOverheadMs"] >= 0
 
 
 def _get(url, timeout=2):

@@ -62,3 +62,19 @@ def test_an_adaptive_result_records_the_search_and_each_skipped_point_with_its_r
     assert "search" not in build()["spec"] and "skipped" not in build()["spec"]
     bad = build(dict(RESULT, skipped={"Whim": [[2, 1]]}))
     assert isinstance(bad, BenchmarkFailure) and bad.reason == "InvalidResult"
+
+
+def test_the_request_overhead_of_a_triton_result_is_recorded_and_feeds_the_model():
+    from hybridplace.api import parse_object
+    from hybridplace.placement.from_api import profile_from
+
+    result = dict(RESULT, engine="triton", requestOverheadMs=0.125)
+    profile = build(result)
+    assert profile["spec"]["requestOverheadMs"] == 0.125
+    assert profile_from(parse_object(profile)).request_overhead_ms == 0.125
+    # Absent (the torch engine, an older worker): no field, and the model adds nothing.
+    assert "requestOverheadMs" not in build()["spec"]
+    assert profile_from(parse_object(build())).request_overhead_ms == 0.0
+    bad = build(dict(result, requestOverheadMs=-1.0))
+    assert isinstance(bad, BenchmarkFailure) and bad.reason == "InvalidResult"
+    assert "requestOverheadMs" in bad.message
