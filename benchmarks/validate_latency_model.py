@@ -10,14 +10,24 @@ What it does (issue 5, item 2):
      ``hybridplace-worker bench --engine triton`` does (closed loop, concurrency 1, one request
      of b items at a time, the worker's own timing loop ``measure_point``);
    - ``served``: max batch size B and queue delay D, the configuration under test.
-   Both have one instance with ``--threads`` torch threads.
+   Both have one instance with ``--threads`` torch threads. The server runs on one CPU and the
+   generator on another (``--pin-server``, ``--pin-generator``): a replica with one CPU, and a
+   client that never takes its CPU.
+   The served model is then saturated for 3 s with single-item requests (2B connections, closed
+   loop): the time per request beyond the curve's time per item is the HTTP and backend work
+   that one request of b items pays once and b requests pay b times; it is added to the curve
+   per item (``--no-request-overhead``: left out).
 2. Per arrival rate (fractions of the served model's full-batch capacity ``B / s(B)``): the
    curve is measured just before and just after, and the prediction uses the two pooled (a
    profile taken around the same time, as the operator's would be).
-3. An open-loop Poisson generator (seeded exponential gaps; a pool of threads, each with one
-   keep-alive HTTP connection sending a request pre-encoded by tritonclient, as the worker's
+3. An open-loop Poisson generator (seeded exponential gaps; a pool of connections, each
+   keep-alive and sending one request at a time, pre-encoded by tritonclient as the worker's
    triton engine does) sends every request at its scheduled time whether or not earlier ones
-   have been answered. A request's latency: from just before its send to its response read.
+   have been answered. ``--generator go`` (default): ``benchmarks/loadgen``, a small Go program
+   built here with the local Go toolchain (standard library only) into ``$HP_CACHE/bin``;
+   ``--generator python``: threads in this process, which fell behind above about 4,000
+   requests/s on one CPU (lateness p95 up to 220 ms) where the Go one keeps its schedule.
+   A request's latency: from just before its send to its response read.
    The generator's lateness (send - schedule) and its CPU time are reported, so a generator
    starved of CPU shows up instead of hiding in the figures.
 4. Triton's own statistics (``/v2/models/served/stats``) give the mean batch size it ran,
@@ -37,11 +47,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -137,8 +149,9 @@ def pooled(*measurements: list[CurvePoint]) -> list[CurvePoint]:
     return [by_batch[b] for b in sorted(by_batch)]
 
 
-def pooled_curve(*measurements: list[CurvePoint]) -> ServiceCurve:
-    return ServiceCurve.from_points([p.profile_point() for p in pooled(*measurements)])
+def pooled_curve(*measurements: list[CurvePoint], overhead_ms: float = 0.0) -> ServiceCurve:
+    curve = ServiceCurve.from_points([p.profile_point() for p in pooled(*measurements)])
+    return with_request_overhead(curve, overhead_ms) if overhead_ms else curve
 
 
 def in_situ_curve(curve: ServiceCurve, points: list[CurvePoint],
@@ -174,6 +187,50 @@ def in_situ_curve(curve: ServiceCurve, points: list[CurvePoint],
     return ServiceCurve(curve.batch_sizes, scaled(curve.mean_ms), scaled(curve.sd_ms),
                         scaled(curve.p50_ms), scaled(curve.p95_ms), scaled(curve.p99_ms),
                         curve.concurrency), r
+
+
+def with_request_overhead(curve: ServiceCurve, overhead_ms: float) -> ServiceCurve:
+    """The curve with ``overhead_ms`` added per item: a batch of b single-item requests costs
+    the server b requests' worth of HTTP and backend work that one request of b items does not."""
+    def add(values):
+        return tuple(v + b * overhead_ms for b, v in zip(curve.batch_sizes, values, strict=True))
+
+    return ServiceCurve(curve.batch_sizes, add(curve.mean_ms), curve.sd_ms, add(curve.p50_ms),
+                        add(curve.p95_ms), add(curve.p99_ms), curve.concurrency)
+
+
+def measure_request_overhead(port: int, message: bytes, max_batch: int, seconds: float,
+                             curve: ServiceCurve) -> tuple[float, float, float]:
+    """Saturate the served model with single-item requests (closed loop, 2B connections) and
+    read the time per request beyond the curve's per item at the batch Triton ran: (overhead ms
+    per request, requests/s, mean batch Triton ran)."""
+    stats0 = model_stats(port, SERVED)
+    stop = time.perf_counter() + seconds
+    counts = []
+
+    def worker():
+        conn = KeepAliveConnection("127.0.0.1", port, timeout=30)
+        n = 0
+        try:
+            while time.perf_counter() < stop:
+                conn.roundtrip(message)
+                n += 1
+        finally:
+            conn.close()
+            counts.append(n)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(2 * max_batch)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    stats1 = model_stats(port, SERVED)
+    rps = sum(counts) / elapsed
+    runs = stats1["executions"] - stats0["executions"]
+    batch = (stats1["inferences"] - stats0["inferences"]) / runs if runs else float(max_batch)
+    return max(0.0, 1000.0 / rps - curve.mean_at(batch) / batch), rps, batch
 
 
 # --- the open-loop generator ----------------------------------------------------------------
@@ -429,7 +486,8 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
     batches = sorted({b for b in args.curve_batch_sizes if b <= args.max_batch_size}
                      | {args.max_batch_size})
     server_cpus = {args.pin_server} if args.pin_server is not None else None
-    if args.pin_generator is not None:
+    generator_cpus = {args.pin_generator} if args.pin_generator is not None else None
+    if args.pin_generator is not None and args.generator == "python":
         os.sched_setaffinity(0, {args.pin_generator})
     facts = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -454,7 +512,17 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             conn.roundtrip(one)
             conn.close()
         before = measure_curve(port, messages, args.curve_window_s)
-        capacity = pooled_curve(before).throughput_rps(args.max_batch_size)
+        args.overhead_ms = 0.0
+        if args.request_overhead:
+            args.overhead_ms, sat_rps, sat_batch = measure_request_overhead(
+                port, one, args.max_batch_size, 3.0, pooled_curve(before))
+            facts.update(requestOverheadMs=args.overhead_ms, saturatedRps=sat_rps,
+                         saturatedMeanBatch=sat_batch)
+            print(f"# saturated with single-item requests: {sat_rps:.1f} requests/s, mean batch "
+                  f"{sat_batch:.2f}: {args.overhead_ms:.4f} ms per request beyond the curve",
+                  file=sys.stderr)
+        capacity = pooled_curve(before, overhead_ms=args.overhead_ms).throughput_rps(
+            args.max_batch_size)
         facts["capacityRps"] = capacity
         print(f"# {facts['model']} B={args.max_batch_size} D={args.queue_delay_ms} ms, "
               f"{args.threads} thread(s); capacity B/s(B) = {capacity:.1f} requests/s "
@@ -465,7 +533,8 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             if quiet is not None and index:
                 before = measure_curve(port, messages, args.curve_window_s)  # after waiting
             # The rate from the latest curve: capacity moves with the host's other load.
-            rate = utilisation * pooled_curve(before).throughput_rps(args.max_batch_size)
+            rate = utilisation * pooled_curve(before, overhead_ms=args.overhead_ms).throughput_rps(
+                args.max_batch_size)
             requests = min(args.max_requests, max(200, round(rate * args.seconds)))
             # Two windows at the rate: the first is what the operator's calibration observes
             # (one window), the second is the one predicted, with and without that calibration.
@@ -473,8 +542,13 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             for w in range(2):
                 stats0, cpu0 = model_stats(port, SERVED), group_cpu_seconds(pid)
                 with RunnableSampler() as host:
-                    load = poisson_load(port, one, rate, requests, args.seed + 2 * index + w,
-                                        args.connections, limit_s=args.seconds * 2 + 10)
+                    seed, limit_s = args.seed + 2 * index + w, args.seconds * 2 + 10
+                    if args.generator == "go":
+                        load = measured(go_load(go_generator(), port, one, rate, requests, seed,
+                                                args.connections, limit_s, tmp, generator_cpus))
+                    else:
+                        load = measured(poisson_load(port, one, rate, requests, seed,
+                                                     args.connections, limit_s=limit_s))
                 stats1, cpu1 = model_stats(port, SERVED), group_cpu_seconds(pid)
                 windows.append((load, stats0, stats1, cpu1 - cpu0, host.mean))
             after = measure_curve(port, messages, args.curve_window_s)
@@ -487,15 +561,68 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
     return {"facts": facts, "rows": rows}
 
 
-def compare(args, utilisation, load: LoadRun, before, after, stats0, stats1, server_cpu_s,
-            runnable) -> dict:
-    curve = pooled_curve(before, after)
-    insitu, ratio = in_situ_curve(curve, pooled(before, after), batch_compute_ms(stats0, stats1))
+def measured(load: LoadRun) -> dict:
+    """The figures of one generator window: latency percentiles, achieved rate, lateness, CPU."""
     # The first 5% of requests meet an empty server: a transient, left out.
     skip = len(load.sent_ns) // 20
     latency = [d - s for s, d in zip(load.sent_ns[skip:], load.done_ns[skip:], strict=True)]
     late = [s - c for c, s in zip(load.scheduled_ns, load.sent_ns, strict=True)]
-    achieved = len(load.sent_ns) / load.seconds if load.seconds else 0.0
+    return {
+        "rateRps": load.rate_rps, "seconds": load.seconds,
+        "achievedRps": len(load.sent_ns) / load.seconds if load.seconds else 0.0,
+        "requests": len(latency), "errors": load.errors, "timedOut": load.timed_out,
+        "p50Ms": ms(latency, 50), "p95Ms": ms(latency, 95), "p99Ms": ms(latency, 99),
+        "sendLateP50Ms": ms(late, 50), "sendLateP95Ms": ms(late, 95),
+        "generatorCpuShare": load.generator_cpu_s / load.seconds if load.seconds else None,
+    }
+
+
+def go_generator() -> Path:
+    """benchmarks/loadgen built with the local Go toolchain (standard library only) into
+    $HP_CACHE/bin, keyed by its source's hash; built once."""
+    source = Path(__file__).resolve().parent / "loadgen"
+    digest = hashlib.sha256((source / "main.go").read_bytes()).hexdigest()[:12]
+    cache = Path(os.environ.get("HP_CACHE") or Path.home() / ".cache" / "hybridplace")
+    binary = cache / "bin" / f"hp-loadgen-{digest}"
+    if not binary.exists():
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["go", "build", "-o", str(binary), "."], cwd=source, check=True,
+                       env=dict(os.environ, GOTOOLCHAIN="local", GOFLAGS="-mod=mod"))
+    return binary
+
+
+def go_load(binary: Path, port: int, message: bytes, rate_rps: float, requests: int, seed: int,
+            connections: int, limit_s: float, workdir: Path, cpus: set[int] | None) -> LoadRun:
+    """``poisson_load`` done by benchmarks/loadgen (Go): the same schedule rule and figures, a
+    few microseconds of CPU per request instead of the Python generator's hundred or so."""
+    request = workdir / "request.bin"
+    request.write_bytes(message)
+    proc = subprocess.run(
+        [str(binary), "-addr", f"127.0.0.1:{port}", "-request", str(request),
+         "-rate", repr(rate_rps), "-n", str(requests), "-seed", str(seed),
+         "-conns", str(connections), "-limit", f"{limit_s}s"],
+        capture_output=True, text=True, timeout=limit_s + 60,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadgen failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout)
+    run = LoadRun(rate_rps, errors=out["errors"], seconds=0.0,
+                  generator_cpu_s=out["cpuSeconds"], timed_out=out["timedOut"])
+    for scheduled, sent, done, ok in zip(out["scheduled"], out["sent"], out["done"], out["ok"],
+                                         strict=True):
+        if ok:
+            run.scheduled_ns.append(scheduled)
+            run.sent_ns.append(sent)
+            run.done_ns.append(done)
+    run.seconds = max(run.done_ns) / 1e9 if run.done_ns else 0.0
+    return run
+
+
+def compare(args, utilisation, load: dict, before, after, stats0, stats1, server_cpu_s,
+            runnable) -> dict:
+    curve = pooled_curve(before, after, overhead_ms=args.overhead_ms)
+    insitu, ratio = in_situ_curve(curve, pooled(before, after), batch_compute_ms(stats0, stats1))
+    achieved = load["achievedRps"]
     # Predict at the rate actually achieved (the generator may fall a little short).
     predicted = predict_latency(curve, achieved, args.max_batch_size, args.queue_delay_ms, 95)
     p50 = predict_latency(curve, achieved, args.max_batch_size, args.queue_delay_ms, 50)
@@ -507,12 +634,13 @@ def compare(args, utilisation, load: LoadRun, before, after, stats0, stats1, ser
     in_situ = predict_latency(insitu, achieved, args.max_batch_size, args.queue_delay_ms, 95)
     executions = stats1["executions"] - stats0["executions"]
     inferences = stats1["inferences"] - stats0["inferences"]
-    measured_p95 = ms(latency, 95)
+    measured_p95 = load["p95Ms"]
     return {
-        "utilisation": utilisation, "rateRps": load.rate_rps, "achievedRps": achieved,
-        "requests": len(latency), "errors": load.errors, "timedOut": load.timed_out,
-        "measuredP50Ms": ms(latency, 50), "measuredP95Ms": measured_p95,
-        "measuredP99Ms": ms(latency, 99),
+        "utilisation": utilisation, "generator": args.generator, "rateRps": load["rateRps"],
+        "achievedRps": achieved, "requests": load["requests"], "errors": load["errors"],
+        "timedOut": load["timedOut"],
+        "measuredP50Ms": load["p50Ms"], "measuredP95Ms": measured_p95,
+        "measuredP99Ms": load["p99Ms"],
         "predictedP50Ms": p50.latency_ms, "predictedP95Ms": predicted.latency_ms,
         "simulatedP95Ms": simulated,
         "errorP95": predicted.latency_ms / measured_p95 - 1,
@@ -529,9 +657,9 @@ def compare(args, utilisation, load: LoadRun, before, after, stats0, stats1, ser
                                       / max(1, stats1["requests"] - stats0["requests"])),
         "serverComputeMsPerBatchSize": {str(k): v for k, v in
                                         sorted(batch_compute_ms(stats0, stats1).items())},
-        "sendLateP50Ms": ms(late, 50), "sendLateP95Ms": ms(late, 95),
-        "generatorCpuShare": load.generator_cpu_s / load.seconds if load.seconds else None,
-        "serverCpuShare": server_cpu_s / load.seconds if load.seconds else None,
+        "sendLateP50Ms": load["sendLateP50Ms"], "sendLateP95Ms": load["sendLateP95Ms"],
+        "generatorCpuShare": load["generatorCpuShare"],
+        "serverCpuShare": server_cpu_s / load["seconds"] if load["seconds"] else None,
         "curve": {str(b): {"meanMs": m, "p50Ms": p50, "p95Ms": p95, "p99Ms": p99}
                   for b, m, p50, p95, p99 in zip(curve.batch_sizes, curve.mean_ms, curve.p50_ms,
                                                  curve.p95_ms, curve.p99_ms, strict=True)},
@@ -611,6 +739,10 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x]
 
 
+def _cpu(text: str) -> int | None:
+    return None if text == "none" else int(text)
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
 
@@ -630,20 +762,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--utilisations", type=_floats, default=[0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85],
                    help="arrival rates as fractions of B/s(B)")
     p.add_argument("--rounds", type=int, default=1, help="repeat the utilisations")
-    p.add_argument("--seconds", type=float, default=10.0,
+    p.add_argument("--seconds", type=float, default=20.0,
                    help="load duration per window (two windows per rate)")
-    p.add_argument("--max-requests", type=int, default=8000, help="requests per rate at most")
-    p.add_argument("--connections", type=int, default=64, help="generator threads")
+    p.add_argument("--max-requests", type=int, default=150000, help="requests per window at most")
+    p.add_argument("--connections", type=int, default=256,
+                   help="generator connections (each sends one request at a time)")
+    p.add_argument("--generator", choices=("go", "python"), default="go",
+                   help="the open-loop generator: go (benchmarks/loadgen, built here with the "
+                   "local Go toolchain; keeps a schedule of thousands of requests/s on one core) "
+                   "or python (threads in this process; falls behind above about 4,000/s)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--pin-server", type=int, default=None, metavar="CPU",
-                   help="run tritonserver and its stubs on this CPU only")
-    p.add_argument("--pin-generator", type=int, default=None, metavar="CPU",
-                   help="run the load generator on this CPU only")
+    cpus = sorted(os.sched_getaffinity(0))
+    p.add_argument("--pin-server", type=_cpu, default=cpus[0] if len(cpus) >= 2 else None,
+                   metavar="CPU", help="run tritonserver and its stubs on this CPU only (default: "
+                   "the first CPU this process may use, where it may use two or more: a replica "
+                   "with one CPU; 'none': anywhere)")
+    p.add_argument("--pin-generator", type=_cpu, default=cpus[1] if len(cpus) >= 2 else None,
+                   metavar="CPU", help="run the load generator on this CPU only (default: the "
+                   "second, so that it never takes the server's; 'none': anywhere)")
     p.add_argument("--quiet", type=float, default=3.0, metavar="THREADS",
                    help="before each rate, wait until the host has at most this many runnable "
                    "threads (3 s average); 0: do not wait")
     p.add_argument("--quiet-wait-s", type=float, default=300.0,
                    help="wait at most this long for --quiet, then run anyway")
+    p.add_argument("--request-overhead", action=argparse.BooleanOptionalAction, default=True,
+                   help="measure the served model's time per single-item request beyond the "
+                   "curve (3 s saturated with 2B connections, closed loop) and add it per item to "
+                   "every curve: the profile's one request of b items does not pay b requests' "
+                   "HTTP and backend work (default: on)")
     p.add_argument("--json", type=Path, default=None, help="also write every figure here")
     p.add_argument("--plot", type=Path, default=None,
                    help="also draw measured, predicted and calibrated p95 against utilisation, "

@@ -25,7 +25,7 @@ plot: ## seed-crossover, and its figure (cost per hour against load) in docs/see
 	$(PY) benchmarks/seed_crossover.py --plot docs/seed-crossover.png $(BENCH_ARGS)
 
 .PHONY: bench-latency-validation
-bench-latency-validation: ## Latency model vs a real tritonserver under open-loop Poisson load, builtin delay and mlp, utilisation 0.2-0.85: measured, predicted and calibrated p95, table and docs/latency-validation.png (~10 min; waits for a quiet host).
+bench-latency-validation: ## Latency model vs a real tritonserver (one CPU) under open-loop Poisson load (Go generator on another CPU), builtin delay and mlp, utilisation 0.2-0.85: measured, predicted and calibrated p95, table and docs/latency-validation.png (~20 min; waits for a quiet host).
 	$(PY) benchmarks/validate_latency_model.py --plot docs/latency-validation.png $(BENCH_ARGS)
 
 .PHONY: report-examples

@@ -1,6 +1,8 @@
 """The latency-model validation benchmark runs end to end on a real tritonserver (tiny: one
-rate, a few seconds). It checks that the pipeline works -- server, curve, open-loop load,
-Triton's statistics, predictions -- not the figures, which docs/placement.md reports."""
+rate, a few seconds), with each of its two open-loop generators (the Go one is built here by
+the local Go toolchain). It checks that the pipeline works -- server, curve, the per-request
+overhead, open-loop load, Triton's statistics, predictions -- not the figures, which
+docs/placement.md reports."""
 
 from __future__ import annotations
 
@@ -16,13 +18,15 @@ pytestmark = [pytest.mark.triton, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_one_rate_is_measured_and_predicted(tmp_path):
+@pytest.mark.parametrize("generator", ["go", "python"])
+def test_one_rate_is_measured_and_predicted(tmp_path, generator):
     out = tmp_path / "result.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "validate_latency_model.py"),
          "--model", "mlp", "--max-batch-size", "4", "--curve-batch-sizes", "1,4",
          "--curve-window-s", "0.3", "--utilisations", "0.3", "--seconds", "3",
-         "--max-requests", "600", "--quiet", "0", "--json", str(out), "--plot", str(tmp_path / "plot.png")],
+         "--max-requests", "600", "--quiet", "0", "--generator", generator,
+         "--json", str(out), "--plot", str(tmp_path / "plot.png")],
         capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -36,6 +40,12 @@ def test_one_rate_is_measured_and_predicted(tmp_path):
         assert isinstance(row[key], float) and row[key] > 0, key
     assert row["measuredP95Ms"] >= row["measuredP50Ms"]
     assert 1 <= row["measuredMeanBatch"] <= 4
+    assert row["generator"] == generator and row["generatorCpuShare"] > 0
+    # The served model was saturated with single-item requests, and what that costs beyond the
+    # curve is in every curve used (default --request-overhead).
+    facts = run["facts"]
+    assert facts["saturatedRps"] > 0 and facts["requestOverheadMs"] >= 0
+    assert 1 <= facts["saturatedMeanBatch"] <= 4
     assert "| util aimed / model |" in done.stdout
     assert "p95 from the profile: within 15% on" in done.stdout
     # The calibration is the operator's: the observed window's ratio, clamped to [0.5, 4].

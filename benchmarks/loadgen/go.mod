@@ -1,0 +1,3 @@
+module hybridplace.io/benchmarks/loadgen
+
+go 1.22
