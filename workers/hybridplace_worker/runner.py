@@ -126,13 +126,15 @@ def point_document(batch: int, m) -> dict:
     }
 
 
-def _check_plan_fits(n_points: int, plan, deadline_s: float) -> None:
-    needed = n_points * plan.min_seconds
+def _check_plan_fits(n_points: int, plan, deadline_s: float, extra_s: float = 0.0) -> None:
+    """``extra_s``: measurement after the points (the triton engine's request overhead)."""
+    needed = n_points * plan.min_seconds + extra_s
     if needed + FIXED_OVERHEAD_S > deadline_s:
+        also = f" (with --request-overhead-seconds {extra_s:g})" if extra_s else ""
         raise WorkerError(
             Reason.INVALID_ARGUMENT,
-            f"{n_points} points need at least {needed:.0f} s of warm-up and measurement, more than "
-            f"--deadline-seconds {deadline_s:g}; raise the deadline or lower --duration-seconds, "
+            f"{n_points} points need at least {needed:.0f} s of warm-up and measurement{also}, more "
+            f"than --deadline-seconds {deadline_s:g}; raise the deadline or lower --duration-seconds, "
             "--warmup-seconds or the number of batch sizes and concurrency levels",
         )
 
@@ -175,7 +177,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
         raise WorkerError(Reason.INVALID_ARGUMENT, str(exc)) from exc
     n_points = len(args.batch_sizes) * len(args.concurrency)
     overhead_s = args.request_overhead_seconds if args.engine == "triton" else 0.0
-    _check_plan_fits(n_points, plan, args.deadline_seconds - overhead_s)
+    _check_plan_fits(n_points, plan, args.deadline_seconds, overhead_s)
     started_at = _now_rfc3339()
     t0 = time.monotonic()
 

@@ -93,6 +93,29 @@ def test_plan_longer_than_the_deadline_is_refused_before_any_work(tmp_path):
     assert code == 2 and "deadline" in json.loads(log.read_bytes())["message"]
 
 
+def test_the_triton_engines_request_overhead_counts_towards_the_deadline(tmp_path):
+    # One point of 1 s fits 30 s; with 40 s of request overhead measurement after it, it does
+    # not, and the message says which option made it so (torch would not measure it at all).
+    def bench(engine: str, overhead: str) -> tuple[int, str]:
+        log = tmp_path / f"tl-{engine}-{overhead}"
+        code = run(
+            ["bench", "--engine", engine, "--model", "builtin:mlp", "--batch-sizes", "1",
+             "--concurrency", "1", "--duration-seconds", "1", "--deadline-seconds", "30",
+             "--request-overhead-seconds", overhead, "--termination-log", str(log), "--output", "",
+             "--device", "cuda"],
+            started=None,
+            handle_signals=False,
+        )
+        return code, json.loads(log.read_bytes()).get("message", "")
+
+    code, message = bench("triton", "40")
+    assert code == 2 and "with --request-overhead-seconds 40" in message and "deadline" in message
+    # Within the deadline the check passes and the run goes on (here to fail on no CUDA).
+    for engine, overhead in (("triton", "2"), ("torch", "40")):
+        code, message = bench(engine, overhead)
+        assert "request-overhead" not in message and "--deadline-seconds" not in message
+
+
 @pytest.mark.parametrize("command", ["bench", "serve"])
 def test_every_option_names_its_env_var_and_is_documented(command):
     docs = DOCS.read_text()
