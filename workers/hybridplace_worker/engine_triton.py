@@ -258,7 +258,8 @@ def run_triton_engine(
     points ``search`` asks for (search.py; default: every one, batch-major).
     ``outputs``: what :func:`check_model_inputs` found, when the caller has run it already.
     ``overhead_seconds`` > 0: then :func:`measure_request_overhead` for that long, its figures
-    passed to ``on_overhead``."""
+    passed to ``on_overhead`` (or ``{"error": why}`` when it failed and the server is still up:
+    the points are kept either way)."""
     if protocol not in PROTOCOLS:
         raise WorkerError(Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if max(batch_sizes) > serving.max_batch_size:
@@ -304,28 +305,34 @@ def run_triton_engine(
             search(measure)
         if overhead_seconds > 0 and serving.max_batch_size > 1 and results:
             try:
-                on_overhead(measure_request_overhead(protocol, url, ports.http, model, outputs, results,
-                                                     serving.max_batch_size, overhead_seconds))
-            except WorkerError:
-                raise
+                facts = measure_request_overhead(protocol, url, ports.http, model, outputs, results,
+                                                 serving.max_batch_size, overhead_seconds)
             except Exception as exc:
-                raise _server_error(exc, 1, server) from exc
+                if server.proc is not None and server.proc.poll() is not None:
+                    raise _server_error(exc, 1, server) from exc  # the server died: a failure
+                # The points stand; the profile goes without the overhead (the model adds 0).
+                facts = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            on_overhead(facts)
         return results
 
 
-def request_overhead_ms(points: list[tuple[int, PointMeasurement]], saturated_rps: float,
+def curve_ms(points: list[tuple[int, PointMeasurement]]) -> list[tuple[int, float]]:
+    """The concurrency-1 points as (batch size, ms per request of that many items), sorted: one
+    request taking max(p50, 1 / throughput), as the operator's ``ServiceCurve`` reads a point."""
+    return sorted((b, max(m.p50_ms, 1000.0 / m.throughput_rps if m.throughput_rps > 0 else 0.0))
+                  for b, m in points if m.concurrency == 1)
+
+
+def request_overhead_ms(curve: list[tuple[int, float]], saturated_rps: float,
                         mean_batch: float) -> float:
     """Serving time per single-item request beyond the curve's time per item, ms (>= 0).
 
-    ``points``: the measured (batch size, measurement) pairs; their concurrency-1 ones give the
-    curve, one request of b items taking max(p50, 1 / throughput) (the operator's
-    ``ServiceCurve`` reads it the same way). ``saturated_rps``: single-item requests per second
-    with the server kept busy, running batches of ``mean_batch`` on average (Triton's count).
-    A batch of k such requests took 1000 * k / saturated_rps ms of the server; one request of k
-    items s(k): the difference per request is the work k requests pay k times (HTTP, the
-    backend's per-request handling) and one request of k items pays once."""
-    curve = sorted((b, max(m.p50_ms, 1000.0 / m.throughput_rps if m.throughput_rps > 0 else 0.0))
-                   for b, m in points if m.concurrency == 1)
+    ``curve``: (batch size, ms for one request of that many items), sorted (:func:`curve_ms`).
+    ``saturated_rps``: single-item requests per second with the server kept busy, running
+    batches of ``mean_batch`` on average (Triton's count). A batch of k such requests took
+    1000 * k / saturated_rps ms of the server; one request of k items s(k): the difference per
+    request is the work k requests pay k times (HTTP, the backend's per-request handling) and
+    one request of k items pays once."""
     if not curve or saturated_rps <= 0 or mean_batch <= 0:
         return 0.0
     k = mean_batch
@@ -339,34 +346,37 @@ def request_overhead_ms(points: list[tuple[int, PointMeasurement]], saturated_rp
     return max(0.0, 1000.0 / saturated_rps - per_item)
 
 
-def model_counts(http_port: int, name: str = MODEL_NAME) -> tuple[int, int]:
+def model_counts(http_port: int, name: str = MODEL_NAME, timeout: float = 10.0) -> tuple[int, int]:
     """(executions, inferences) of model ``name`` from Triton's statistics endpoint."""
     import json
     import urllib.request
 
     url = f"http://127.0.0.1:{http_port}/v2/models/{name}/stats"
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         stats = json.load(resp)["model_stats"][0]
     return int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
 
 
 def measure_request_overhead(protocol: str, url: str, http_port: int, model: LoadedModel,
                              outputs: list[OutputSpec], points: list[tuple[int, PointMeasurement]],
-                             max_batch_size: int, seconds: float) -> dict:
+                             max_batch_size: int, seconds: float, stats_timeout: float = 10.0) -> dict:
     """Keep the served model busy with single-item requests (2 x max batch size connections,
     closed loop, ``seconds`` of measurement after a short warm-up) and derive
-    :func:`request_overhead_ms` from the throughput and Triton's mean batch."""
+    :func:`request_overhead_ms` from the throughput and Triton's mean batch. Whatever fails
+    (a refused or timed-out connection, an HTTP error) raises, from this thread: a client
+    thread's error is re-raised by ``measure_point``, which leaves none running."""
     connections = 2 * max_batch_size
     plan = WindowPlan(window_s=seconds, warmup_s=min(0.5, seconds),
                       rule=StabilityRule(threshold=0.99, stable_windows=1, max_windows=1))
     factory = client_worker(protocol, url, model, outputs, 1)
-    executions0, inferences0 = model_counts(http_port)
+    executions0, inferences0 = model_counts(http_port, timeout=stats_timeout)
     m = measure_point(factory, concurrency=connections, plan=plan)
-    executions1, inferences1 = model_counts(http_port)
+    executions1, inferences1 = model_counts(http_port, timeout=stats_timeout)
     runs = executions1 - executions0
     mean_batch = (inferences1 - inferences0) / runs if runs > 0 else 1.0
+    overhead = request_overhead_ms(curve_ms(points), m.throughput_rps, mean_batch)
     return {
-        "requestOverheadMs": round(request_overhead_ms(points, m.throughput_rps, mean_batch), 6),
+        "requestOverheadMs": round(overhead, 6),
         "saturatedRps": round(m.throughput_rps, 3),
         "meanBatch": round(mean_batch, 3),
         "connections": connections,

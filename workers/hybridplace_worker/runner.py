@@ -291,6 +291,9 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
 
         def on_overhead(facts: dict) -> None:
             overhead.update(facts)
+            if "error" in facts:
+                _log(f"request overhead not measured (the profile goes without it): {facts['error']}")
+                return
             _log(
                 f"single-item requests, {facts['connections']} connections: {facts['saturatedRps']:.1f} req/s, "
                 f"mean batch {facts['meanBatch']:.2f}: {facts['requestOverheadMs']:.4f} ms per request "
@@ -337,7 +340,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
         "search": args.search,
         # {reason: [[batch size, concurrency], ...]}: the grid points not measured, and why.
         "skipped": outcomes[0].skipped_by_reason() if outcomes else {},
-        **({"requestOverheadMs": overhead["requestOverheadMs"]} if overhead else {}),
+        **({"requestOverheadMs": overhead["requestOverheadMs"]} if "requestOverheadMs" in overhead else {}),
     }
 
 
