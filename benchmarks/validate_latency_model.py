@@ -66,7 +66,12 @@ from hybridplace.placement import ProfilePoint, ServiceCurve, predict_latency, s
 from hybridplace.placement.calibration import CalibrationPolicy, CalibrationSample, calibrate
 from hybridplace_worker.catalog import BUILTIN_VERSIONS
 from hybridplace_worker.device import cpu_model_name
-from hybridplace_worker.engine_triton import KeepAliveConnection, build_repository, http_infer_message
+from hybridplace_worker.engine_triton import (
+    KeepAliveConnection,
+    build_repository,
+    http_infer_message,
+    request_overhead_ms,
+)
 from hybridplace_worker.models import check_model_inputs, load_model, synthetic_inputs
 from hybridplace_worker.spec import InputSpec
 from hybridplace_worker.timing import StabilityRule, WindowPlan, measure_point, percentile
@@ -150,8 +155,10 @@ def pooled(*measurements: list[CurvePoint]) -> list[CurvePoint]:
 
 
 def pooled_curve(*measurements: list[CurvePoint], overhead_ms: float = 0.0) -> ServiceCurve:
-    curve = ServiceCurve.from_points([p.profile_point() for p in pooled(*measurements)])
-    return with_request_overhead(curve, overhead_ms) if overhead_ms else curve
+    """The curve of the pooled points, with ``overhead_ms`` per single-item request added as the
+    operator adds a profile's ``requestOverheadMs``."""
+    return ServiceCurve.from_points([p.profile_point() for p in pooled(*measurements)],
+                                    request_overhead_ms=overhead_ms)
 
 
 def in_situ_curve(curve: ServiceCurve, points: list[CurvePoint],
@@ -189,21 +196,12 @@ def in_situ_curve(curve: ServiceCurve, points: list[CurvePoint],
                         curve.concurrency), r
 
 
-def with_request_overhead(curve: ServiceCurve, overhead_ms: float) -> ServiceCurve:
-    """The curve with ``overhead_ms`` added per item: a batch of b single-item requests costs
-    the server b requests' worth of HTTP and backend work that one request of b items does not."""
-    def add(values):
-        return tuple(v + b * overhead_ms for b, v in zip(curve.batch_sizes, values, strict=True))
-
-    return ServiceCurve(curve.batch_sizes, add(curve.mean_ms), curve.sd_ms, add(curve.p50_ms),
-                        add(curve.p95_ms), add(curve.p99_ms), curve.concurrency)
-
-
 def measure_request_overhead(port: int, message: bytes, max_batch: int, seconds: float,
                              curve: ServiceCurve) -> tuple[float, float, float]:
     """Saturate the served model with single-item requests (closed loop, 2B connections) and
-    read the time per request beyond the curve's per item at the batch Triton ran: (overhead ms
-    per request, requests/s, mean batch Triton ran)."""
+    read the time per request beyond the curve's per item at the batch Triton ran, with the
+    worker's own formula: (overhead ms per request, requests/s, mean batch Triton ran). The
+    worker's ``measure_request_overhead`` does the same on its model; this one drives ``served``."""
     stats0 = model_stats(port, SERVED)
     stop = time.perf_counter() + seconds
     counts = []
@@ -230,7 +228,8 @@ def measure_request_overhead(port: int, message: bytes, max_batch: int, seconds:
     rps = sum(counts) / elapsed
     runs = stats1["executions"] - stats0["executions"]
     batch = (stats1["inferences"] - stats0["inferences"]) / runs if runs else float(max_batch)
-    return max(0.0, 1000.0 / rps - curve.mean_at(batch) / batch), rps, batch
+    points = [(b, curve.mean_at(b)) for b in curve.batch_sizes]
+    return request_overhead_ms(points, rps, batch), rps, batch
 
 
 # --- the open-loop generator ----------------------------------------------------------------
