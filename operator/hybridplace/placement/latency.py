@@ -304,9 +304,13 @@ def latency_cdf(curve: ServiceCurve, load_rps: float, max_batch_size: int,
     The solver's SLO test: ``latency_cdf(..., slo_ms) >= percentile/100`` is the same as
     ``predict_latency(...).latency_ms <= slo_ms``, without solving for the quantile.
     """
-    if latency_ms < latency_floor_ms(curve, load_rps, max_batch_size):
-        return 0.0  # below the floor (assumption 8), or unstable: no need to solve the model
-    model = _ReplicaModel(curve, load_rps, max_batch_size, max_queue_delay_ms)
+    lam = load_rps / curve.concurrency / 1000.0
+    if lam * curve.mean_at(max_batch_size) >= max_batch_size:
+        return 0.0  # unstable
+    fluid = _fluid_batch(curve, lam, max_batch_size)
+    if latency_ms < curve.mean_at(fluid):
+        return 0.0  # below the floor (assumption 8): no need to solve the model
+    model = _ReplicaModel(curve, load_rps, max_batch_size, max_queue_delay_ms, fluid)
     return model.cdf(latency_ms) if model.stable else 0.0
 
 
@@ -332,11 +336,12 @@ def slo_check(curve: ServiceCurve, load_rps: float, max_batch_size: int,
     if unstable(max_batch_size):
         return False, lambda b: b <= max_batch_size and unstable(b)
     threshold = slo_ms * (1 + 1e-9)
-    if threshold < curve.mean_at(_fluid_batch(curve, lam, max_batch_size)):
+    fluid = _fluid_batch(curve, lam, max_batch_size)
+    if threshold < curve.mean_at(fluid):
         # Below the floor at B: at any smaller b, either the same floor or an unstable queue
         # (the fluid batch exceeds b only if b items arrive faster than they are served).
         return False, lambda b: b <= max_batch_size
-    model = _ReplicaModel(curve, load_rps, max_batch_size, max_queue_delay_ms)
+    model = _ReplicaModel(curve, load_rps, max_batch_size, max_queue_delay_ms, fluid)
     return model.cdf(threshold) >= percentile / 100.0, model.same_for
 
 
@@ -489,7 +494,8 @@ class _ReplicaModel:
                  "_curve", "_lam", "_k_mean", "_k_var", "_same_from", "_max_batch_size")
 
     def __init__(self, curve: ServiceCurve, load_rps: float, max_batch_size: int,
-                 max_queue_delay_ms: float) -> None:
+                 max_queue_delay_ms: float, fluid: float | None = None) -> None:
+        """``fluid``: ``_fluid_batch`` at this load, when the caller has worked it out."""
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_batch_size > curve.batch_sizes[-1]:
@@ -513,7 +519,8 @@ class _ReplicaModel:
         if not self.stable:
             return
         # Assumption 8: never below the service time of the fluid batch (see _fluid_batch).
-        fluid = _fluid_batch(curve, lam, big_b)
+        if fluid is None:
+            fluid = _fluid_batch(curve, lam, big_b)
         self.floor_ms = curve.mean_at(fluid)
 
         gate, gate_terms = _mean_gate_ms(lam, delay, big_b - 1)

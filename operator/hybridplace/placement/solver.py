@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import NamedTuple
 
 from .latency import (
@@ -243,28 +244,28 @@ def best_configuration(request: Request, pool: Pool,
 def _best_limit(request: Request, configs: list[tuple[ServiceCurve, int]]
                 ) -> tuple[ServiceCurve, int, float] | None:
     """``best_configuration`` without the pool: (curve, batch size, requests/s per replica)."""
-    bounds: dict[tuple[int, float], dict[int, float]] = {}
-
-    def bound(config: tuple[ServiceCurve, int], slo_ms: float) -> float:
-        """``replica_load_bound``, worked out for all of a curve's batch sizes at once."""
-        curve, batch = config
-        key = (id(curve), slo_ms)
-        if key not in bounds:
-            bounds[key] = replica_load_bounds(curve, slo_ms, request.headroom)
-        return bounds[key][batch]
-
-    # Most promising first: ranked by the bound at half the SLO, since under load a request
-    # waits for the batch in service and then rides its own (about two service times). Then
-    # most configurations share the best one's limit (the batches they run at that load are
-    # below all their max batch sizes): one check just above it dismisses each, often several
-    # at once; those whose true bound cannot beat it are skipped unchecked.
-    ranked = sorted(((bound(c, request.slo_latency_ms / 2), bound(c, request.slo_latency_ms),
-                      c) for c in configs),
-                    key=lambda r: (-r[0], -r[1], -r[2][1], r[2][0].concurrency))
+    # Most promising first: ranked by ``replica_load_bound`` at half the SLO, since under load
+    # a request waits for the batch in service and then rides its own (about two service
+    # times); ties by the bound at the SLO, the larger batch, fewer instances. Then most
+    # configurations share the best one's limit (the batches they run at that load are below
+    # all their max batch sizes): one check just above it dismisses each, often several at
+    # once; those whose true bound cannot beat it are skipped unchecked. The bounds are worked
+    # out per curve, for all its batch sizes at once.
+    half, slo = request.slo_latency_ms / 2, request.slo_latency_ms
+    per_curve: dict[int, tuple[dict[int, float], dict[int, float]]] = {}
+    ranked = []
+    for curve, batch in configs:
+        bounds = per_curve.get(id(curve))
+        if bounds is None:
+            bounds = per_curve[id(curve)] = (replica_load_bounds(curve, half, request.headroom),
+                                             replica_load_bounds(curve, slo, request.headroom))
+        ranked.append((-bounds[0][batch], -bounds[1][batch], -batch, curve.concurrency, curve))
+    ranked.sort(key=itemgetter(0, 1, 2, 3))  # stable: equal keys keep the given order
     best: tuple[ServiceCurve, int, float] | None = None
     # Failed checks at a load, by curve: each tells which smaller batch sizes fail the same way.
     failed: dict[tuple[int, float], list[Callable[[int], bool]]] = {}
-    for _, upper, (curve, batch) in ranked:
+    for _, negative_upper, negative_batch, _, curve in ranked:
+        upper, batch = -negative_upper, -negative_batch
         above = best[2] if best else 0.0
         if upper <= above:
             continue  # cannot take more, whatever its latency

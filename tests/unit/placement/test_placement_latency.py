@@ -218,3 +218,45 @@ def test_the_seed_curves_p95_stays_near_the_simulation_s_up_to_saturation(name):
         simulated = simulate_latency(curve, u * full, 100, 2.0, requests=20000, seed=1).percentiles_ms[95]
         predicted = predict_latency(curve, u * full, 100, 2.0, 95).latency_ms
         assert predicted == pytest.approx(simulated, rel=0.25), (u, predicted, simulated)
+
+
+def _margins(kind: str, root: float, width: int):
+    """A margin that falls through zero once, at ``root`` in (0, width): the shapes the solver
+    meets (straight, bending down near the cap, flat then a cliff, a plateau with steps)."""
+    def margin(j: int) -> float:
+        x = (root - j) / width
+        if kind == "linear":
+            return x
+        if kind == "bends":
+            return 1.0 - math.exp(-8.0 * x) if x < 0 else x ** 0.5 * 3.0
+        if kind == "cliff":
+            return 0.01 if x >= 0 else -5.0
+        return math.floor(x * 10) / 10.0 + (0.05 if x >= 0 else -0.05)  # steps
+    return margin
+
+
+@pytest.mark.parametrize("kind", ["linear", "bends", "cliff", "steps"])
+def test_the_crossing_search_finds_the_last_passing_index_in_few_checks(kind):
+    rng = random.Random(kind)
+    for _ in range(200):
+        width = rng.choice((2, 3, 7, 64, 693, 13130))
+        root = rng.uniform(0.0, width - 1e-6)
+        margin = _margins(kind, root, width)
+        if margin(0) < 0 or margin(width) >= 0:
+            continue
+        checked = []
+
+        def counted(j: int, margin=margin, checked=checked) -> float:
+            checked.append(j)
+            return margin(j)
+
+        expected = max(j for j in range(width) if margin(j) >= 0)
+        assert latency._last_passing(counted, 0, width) == expected
+        # Never worse than two steps per halving of the bracket (plus the two ends).
+        assert len(checked) <= 2 + 2 * math.ceil(math.log2(width)), (kind, width, root)
+
+
+def test_the_crossing_search_takes_a_zero_margin_at_the_low_end_as_passing_without_a_guide():
+    # max_replica_load marks a point known to pass with margin 0 (not a measured margin).
+    margin = _margins("linear", 500.3, 693)
+    assert latency._last_passing(lambda j: 0.0 if j == 0 else margin(j), 0, 693) == 500
