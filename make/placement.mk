@@ -28,6 +28,10 @@ plot: ## seed-crossover, and its figure (cost per hour against load) in docs/see
 bench-latency-validation: ## Latency model vs a real tritonserver (one CPU) under open-loop Poisson load (Go generator on another CPU), builtin delay and mlp, utilisation 0.2-0.85: measured, predicted and calibrated p95, table and docs/latency-validation.png (~20 min; waits for a quiet host).
 	$(PY) benchmarks/validate_latency_model.py --plot docs/latency-validation.png $(BENCH_ARGS)
 
+.PHONY: bench-capacity-drift
+bench-capacity-drift: ## How steady this host's serving capacity is: tritonserver on one CPU saturated window after window (builtin mlp, ~1 min); run before bench-latency-validation.
+	$(PY) benchmarks/capacity_drift.py $(BENCH_ARGS)
+
 .PHONY: report-examples
 report-examples: ## hybridplace report on the seed example and on builtin:resnet as measured (CPU here, H200): docs/reports/.
 	$(VENV)/bin/hybridplace report -f examples/hardwarepools.yaml -f examples/seed/ -o docs/reports/seed
