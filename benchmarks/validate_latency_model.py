@@ -511,7 +511,7 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             conn.roundtrip(one)
             conn.close()
         before = measure_curve(port, messages, args.curve_window_s)
-        args.overhead_ms = 0.0
+        args.overhead_ms, sat_rps, sat_batch = 0.0, None, None
         if args.request_overhead:
             args.overhead_ms, sat_rps, sat_batch = measure_request_overhead(
                 port, one, args.max_batch_size, 3.0, pooled_curve(before))
@@ -531,12 +531,21 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             quiet = wait_for_quiet(args.quiet, args.quiet_wait_s) if args.quiet else None
             if quiet is not None and index:
                 before = measure_curve(port, messages, args.curve_window_s)  # after waiting
+            if args.request_overhead and args.request_overhead_every_rate and index:
+                # Measured again before each rate, like the curve: the host's speed drifts
+                # (benchmarks/capacity_drift.py), and the overhead sets the capacity the rate is
+                # aimed at. Off by default: on this host a 3 s measurement swings as much.
+                args.overhead_ms, sat_rps, sat_batch = measure_request_overhead(
+                    port, one, args.max_batch_size, 3.0, pooled_curve(before))
             # The rate from the latest curve: capacity moves with the host's other load.
             rate = utilisation * pooled_curve(before, overhead_ms=args.overhead_ms).throughput_rps(
                 args.max_batch_size)
             requests = min(args.max_requests, max(200, round(rate * args.seconds)))
             # Two windows at the rate: the first is what the operator's calibration observes
             # (one window), the second is the one predicted, with and without that calibration.
+            overhead = {"requestOverheadMs": args.overhead_ms,
+                        "saturatedRps": sat_rps if args.request_overhead else None,
+                        "saturatedMeanBatch": sat_batch if args.request_overhead else None}
             windows = []
             for w in range(2):
                 stats0, cpu0 = model_stats(port, SERVED), group_cpu_seconds(pid)
@@ -553,7 +562,7 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             after = measure_curve(port, messages, args.curve_window_s)
             observed, checked = (compare(args, utilisation, *window[:1], before, after, *window[1:])
                                  for window in windows)
-            rows.append(calibrated(checked, observed, args.seconds))
+            rows.append(dict(calibrated(checked, observed, args.seconds), **overhead))
             print(_row_text(rows[-1]), file=sys.stderr)
             before = after
     facts["loadAverageAfter"] = os.getloadavg()[0]
@@ -696,7 +705,8 @@ def _row_text(r: dict) -> str:
             f"x{r['serviceUnderLoadRatio']:.2f}) simulated {r['simulatedP95Ms']:7.2f}  batch "
             f"{r['measuredMeanBatch'] or 0:.2f} vs {r['predictedMeanBatch']:.2f}  late p95 "
             f"{r['sendLateP95Ms']:.2f} ms  cpu gen {r['generatorCpuShare'] or 0:.2f} "
-            f"server {r['serverCpuShare'] or 0:.2f}  host runnable {r['hostRunnable']:.1f}")
+            f"server {r['serverCpuShare'] or 0:.2f}  host runnable {r['hostRunnable']:.1f}"
+            + (f"  saturated {r['saturatedRps']:.0f}/s" if r.get("saturatedRps") else ""))
 
 
 def table(result: dict) -> str:
@@ -789,6 +799,9 @@ def main(argv: list[str] | None = None) -> int:
                    "curve (3 s saturated with 2B connections, closed loop) and add it per item to "
                    "every curve: the profile's one request of b items does not pay b requests' "
                    "HTTP and backend work (default: on)")
+    p.add_argument("--request-overhead-every-rate", action="store_true",
+                   help="measure the per-request overhead again before every rate (as the curve "
+                   "is), not once at the start; each row records the one it used")
     p.add_argument("--json", type=Path, default=None, help="also write every figure here")
     p.add_argument("--plot", type=Path, default=None,
                    help="also draw measured, predicted and calibrated p95 against utilisation, "

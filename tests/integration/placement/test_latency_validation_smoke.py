@@ -18,20 +18,21 @@ pytestmark = [pytest.mark.triton, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.parametrize("generator", ["go", "python"])
-def test_one_rate_is_measured_and_predicted(tmp_path, generator):
+@pytest.mark.parametrize(("generator", "rates", "every_rate"),
+                         [("go", "0.3,0.2", ["--request-overhead-every-rate"]), ("python", "0.3", [])])
+def test_one_rate_is_measured_and_predicted(tmp_path, generator, rates, every_rate):
     out = tmp_path / "result.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "validate_latency_model.py"),
          "--model", "mlp", "--max-batch-size", "4", "--curve-batch-sizes", "1,4",
-         "--curve-window-s", "0.3", "--utilisations", "0.3", "--seconds", "3",
+         "--curve-window-s", "0.3", "--utilisations", rates, "--seconds", "2",
          "--max-requests", "600", "--quiet", "0", "--generator", generator,
-         "--json", str(out), "--plot", str(tmp_path / "plot.png")],
+         "--json", str(out), "--plot", str(tmp_path / "plot.png"), *every_rate],
         capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     (run,) = result["runs"]
-    (row,) = run["rows"]
+    row, *others = run["rows"]
     assert row["requests"] >= 100 and row["errors"] == 0 and not row["timedOut"]
     # Every figure the report shows is a number: measured, predicted, in situ, from Triton.
     for key in ("measuredP95Ms", "predictedP95Ms", "inSituP95Ms", "measuredMeanBatch",
@@ -46,6 +47,14 @@ def test_one_rate_is_measured_and_predicted(tmp_path, generator):
     facts = run["facts"]
     assert facts["saturatedRps"] > 0 and facts["requestOverheadMs"] >= 0
     assert 1 <= facts["saturatedMeanBatch"] <= 4
+    # Each rate records the overhead its curve used (with --request-overhead-every-rate,
+    # measured again before every rate after the first, like the curve).
+    assert row["saturatedRps"] == facts["saturatedRps"]
+    assert row["requestOverheadMs"] == facts["requestOverheadMs"]
+    for other in others:  # a second rate, saturated again: another measurement, another figure
+        assert other["saturatedRps"] > 0 and other["saturatedRps"] != facts["saturatedRps"]
+        assert other["requestOverheadMs"] >= 0
+    assert len(others) == len(rates.split(",")) - 1
     assert "| util aimed / model |" in done.stdout
     assert "p95 from the profile: within 15% on" in done.stdout
     # The calibration is the operator's: the observed window's ratio, clamped to [0.5, 4].
