@@ -24,7 +24,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -41,37 +40,8 @@ from hybridplace_worker.engine_triton import (  # noqa: E402
 def saturate(port: int, message: bytes, connections: int, seconds: float, pid: int) -> dict:
     """One closed-loop window: ``connections`` threads, each one request at a time."""
     stats0, cpu0 = V.model_stats(port, V.SERVED), V.group_cpu_seconds(pid)
-    stop = time.perf_counter() + seconds
-    counts: list[int] = []
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        n = 0
-        try:
-            conn = V.KeepAliveConnection("127.0.0.1", port, timeout=30)
-            try:
-                while time.perf_counter() < stop:
-                    conn.roundtrip(message)
-                    n += 1
-            finally:
-                conn.close()
-        except Exception as exc:  # reported below: a window with errors is not a capacity
-            errors.append(exc)
-        finally:
-            counts.append(n)
-
-    start = time.perf_counter()
-    pool = [threading.Thread(target=worker, name="hp-drift", daemon=True)
-            for _ in range(connections)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - start
+    requests, elapsed = V.closed_loop(port, message, connections, seconds)
     stats1, cpu1 = V.model_stats(port, V.SERVED), V.group_cpu_seconds(pid)
-    if errors:
-        raise RuntimeError(f"{len(errors)} of {connections} connections failed: {errors[0]!r}")
-    requests = sum(counts)
     runs = stats1["executions"] - stats0["executions"]
     return {
         "connections": connections,

@@ -196,6 +196,42 @@ def in_situ_curve(curve: ServiceCurve, points: list[CurvePoint],
                         curve.concurrency), r
 
 
+def closed_loop(port: int, message: bytes, connections: int, seconds: float) -> tuple[int, float]:
+    """``connections`` threads, each sending ``message`` one at a time on its own keep-alive
+    connection for ``seconds``: (requests answered, seconds elapsed). A failed connection fails
+    the call (with how many did) instead of quietly lowering the count."""
+    stop = time.perf_counter() + seconds
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        n = 0
+        try:
+            conn = KeepAliveConnection("127.0.0.1", port, timeout=30)
+            try:
+                while time.perf_counter() < stop:
+                    conn.roundtrip(message)
+                    n += 1
+            finally:
+                conn.close()
+        except Exception as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+        finally:
+            counts.append(n)
+
+    start = time.perf_counter()
+    pool = [threading.Thread(target=worker, name="hp-saturate", daemon=True)
+            for _ in range(connections)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {connections} connections failed: {errors[0]!r}")
+    return sum(counts), elapsed
+
+
 def measure_request_overhead(port: int, message: bytes, max_batch: int, seconds: float,
                              curve: ServiceCurve) -> tuple[float, float, float]:
     """Saturate the served model with single-item requests (closed loop, 2B connections) and
@@ -203,29 +239,9 @@ def measure_request_overhead(port: int, message: bytes, max_batch: int, seconds:
     worker's own formula: (overhead ms per request, requests/s, mean batch Triton ran). The
     worker's ``measure_request_overhead`` does the same on its model; this one drives ``served``."""
     stats0 = model_stats(port, SERVED)
-    stop = time.perf_counter() + seconds
-    counts = []
-
-    def worker():
-        conn = KeepAliveConnection("127.0.0.1", port, timeout=30)
-        n = 0
-        try:
-            while time.perf_counter() < stop:
-                conn.roundtrip(message)
-                n += 1
-        finally:
-            conn.close()
-            counts.append(n)
-
-    start = time.perf_counter()
-    pool = [threading.Thread(target=worker, daemon=True) for _ in range(2 * max_batch)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    elapsed = time.perf_counter() - start
+    requests, elapsed = closed_loop(port, message, 2 * max_batch, seconds)
     stats1 = model_stats(port, SERVED)
-    rps = sum(counts) / elapsed
+    rps = requests / elapsed
     runs = stats1["executions"] - stats0["executions"]
     batch = (stats1["inferences"] - stats0["inferences"]) / runs if runs else float(max_batch)
     points = [(b, curve.mean_at(b)) for b in curve.batch_sizes]
