@@ -308,7 +308,7 @@ def run_triton_engine(
                 facts = measure_request_overhead(protocol, url, ports.http, model, outputs, results,
                                                  serving.max_batch_size, overhead_seconds)
             except Exception as exc:
-                if server.proc is not None and server.proc.poll() is not None:
+                if server.exited:
                     raise _server_error(exc, 1, server) from exc  # the server died: a failure
                 # The points stand; the profile goes without the overhead (the model adds 0).
                 facts = {"error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -410,7 +410,7 @@ def _first_request(
 
 def _server_error(exc: Exception, batch: int, server: TritonProcess) -> WorkerError:
     text = str(exc)
-    if server.proc is not None and server.proc.poll() is not None:
+    if server.exited:
         return WorkerError(
             Reason.SERVER_START_FAILED,
             f"tritonserver exited (code {server.proc.returncode}) during batch size {batch}; "

@@ -220,6 +220,11 @@ class TritonProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def exited(self) -> bool:
+        """Started, and no longer running."""
+        return self.proc is not None and self.proc.poll() is not None
+
     def start(self) -> None:
         log = open(self.log_path, "wb")
         try:

@@ -291,10 +291,16 @@ def predict_latency_and_same_for(curve: ServiceCurve, load_rps: float, max_batch
 def latency_floor_ms(curve: ServiceCurve, load_rps: float, max_batch_size: int) -> float:
     """The least latency the model ever predicts at this load (assumption 8), ms; inf when the
     load is unstable."""
+    fluid = _stable_fluid_batch(curve, load_rps, max_batch_size)
+    return math.inf if fluid is None else curve.mean_at(fluid)
+
+
+def _stable_fluid_batch(curve: ServiceCurve, load_rps: float, max_batch_size: int) -> float | None:
+    """The fluid batch at this load (``_fluid_batch``), or None when the load is unstable."""
     lam = load_rps / curve.concurrency / 1000.0
     if lam * curve.mean_at(max_batch_size) >= max_batch_size:
-        return math.inf
-    return curve.mean_at(_fluid_batch(curve, lam, max_batch_size))
+        return None
+    return _fluid_batch(curve, lam, max_batch_size)
 
 
 def latency_cdf(curve: ServiceCurve, load_rps: float, max_batch_size: int,
@@ -304,12 +310,9 @@ def latency_cdf(curve: ServiceCurve, load_rps: float, max_batch_size: int,
     The solver's SLO test: ``latency_cdf(..., slo_ms) >= percentile/100`` is the same as
     ``predict_latency(...).latency_ms <= slo_ms``, without solving for the quantile.
     """
-    lam = load_rps / curve.concurrency / 1000.0
-    if lam * curve.mean_at(max_batch_size) >= max_batch_size:
-        return 0.0  # unstable
-    fluid = _fluid_batch(curve, lam, max_batch_size)
-    if latency_ms < curve.mean_at(fluid):
-        return 0.0  # below the floor (assumption 8): no need to solve the model
+    fluid = _stable_fluid_batch(curve, load_rps, max_batch_size)
+    if fluid is None or latency_ms < curve.mean_at(fluid):
+        return 0.0  # unstable, or below the floor (assumption 8): no need to solve the model
     model = _ReplicaModel(curve, load_rps, max_batch_size, max_queue_delay_ms, fluid)
     return model.cdf(latency_ms) if model.stable else 0.0
 
