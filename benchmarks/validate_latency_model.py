@@ -196,10 +196,12 @@ def in_situ_curve(curve: ServiceCurve, points: list[CurvePoint],
                         curve.concurrency), r
 
 
-def closed_loop(port: int, message: bytes, connections: int, seconds: float) -> tuple[int, float]:
+def closed_loop(port: int, message: bytes, connections: int, seconds: float,
+                timeout: float = 30.0) -> tuple[int, float]:
     """``connections`` threads, each sending ``message`` one at a time on its own keep-alive
-    connection for ``seconds``: (requests answered, seconds elapsed). A failed connection fails
-    the call (with how many did) instead of quietly lowering the count."""
+    connection for ``seconds``: (requests answered, seconds elapsed). A failed connection (refused,
+    no answer within ``timeout`` s, an HTTP error) fails the call, with how many did, instead of
+    quietly lowering the count."""
     stop = time.perf_counter() + seconds
     counts: list[int] = []
     errors: list[BaseException] = []
@@ -207,7 +209,7 @@ def closed_loop(port: int, message: bytes, connections: int, seconds: float) -> 
     def worker() -> None:
         n = 0
         try:
-            conn = KeepAliveConnection("127.0.0.1", port, timeout=30)
+            conn = KeepAliveConnection("127.0.0.1", port, timeout=timeout)
             try:
                 while time.perf_counter() < stop:
                     conn.roundtrip(message)

@@ -1,7 +1,8 @@
 """The closed-loop driver the latency validation and the capacity-drift check share
 (benchmarks/validate_latency_model.py ``closed_loop``): it counts answered requests, and a
 failed connection fails the call in the caller's thread (never a quietly lower count), leaving
-no client thread behind. Against a refused port and a fake HTTP server (named as one)."""
+no client thread behind. Against a refused port, a listener that never answers, and a fake HTTP
+server (named as one)."""
 
 from __future__ import annotations
 
@@ -75,4 +76,13 @@ def test_a_refused_port_fails_the_call_naming_how_many_connections_failed():
 def test_a_server_error_fails_the_call(fake_server):
     with pytest.raises(RuntimeError, match=r"2 of 2 connections failed: .*HTTP 503"):
         bench.closed_loop(fake_server, MESSAGE, 2, 0.2)
+    assert no_client_threads()
+
+
+def test_a_server_that_never_answers_fails_the_call_after_the_timeout():
+    with socket.socket() as listener:  # accepts connections (the kernel's backlog), never reads
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        with pytest.raises(RuntimeError, match=r"2 of 2 connections failed: (TimeoutError|timeout)"):
+            bench.closed_loop(listener.getsockname()[1], MESSAGE, 2, 0.2, timeout=0.5)
     assert no_client_threads()
