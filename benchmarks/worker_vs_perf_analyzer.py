@@ -13,6 +13,11 @@ times, each with a server of its own, and prints each point's run-to-run spread.
 agreement within 5% at every point of every run; more than 10% anywhere is a failure (exit
 code 1).
 
+Under each point a line says where each tool's mean latency goes: the server's queue and compute
+per request (Triton's statistics endpoint, read around each of our runs; perf_analyzer reports
+the same figures for its windows) and the rest (HTTP, network, the client). The server's share
+agrees between the two; the difference of the rests is what the two clients do differently.
+
 perf_analyzer comes from benchmarks/fetch-perf-analyzer.sh (``make perf-analyzer``). Usage:
   python benchmarks/worker_vs_perf_analyzer.py --perf-analyzer-dir DIR \
       [--model builtin:resnet] [--batch-sizes 1,4] [--concurrency 1,2] [--protocol http]
@@ -34,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hybridplace_worker.engine_triton import MODEL_NAME, build_repository, client_worker
+from hybridplace_worker.engine_triton import MODEL_NAME, build_repository, client_worker, model_stats
 from hybridplace_worker.models import check_model_inputs, load_model
 from hybridplace_worker.timing import StabilityRule, WindowPlan, measure_point
 from hybridplace_worker.triton_repo import ServingConfig
@@ -115,7 +120,39 @@ def run_perf_analyzer(
         "p99Ms": float(row["p99 latency"]) / 1000.0,
         "stable": True,
         "windowMs": window_ms,
+        **perf_analyzer_breakdown(row),
     }
+
+
+#: Triton's per-request stages, as its statistics endpoint names them and perf_analyzer's CSV.
+SERVER_STAGES = {
+    "queue": "Server Queue",
+    "compute_input": "Server Compute Input",
+    "compute_infer": "Server Compute Infer",
+    "compute_output": "Server Compute Output",
+}
+#: perf_analyzer's CSV: the stages that add up to its mean latency (microseconds each).
+PA_MEAN_COLUMNS = ["Client Send", "Network+Server Send/Recv", *SERVER_STAGES.values(), "Client Recv"]
+
+
+def perf_analyzer_breakdown(row: dict) -> dict:
+    """From one perf_analyzer CSV row: its mean latency (the sum of its stages), the server's
+    share (queue and compute, from Triton's statistics over its windows) and the rest (HTTP,
+    network, client), all in ms."""
+    mean_ms = sum(float(row[c]) for c in PA_MEAN_COLUMNS) / 1000.0
+    server_ms = sum(float(row[c]) for c in SERVER_STAGES.values()) / 1000.0
+    return {"meanMs": mean_ms, "serverMs": server_ms, "restMs": mean_ms - server_ms}
+
+
+def server_ms_per_request(before: dict, after: dict) -> float:
+    """Mean queue + compute time per request (ms) between two snapshots of Triton's model
+    statistics (``model_stats``); ValueError when no request succeeded in between."""
+    b, a = before["inference_stats"], after["inference_stats"]
+    requests = int(a["success"]["count"]) - int(b["success"]["count"])
+    if requests <= 0:
+        raise ValueError("no request succeeded between the two statistics snapshots")
+    ns = sum(int(a[k]["ns"]) - int(b[k]["ns"]) for k in SERVER_STAGES)
+    return ns / requests / 1e6
 
 
 def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -137,14 +174,22 @@ def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, flo
     return xs[best - 1], xs[n - best]
 
 
-def run_ours(model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan) -> dict:
+def run_ours(model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan,
+             http_port: int) -> dict:
     factory = client_worker(protocol, url, model, outputs, batch)
+    before = model_stats(http_port)
     m = measure_point(factory, concurrency=concurrency, plan=plan)
+    # Triton's statistics cover the whole run (warm-up too), our mean the counted windows: the
+    # server's share is a per-request mean either way.
+    server_ms = server_ms_per_request(before, model_stats(http_port))
     return {
         "p50Ms": m.p50_ms,
         "ips": m.throughput_rps * batch,
         "p99Ms": m.p99_ms,
         "stable": m.stable,
+        "meanMs": m.mean_ms,
+        "serverMs": server_ms,
+        "restMs": m.mean_ms - server_ms,
     }
 
 
@@ -191,7 +236,7 @@ def _compare(args, model, outputs, serving, plan, install, threads) -> list[dict
                         order = ("ours", "pa") if r % 2 == 0 else ("pa", "ours")
                         for who in order:
                             if who == "ours":
-                                ours.append(run_ours(model, outputs, url, args.protocol, b, c, plan))
+                                ours.append(run_ours(model, outputs, url, args.protocol, b, c, plan, ports.http))
                             else:
                                 theirs.append(
                                     run_perf_analyzer(
@@ -228,6 +273,9 @@ def _compare(args, model, outputs, serving, plan, install, threads) -> list[dict
                     row["ipsRatioCi95"] = median_ci(ips_ratios)
                     row["p50RatioOfMedians"] = row["oursP50Ms"] / row["paP50Ms"]
                     row["ipsRatioOfMedians"] = row["oursIps"] / row["paIps"]
+                    for key in ("meanMs", "serverMs", "restMs"):
+                        row[f"ours{key[0].upper()}{key[1:]}"] = statistics.median(x[key] for x in ours)
+                        row[f"pa{key[0].upper()}{key[1:]}"] = statistics.median(x[key] for x in theirs)
                     rows.append(row)
                     print(
                         f"b={b:<3} c={c:<2} p50 ours {row['oursP50Ms']:8.3f} ms  perf_analyzer "
@@ -238,9 +286,23 @@ def _compare(args, model, outputs, serving, plan, install, threads) -> list[dict
                         f"{int(row['oursStable'])}/{int(row['paStable'])}",
                         flush=True,
                     )
+                    print(breakdown_line(row), flush=True)
         finally:
             server.stop()
     return rows
+
+
+def breakdown_line(row: dict) -> str:
+    """Where each tool's mean latency goes (medians over rounds): the server's queue and compute
+    (Triton's statistics) and the rest (HTTP, network, the client), and the difference of the
+    rests: what the two clients do differently, in microseconds."""
+    return (
+        f"      means: ours {row['oursMeanMs']:.3f} ms = server {row['oursServerMs']:.3f} + rest "
+        f"{row['oursRestMs']:.3f} | perf_analyzer {row['paMeanMs']:.3f} ms = server "
+        f"{row['paServerMs']:.3f} + rest {row['paRestMs']:.3f} | rest, perf_analyzer - ours: "
+        f"{(row['paRestMs'] - row['oursRestMs']) * 1000:+.0f} us, server: "
+        f"{(row['paServerMs'] - row['oursServerMs']) * 1000:+.0f} us"
+    )
 
 
 def print_spread(runs: list[list[dict]]) -> None:

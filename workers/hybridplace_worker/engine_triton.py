@@ -346,14 +346,19 @@ def request_overhead_ms(curve: list[tuple[int, float]], saturated_rps: float,
     return max(0.0, 1000.0 / saturated_rps - per_item)
 
 
-def model_counts(http_port: int, name: str = MODEL_NAME, timeout: float = 10.0) -> tuple[int, int]:
-    """(executions, inferences) of model ``name`` from Triton's statistics endpoint."""
+def model_stats(http_port: int, name: str = MODEL_NAME, timeout: float = 10.0) -> dict:
+    """Model ``name``'s entry from Triton's statistics endpoint (counts and cumulative ns)."""
     import json
     import urllib.request
 
     url = f"http://127.0.0.1:{http_port}/v2/models/{name}/stats"
     with urllib.request.urlopen(url, timeout=timeout) as resp:
-        stats = json.load(resp)["model_stats"][0]
+        return json.load(resp)["model_stats"][0]
+
+
+def model_counts(http_port: int, name: str = MODEL_NAME, timeout: float = 10.0) -> tuple[int, int]:
+    """(executions, inferences) of model ``name`` from Triton's statistics endpoint."""
+    stats = model_stats(http_port, name, timeout)
     return int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
 
 
