@@ -295,7 +295,9 @@ def _compare(args, model, outputs, serving, plan, install, threads) -> list[dict
 def breakdown_line(row: dict) -> str:
     """Where each tool's mean latency goes (medians over rounds): the server's queue and compute
     (Triton's statistics) and the rest (HTTP, network, the client), and the difference of the
-    rests: what the two clients do differently, in microseconds."""
+    rests: what the two clients do differently, in microseconds. Each figure is its own median
+    over the rounds, so mean = server + rest holds only roughly; at concurrency 2 our server share
+    also counts the warm-up's requests (Triton's statistics span the whole run)."""
     return (
         f"      means: ours {row['oursMeanMs']:.3f} ms = server {row['oursServerMs']:.3f} + rest "
         f"{row['oursRestMs']:.3f} | perf_analyzer {row['paMeanMs']:.3f} ms = server "
