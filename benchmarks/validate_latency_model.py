@@ -58,7 +58,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +71,7 @@ from hybridplace_worker.engine_triton import (
     http_infer_message,
     request_overhead_ms,
 )
+from hybridplace_worker.engine_triton import model_stats as triton_model_stats
 from hybridplace_worker.models import check_model_inputs, load_model, synthetic_inputs
 from hybridplace_worker.spec import InputSpec
 from hybridplace_worker.timing import StabilityRule, WindowPlan, measure_point, percentile
@@ -387,9 +387,9 @@ def wait_for_quiet(limit: float, max_s: float) -> float:
 
 
 def model_stats(http_port: int, name: str) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/models/{name}/stats",
-                                timeout=10) as resp:
-        stats = json.load(resp)["model_stats"][0]
+    """Triton's statistics of model ``name``, summed up: counts, queue and compute ns, and per
+    batch size (executions, compute ns)."""
+    stats = triton_model_stats(http_port, name)
     infer = stats["inference_stats"]
     batches = {}
     for entry in stats.get("batch_stats") or []:
@@ -561,9 +561,8 @@ def _run(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             requests = min(args.max_requests, max(200, round(rate * args.seconds)))
             # Two windows at the rate: the first is what the operator's calibration observes
             # (one window), the second is the one predicted, with and without that calibration.
-            overhead = {"requestOverheadMs": args.overhead_ms,
-                        "saturatedRps": sat_rps if args.request_overhead else None,
-                        "saturatedMeanBatch": sat_batch if args.request_overhead else None}
+            overhead = {"requestOverheadMs": args.overhead_ms, "saturatedRps": sat_rps,
+                        "saturatedMeanBatch": sat_batch}
             windows = []
             for w in range(2):
                 stats0, cpu0 = model_stats(port, SERVED), group_cpu_seconds(pid)
