@@ -44,6 +44,19 @@ wheelhouse() {
   echo "$dir"
 }
 
+# The free space one build needs, in GiB: vfs keeps a full copy per layer, so the build's
+# container and the committed layer each hold the whole image (worker-cpu: 6.2 GB, most of it
+# the CUDA libraries PyPI's torch depends on), beside its wheelhouse and its archive.
+need_gib() { case $1 in operator) echo 2 ;; worker-cpu) echo 16 ;; *) echo 40 ;; esac; }
+free_gib() { df -P -k "$IMAGES_CACHE" | awk 'NR == 2 { print int($4 / 1048576) }'; }
+# Before a build: its tag's previous image, and any image an earlier build left untagged (in vfs
+# each is a full copy: keeping them filled a 250 GB disk after a few rebuilds). Only this
+# project's own store ($IMAGES_CACHE/storage) is touched.
+drop_previous() {
+  if bah inspect --type image "$1" >/dev/null 2>&1; then bah rmi -f "$1" >/dev/null; fi
+  bah rmi --prune >/dev/null 2>&1 || true
+}
+
 declare -a figures
 built=0 skipped=()
 for name in "${images[@]}"; do
@@ -82,11 +95,19 @@ for name in "${images[@]}"; do
     mounts=(-v "$wheels:/wheels:ro" -v "$conf:/etc/pip.conf:ro")
   fi
   echo "=== $image (from ${dockerfile#"$here"/})" >&2
+  archive="$IMAGES_DIR/$name-$VERSION.tar"
+  drop_previous "$image"
+  rm -f "$archive"
+  free=$(free_gib) need=$(need_gib "$name")
+  if [ "$free" -lt "$need" ]; then
+    echo "$name: needs about $need GiB free in $IMAGES_CACHE (buildah's vfs store keeps a full copy" \
+         "per layer); $free GiB free there. Free some space, or set IMAGES_CACHE to a bigger disk." >&2
+    [ -z "${conf:-}" ] || rm -f "$conf"
+    exit 1
+  fi
   bah bud --isolation chroot --layers=false --quiet "${args[@]}" "${mounts[@]}" \
     -f "$dockerfile" -t "$image" "$context" >&2
   [ -z "${conf:-}" ] || rm -f "$conf"
-  archive="$IMAGES_DIR/$name-$VERSION.tar"
-  rm -f "$archive"
   bah push --quiet "$image" "oci-archive:$archive:$image" >&2
   seconds=$((SECONDS - t0))
   figures+=("$(printf '%-40s archive %6d MiB  unpacked %-9s built in %4d s' "$image" \

@@ -139,3 +139,14 @@ def test_the_worker_image_benchmarks_builtin_mlp_on_cpu(image_root):
     rows = [dict(zip(compact["cols"], row, strict=True)) for row in compact["points"]]
     assert sorted(r["b"] for r in rows) == [1, 4], compact
     assert all(r["p50"] > 0 and r["rps"] > 0 for r in rows), compact
+
+
+def test_the_store_keeps_one_build_of_each_image():
+    """`make images` drops each tag's previous build and anything left untagged: in vfs every image
+    is a full copy, and the untagged worker-cpu builds (6.2 GB each) once filled the disk."""
+    if os.geteuid() != 0 or not shutil.which("buildah"):
+        pytest.fail("needs root and buildah (apt-get install buildah); then `make images`", pytrace=False)
+    listed = subprocess.run([*BUILDAH, "images", "--format", "{{.Name}}:{{.Tag}} {{.ID}}"],
+                            capture_output=True, text=True, check=True).stdout.split("\n")
+    untagged = [line for line in listed if line.startswith("<none>")]
+    assert not untagged, f"untagged images left in {IMAGES_CACHE / 'storage'}: {untagged}"
