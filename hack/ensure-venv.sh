@@ -23,7 +23,18 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip >&2
   "$venv/bin/python" -m pip install -q -r "$here/requirements-dev.txt" >&2
   touch "$venv/.complete"
+  # The environments of older requirements (6 GB each, torch's CUDA libraries) are not used
+  # again once the requirements move on: drop those no make has used for 2 days, unless one is
+  # being created (its lock held).
+  for old in "$cache"/venv-*; do
+    [ "$old" != "$venv" ] && [ -d "$old" ] || continue
+    [ -z "$(find "$old" -maxdepth 1 \( -name .hp-used -o -name .hp-src -o -name .complete \) \
+            -mmin -2880 2>/dev/null)" ] || continue
+    (exec 8>"$cache/.$(basename "$old").lock"; flock -n 8 && rm -rf "$old" \
+      && echo "removed $old (an older environment, unused for 2 days)" >&2) || true
+  done
 fi
+touch "$venv/.hp-used"
 if [ "$(cat "$venv/.hp-src" 2>/dev/null)" != "$here" ]; then
   # setuptools warns about every editable install; the warning is not ours to act on.
   PYTHONWARNINGS=ignore "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation \
