@@ -276,8 +276,9 @@ def max_model_bytes() -> int:
 
 
 def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | None = None) -> Path:
-    """A local path for ``uri``: the file itself, or a download into ``cache_dir`` (a temp dir),
-    of at most ``max_model_bytes()``."""
+    """A local path for ``uri``: the file itself, or a download of at most ``max_model_bytes()``
+    into ``cache_dir`` (else into a new temporary folder, which the caller then owns). A failed
+    download leaves nothing behind."""
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme in ("", "file"):
         path = Path(urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else uri)
@@ -290,10 +291,23 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
             f"--model {uri}: scheme {parsed.scheme!r} is not builtin:, file, http or https",
         )
     timeout = 60.0 if deadline is None else max(1.0, deadline - time.monotonic())
-    target_dir = Path(cache_dir or tempfile.mkdtemp(prefix="hp-model-"))
+    limit = max_model_bytes()
+    made_dir = cache_dir is None
+    target_dir = Path(tempfile.mkdtemp(prefix="hp-model-") if made_dir else cache_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / (Path(parsed.path).name or "model")
-    limit = max_model_bytes()
+    try:
+        _download(uri, target, timeout, limit)
+    except BaseException:
+        # Nothing of a failed download stays behind: the partial file, and the folder if made here.
+        target.unlink(missing_ok=True)
+        if made_dir:
+            shutil.rmtree(target_dir, ignore_errors=True)
+        raise
+    return target
+
+
+def _download(uri: str, target: Path, timeout: float, limit: int) -> None:
     try:
         with urllib.request.urlopen(uri, timeout=timeout) as resp, open(target, "wb") as out:
             announced = resp.headers.get("Content-Length")
@@ -306,7 +320,6 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
                     raise _TooLarge(copied)
                 out.write(chunk)
     except _TooLarge as exc:
-        target.unlink(missing_ok=True)
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: larger than {limit} bytes (at least "
                           f"{exc.args[0]}); HP_MAX_MODEL_BYTES sets the limit") from None
     except urllib.error.HTTPError as exc:
@@ -314,7 +327,6 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: unreachable: {reason}") from exc
-    return target
 
 
 class _TooLarge(Exception):

@@ -73,7 +73,9 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
     try:
         args = parse_args(argv)
         if args.command == "bench":
-            full = bench(args, dog)
+            # A downloaded model lives as long as the run (a 2 GB file must not pile up in /tmp).
+            with tempfile.TemporaryDirectory(prefix="hp-model-") as downloads:
+                full = bench(args, dog, downloads=Path(downloads))
             sink.finish(full)
             return 0
         return serve(args, dog, sink)
@@ -160,8 +162,9 @@ def _serving_config(args, *, default_max_batch: int, default_kind: str):
     return cfg
 
 
-def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
-    """Measure the model; return the full result document."""
+def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | None = None) -> dict:
+    """Measure the model; return the full result document. A model given by URL is downloaded
+    into ``downloads``."""
     from .spec import parse_input_specs
     from .timing import StabilityRule, WindowPlan
 
@@ -189,7 +192,8 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog) -> dict:
     if args.device == "cuda":
         require_cuda(torch)
     model = load_model(
-        args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1
+        args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1,
+        cache_dir=downloads,
     )  # the watchdog, not the socket, ends a slow download
     outputs = check_model_inputs(model)  # InputMismatch here, with the spec in the message, not mid-sweep
     _log(f"loaded {model.name} ({model.digest}) in {time.monotonic() - t0:.1f} s")

@@ -194,6 +194,7 @@ def test_tritonserver_does_not_outlive_a_killed_worker(tmp_path):
         ],
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # a killed worker cannot remove its repository
     )
     server_pid = None
     try:

@@ -131,7 +131,7 @@ def test_every_option_names_its_env_var_and_is_documented(command):
 def test_a_bug_still_ends_in_one_internal_document(tmp_path, monkeypatch, capsys):
     import hybridplace_worker.runner as runner
 
-    def broken_bench(args, dog):
+    def broken_bench(args, dog, downloads=None):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(runner, "bench", broken_bench)
