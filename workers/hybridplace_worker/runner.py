@@ -11,10 +11,12 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,12 +59,15 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
     starts counting: the process start for the CLI, now (None) when embedded, as tests do."""
     pre = _prescan(argv)
     sink = ResultSink(pre.termination_log, pre.output)
+    downloads: list[str] = []  # a bench's download folder: removed however the run ends
 
     def expire(message: str) -> None:
         doc = error_document(Reason.TIMEOUT, message)
         if sink.finish(doc):
             _log(f"{Reason.TIMEOUT}: {message}")
             watchdog.kill_children()
+            for folder in downloads:
+                shutil.rmtree(folder, ignore_errors=True)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_CODES[Reason.TIMEOUT])
@@ -74,8 +79,9 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
         args = parse_args(argv)
         if args.command == "bench":
             # A downloaded model lives as long as the run (a 2 GB file must not pile up in /tmp).
-            with tempfile.TemporaryDirectory(prefix="hp-model-") as downloads:
-                full = bench(args, dog, downloads=Path(downloads))
+            if urllib.parse.urlparse(args.model).scheme in ("http", "https"):
+                downloads.append(tempfile.mkdtemp(prefix="hp-model-"))
+            full = bench(args, dog, downloads=Path(downloads[0]) if downloads else None)
             sink.finish(full)
             return 0
         return serve(args, dog, sink)
@@ -90,6 +96,8 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
     finally:
         dog.cancel()
         watchdog.kill_children()
+        for folder in downloads:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

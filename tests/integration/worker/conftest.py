@@ -30,7 +30,8 @@ def run_cli(tmp_path):
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, **(env or {})},
+            # Its temporary folders in the test's own: a worker ended by its deadline exits at once.
+            env={**os.environ, "TMPDIR": str(tmp_path), **(env or {})},
         )
         data = log.read_bytes() if log.exists() else b""
         assert len(data) <= 4096

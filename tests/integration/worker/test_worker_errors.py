@@ -180,7 +180,7 @@ def test_server_start_failed_when_never_ready_and_the_server_is_stopped(run_inpr
         os.kill(pid, 0)  # stopped by PID, not left behind
 
 
-def test_timeout_while_the_download_hangs(run_cli, http_dir):
+def test_timeout_while_the_download_hangs(run_cli, http_dir, tmp_path):
     base, _ = http_dir
     rc, doc, _, err = run_cli(
         [
@@ -198,6 +198,7 @@ def test_timeout_while_the_download_hangs(run_cli, http_dir):
         timeout=120,
     )
     assert_error(rc, doc, "Timeout", "--deadline-seconds 6")
+    assert not list(tmp_path.glob("hp-model-*")), "the download folder outlived the deadline"  # run_cli's TMPDIR
 
 
 def test_sigterm_ends_with_one_timeout_document(tmp_path):
