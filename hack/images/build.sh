@@ -40,6 +40,10 @@ wheelhouse() {
     rm -rf "$dir.partial"
     (cd "$here" && "$PIP" wheel -q -c requirements-dev.txt -w "$dir.partial" "$@" >&2)
     mv "$dir.partial" "$dir"
+    # The wheelhouses of this image's earlier Dockerfiles and pins are not used again (3 GB each).
+    for old in "$IMAGES_CACHE/wheels/$name"-*; do
+      [ "$old" = "$dir" ] || rm -rf "$old"
+    done
   fi
   echo "$dir"
 }
