@@ -77,14 +77,15 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
         watchdog.install_sigterm(expire)
     try:
         args = parse_args(argv)
+        # A downloaded model lives as long as the run (a 2 GB file must not pile up in /tmp).
+        if urllib.parse.urlparse(args.model).scheme in ("http", "https"):
+            downloads.append(tempfile.mkdtemp(prefix="hp-model-"))
+        download_dir = Path(downloads[0]) if downloads else None
         if args.command == "bench":
-            # A downloaded model lives as long as the run (a 2 GB file must not pile up in /tmp).
-            if urllib.parse.urlparse(args.model).scheme in ("http", "https"):
-                downloads.append(tempfile.mkdtemp(prefix="hp-model-"))
-            full = bench(args, dog, downloads=Path(downloads[0]) if downloads else None)
+            full = bench(args, dog, downloads=download_dir)
             sink.finish(full)
             return 0
-        return serve(args, dog, sink)
+        return serve(args, dog, sink, downloads=download_dir)
     except WorkerError as exc:
         _log(f"{exc.reason}: {exc.message}")
         sink.finish(error_document(exc.reason, exc.message))
@@ -360,7 +361,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
 # serve
 
 
-def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink) -> int:
+def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink, downloads: Path | None = None) -> int:
     """Write the repository and exec tritonserver (it becomes this process: signals reach it)."""
     from .engine_triton import build_repository
     from .models import load_model
@@ -382,7 +383,8 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink) ->
 
         require_cuda(torch)
     install = locate_tritonserver(args.tritonserver)
-    model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1)
+    model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1,
+                       cache_dir=downloads)
     workdir = Path(args.repository_dir) if args.repository_dir else Path(tempfile.mkdtemp(prefix="hp-serve-"))
     repo = build_repository(model, workdir / "repository", serving, model_name=args.model_name)
     backends = prepare_backends(install, workdir)
@@ -407,6 +409,8 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink) ->
         sys.stdout.write(json.dumps(doc) + "\n")
         return 0
     dog.cancel()
+    if downloads is not None:  # the repository holds the model now; nothing cleans up after execve
+        shutil.rmtree(downloads, ignore_errors=True)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -169,6 +169,51 @@ def test_serve_dry_run_prints_the_command(run_cli, tmp_path):
     assert (tmp_path / "r" / "repository" / "model" / "config.pbtxt").is_file()
 
 
+def test_serve_keeps_a_downloaded_model_in_its_repository_only(http_dir, tiny_torchscript, tmp_path):
+    """`serve` execs tritonserver, so nothing cleans up after it: the model fetched by URL is in the
+    repository, and its download folder is gone by the time the server answers."""
+    import os
+    import shutil
+
+    from hybridplace_worker.triton_server import free_ports
+
+    base, www = http_dir
+    path, digest = tiny_torchscript
+    shutil.copyfile(path, www / "tiny.pt")
+    private = tmp_path / "tmp"
+    private.mkdir()
+    http_port, grpc_port, metrics_port = free_ports(3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hybridplace_worker", "serve", "--model", f"{base}/tiny.pt", "--digest", digest,
+         "--input", "x:4:float32", "--address", "127.0.0.1", "--http-port", str(http_port), "--grpc-port",
+         str(grpc_port), "--metrics-port", str(metrics_port), "--threads", "1", "--repository-dir",
+         str(tmp_path / "r"), "--termination-log", str(tmp_path / "tl")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(private)},
+    )
+    try:
+        for _ in range(600):  # bounded: 120 s
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            try:
+                if _get(f"http://127.0.0.1:{http_port}/v2/models/model/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("serve did not become ready in 120 s")
+        assert not list(private.glob("hp-model-*")), "the download folder outlived the exec"
+        served = [f for f in (tmp_path / "r" / "repository").rglob("*")
+                  if f.is_file() and f.read_bytes() == path.read_bytes()]
+        assert served, "the downloaded model is not in the repository"
+    finally:
+        proc.send_signal(signal.SIGINT)  # serve exec'd tritonserver: this PID is the server
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_tritonserver_does_not_outlive_a_killed_worker(tmp_path):
     import os
     import re
