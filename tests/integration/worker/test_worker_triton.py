@@ -67,6 +67,28 @@ def _get(url, timeout=2):
         return resp.status, resp.read()
 
 
+def _wait_ready(proc, http_port):
+    """Until the served model answers ready (bounded: 120 s); fails with serve's stderr if it exits."""
+    for _ in range(600):
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        try:
+            if _get(f"http://127.0.0.1:{http_port}/v2/models/model/ready")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("serve did not become ready in 120 s")
+
+
+def _stop(proc):
+    proc.send_signal(signal.SIGINT)  # serve exec'd tritonserver: this PID is the server
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
     import tritonclient.http as th
     from hybridplace_worker.catalog import BUILTIN_INPUTS
@@ -109,16 +131,7 @@ def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
     )
     try:
         base = f"http://127.0.0.1:{http_port}"
-        for _ in range(600):  # bounded: 120 s
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            try:
-                if _get(base + "/v2/models/model/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("serve did not become ready in 120 s")
+        _wait_ready(proc, http_port)
         config = json.loads(_get(base + "/v2/models/model/config")[1])
         assert config["max_batch_size"] == 8
         assert config["dynamic_batching"]["preferred_batch_size"] == [4, 8]
@@ -140,12 +153,7 @@ def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
         status, metrics = _get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200 and b'nv_inference_request_success{model="model"' in metrics
     finally:
-        proc.send_signal(signal.SIGINT)  # serve exec'd tritonserver: this PID is the server
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
     assert not (tmp_path / "tl").exists()  # success writes no termination message
 
 
@@ -191,27 +199,13 @@ def test_serve_keeps_a_downloaded_model_in_its_repository_only(http_dir, tiny_to
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(private)},
     )
     try:
-        for _ in range(600):  # bounded: 120 s
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            try:
-                if _get(f"http://127.0.0.1:{http_port}/v2/models/model/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail("serve did not become ready in 120 s")
+        _wait_ready(proc, http_port)
         assert not list(private.glob("hp-model-*")), "the download folder outlived the exec"
         served = [f for f in (tmp_path / "r" / "repository").rglob("*")
                   if f.is_file() and f.read_bytes() == path.read_bytes()]
         assert served, "the downloaded model is not in the repository"
     finally:
-        proc.send_signal(signal.SIGINT)  # serve exec'd tritonserver: this PID is the server
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def test_tritonserver_does_not_outlive_a_killed_worker(tmp_path):
