@@ -59,15 +59,18 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
     starts counting: the process start for the CLI, now (None) when embedded, as tests do."""
     pre = _prescan(argv)
     sink = ResultSink(pre.termination_log, pre.output)
-    downloads: list[str] = []  # a bench's download folder: removed however the run ends
+    downloads: list[str] = []  # the run's download folder, if any: removed however the run ends
+
+    def remove_downloads() -> None:
+        for folder in downloads:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def expire(message: str) -> None:
         doc = error_document(Reason.TIMEOUT, message)
         if sink.finish(doc):
             _log(f"{Reason.TIMEOUT}: {message}")
             watchdog.kill_children()
-            for folder in downloads:
-                shutil.rmtree(folder, ignore_errors=True)
+            remove_downloads()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_CODES[Reason.TIMEOUT])
@@ -97,8 +100,7 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
     finally:
         dog.cancel()
         watchdog.kill_children()
-        for folder in downloads:
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_downloads()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,3 +105,14 @@ def http_dir(tmp_path):
     server.stall.set()
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def tiny_model_url(http_dir, tiny_torchscript):
+    """tiny_torchscript served by http_dir: (URL, local path, digest)."""
+    import shutil
+
+    base, www = http_dir
+    path, digest = tiny_torchscript
+    shutil.copyfile(path, www / "tiny.pt")
+    return f"{base}/tiny.pt", path, digest

@@ -44,32 +44,30 @@ def test_model_not_found_unreachable(run_inprocess):
 
 
 def test_a_downloaded_model_leaves_nothing_in_tmp_nor_does_a_failed_download(
-    run_inprocess, http_dir, tiny_torchscript, tmp_path, monkeypatch
+    run_inprocess, http_dir, tiny_model_url, tmp_path, monkeypatch
 ):
     """A model fetched by URL lives as long as the run; a 404, an unreachable host or an oversized
     body leaves no file and no folder behind (a laptop's /tmp must not collect 2 GB models)."""
-    import shutil
     import tempfile
 
     from hybridplace_worker.triton_server import free_ports
 
-    base, www = http_dir
-    path, digest = tiny_torchscript
-    shutil.copyfile(path, www / "tiny.pt")
+    base, _ = http_dir
+    url, _, digest = tiny_model_url
     private = tmp_path / "tmp"
     private.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private))  # where mkdtemp and friends create
-    rc, doc, _ = run_inprocess(["bench", "--model", f"{base}/tiny.pt", "--digest", digest, "--input", "x:4:float32",
+    rc, doc, _ = run_inprocess(["bench", "--model", url, "--digest", digest, "--input", "x:4:float32",
                                 "--batch-sizes", "1", *FAST])
     assert rc == 0 and doc["ok"] is True and doc["model"]["digest"] == digest, doc
     assert not list(private.iterdir())
     port = free_ports(1)[0]
-    for url, fragment in ((f"{base}/missing.pt", "HTTP 404"), (f"http://127.0.0.1:{port}/m.pt", "unreachable")):
-        rc, doc, _ = run_inprocess(["bench", "--model", url, "--input", "x:4:float32", *FAST])
+    for bad, fragment in ((f"{base}/missing.pt", "HTTP 404"), (f"http://127.0.0.1:{port}/m.pt", "unreachable")):
+        rc, doc, _ = run_inprocess(["bench", "--model", bad, "--input", "x:4:float32", *FAST])
         assert_error(rc, doc, "ModelNotFound", fragment)
-        assert not list(private.iterdir()), url
+        assert not list(private.iterdir()), bad
     monkeypatch.setenv("HP_MAX_MODEL_BYTES", "10")
-    rc, doc, _ = run_inprocess(["bench", "--model", f"{base}/tiny.pt", "--input", "x:4:float32", *FAST])
+    rc, doc, _ = run_inprocess(["bench", "--model", url, "--input", "x:4:float32", *FAST])
     assert_error(rc, doc, "ModelNotFound", "larger than 10 bytes")
     assert not list(private.iterdir())
 

@@ -177,22 +177,19 @@ def test_serve_dry_run_prints_the_command(run_cli, tmp_path):
     assert (tmp_path / "r" / "repository" / "model" / "config.pbtxt").is_file()
 
 
-def test_serve_keeps_a_downloaded_model_in_its_repository_only(http_dir, tiny_torchscript, tmp_path):
+def test_serve_keeps_a_downloaded_model_in_its_repository_only(tiny_model_url, tmp_path):
     """`serve` execs tritonserver, so nothing cleans up after it: the model fetched by URL is in the
     repository, and its download folder is gone by the time the server answers."""
     import os
-    import shutil
 
     from hybridplace_worker.triton_server import free_ports
 
-    base, www = http_dir
-    path, digest = tiny_torchscript
-    shutil.copyfile(path, www / "tiny.pt")
+    url, path, digest = tiny_model_url
     private = tmp_path / "tmp"
     private.mkdir()
     http_port, grpc_port, metrics_port = free_ports(3)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybridplace_worker", "serve", "--model", f"{base}/tiny.pt", "--digest", digest,
+        [sys.executable, "-m", "hybridplace_worker", "serve", "--model", url, "--digest", digest,
          "--input", "x:4:float32", "--address", "127.0.0.1", "--http-port", str(http_port), "--grpc-port",
          str(grpc_port), "--metrics-port", str(metrics_port), "--threads", "1", "--repository-dir",
          str(tmp_path / "r"), "--termination-log", str(tmp_path / "tl")],

@@ -11,13 +11,15 @@ from hybridplace_worker.errors import Reason, WorkerError
 from hybridplace_worker.models import fetch_model
 
 
-def serve(body: bytes, announce: bool):
+def serve(body: bytes, announce: bool, status: int = 200):
+    """A fake model server (a test double) on loopback answering every GET with ``status``."""
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
 
         def do_GET(self):
-            self.send_response(200)
+            self.send_response(status)
             if announce:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -50,3 +52,29 @@ def test_a_download_within_the_cap_arrives_whole(tmp_path, monkeypatch):
     finally:
         server.shutdown()
     assert path.read_bytes() == b"y" * 5000
+
+
+@pytest.mark.parametrize("case", ["over the cap", "503", "refused"])
+def test_a_failed_download_into_its_own_folder_leaves_no_folder(tmp_path, monkeypatch, case):
+    """Without ``cache_dir`` fetch_model makes a folder of its own; a failure removes it again."""
+    import tempfile
+
+    from hybridplace_worker.triton_server import free_ports
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("HP_MAX_MODEL_BYTES", "1000")
+    server = None
+    if case == "refused":
+        url, fragment = f"http://127.0.0.1:{free_ports(1)[0]}/m.pt", "unreachable"
+    else:
+        server = serve(b"x" * 5000, True, status=503 if case == "503" else 200)
+        url = f"http://127.0.0.1:{server.server_address[1]}/m.pt"
+        fragment = "HTTP 503" if case == "503" else "larger than 1000 bytes"
+    try:
+        with pytest.raises(WorkerError) as err:
+            fetch_model(url)
+    finally:
+        if server is not None:
+            server.shutdown()
+    assert err.value.reason == Reason.MODEL_NOT_FOUND and fragment in str(err.value)
+    assert not list(tmp_path.iterdir())
