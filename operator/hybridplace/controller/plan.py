@@ -826,6 +826,21 @@ def status_changed(new: dict[str, Any], stored: dict[str, Any]) -> bool:
     return _without_nulls(new) != stored
 
 
+def status_patch(new: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch (RFC 7386) that makes `stored` equal to `new`: `new` whole, plus a null
+    for every key of `stored` that `new` leaves out, at any depth of objects (lists are replaced
+    whole). Without those nulls a merge patch keeps what the plan dropped (a calibration of a
+    profile that was replaced, the last observation after scaling turned Off, a summary's
+    replicas after a decision turned infeasible) and the object never stops being written."""
+    patch = dict(new)
+    for key, old in stored.items():
+        if key not in new:
+            patch[key] = None
+        elif isinstance(new[key], dict) and isinstance(old, dict):
+            patch[key] = status_patch(new[key], old)
+    return patch
+
+
 def _without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_nulls(v) for k, v in value.items() if v is not None}

@@ -30,7 +30,7 @@ from .gateways import GatewayLookup
 from .kube import ApiError, Kube, now_rfc3339
 from .metrics import Metrics, Snapshot
 from .observer import ObservationStore
-from .plan import model_digest, plan_inference_deployment, status_changed
+from .plan import model_digest, plan_inference_deployment, status_changed, status_patch
 from .pools import plan_pool_status
 from .reprofile import ReprofileInputs, epoch
 from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState, PoolEntry
@@ -480,8 +480,10 @@ class Reconciler:
             self._delete_route(body, namespace, plan.stale_route)
         for stale in plan.stale_services:
             self.kube.delete("Service", namespace, stale)
-        if status_changed(plan.status, body.get("status") or {}):
-            self.state.put_infd(self.kube.patch_status("InferenceDeployment", namespace, name, plan.status))
+        stored = body.get("status") or {}
+        if status_changed(plan.status, stored):
+            self.state.put_infd(self.kube.patch_status("InferenceDeployment", namespace, name,
+                                                       status_patch(plan.status, stored)))
         for event in plan.events:
             if event.job is None:
                 self.events.post(body, event.type, event.reason, event.message)
