@@ -265,5 +265,5 @@ async def serving_deployment_event(type: str | None, body: kopf.Body, namespace:
 @kopf.on.event("", "v1", "services", labels={names.LABEL_MANAGED_BY: names.MANAGED_BY})
 async def serving_service_event(type: str | None, body: kopf.Body, **_: Any) -> None:
     owner = OPERATOR.state.put_service(dict(body), deleted=type == "DELETED")
-    if owner is not None and type == "DELETED":
+    if owner is not None:  # deleted or hand-edited: put back now, not at the next resync
         OPERATOR.queue.add(("infd", *owner))

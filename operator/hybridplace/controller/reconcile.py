@@ -478,8 +478,8 @@ class Reconciler:
                 self.kube.delete("Deployment", namespace, stale)
         if plan.stale_route is not None:
             self._delete_route(body, namespace, plan.stale_route)
-        for stale in plan.stale_services:
-            self.kube.delete("Service", namespace, stale)
+        for stale in plan.stale_services:  # ours (services_of), that very one (uid)
+            self.kube.delete("Service", namespace, stale, uid=self.state.service_uid(namespace, stale))
         stored = body.get("status") or {}
         if status_changed(plan.status, stored):
             self.state.put_infd(self.kube.patch_status("InferenceDeployment", namespace, name,

@@ -156,6 +156,7 @@ class ClusterState:
         self._seen: dict[str, dict[Any, int]] = defaultdict(dict)
         self._service_instances: dict[NsName, str] = {}
         self._service_fingerprints: dict[NsName, str] = {}
+        self._service_owners: dict[NsName, tuple[str | None, str | None]] = {}  # (controller uid, uid)
 
     # -- updates from watch events (return what the change affects) -------------------------
 
@@ -389,10 +390,15 @@ class ClusterState:
                 self._seen["Service"].pop((meta["namespace"], meta["name"]), None)
                 self._service_instances.pop((meta["namespace"], meta["name"]), None)
                 self._service_fingerprints.pop((meta["namespace"], meta["name"]), None)
+                self._service_owners.pop((meta["namespace"], meta["name"]), None)
+                if not self._services[key]:
+                    del self._services[key]
             else:
                 self._services[key].add(meta["name"])
                 self._seen["Service"][(meta["namespace"], meta["name"])] = _version(body)
                 self._service_instances[(meta["namespace"], meta["name"])] = instance
+                owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), {})
+                self._service_owners[(meta["namespace"], meta["name"])] = (owner.get("uid"), meta.get("uid"))
                 if "spec" in body:
                     self._service_fingerprints[(meta["namespace"], meta["name"])] = service_fingerprint(body)
         return key
@@ -500,8 +506,19 @@ class ClusterState:
             }
 
     def services_of(self, namespace: str, name: str) -> set[str]:
+        """The Services labelled for this InferenceDeployment that it controls (same uid): a
+        namesake left by an earlier object of the name (deleted with --cascade=orphan) is not
+        among them, so it is neither put back nor deleted, but reported as a name conflict."""
         with self._lock:
-            return set(self._services.get((namespace, name), set()))
+            infd = self.infds.get((namespace, name))
+            uid = infd["metadata"].get("uid") if infd else None
+            return {n for n in self._services.get((namespace, name), set())
+                    if uid is not None and self._service_owners.get((namespace, n), (None, None))[0] == uid}
+
+    def service_uid(self, namespace: str, name: str) -> str | None:
+        """The uid of the cached Service (a delete's precondition: that very object)."""
+        with self._lock:
+            return self._service_owners.get((namespace, name), (None, None))[1]
 
     def service_fingerprints_of(self, namespace: str, name: str) -> dict[str, str]:
         """The fingerprints of this InferenceDeployment's Services, by name."""

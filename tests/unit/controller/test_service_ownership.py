@@ -1,0 +1,110 @@
+"""Services are children like Deployments: the operator puts back, deletes or adopts only those
+its InferenceDeployment controls (same uid). A namesake left by an earlier object of the same
+name (deleted with --cascade=orphan, then created again) is a name conflict, left untouched.
+Against a mock API server (tests/cases/mock_api.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import kopf
+import pytest
+from cases.long_status import POOLS, PROFILES, SEED
+from cases.mock_api import MockApi, Reply, status
+from hybridplace import conditions as c
+from hybridplace.builders import names
+from hybridplace.config import Settings
+from hybridplace.controller import handlers
+from hybridplace.controller.reconcile import Reconciler
+from hybridplace.controller.state import ClusterState
+from hybridplace.controller.workqueue import WorkQueue
+
+SERVICES = "/api/v1/namespaces/ns/services"
+DEPLOYMENTS = "/apis/apps/v1/namespaces/ns/deployments"
+
+
+def service(name: str, owner_uid: str, uid: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "ns", "uid": uid, "resourceVersion": "2",
+                         "labels": {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_INSTANCE: "seed"},
+                         "ownerReferences": [{"apiVersion": "hybridplace.io/v1alpha1", "kind": "InferenceDeployment",
+                                              "name": "seed", "uid": owner_uid, "controller": True}]},
+            "spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 8000}]}}
+
+
+def seed_state(*services: dict) -> tuple[ClusterState, dict]:
+    body = copy.deepcopy(SEED)
+    body["metadata"].update(uid="new-uid", generation=1, namespace="ns", resourceVersion="3")
+    body["spec"]["placement"] = {**body["spec"]["placement"], "mode": "Apply"}
+    state = ClusterState()
+    for pool in POOLS.values():
+        p = pool.to_dict()
+        state.put_pool({**p, "metadata": {**p["metadata"], "resourceVersion": "1"}})
+    for profile in PROFILES.values():
+        p = profile.to_dict()
+        state.put_profile({**p, "metadata": {**p["metadata"], "namespace": "ns", "resourceVersion": "1"}})
+    state.put_infd(body)
+    for svc in services:
+        state.put_service(svc)
+    return state, body
+
+
+def echo_created_deployments(api: MockApi) -> None:
+    api.routes.insert(0, lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "d1"}})
+                      if m == "POST" and p.startswith(DEPLOYMENTS) else None)
+
+
+def test_only_services_the_deployment_controls_are_its_own():
+    stale = names.serving_name("seed", "gpu-t4")
+    state, _ = seed_state(service("seed", "new-uid", "s1"), service(stale, "old-uid", "s2"))
+    assert state.services_of("ns", "seed") == {"seed"}
+    assert state.service_uid("ns", "seed") == "s1"
+    state.put_service(service("seed", "new-uid", "s1"), deleted=True)
+    assert state.services_of("ns", "seed") == set() and state.service_uid("ns", "seed") is None
+
+
+def test_an_orphaned_namesake_is_a_conflict_and_an_orphaned_stale_service_is_not_deleted():
+    stale = names.serving_name("seed", "gpu-t4")
+    orphan = service("seed", "old-uid", "s1")
+    state, body = seed_state(orphan, service(stale, "old-uid", "s2"))
+    with MockApi() as api:
+        echo_created_deployments(api)
+        api.on("POST", SERVICES, status(409, "AlreadyExists"))
+        api.on("GET", f"{SERVICES}/seed", Reply(200, orphan))
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+        queue = WorkQueue()
+        rec = Reconciler(api.kube(), state, Settings(workers=1), queue)
+        rec.reconcile_inference_deployment("ns", "seed")
+        assert not api.calls("DELETE", SERVICES)  # not the orphaned per-pool Service
+        assert not api.calls("PATCH", SERVICES)  # nor put back: it is not ours
+        assert [b["metadata"]["name"] for b in api.calls("POST", SERVICES)] == ["seed"]
+        # Planned again at once with the conflict noted: reported in status, still untouched.
+        assert queue.get(timeout=1) == ("infd", "ns", "seed")
+        rec.reconcile_inference_deployment("ns", "seed")
+        assert not api.calls("DELETE", SERVICES) and not api.calls("PATCH", SERVICES)
+        (written,) = api.calls("PATCH", "/apis/hybridplace.io")
+    placed = c.get_condition(written["status"]["conditions"], c.PLACED)
+    assert placed["status"] == c.FALSE and "Service/seed" in placed["message"], placed
+
+
+def test_a_stale_per_pool_service_of_its_own_is_deleted_by_uid():
+    stale = names.serving_name("seed", "gpu-t4")
+    state, body = seed_state(service("seed", "new-uid", "s1"), service(stale, "new-uid", "s2"))
+    with MockApi() as api:
+        echo_created_deployments(api)
+        api.on("DELETE", SERVICES, Reply(200, {}))
+        api.on("PATCH", f"{SERVICES}/seed", Reply(200, service("seed", "new-uid", "s1")))  # put back
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+        Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
+        (delete,) = api.calls("DELETE", SERVICES)
+    assert delete["preconditions"] == {"uid": "s2"}
+
+
+@pytest.mark.parametrize("event", ["MODIFIED", "DELETED"])
+def test_a_hand_edited_or_deleted_service_is_reconciled_at_once_not_at_the_next_resync(event, monkeypatch):
+    monkeypatch.setattr(handlers.OPERATOR, "state", ClusterState(), raising=False)
+    monkeypatch.setattr(handlers.OPERATOR, "queue", queue := WorkQueue(), raising=False)
+    edited = {**service("seed", "new-uid", "s1"), "spec": {"type": "NodePort", "ports": []}}
+    asyncio.run(handlers.serving_service_event(type=event, body=kopf.Body(edited)))
+    assert queue.get(timeout=1) == ("infd", "ns", "seed")
