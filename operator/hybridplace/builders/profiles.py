@@ -79,6 +79,12 @@ def _skipped(by_reason: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     return listed, unlisted
 
 
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"{field}: not an object ({type(value).__name__})")
+    return value
+
+
 def build_model_profile(
     result: dict[str, Any], *, namespace: str, pool: str, node: str | None, source: str,
     benchmark_key: str | None = None, worker_image: str | None = None,
@@ -89,12 +95,15 @@ def build_model_profile(
     `node_labels` (the node's) what on: the instance type and GPU product are recorded, so that
     a change of any of them is seen (controller/reprofile.py)."""
     try:
-        model = result["model"]
-        device = {k: v for k, v in result["device"].items() if v is not None}
+        model = _object(result["model"], "model")
+        device = {k: v for k, v in _object(result["device"], "device").items() if v is not None}
         cols = list(result["cols"])
         points = [_point(cols, row) for row in result["points"]]
-        skipped, unlisted = _skipped(result.get("skipped") or {})
-    except (KeyError, TypeError, ValueError) as err:
+        skipped, unlisted = _skipped(_object(result.get("skipped") or {}, "skipped"))
+        if not isinstance(model.get("digest", ""), str):
+            raise TypeError("model.digest: not a string")
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        # The worker runs the user's model code: its result is input, whatever its shape.
         return BenchmarkFailure("InvalidResult", f"the worker result lacks or garbles {err}")
     if node:
         device["node"] = node

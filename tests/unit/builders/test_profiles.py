@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from hybridplace.api import builtin_digest
 from hybridplace.builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
 
@@ -49,6 +50,16 @@ def test_a_result_that_is_not_a_valid_profile_is_refused():
     assert isinstance(failure, BenchmarkFailure) and failure.reason == "InvalidResult"
     assert "p50Ms <= p95Ms" in failure.message
     assert build({**RESULT, "cols": ["b"]}).reason == "InvalidResult"
+
+
+@pytest.mark.parametrize("garbled", [
+    {"device": []}, {"model": []}, {"model": {"digest": 5}}, {"skipped": [1]}, {"skipped": {"BeyondSLO": [1]}},
+    {"cols": [["b"]]}, {"points": [None]},
+], ids=str)
+def test_a_result_of_the_wrong_json_types_is_an_invalid_result_not_an_exception(garbled):
+    failure = build({**RESULT, **garbled})  # the worker runs the user's model: its result is input
+    assert isinstance(failure, BenchmarkFailure) and failure.reason == "InvalidResult", failure
+    assert "garbles" in failure.message or "not a valid profile" in failure.message
 
 
 def test_an_adaptive_result_records_the_search_and_each_skipped_point_with_its_reason():
