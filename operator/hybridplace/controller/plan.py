@@ -49,6 +49,7 @@ from .reprofile import CalibrationReading, ReprofileInputs, age_due_in, epoch, m
 MEASURED, PENDING, FAILED, MISSING = "Measured", "Pending", "Failed", "Missing"
 # Reasons of a Measured pool whose profile is being measured again (the old one still used).
 REPROFILING, REPROFILE_FAILED = "Reprofiling", "ReprofileFailed"
+BENCHMARK_REJECTED = "BenchmarkRejected"
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,30 @@ def _pool_states(
             states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
                            "message": f"benchmark Job {job_obj['metadata']['name']} created"})
     return states
+
+
+def _refused_jobs(plan: Plan, states: list[dict[str, Any]], rejected: dict[str, str], settings: Settings) -> None:
+    """Benchmark Jobs the API server refused (a 4xx: a pool whose nodeSelector, tolerations or
+    resources no pod may have) are not sent again until a resync period has passed; their pools
+    say why instead of the whole reconcile failing in a loop."""
+    refused: dict[str, tuple[str, str]] = {}
+    for job in list(plan.jobs_to_create):
+        ref = f"Job/{job['metadata']['name']}"
+        if ref in rejected:
+            plan.jobs_to_create.remove(job)
+            refused[job["metadata"]["labels"][names.LABEL_POOL]] = (job["metadata"]["name"], rejected[ref])
+    for state in states:
+        if state["pool"] not in refused:
+            continue
+        job_name, why = refused[state["pool"]]
+        message = (f"the API server refused benchmark Job {job_name}: {why}; check HardwarePool {state['pool']} "
+                   f"(spec.nodeSelector, spec.tolerations, spec.resources); tried again in "
+                   f"{settings.resync_seconds:g}s (--resync-seconds)")
+        if state["state"] == MEASURED:
+            state.update(reason=REPROFILE_FAILED, message=f"{message}; ModelProfile {state.get('name')} is used "
+                                                          "until a new one is recorded")
+        else:
+            state.update(state=FAILED, reason=BENCHMARK_REJECTED, message=message)
 
 
 def _plan_reprofile(plan: Plan, state: dict[str, Any], why: str, pool: HardwarePool, profile: ModelProfile,
@@ -544,6 +569,7 @@ def plan_inference_deployment(
             calibration_window_s=settings.calibration_reprofile_seconds)
     states = _pool_states(plan, infd, digest, pools, profiles, jobs, settings, pool_errors or {},
                           duplicate_profiles or {}, epoch(now) or 0.0, reprofile)
+    _refused_jobs(plan, states, rejected or {}, settings)
     profiled = _profiled_condition(states)
     conds = c.set_condition(conds, c.condition(c.PROFILED, *profiled, generation, now))
 

@@ -427,19 +427,21 @@ class Reconciler:
             self.kube.delete("Job", namespace, job_name, uid=uid)
             self.state.drop_job(namespace, job_name)
         deleted = {n for n, _ in plan.jobs_to_delete}
+        conflicts: list[str] = []
+        rejected: dict[str, str] = {}
         for job in plan.jobs_to_create:
             # None: it exists already (the watch had not brought it yet) and was announced then.
             # Announced at once, so a later failure of this reconcile cannot lose the Event.
-            if (created := self.kube.create(job)) is not None:
-                self.state.put_job({**created, "kind": "Job"})
-                if (event := announce.get(job["metadata"]["name"])) is not None:
-                    self.events.post(body, event.type, event.reason, event.message)
-            elif job["metadata"]["name"] in deleted:  # the one deleted is not gone yet: again shortly
-                self.queue.add_after(("infd", namespace, name), 1.0)
+            # Refused for good (a pool no pod may match): its pool says so (plan._refused_jobs).
+            with _refused_into(rejected, f"Job/{job['metadata']['name']}"):
+                if (created := self.kube.create(job)) is not None:
+                    self.state.put_job({**created, "kind": "Job"})
+                    if (event := announce.get(job["metadata"]["name"])) is not None:
+                        self.events.post(body, event.type, event.reason, event.message)
+                elif job["metadata"]["name"] in deleted:  # the one deleted is not gone yet: again shortly
+                    self.queue.add_after(("infd", namespace, name), 1.0)
         if plan.recheck_after is not None:  # a profile gets too old then: measure it again at once
             self.queue.add_after(("infd", namespace, name), plan.recheck_after + 1.0)
-        conflicts: list[str] = []
-        rejected: dict[str, str] = {}
         children = self.state.children_of(namespace, name)
         for deployment in plan.deployments:
             ref = f"Deployment/{deployment['metadata']['name']}"
