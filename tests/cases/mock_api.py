@@ -23,7 +23,7 @@ from hybridplace.controller.kube import Kube, client_retries
 @dataclass
 class Reply:
     status: int = 200
-    body: Any = field(default_factory=dict)
+    body: Any = field(default_factory=dict)  # sent as JSON; bytes are sent as they are
     headers: dict[str, str] = field(default_factory=dict)
     reset: bool = False  # close the connection without an answer (as a dying API server does)
     hang: float = 0.0  # wait this long before answering (a read timeout, for a short client timeout)
@@ -62,7 +62,7 @@ class MockApi:
                     self.close_connection = True
                     self.connection.close()
                     return
-                data = json.dumps(reply.body).encode()
+                data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -190,10 +190,17 @@ class Kube:
             retry_after = retry_after_seconds(response.getheader("Retry-After"))
             raise ApiError(response.status, str(status.get("reason", response.reason)),
                            str(status.get("message", (data or b"").decode(errors="replace")))[:500], retry_after)
+        # A 2xx that is not a JSON object (an HTML page from a proxy in the way, a cut-off
+        # body) is no usable answer: status 0, transient, tried again like a dropped connection.
         try:
-            return response.status, (json.loads(data) if data else {})
+            result = json.loads(data) if data else {}
         except ValueError as err:
-            raise ApiError(response.status, "InvalidResponse", f"{method} {_resource(path)}: {err}") from None
+            raise ApiError(0, "InvalidResponse", f"{method} {_resource(path)}: HTTP {response.status} "
+                                                 f"with a body that is not JSON: {err}") from None
+        if not isinstance(result, dict):
+            raise ApiError(0, "InvalidResponse", f"{method} {_resource(path)}: HTTP {response.status} "
+                                                 f"with a JSON {type(result).__name__}, not an object") from None
+        return response.status, result
 
     # -- discovery ---------------------------------------------------------------------------
 

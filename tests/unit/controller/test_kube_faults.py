@@ -72,6 +72,19 @@ def test_409_on_create_is_none_and_410_and_5xx_are_errors_with_their_status():
     assert (unavailable.value.status, unavailable.value.transient) == (503, True)
 
 
+@pytest.mark.parametrize("body", [b"<html><body>502 Bad Gateway</body></html>", b'{"kind": "Jo', [], "text"],
+                         ids=["html", "cut-off", "list", "string"])
+def test_a_2xx_that_is_not_a_json_object_is_a_transient_error_not_a_refusal(body):
+    """A proxy in the way answering 200 with a page, or a cut-off body: no usable answer, tried
+    again like a dropped connection, never recorded as the API server refusing the object."""
+    with MockApi() as api:
+        api.on("GET", JOBS, Reply(200, body))
+        with pytest.raises(ApiError) as err:
+            api.kube().get("Job", "ns", "x")
+    assert (err.value.status, err.value.reason, err.value.transient) == (0, "InvalidResponse", True)
+    assert "HTTP 200" in err.value.message
+
+
 def test_429_carries_the_servers_retry_after():
     with MockApi() as api:
         api.on("GET", JOBS, status(429, "TooManyRequests", headers={"Retry-After": "7"}))
