@@ -35,3 +35,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- toJson $names -}}
 {{- end -}}
+
+{{- /* A number setting as an environment value: a whole number as digits (Helm reads 2592000
+from values.yaml as a float, which `quote` writes as "2.592e+06", and an int setting would not
+parse), anything else as it is. */ -}}
+{{- define "hybridplace.number" -}}
+{{- if and (kindIs "float64" .) (eq (floor .) .) -}}
+{{- int64 . | quote -}}
+{{- else -}}
+{{- . | quote -}}
+{{- end -}}
+{{- end -}}

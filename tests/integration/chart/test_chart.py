@@ -5,6 +5,7 @@ InferenceDeployment without a single Forbidden."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cases.chart_support import seed_as_delay, token_kubeconfig
+from hybridplace.config import Settings
 
 pytestmark = pytest.mark.cluster
 
@@ -63,6 +65,34 @@ def test_settings_become_environment_and_the_pod_is_restricted(helm):
     assert env["HP_RESYNC_SECONDS"] == "42" and env["HP_NAMESPACES"] == "a,b"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_every_setting_is_in_the_chart_and_whole_numbers_from_a_values_file_parse(helm, tmp_path, monkeypatch):
+    """Helm reads numbers in a values file as floats; written with `quote`, 1209600 became
+    "1.2096e+06", which an int setting refuses (the operator then crash-looped)."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"settings": {"jobTtlSeconds": 1209600, "resyncSeconds": 1000000,
+                                                   "workers": 12, "calibrationWarmupSeconds": 1.5,
+                                                   "gatewayCacheSeconds": 45}}))
+    out = subprocess.run([helm, "template", "hp", str(CHART), "-f", str(values)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    (deployment,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"]
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {f.metadata["env"] for f in dataclasses.fields(Settings)} <= env.keys(), "a setting the chart cannot set"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert (settings.job_ttl_seconds, settings.resync_seconds, settings.workers) == (1209600, 1000000, 12)
+    assert (settings.calibration_warmup_seconds, settings.gateway_cache_seconds) == (1.5, 45.0)
+    assert env["HP_PROFILE_MAX_AGE_SECONDS"] == "2592000"  # the default, in digits
+
+
+def test_a_slow_start_is_given_time_before_the_liveness_probe_counts(helm):
+    (deployment,) = [d for d in render(helm, "x", "startupSeconds=600") if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    startup = container["startupProbe"]
+    assert startup["httpGet"] == container["livenessProbe"]["httpGet"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 600
 
 
 def test_the_operators_metrics_get_a_port_a_service_and_optional_monitors(helm):
@@ -277,6 +307,7 @@ def test_the_benchmark_egress_policy_is_optional_and_limits_benchmark_pods(helm)
     docs = [d for d in render(helm, "x", "benchmarkEgress.enabled=true", "benchmarkEgress.namespaces={a,b}",
                               "benchmarkEgress.modelHostCIDRs={203.0.113.0/24}") if d["kind"] == "NetworkPolicy"]
     assert sorted(d["metadata"]["namespace"] for d in docs) == ["a", "b"]
+    assert {d["metadata"]["name"] for d in docs} == {"hp-hybridplace-benchmark-egress"}  # per release
     spec = docs[0]["spec"]
     assert spec["podSelector"]["matchLabels"]["hybridplace.io/component"] == "benchmark"
     assert spec["policyTypes"] == ["Egress"]

@@ -107,7 +107,16 @@ def test_helm_install_works_and_uninstall_keeps_the_crds(helm, fresh_cluster, tm
     env = {**os.environ, **{e["name"]: e.get("value", "") for e in container["env"]},
            "KUBECONFIG": sa_config, "HP_METRICS_PORT": str(port), "HP_LIVENESS": ""}
     assert env["HP_LEADER_ELECTION_NAMESPACE"] == NAMESPACE
-    run([*kubectl, "apply", "-f", str(REPO / "examples" / "hardwarepools.yaml")], check=True)
+    # The pools from the release's values, with an upgrade (a first install cannot make them:
+    # Helm maps every kind before the CRDs exist).
+    pools = [{"name": d["metadata"]["name"], "spec": d["spec"]}
+             for d in yaml.safe_load_all((REPO / "examples" / "hardwarepools.yaml").read_text()) if d]
+    (tmp_path / "pools.yaml").write_text(yaml.safe_dump({"hardwarePools": pools}))
+    upgrade = run([*helm_, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "-f",
+                   str(tmp_path / "pools.yaml"), "--wait", "--timeout", "120s"])
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    listed = run([*kubectl, "get", "hardwarepool", "-o", "jsonpath={.items[*].metadata.name}"], check=True)
+    assert sorted(listed.stdout.split()) == sorted(p["name"] for p in pools)
     run([*kubectl, "create", "namespace", "team-a"], check=True)
     run([*kubectl, "apply", "-n", "team-a", "-f", "-"], input=json.dumps(seed_as_delay()), check=True)
     log = tmp_path / "operator.log"
@@ -142,9 +151,11 @@ def test_helm_install_works_and_uninstall_keeps_the_crds(helm, fresh_cluster, tm
     assert "kept due to the resource policy" in uninstall.stdout + uninstall.stderr
     for crd in CRDS:
         assert run([*kubectl, "get", "crd", crd]).returncode == 0, f"helm uninstall deleted {crd}"
-    # ... and so every object in them: the InferenceDeployment and the HardwarePools survive.
+    # ... and so every object in them: the InferenceDeployment and the release's HardwarePools
+    # (resource-policy keep) survive.
     assert run([*kubectl, "get", "infd", "seed", "-n", "team-a"]).returncode == 0
-    assert run([*kubectl, "get", "hardwarepool", "-o", "name"]).stdout.strip()
+    kept = run([*kubectl, "get", "hardwarepool", "-o", "jsonpath={.items[*].metadata.name}"], check=True)
+    assert sorted(kept.stdout.split()) == sorted(p["name"] for p in pools)
     for kind, name in [("deployment", RELEASE), ("serviceaccount", RELEASE), ("role", f"{RELEASE}-own")]:
         gone = run([*kubectl, "get", kind, name, "-n", NAMESPACE])
         assert gone.returncode != 0 and "NotFound" in gone.stderr, (kind, gone.stdout)
