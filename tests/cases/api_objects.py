@@ -153,6 +153,18 @@ BAD_CASES: list[BadCase] = [
     BadCase("benchmark-batch-zero", "InferenceDeployment", _set("spec.benchmark.batchSizes", [0, 4]),
             "spec.benchmark.batchSizes[0]"),
     BadCase("serving-port-low", "InferenceDeployment", _set("spec.serving.port", 80), "spec.serving.port"),
+    # The Gateway a route names: the Gateway API's patterns, so a name is never a path ("../..")
+    # and a route is never one the API server must refuse.
+    BadCase("gateway-name-a-path", "InferenceDeployment",
+            _set("spec.serving.gateway", {"name": "../../../api/v1/namespaces/kube-system/services/kube-dns"}),
+            "spec.serving.gateway.name"),
+    BadCase("gateway-namespace-dotted", "InferenceDeployment",
+            _set("spec.serving.gateway", {"name": "edge", "namespace": "gw.prod"}), "spec.serving.gateway.namespace"),
+    BadCase("gateway-section-upper-case", "InferenceDeployment",
+            _set("spec.serving.gateway", {"name": "edge", "sectionName": "HTTP"}), "spec.serving.gateway.sectionName"),
+    BadCase("gateway-hostname-with-space", "InferenceDeployment",
+            _set("spec.serving.gateway", {"name": "edge", "hostnames": ["api example.com"]}),
+            "spec.serving.gateway.hostnames[0]"),
     BadCase("name-with-dots", "InferenceDeployment", _rename(lambda n: f"{n}.v2"), "metadata.name"),
     BadCase("name-over-63", "InferenceDeployment", _rename(lambda n: f"{n}-{'x' * 63}"), "metadata.name"),
     # HardwarePool

@@ -367,15 +367,19 @@ class Benchmark(Model):
     max_age: StrictInt | StrictStr | None = None  # seconds or 90s/30m/12h/7d (api/duration.py)
 
 
-Hostname = Annotated[StrictStr, Field(min_length=1, max_length=253)]
+# The Gateway API's own patterns (its Hostname, ObjectName, Namespace and SectionName types):
+# what an HTTPRoute may carry, so a route is never one the API server must refuse.
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Hostname = Annotated[StrictStr, Field(min_length=1, max_length=253, pattern=HOSTNAME_PATTERN)]
 
 
 class GatewayRef(Model):
     """The Gateway API Gateway a split's HTTPRoute attaches to."""
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=253)]
-    namespace: Annotated[StrictStr, Field(max_length=63)] | None = None
-    section_name: Annotated[StrictStr, Field(max_length=253)] | None = None
+    name: Annotated[StrictStr, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+    namespace: Annotated[StrictStr, Field(min_length=1, max_length=63, pattern=DNS_LABEL)] | None = None
+    section_name: Annotated[StrictStr, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)] | None = None
     hostnames: Annotated[list[Hostname], Field(max_length=16)] | None = None
 
 

@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 import threading
+import urllib.parse
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -57,6 +58,12 @@ def _resource(path: str) -> str:
     """`deployments`, `inferencedeployments/status`, ... of an API path, for counting calls."""
     found = _RESOURCE.match(path)
     return (found.group(1) + (found.group(2) or "")) if found else path
+
+
+def _object_path(kind: str, namespace: str | None, name: str) -> str:
+    """The path of one object, its name quoted as one path segment: a name from a user's spec
+    (a Gateway's) can never reach another path ("../..")."""
+    return f"{PATHS[kind].format(ns=urllib.parse.quote(namespace or '', safe=''))}/{urllib.parse.quote(name, safe='')}"
 
 
 class ApiError(Exception):
@@ -220,7 +227,7 @@ class Kube:
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
-            return self.request("GET", f"{PATHS[kind].format(ns=namespace)}/{name}")
+            return self.request("GET", f"{_object_path(kind, namespace, name)}")
         except ApiError as err:
             if err.status == 404:
                 return None
@@ -286,7 +293,7 @@ class Kube:
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            self.request("DELETE", f"{PATHS[kind].format(ns=namespace)}/{name}", body)
+            self.request("DELETE", f"{_object_path(kind, namespace, name)}", body)
         except ApiError as err:
             if err.status not in (404, 409):
                 raise
@@ -294,20 +301,20 @@ class Kube:
     def patch_status(self, kind: str, namespace: str | None, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the status subresource; returns the updated object."""
         return self.request(
-            "PATCH", f"{PATHS[kind].format(ns=namespace)}/{name}/status", {"status": status},
+            "PATCH", f"{_object_path(kind, namespace, name)}/status", {"status": status},
             content_type="application/merge-patch+json",
         )
 
     def merge_patch(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch (lists replaced whole, null removes a key) as the operator's manager."""
         return self.request(
-            "PATCH", f"{PATHS[kind].format(ns=namespace)}/{name}", patch,
+            "PATCH", f"{_object_path(kind, namespace, name)}", patch,
             query=[("fieldManager", FIELD_MANAGER)], content_type="application/merge-patch+json",
         )
 
     def patch_annotations(self, kind: str, namespace: str | None, name: str, annotations: dict[str, str]) -> None:
         self.request(
-            "PATCH", f"{PATHS[kind].format(ns=namespace)}/{name}", {"metadata": {"annotations": annotations}},
+            "PATCH", f"{_object_path(kind, namespace, name)}", {"metadata": {"annotations": annotations}},
             content_type="application/merge-patch+json",
         )
 

@@ -77,3 +77,12 @@ def test_unknown_kind_and_api_version_are_named():
     obj["apiVersion"] = "hybridplace.io/v1"
     with pytest.raises(InvalidObject, match="apiVersion: unsupported apiVersion"):
         parse_object(obj)
+
+
+def test_a_gateway_with_a_wildcard_hostname_and_a_dotted_listener_is_valid():
+    body = VALID["InferenceDeployment"]()
+    body["spec"]["serving"] = {"gateway": {"name": "edge.prod", "namespace": "gw", "sectionName": "https.v1",
+                                           "hostnames": ["*.example.com", "api.example.com"]}}
+    gateway = parse_object(body).spec.serving.gateway
+    assert (gateway.name, gateway.section_name, gateway.hostnames) == ("edge.prod", "https.v1",
+                                                                      ["*.example.com", "api.example.com"])

@@ -345,3 +345,14 @@ def test_startup_against_an_api_server_still_starting_is_retried_without_a_trace
             handlers.OPERATOR.settings = None
             handlers.OPERATOR.reconciler = None
             handlers.OPERATOR.metrics = None
+
+
+def test_a_name_is_one_path_segment_whatever_it_holds():
+    """Defence in depth behind the CRD's patterns: a name from a user's spec cannot reach
+    another path of the API server."""
+    with MockApi() as api:
+        assert api.kube().get("Gateway", "ns", "../../../api/v1/namespaces/kube-system/services/kube-dns") is None
+        ((method, path, _),) = api.requests
+    assert method == "GET"
+    assert path == ("/apis/gateway.networking.k8s.io/v1/namespaces/ns/gateways/"
+                    "..%2F..%2F..%2Fapi%2Fv1%2Fnamespaces%2Fkube-system%2Fservices%2Fkube-dns")
