@@ -378,8 +378,11 @@ class Reconciler:
 
     def reconcile_inference_deployment(self, namespace: str, name: str) -> None:
         body = self.state.infds.get((namespace, name))
-        if body is None:
-            return  # deleted; garbage collection removes its children
+        if body is None:  # deleted; garbage collection removes its children
+            with self._conflicts_lock:  # and what was remembered of it goes too
+                self._conflicts.pop((namespace, name), None)
+                self._rejected.pop((namespace, name), None)
+            return
         try:
             infd = parse_object(body)
         except InvalidObject as err:
@@ -539,6 +542,8 @@ class Reconciler:
         return None
 
     def _note_rejected(self, namespace: str, name: str, refused: dict[str, str]) -> None:
+        if not refused:
+            return
         until = time.monotonic() + self.settings.resync_seconds
         with self._conflicts_lock:
             self._rejected.setdefault((namespace, name), {}).update(
@@ -555,6 +560,8 @@ class Reconciler:
             return {ref: message for ref, (_, message) in found.items()}
 
     def _note_conflicts(self, namespace: str, name: str, refs: list[str]) -> None:
+        if not refs:
+            return
         until = time.monotonic() + self.settings.resync_seconds
         with self._conflicts_lock:
             self._conflicts.setdefault((namespace, name), {}).update({ref: until for ref in refs})

@@ -376,6 +376,8 @@ class ClusterState:
                 return None
             key, pool, _ = found
             self._children[key].pop(pool, None)
+            if not self._children[key]:
+                del self._children[key]
             return key
 
     def put_service(self, body: dict[str, Any], deleted: bool = False) -> NsName | None:

@@ -115,3 +115,34 @@ def test_the_plan_reports_duplicate_profiles_in_status_and_an_event():
     (gpu,) = [s for s in plan.status["profiles"] if s["pool"] == "gpu-t4"]
     assert gpu["reason"] == "DuplicateProfiles" and "using mp-new (newest measuredAt), not mp-old" in gpu["message"]
     assert any(e.reason == "DuplicateProfiles" and e.type == "Warning" for e in plan.events)
+
+
+def test_nothing_is_left_in_memory_of_a_deleted_deployment_or_service():
+    """Names come and go (CI makes thousands): the cache must not keep an empty entry for each."""
+    from hybridplace.builders import names
+    from hybridplace.controller.state import ClusterState
+
+    state = ClusterState()
+    for i in range(50):
+        labels = {names.LABEL_INSTANCE: f"web-{i}", names.LABEL_POOL: "cpu"}
+        meta = {"name": f"web-{i}-cpu", "namespace": "ns", "resourceVersion": "1", "labels": labels}
+        state.put_deployment({"metadata": meta, "spec": {"replicas": 1}})
+        state.put_service({"metadata": {**meta, "name": f"web-{i}"}})
+        state.drop_deployment("ns", f"web-{i}-cpu")
+        state.drop_service("ns", f"web-{i}")
+    assert not state._children and not state._services and not state._service_owners
+
+
+def test_the_reconciler_forgets_the_conflicts_of_a_deleted_inference_deployment():
+    from hybridplace.config import Settings
+    from hybridplace.controller.reconcile import Reconciler
+    from hybridplace.controller.state import ClusterState
+    from hybridplace.controller.workqueue import WorkQueue
+
+    rec = Reconciler(None, ClusterState(), Settings(workers=1), WorkQueue())
+    rec._note_conflicts("ns", "web", ["Service/web"])
+    rec._note_rejected("ns", "web", {"Deployment/web-cpu": "422 Invalid"})
+    rec._note_conflicts("ns", "other", [])
+    assert rec._blocked("ns", "web") == {"Service/web"}
+    rec.reconcile_inference_deployment("ns", "web")  # it is gone from the cache: deleted
+    assert not rec._conflicts and not rec._rejected
