@@ -168,6 +168,17 @@ BAD_CASES: list[BadCase] = [
     BadCase("name-with-dots", "InferenceDeployment", _rename(lambda n: f"{n}.v2"), "metadata.name"),
     BadCase("name-over-63", "InferenceDeployment", _rename(lambda n: f"{n}-{'x' * 63}"), "metadata.name"),
     # HardwarePool
+    # Tolerations held to a Pod's rules: else the benchmark Job is refused at run time.
+    BadCase("toleration-exists-with-value", "HardwarePool",
+            _set("spec.tolerations", [{"key": "gpu", "operator": "Exists", "value": "x"}]),
+            "spec.tolerations[0].value"),
+    BadCase("toleration-no-key-not-exists", "HardwarePool",
+            _set("spec.tolerations", [{"operator": "Equal", "value": "x"}]), "spec.tolerations[0].key"),
+    BadCase("toleration-seconds-not-noexecute", "HardwarePool",
+            _set("spec.tolerations", [{"key": "a", "operator": "Exists", "effect": "NoSchedule",
+                                       "tolerationSeconds": 5}]), "spec.tolerations[0].tolerationSeconds"),
+    BadCase("toleration-key-with-space", "HardwarePool",
+            _set("spec.tolerations", [{"key": "bad key", "operator": "Exists"}]), "spec.tolerations[0].key"),
     BadCase("max-age-under-10-seconds", "InferenceDeployment", _set("spec.benchmark.maxAge", 5),
             "spec.benchmark.maxAge"),
     BadCase("max-age-two-units", "InferenceDeployment", _set("spec.benchmark.maxAge", "1h30m"),

@@ -143,10 +143,15 @@ class Accelerator(Model):
         return self.resource_name or "nvidia.com/gpu"
 
 
+TOLERATION_KEY = (r"^(([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                  r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]))?$")
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+
+
 class Toleration(Model):
-    key: Annotated[StrictStr, Field(max_length=316)] | None = None
+    key: Annotated[StrictStr, Field(max_length=316, pattern=TOLERATION_KEY)] | None = None
     operator: Literal["Exists", "Equal"] | None = None
-    value: Annotated[StrictStr, Field(max_length=63)] | None = None
+    value: Annotated[StrictStr, Field(max_length=63, pattern=LABEL_VALUE)] | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     toleration_seconds: StrictInt | None = None
 

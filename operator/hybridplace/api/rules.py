@@ -140,6 +140,27 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "HardwarePool",
+        "spec.tolerations[*]",
+        "a toleration with operator Exists matches any value: value must be empty",
+        lambda t: t.get("operator") != "Exists" or not t.get("value"),
+        ".value",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec.tolerations[*]",
+        "a toleration without a key must have operator Exists (it then matches every taint)",
+        lambda t: bool(t.get("key")) or t.get("operator") == "Exists",
+        ".key",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec.tolerations[*]",
+        "tolerationSeconds is only for effect NoExecute",
+        lambda t: "tolerationSeconds" not in t or t.get("effect") == "NoExecute",
+        ".tolerationSeconds",
+    ),
+    Rule(
+        "HardwarePool",
         "spec.power",
         "set at most one of power.perNodeWatts or power.perReplicaWatts",
         lambda p: not ("perNodeWatts" in p and "perReplicaWatts" in p),

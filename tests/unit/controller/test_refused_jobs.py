@@ -1,5 +1,5 @@
-"""A HardwarePool the CRD accepts but pod validation refuses (a toleration with operator Exists
-and a value, a label key with a space): the API server answers its benchmark Job with a 422.
+"""A HardwarePool the CRD accepts but pod validation refuses (here a limit under the request;
+whatever the CRD cannot know of a Pod's rules): the API server answers its benchmark Job with a 422.
 That pool says why (Failed, BenchmarkRejected), the other pools are placed without it, and the
 Job is not sent again until a resync period has passed. Against a mock API server."""
 
@@ -15,14 +15,15 @@ from hybridplace.controller.workqueue import WorkQueue
 from test_service_ownership import DEPLOYMENTS, SERVICES, echo_created_deployments, seed_state
 
 JOBS = "/apis/batch/v1/namespaces/ns/jobs"
-REFUSAL = 'Job.batch "hp-bench" is invalid: spec.template.spec.tolerations[0].operator: Invalid value'
+REFUSAL = ('Job.batch "hp-bench" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: '
+           '"4": must be less than or equal to cpu limit of 100m')
 
 
 def test_a_job_the_api_server_refuses_fails_its_pool_not_the_reconcile():
     state, body = seed_state()
     bad = copy.deepcopy(POOLS["cpu-standard"].to_dict())
     bad["metadata"] = {"name": "cpu-new", "resourceVersion": "1"}
-    bad["spec"]["tolerations"] = [{"operator": "Exists", "value": "x"}]
+    bad["spec"]["replicaResources"]["limits"] = {"cpu": "100m"}  # under the request of 4
     state.put_pool(bad)
     body["spec"]["placement"]["pools"] = []  # every pool that admits the namespace, cpu-new too
     state.put_infd(body)
@@ -42,7 +43,7 @@ def test_a_job_the_api_server_refuses_fails_its_pool_not_the_reconcile():
         (written,) = api.calls("PATCH", "/apis/hybridplace.io")
     (refused,) = [x for x in written["status"]["profiles"] if x["pool"] == "cpu-new"]
     assert (refused["state"], refused["reason"]) == ("Failed", "BenchmarkRejected")
-    assert "422 Invalid" in refused["message"] and "tolerations[0]" in refused["message"]
+    assert "422 Invalid" in refused["message"] and "cpu limit of 100m" in refused["message"]
     assert "HardwarePool cpu-new" in refused["message"]
     assert {x["pool"]: x["state"] for x in written["status"]["profiles"]} == {
         "cpu-new": "Failed", "cpu-standard": "Measured", "gpu-t4": "Measured"}
