@@ -5,6 +5,7 @@ The Helm chart's `settings:` block sets the environment variables.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -144,7 +145,7 @@ class Settings:
             if f.name not in limits:
                 continue
             value, (low, high) = getattr(self, f.name), limits[f.name]
-            if value < low or (high is not None and value > high):
+            if not math.isfinite(value) or value < low or (high is not None and value > high):
                 bound = f"at least {low}" if high is None else f"between {low} and {high}"
                 flag = "--" + f.name.replace("_", "-")
                 raise ValueError(f"{flag} ({f.metadata['env']}) is {value:g}; it must be {bound}")
@@ -156,12 +157,20 @@ class Settings:
         for f in fields(cls):
             raw = os.environ.get(f.metadata["env"])
             if raw is not None:
-                values[f.name] = _convert(f.type, raw, f.metadata["env"])
+                values[f.name] = _convert(f.type, raw, f"environment variable {f.metadata['env']} "
+                                                       f"(--{f.name.replace('_', '-')})")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
     def image_for(self, accelerator: str) -> str:
         return self.worker_image_gpu if accelerator == "nvidia-gpu" else self.worker_image_cpu
+
+
+def convert_setting(name: str, raw: str) -> Any:
+    """A flag's text as its setting's type (a comma-separated list for a tuple), or ValueError
+    naming the flag and its environment variable."""
+    f = next(f for f in fields(Settings) if f.name == name)
+    return _convert(f.type, raw, f"--{name.replace('_', '-')} ({f.metadata['env']})")
 
 
 def _convert(kind: Any, raw: str, name: str) -> Any:
@@ -174,8 +183,8 @@ def _convert(kind: Any, raw: str, name: str) -> Any:
         if kind == "float":
             return float(raw)
     except ValueError:
-        raise ValueError(f"environment variable {name}={raw!r} is not a valid {kind}") from None
+        raise ValueError(f"{name}: {raw!r} is not a valid {kind}") from None
     return raw
 
 
-__all__ = ["Settings", "DEFAULT_IMAGE_CPU", "DEFAULT_IMAGE_GPU"]
+__all__ = ["Settings", "DEFAULT_IMAGE_CPU", "DEFAULT_IMAGE_GPU", "convert_setting"]

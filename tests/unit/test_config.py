@@ -28,7 +28,7 @@ def test_values_it_cannot_work_with_are_refused(overrides, message):
 
 def test_a_malformed_environment_variable_is_named(monkeypatch):
     monkeypatch.setenv("HP_WORKERS", "many")
-    with pytest.raises(ValueError, match="HP_WORKERS='many' is not a valid int"):
+    with pytest.raises(ValueError, match="environment variable HP_WORKERS \\(--workers\\): 'many' is not a valid int"):
         Settings.from_env()
 
 

@@ -14,6 +14,8 @@ import json
 import sys
 from typing import Any
 
+import yaml
+
 from ..api import GROUP, VERSION, builtin_digest
 from .errors import UsageError
 from .render import FORMATS, render
@@ -80,7 +82,7 @@ def _client(kubeconfig: str | None, context: str | None, namespace: str | None) 
                 contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
                 active = next((c for c in contexts if c.get("name") == context), active)
             namespace = (active or {}).get("context", {}).get("namespace")
-    except (config.ConfigException, OSError, TypeError, ValueError) as err:
+    except (config.ConfigException, OSError, TypeError, ValueError, yaml.YAMLError) as err:
         if kubeconfig is not None or context is not None:
             raise UsageError(f"--kubeconfig {kubeconfig or '(default)'}: cannot use it: "
                              f"{_one_line(err)}") from None

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import math
 import random
 import sys
 import time
@@ -266,14 +267,16 @@ def model_metadata(ip: str, port: int, timeout_s: float = 5.0) -> dict[str, Any]
 
 def run(args: argparse.Namespace) -> int:
     check_bounds(args.rps, args.seconds, args.batch, args.max_in_flight)
+    if not args.refresh_seconds >= 0 or not math.isfinite(args.refresh_seconds):
+        raise UsageError(f"--refresh-seconds {args.refresh_seconds:g}: expected >= 0")
+    if not 0 < args.timeout <= 600:
+        raise UsageError(f"--timeout {args.timeout:g}: expected 0 < T <= 600 seconds")
     from .explain import _client
 
     client, namespace = _client(args.kubeconfig, args.context, args.namespace)
     from kubernetes import client as k8s
     from kubernetes.client.rest import ApiException
 
-    if args.refresh_seconds < 0:
-        raise UsageError(f"--refresh-seconds {args.refresh_seconds:g}: expected >= 0")
     selector = f"{names.LABEL_INSTANCE}={args.name},{names.LABEL_COMPONENT}={names.COMPONENT_SERVING}"
 
     def list_pods() -> list[dict[str, Any]]:
@@ -286,6 +289,12 @@ def run(args: argparse.Namespace) -> int:
         except ApiException as err:
             print(f"hybridplace loadgen: listing the pods of {namespace}/{args.name} failed: {err.status} "
                   f"{err.reason}", file=sys.stderr)
+            return 1
+        except Exception as err:  # urllib3 connection errors have no common public base here
+            if type(err).__module__.split(".")[0] not in ("urllib3", "ssl", "socket"):
+                raise
+            print(f"hybridplace loadgen: cannot reach the API server at {client.configuration.host}: "
+                  f"{' '.join(str(err).split())}", file=sys.stderr)
             return 1
         targets = serving_targets(pod_dicts)
         if not targets:

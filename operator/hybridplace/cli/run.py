@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 
-from ..config import Settings
+from ..config import Settings, convert_setting
 from .errors import UsageError
 
 
@@ -18,12 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serving Deployments. Every flag also reads an environment variable (shown in brackets).",
     )
     parser.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
-    parser.add_argument("--verbose", action="store_true", help="log at debug level")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     for field in dataclasses.fields(Settings):
         flag = "--" + field.name.replace("_", "-")
-        kind = str(field.type)
-        convert = int if kind == "int" else float if kind == "float" else str
-        parser.add_argument(flag, dest=field.name, type=convert, default=None,
+        # Text here, converted in run() as the environment variable is: one message naming both.
+        parser.add_argument(flag, dest=field.name, default=None,
                             help=f"{field.metadata['help']} [{field.metadata['env']}] "
                             f"(default: {field.default or 'none'})")
     parser.set_defaults(handler=run)
@@ -34,13 +33,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..controller import handlers
 
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
-    if isinstance(overrides.get("namespaces"), str):
-        overrides["namespaces"] = tuple(n.strip() for n in overrides["namespaces"].split(",") if n.strip())
     try:
+        overrides = {f.name: convert_setting(f.name, getattr(args, f.name)) for f in dataclasses.fields(Settings)
+                     if getattr(args, f.name) is not None}
         settings = Settings.from_env(**overrides)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    _check_credentials(args.kubeconfig)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf and our client read the same file
     handlers.OPERATOR.settings = settings
@@ -60,3 +59,19 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=settings.liveness or None,
     )
     return 0
+
+
+def _check_credentials(kubeconfig: str | None) -> None:
+    """Stop at once, in one line, when there is no usable kubeconfig and no in-cluster service
+    account: kopf would otherwise retry its login every minute, with a traceback each time."""
+    import kubernetes
+    import yaml
+
+    from ..controller.kube import load_client
+
+    try:
+        load_client(kubeconfig).close()
+    except (kubernetes.config.ConfigException, OSError, TypeError, ValueError, yaml.YAMLError) as err:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise UsageError(f"no in-cluster service account, and the kubeconfig {where} cannot be used: "
+                         f"{' '.join(str(err).split())[:300]}") from None

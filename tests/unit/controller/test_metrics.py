@@ -263,6 +263,7 @@ def test_hybridplace_run_refuses_a_taken_metrics_port_in_one_line(capsys, monkey
         raise AssertionError("the operator started although its metrics port is taken")
 
     monkeypatch.setattr(kopf, "run", never)
+    monkeypatch.setattr("hybridplace.cli.run._check_credentials", lambda _kubeconfig: None)  # not this test's
     saved = handlers.OPERATOR.settings
     handlers.OPERATOR.metrics = None
     with socket.socket() as taken:
