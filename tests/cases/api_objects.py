@@ -217,6 +217,12 @@ BAD_CASES: list[BadCase] = [
     BadCase("profile-percentiles-unordered", "ModelProfile",
             _set("spec.points", [{"batchSize": 1, "p50Ms": 5, "p95Ms": 2, "p99Ms": 6}]), "spec.points[0]"),
     BadCase("profile-no-points", "ModelProfile", _set("spec.points", []), "spec.points"),
+    # Bounded above, so the latency model's arithmetic stays finite (1e300 ms overflowed it).
+    BadCase("profile-p99-beyond-bound", "ModelProfile",
+            _set("spec.points", [{"batchSize": 1, "p50Ms": 1, "p95Ms": 2, "p99Ms": 1e300}]), "spec.points[0].p99Ms"),
+    BadCase("profile-throughput-beyond-bound", "ModelProfile",
+            _set("spec.points", [{"batchSize": 1, "p50Ms": 1, "p95Ms": 2, "p99Ms": 3, "throughputRps": 1e12}]),
+            "spec.points[0].throughputRps"),
     BadCase("profile-duplicate-point", "ModelProfile",
             _set("spec.points", [{"batchSize": 1, "p50Ms": 1, "p95Ms": 2, "p99Ms": 3},
                                  {"batchSize": 1, "concurrency": 1, "p50Ms": 1, "p95Ms": 2, "p99Ms": 3}]),

@@ -45,6 +45,7 @@ class Model(BaseModel):
         extra="forbid",
         strict=True,
         frozen=True,
+        allow_inf_nan=False,  # JSON has neither; a YAML file may (.inf, .nan)
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,11 +248,13 @@ class ProfilePoint(Model):
 
     batch_size: Annotated[Int32, Field(ge=1, le=65536)]
     concurrency: Annotated[Int32, Field(ge=1, le=4096)] = 1
-    p50_ms: Annotated[float, Field(gt=0)]
-    p95_ms: Annotated[float, Field(gt=0)]
-    p99_ms: Annotated[float, Field(gt=0)]
-    throughput_rps: Annotated[float, Field(ge=0)] | None = None
-    throughput_ips: Annotated[float, Field(ge=0)] | None = None
+    # Bounded above (about 2.8 hours, a billion a second): no serving profile comes near, and
+    # the latency model's arithmetic stays finite.
+    p50_ms: Annotated[float, Field(gt=0, le=1e7)]
+    p95_ms: Annotated[float, Field(gt=0, le=1e7)]
+    p99_ms: Annotated[float, Field(gt=0, le=1e7)]
+    throughput_rps: Annotated[float, Field(ge=0, le=1e9)] | None = None
+    throughput_ips: Annotated[float, Field(ge=0, le=1e9)] | None = None
     spread: Annotated[float, Field(ge=0)] | None = None
     stable: bool = True
 

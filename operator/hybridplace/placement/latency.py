@@ -168,6 +168,8 @@ class ServiceCurve:
         j = bisect_right(xs, k)
         if j >= len(xs):
             j = len(xs) - 1
+            if k == xs[j]:  # the last knot itself: its value, not one that rounding cancelled
+                return ys[j]
         x0 = xs[j - 1]
         return ys[j - 1] + (ys[j] - ys[j - 1]) * (k - x0) / (xs[j] - x0)
 
@@ -191,7 +193,8 @@ class ServiceCurve:
 
     def throughput_rps(self, max_batch_size: int) -> float:
         """Full-batch throughput of one replica (all its instances), requests/s."""
-        return 1000.0 * self.concurrency * max_batch_size / self.mean_at(max_batch_size)
+        mean = self.mean_at(max_batch_size)
+        return 1000.0 * self.concurrency * max_batch_size / mean if mean > 0 else 0.0
 
 
 def unmeasured_envelope(batch_sizes: tuple[int, ...], mean_ms: tuple[float, ...],

@@ -455,6 +455,11 @@ def _infeasible(request: Request, candidates: list[tuple[Pool, list[tuple[Servic
     message = (f"no placement meets {slo} at {request.target_rps:g} requests/s within headroom "
                f"{request.headroom:g} and capacity; best achievable p{request.slo_percentile} is "
                f"{latency:.4g} ms on {pool_name} at batch {batch}{where}")
+    if latency <= request.slo_latency_ms and best:
+        # The latency is within reach: what is short is replicas (minReplicas or the load
+        # above what the pools may hold), not speed.
+        message += (f", within the SLO: what is short is replicas (minReplicas {request.min_replicas}, "
+                    f"maxReplicas and the pools' capacity; see the OverCapacity alternatives)")
     return Decision(False, request.objective, (), _ordered(alternatives),
                     best_achievable_latency_ms=latency, best_achievable_pool=pool_name,
                     best_achievable_batch_size=batch, message=message)

@@ -86,3 +86,18 @@ def test_a_gateway_with_a_wildcard_hostname_and_a_dotted_listener_is_valid():
     gateway = parse_object(body).spec.serving.gateway
     assert (gateway.name, gateway.section_name, gateway.hostnames) == ("edge.prod", "https.v1",
                                                                       ["*.example.com", "api.example.com"])
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")], ids=["inf", "-inf", "nan"])
+def test_a_non_finite_number_from_a_yaml_file_is_refused_naming_the_field(value):
+    """JSON (what the API server stores) has no infinity or NaN; a YAML file does (.inf, .nan),
+    and `recommend` or `profile import` read files: refused there, naming the field."""
+    body = VALID["ModelProfile"]("mp")
+    body["spec"]["points"][0]["throughputRps"] = value
+    with pytest.raises(InvalidObject) as refused:
+        parse_object(body)
+    assert "spec.points[0].throughputRps" in str(refused.value) and "finite" in str(refused.value)
+    pool = VALID["HardwarePool"]("hp")
+    pool["spec"]["price"] = {"perReplicaHour": value}
+    with pytest.raises(InvalidObject, match="spec.price.perReplicaHour"):
+        parse_object(pool)

@@ -242,3 +242,22 @@ def test_points_an_adaptive_search_skipped_never_make_a_pool_look_better():
     assert (solve(request, pools, [plain]).total_replicas
             < solve(request, pools, [full]).total_replicas
             <= solve(request, pools, [careful]).total_replicas)
+
+
+def test_the_last_knot_is_its_own_value_however_far_apart_the_knots_are():
+    """At the last knot the interpolation cancelled to 0.0 when neighbouring means differed by
+    about 16 orders of magnitude, and the throughput then divided by zero."""
+    from hybridplace.placement.latency import ServiceCurve
+
+    curve = ServiceCurve.deterministic({1: 6e11, 2: 1e-5})
+    assert curve.mean_at(2) == 1e-5
+    assert curve.throughput_rps(2) > 0
+    assert ServiceCurve.deterministic({1: 1.0, 2: 0.0}).throughput_rps(2) == 0.0  # no capacity, not a crash
+
+
+def test_an_infeasible_message_says_replicas_are_short_when_the_latency_is_within_reach():
+    prof = Profile("cpu", points=(ProfilePoint(1, 10, 12, 14), ProfilePoint(8, 40, 45, 50)))
+    d = solve(Request(slo_latency_ms=100, target_rps=5, min_replicas=10, max_replicas=20),
+              [Pool("cpu", price_per_replica_hour=1, capacity_replicas=5)], [prof])
+    assert not d.feasible
+    assert "within the SLO: what is short is replicas (minReplicas 10" in d.message
