@@ -31,6 +31,8 @@ from ..placement.sweep import crossovers, log_grid, sweep
 from .errors import UsageError
 from .recommend import _Found, _index, _inputs, _namespace, _positive
 
+MAX_SWEPT_REPLICAS = 10_000  # spec.load.maxReplicas' largest value (the CRD's)
+
 FIGURES = ("latency-by-batch.png", "throughput-by-batch.png", "cost-vs-load.png")
 
 
@@ -65,8 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "0.001 requests/s)")
     parser.add_argument("--keep-capacity", action="store_true",
                         help="keep the pools' and the deployment's replica caps in the sweep (by default "
-                        "they are lifted, so that each pool's cost can be read at every load; the "
-                        "decision at the target load always keeps them)")
+                        "they are lifted, to the 10,000 replicas an InferenceDeployment may have at most, "
+                        "so that each pool's cost can be read at every load; the decision at the target "
+                        "load always keeps them)")
     parser.set_defaults(handler=run)
 
 
@@ -179,7 +182,9 @@ def build(loaded: list[Loaded], name: str | None = None, namespace: str | None =
     chosen = solve(request, engine_pools, engine_profiles)  # the real decision: caps kept
     swept_request, swept_pools = request, engine_pools
     if not keep_capacity:
-        swept_request = dataclasses.replace(request, max_replicas=None)
+        # Lifted to the most replicas an InferenceDeployment may have (the CRD's bound): the
+        # split search's work grows with the replicas, and no decision may go past it anyway.
+        swept_request = dataclasses.replace(request, max_replicas=MAX_SWEPT_REPLICAS)
         swept_pools = [dataclasses.replace(p, capacity_replicas=None) for p in engine_pools]
     measured = sorted(used)
     table = {m * 10.0 ** k for k in range(-3, 7) for m in (1, 2, 5) if low <= m * 10.0 ** k <= high}
@@ -189,7 +194,7 @@ def build(loaded: list[Loaded], name: str | None = None, namespace: str | None =
     percentile = request.slo_percentile
 
     def number(value: float | None) -> float | None:
-        return None if value is None or not math.isfinite(value) else round(value, 6)
+        return None if value is None or not math.isfinite(value) else _significant(value)
 
     return {
         "name": infd.metadata.name,
@@ -206,7 +211,7 @@ def build(loaded: list[Loaded], name: str | None = None, namespace: str | None =
                    "profile": _profile_text(used[n].obj) if n in used else None} for n in allowed],
         "decision": _decision(chosen),
         "profiles": {p.pool: _points(p, percentile) for p in engine_profiles},
-        "loads": [round(x, 6) for x in loads],
+        "loads": [_significant(x) for x in loads],
         "chosenPools": [list(x.pools) for x in swept],
         "costPerHour": {"chosen": [number(x.cost_per_hour()) for x in swept],
                         **{n: [number(x.cost_per_hour(n)) for x in swept] for n in measured}},
@@ -216,6 +221,12 @@ def build(loaded: list[Loaded], name: str | None = None, namespace: str | None =
                         "costPerHourBefore": number(c.cost_before), "costPerHourAfter": number(c.cost_after)}
                        for c in crossing],
     }
+
+
+def _significant(value: float) -> float:
+    """Six decimals, and below 0.001 seven significant figures: a load of 1e-7 requests/s
+    stays itself, not 0 (a log scale and its table took the log of it)."""
+    return round(value, 6) if abs(value) >= 1e-3 or value == 0 else float(f"{value:.7g}")
 
 
 def _decision(decision: Any) -> dict[str, Any]:

@@ -166,3 +166,21 @@ def test_the_committed_reports_are_what_the_command_writes_today(report_dir, inp
         (p["pool"], p["replicas"], p["batchSize"]) for p in committed["decision"]["placements"]]
     command = f"hybridplace report {' '.join(f'-f {x}' for x in inputs)} -o docs/reports/{report_dir}"
     assert command in (folder / "report.md").read_text()
+
+
+def test_loads_far_below_one_request_a_second_and_up_to_the_crds_bound_are_drawn(capsys, tmp_path):
+    """Loads were rounded to 6 decimals, so 1e-9 requests/s became 0 and the table took its log;
+    and with the caps lifted without bound, 1e7 requests/s took minutes of split search."""
+    from hybridplace.api import load_objects
+    from hybridplace.cli.report import MAX_SWEPT_REPLICAS, build, markdown
+
+    data = build(load_objects([POOLS, SEED]), min_rps=1e-9, max_rps=1e7, points=12)
+    assert min(data["loads"]) == 1e-9 and all(x > 0 for x in data["loads"])
+    assert "| " in markdown(data)  # the table's rows are found on the log scale
+    costs = dict(zip(data["loads"], data["costPerHour"]["chosen"], strict=True))
+    assert costs[1e5] is not None  # 1,000 GPU replicas of the seed table
+    assert costs[1e7] is None  # 100,000: past the most an InferenceDeployment may have
+    assert MAX_SWEPT_REPLICAS == 10_000
+    code, _, err = report(capsys, "-f", POOLS, "-f", SEED, "--min-rps", "1e-9", "--points", "12",
+                          "-o", tmp_path / "low")
+    assert code == 0, err
