@@ -11,6 +11,7 @@ thread logs, counts and carries on: one error never stops it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -24,9 +25,23 @@ from .observe import DEFAULT_WINDOW, Observation, observation_from
 log = logging.getLogger("hybridplace")
 NsName = tuple[str, str]
 OBSERVING_MODES = ("Operator", "External")
-#: History kept per deployment: enough for the longest scale-down delay at the shortest interval
-#: the CRD allows would be 17,280 samples; the policy needs only the delay's window, so keep that.
-MAX_SAMPLES = 2000
+#: The CRD's bounds (crds/hybridplace.io_inferencedeployments.yaml): the longest scale-down delay
+#: and the shortest interval. A deployment's history covers its own delay's window (a scale-down
+#: needs every observation of it), so its length follows from its delay and interval, at most
+#: what the longest delay at the shortest interval needs (about 19,200 samples).
+MAX_DELAY_S = 86400.0
+MIN_INTERVAL_S = 5.0
+#: Observations of one deployment are at least this much less than its interval apart (`due`).
+DUE_SLACK_S = 0.5
+
+
+def samples_for(keep_s: float, interval_s: float) -> int:
+    """The samples `keep_s` of history holds at most, one per `interval_s` (less the slack)."""
+    return math.ceil(keep_s / max(interval_s - DUE_SLACK_S, MIN_INTERVAL_S - DUE_SLACK_S)) + 2
+
+
+#: The most samples kept per deployment, whatever its settings (the CRD's extremes).
+MAX_SAMPLES = samples_for(MAX_DELAY_S + 3 * MIN_INTERVAL_S, MIN_INTERVAL_S)
 
 
 @dataclass(frozen=True)
@@ -54,9 +69,13 @@ class ObservationStore:
         self._last_seen: dict[NsName, float] = {}
         self._last_run: dict[NsName, float] = {}
 
-    def record(self, key: NsName, obs: Observation, keep_s: float) -> None:
+    def record(self, key: NsName, obs: Observation, keep_s: float, interval_s: float = MIN_INTERVAL_S) -> None:
+        """Append `obs`; keep the last `keep_s` of history (observations `interval_s` apart)."""
+        size = min(samples_for(keep_s, interval_s), MAX_SAMPLES)
         with self._lock:
-            hist = self._history.setdefault(key, deque(maxlen=MAX_SAMPLES))
+            hist = self._history.get(key)
+            if hist is None or hist.maxlen != size:  # new, or its delay or interval changed
+                hist = self._history[key] = deque(hist or (), maxlen=size)
             hist.append(Sample(at=obs.at, rate_rps=obs.rate_rps, latency_ms=obs.latency_ms, queue_ms=obs.queue_ms))
             while hist and hist[0].at < obs.at - keep_s:
                 hist.popleft()
@@ -66,7 +85,7 @@ class ObservationStore:
 
     def due(self, key: NsName, interval_s: float, now: float) -> bool:
         with self._lock:
-            if now - self._last_run.get(key, float("-inf")) < interval_s - 0.5:
+            if now - self._last_run.get(key, float("-inf")) < interval_s - DUE_SLACK_S:
                 return False
             self._last_run[key] = now
             return True
@@ -153,6 +172,6 @@ class ObservationLoop:
         figures, error = self.query_all(self.window)
         for key, interval, delay, percentile in due:
             obs = observation_from(figures.get(key), percentile, now, error)
-            self.store.record(key, obs, keep_s=delay + 3 * interval)
+            self.store.record(key, obs, keep_s=delay + 3 * interval, interval_s=interval)
             self.enqueue(key)
         return [k for k, *_ in due]

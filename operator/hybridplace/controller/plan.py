@@ -40,7 +40,7 @@ from ..placement import (
 )
 from ..placement.calibration import Calibration, CalibrationPolicy, CalibrationSample, calibrate, worth_writing
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
-from ..placement.scaling import LoadDecision, ScalingPolicy, plan_load
+from ..placement.scaling import LoadDecision, ScalingPolicy, Size, plan_load
 from ..placement.solver import predicted_latency_at
 from .observe import DEFAULT_WINDOW, window_seconds
 from .observer import Observed
@@ -336,8 +336,12 @@ def _planned_load(
     old = old_status.get("scaling") or {}
     current = old.get("loadRps") if old.get("mode") == "Operator" else None
 
-    def cost_at(load: float) -> float:
-        return _objective(_solve_unexplained(dataclasses.replace(base, target_rps=_round_load(load)), *engine))
+    def cost_at(load: float) -> Size:
+        # The objective, then the replicas (a node's price covers several; a price may be 0) and the
+        # placement's shape, so a rise whose decision costs the same still scales up (scaling.py).
+        decision = _solve_unexplained(dataclasses.replace(base, target_rps=_round_load(load)), *engine)
+        shape = tuple((p.pool, p.replicas, p.batch_size, p.concurrency) for p in decision.placements)
+        return Size(_objective(decision), sum(p.replicas for p in decision.placements), (decision.routing, *shape))
 
     found = plan_load(policy, observed.history, target_rps=infd.spec.load.target_rps, current_rps=current,
                       cost_at=cost_at, now=observed.now, observing=observed.observing,
@@ -387,7 +391,7 @@ def _calibration(
         entry = _calibration_from(x)
         profile = profiles.get(entry.pool)
         measured_at = epoch(profile.spec.measured_at) if profile is not None else None
-        if measured_at is None or measured_at <= entry.sampled_at:
+        if measured_at is None or math.floor(measured_at) <= entry.sampled_at:  # sampledAt: whole seconds
             old[entry.pool] = entry
     obs = observed.latest
     placements = {p.get("pool"): p for p in (old_status.get("decision") or {}).get("placements") or []}

@@ -24,7 +24,10 @@ Kubernetes (tests/unit/placement/test_calibration.py, fake clock). Rules:
   after every sample for ``hold_s`` has been lower (``lower_since``). The ratio depends on the
   load it is measured at where the model's queueing is off, so a ratio that fell as soon as
   more replicas lowered the load would take them away again: it would flap.
-- Each observation is used once (``sampled_at``), however often the planner runs.
+- Each observation is used once (``sampled_at``), however often the planner runs. Compared at
+  whole seconds: ``status.calibration[].sampledAt`` keeps whole seconds (RFC 3339, as every
+  time in status), while an observation's time has a fraction; observations are at least an
+  interval (5 s or more) apart, so the second tells them apart.
 - ``outside_since``: since when the ratio has been outside [``reprofile_low``,
   ``reprofile_high``], for the re-profiling trigger (the profile no longer describes the pool).
 """
@@ -97,8 +100,8 @@ def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str
               ready_since: float | None, hold_s: float = 0.0) -> Calibration | None:
     """The pool's calibration after `sample` (`previous` when the sample is not used or was
     used already; None when there is none yet). `hold_s`: how long a lower ratio must last."""
-    if previous is not None and sample.at <= previous.sampled_at:
-        return previous  # this observation is in already
+    if previous is not None and _second(sample.at) <= _second(previous.sampled_at):
+        return previous  # this observation is in already (stored to the second: compare seconds)
     if skip_reason(policy, sample, ready_since) is not None:
         return previous
     assert sample.observed_ms is not None and sample.predicted_ms is not None and sample.per_replica_rps is not None
@@ -120,6 +123,11 @@ def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str
     return Calibration(pool=pool, ratio=ratio, observed_ms=sample.observed_ms, predicted_ms=sample.predicted_ms,
                        per_replica_rps=sample.per_replica_rps, samples=(previous.samples if previous else 0) + 1,
                        sampled_at=sample.at, outside_since=since, lower_since=lower_since)
+
+
+def _second(t: float) -> float:
+    """`t` to the whole second, as status stores it (-inf stays -inf)."""
+    return math.floor(t) if math.isfinite(t) else t
 
 
 def worth_writing(old: Calibration | None, new: Calibration | None, change: float = 0.03,

@@ -184,3 +184,34 @@ def test_the_thread_keeps_running_after_an_error():
     assert loop.errors >= 1 and loop.alive
     loop.stop()
     assert not loop.alive
+
+
+@pytest.mark.parametrize(("interval", "delay"), [(15, 36000), (5, 86400)])
+def test_the_history_covers_the_longest_scale_down_delay_so_the_load_can_go_down(interval, delay):
+    """A load of 400 requests/s, then 10 for longer than a long scale-down delay (the CRD allows
+    86,400 s at a 5 s interval): the history still reaches back over the whole delay, and the
+    policy scales down. A fixed cap on the samples would have cut the window short: never down."""
+    from hybridplace.placement.scaling import ScalingPolicy, plan_load
+
+    clock = ManualClock()
+    store = ObservationStore(observing=True, clock=clock)
+    key = ("team", "a")
+    rate = {"value": 400.0}
+
+    def query_all(window):
+        return {key: {"rate": {"cpu": rate["value"]}, "latency": {}, "queue": {}, "requests": {}}}, None
+
+    loop = ObservationLoop(query_all, store, lambda: {key: infd(interval=interval, delay=delay)}, lambda k: None)
+    end = 3600 + delay + 4 * interval
+    while clock.t <= end:
+        rate["value"] = 400.0 if clock.t < 3600 else 10.0
+        loop.run_once()
+        clock.t += interval
+    clock.t -= interval
+    seen = store.get(key)
+    assert seen.now - seen.history[0].at >= delay
+    assert len(seen.history) <= (delay + 3 * interval) / interval + 3  # no more than the window needs
+    policy = ScalingPolicy(interval_s=interval, scale_down_delay_s=delay, slo_ms=50)
+    d = plan_load(policy, seen.history, target_rps=400.0, current_rps=400.0, now=seen.now,
+                  cost_at=lambda load: float(-(-load // 50)))  # one replica per 50 requests/s
+    assert d.action == "down" and d.load_rps == pytest.approx(11.0)

@@ -272,3 +272,90 @@ def test_a_pool_slower_than_its_profile_is_calibrated_and_gets_more_replicas():
         children=as_children(first), service_names=set(), settings=Settings(), now=LATER,
         fingerprint=deployment_fingerprint, observed=at(since + 90, 3 * predicted))
     assert "calibration" not in fresh.status and replicas(fresh) == replicas(ready)
+
+
+def run_on(pools, obj, obs, children=None):
+    from hybridplace.config import Settings
+    from hybridplace.controller.fingerprint import deployment_fingerprint
+    from hybridplace.controller.plan import plan_inference_deployment
+    from test_plan import PROFILES
+
+    return plan_inference_deployment(
+        obj, pools=pools, profiles=PROFILES, jobs={}, children=children or {}, service_names=set(),
+        settings=Settings(), now=LATER, fingerprint=deployment_fingerprint, observed=obs)
+
+
+CPU_ONLY = {"load": {"targetRps": 20}, "scaling": FAST, "placement": {"pools": ["cpu-standard"]}}
+
+
+@pytest.mark.parametrize("price", [{"perNodeHour": 0.8064}, {"perReplicaHour": 0}])
+def test_a_rise_scales_up_when_more_replicas_cost_no_more(price):
+    """Priced per node (a node holds 4 CPU replicas: 1 to 4 cost the same) or free: 60 requests/s
+    needs 3 replicas (22.9 each) though the decision costs what 1 does. Not a hold on one replica."""
+    from hybridplace.api import parse_object
+    from test_plan import POOLS
+
+    body = POOLS["cpu-standard"].to_dict()
+    body["spec"]["price"] = price
+    pools = {**POOLS, "cpu-standard": parse_object(body)}
+    first = plan(infd(**CPU_ONLY), pools=pools)
+    assert replicas(first) == 1
+    p = run_on(pools, infd(status=first.status, **CPU_ONLY), observed([20.0, 20.0, 60.0]), children=as_children(first))
+    assert p.status["scaling"]["action"] == "up" and p.status["scaling"]["loadRps"] == 60.0
+    assert replicas(p) == 3 and p.deployments[0]["spec"]["replicas"] == 3
+
+
+def test_a_decision_the_pool_no_longer_has_room_for_takes_the_lower_observed_load_at_once():
+    """Planned for 60 requests/s (3 CPU replicas); the pool loses nodes, room for 2 is left, and
+    30 requests/s is observed: placed for 30 at this interval, not after the scale-down delay."""
+    from test_plan import POOLS, with_room
+
+    first = plan(infd(**CPU_ONLY))
+    up = run_on(POOLS, infd(status=first.status, **CPU_ONLY), observed([20.0, 60.0]), children=as_children(first))
+    assert replicas(up) == 3
+    p = run_on(with_room(2), infd(status=up.status, **CPU_ONLY), observed([20.0, 60.0, 30.0]),
+               children=as_children(up))
+    assert p.status["scaling"]["action"] == "down" and p.status["scaling"]["loadRps"] == 30.0
+    assert replicas(p) == 2 and cond(p.status, c.PLACED)["status"] == c.TRUE
+
+
+def test_each_observation_is_calibrated_once_though_sampled_at_is_stored_to_the_second():
+    """Observation times have fractions; status.calibration[].sampledAt keeps whole seconds. A
+    falling ratio, past the hold, must move once per observation, not once per reconcile."""
+    import datetime as dt
+
+    from hybridplace.placement.from_api import profile_from, request_from
+    from hybridplace.placement.solver import predicted_latency_at
+    from test_plan import PROFILES
+
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    ready = run(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), observed([20.0]),
+                children=as_children(first))
+    since = dt.datetime.strptime(LATER, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+    placement = ready.status["decision"]["placements"][0]
+    predicted = predicted_latency_at(request_from(infd(load={"targetRps": 20})), profile_from(PROFILES["cpu-standard"]),
+                                     placement["batchSize"], placement["concurrency"], 20.0)
+
+    def at(t, latency):
+        o = observed([20.0, 20.0], start=t - 5)
+        latest = Observation(at=t, percentile=95, rate_rps=20.0, latency_ms=latency,
+                             by_pool={"cpu-standard": {"rate": 20.0, "latency": latency}})
+        return Observed(observing=True, history=o.history, latest=latest, last_seen=t, now=t)
+
+    status, kids = ready.status, as_children(first)  # one replica throughout: the ratio stays <= 1
+
+    def step(t, ratio):
+        nonlocal status, kids
+        p = run(infd(status=status, load={"targetRps": 20}, scaling=FAST), at(since + t, ratio * predicted),
+                children=kids)
+        status, kids = p.status, as_children(p) if p.deployments else kids  # its replicas, Ready at once
+
+    for t, ratio in [(90.6, 1.0), (100.6, 0.6), (140.6, 0.6)]:  # first; lower (the hold starts); past the 30 s hold
+        step(t, ratio)
+    (cal,) = status["calibration"]
+    assert cal["samples"] == 3 and cal["ratio"] == pytest.approx(0.6 ** 0.3, rel=1e-3)  # smoothed once
+    assert cal["sampledAt"].endswith(":07:20Z")  # to the second; the observation was at :07:20.6
+    taken = cal
+    for _ in range(3):  # more reconciles, the same observation: nothing moves
+        step(140.6, 0.6)
+        assert status["calibration"] == [taken]

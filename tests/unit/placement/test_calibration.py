@@ -102,3 +102,17 @@ def test_a_first_ratio_below_one_waits_for_the_hold_too():
         assert c.ratio == 1.0
     c = calibrate(POLICY, c, "cpu", sample(at=160.0, observed=30.0), ready_since=0.0, hold_s=60.0)
     assert c.ratio < 1.0
+
+def test_an_observation_is_taken_once_though_status_keeps_its_time_to_the_second():
+    """status.calibration[].sampledAt is RFC 3339 to the second; an observation's time has a
+    fraction. Read back, the stored calibration must still count that observation as taken in:
+    else every reconcile until the next one smooths it in again (and counts it again)."""
+    first = calibrate(POLICY, None, "cpu", sample(at=1000.6), ready_since=0.0)
+    stored = Calibration(**{**first.__dict__, "sampled_at": 1000.0})  # as status gives it back
+    assert calibrate(POLICY, stored, "cpu", sample(at=1000.6), ready_since=0.0) is stored
+    lower = calibrate(POLICY, stored, "cpu", sample(at=2000.6, observed=60.0), ready_since=0.0, hold_s=0.0)
+    again = Calibration(**{**lower.__dict__, "sampled_at": 2000.0})
+    assert calibrate(POLICY, again, "cpu", sample(at=2000.6, observed=60.0), ready_since=0.0, hold_s=0.0) is again
+    assert again.samples == 2 and again.ratio == pytest.approx(2.0 ** 0.7)  # smoothed once, not once a reconcile
+    # The next observation (an interval later) is taken in.
+    assert calibrate(POLICY, again, "cpu", sample(at=2005.1), ready_since=0.0).samples == 3

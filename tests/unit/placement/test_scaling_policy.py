@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from hybridplace.placement.scaling import IDLE_RPS, Sample, ScalingPolicy, plan_load
+from hybridplace.placement.scaling import IDLE_RPS, Sample, ScalingPolicy, Size, plan_load
 
 POLICY = ScalingPolicy(mode="Operator", interval_s=15, scale_down_delay_s=300)
 PER_REPLICA_RPS = 30.0  # what one replica carries within its limit, in this fake engine
@@ -207,3 +207,81 @@ def test_a_load_on_the_boundary_of_two_replica_counts_does_not_go_back_and_forth
             changes.append((i, d.action, replicas(d.load_rps)))
             current = d.load_rps
     assert changes == [(1, "up", 4), (2, "up", 5)]
+
+
+# -- decisions that cost the same, and current decisions with no feasible placement --------------
+
+NODE_USD = 0.8  # one node's price, whatever of its 4 replicas are used
+
+
+def node_priced(load: float) -> Size:
+    """Node pricing: 1-4 replicas cost one node, 5-8 two; the shape is the replica count."""
+    n = replicas(load)
+    return Size(math.ceil(n / 4) * NODE_USD, n, (("cpu", n),))
+
+
+def free(load: float) -> Size:
+    """A price of 0 (on-premises): every decision costs the same."""
+    return Size(0.0, replicas(load), (("onprem", replicas(load)),))
+
+
+@pytest.mark.parametrize("sized", [node_priced, free])
+def test_a_rise_whose_decision_costs_the_same_still_scales_up_at_once(sized):
+    """Node pricing or a price of 0: 1 and 3 replicas cost the same, yet 80 requests/s on the one
+    replica sized for 25 would be far over its limit. More replicas is a scale-up, not a hold."""
+    d = decide(history([25.0, 25.0, 80.0]), current=25.0, cost_at=sized)
+    assert d.action == "up" and d.load_rps == 80.0 and replicas(d.load_rps) == 3
+    # ...and fewer replicas at the same cost is a scale-down, after the delay only.
+    d = decide(history([80.0] + [25.0] * 10), current=80.0, cost_at=sized)
+    assert d.action == "hold" and d.load_rps == 80.0
+    d = decide(history([80.0] + [25.0] * 22), current=80.0, cost_at=sized)
+    assert d.action == "down" and replicas(d.load_rps) == 1
+
+
+def test_a_higher_load_whose_placement_differs_at_the_same_cost_and_replicas_scales_up():
+    """Same cost, same replicas, another batch size: the current placement may not carry it."""
+    def batched(load: float) -> Size:
+        return Size(0.8, 1, (("cpu", 1, 1 if load < 40 else 8),))
+
+    d = decide(history([20.0, 60.0]), current=20.0, cost_at=batched)
+    assert d.action == "up" and d.load_rps == 60.0
+    d = decide(history([60.0, 20.0]), current=60.0, cost_at=batched)  # lower: a tie is a hold
+    assert d.action == "hold" and d.load_rps == 60.0
+    d = decide(history([20.0, 50.0]), current=60.0, cost_at=batched)  # ...and so is a new shape below
+    assert d.action == "hold"
+
+
+def test_node_pricing_does_not_flap_on_a_boundary_either():
+    """Alternating 55/65 requests/s (2 and 3 replicas, one node): up at the first 65, then never down."""
+    current, changes = 20.0, []
+    rates = [55.0, 65.0] * 40
+    for i in range(1, len(rates) + 1):
+        d = decide(history(rates[:i]), current=current, cost_at=node_priced)
+        if d.load_rps != current:
+            changes.append((i, d.action, replicas(d.load_rps)))
+            current = d.load_rps
+    assert changes == [(1, "up", 2), (2, "up", 3)]
+
+
+def test_a_current_decision_with_no_feasible_placement_takes_the_observed_load_at_once():
+    """A pool lost nodes (or targetRps never fitted): 100 requests/s is all the room carries.
+    Planned for 150, observed 80: 80 is adopted at this interval, not after the delay."""
+    def room(load):
+        return math.inf if load > 100 else cost(load)
+
+    d = decide(history([80.0, 80.0, 80.0]), current=150.0, cost_at=room)
+    assert d.action == "down" and d.load_rps == 80.0 and "no feasible placement" in d.message
+    # Observed 130, over the room too: the most a feasible decision carries, at once.
+    d = decide(history([130.0]), current=150.0, cost_at=room)
+    assert d.action == "down" and 99.0 < d.load_rps <= 100.0 and "capped" in d.message
+    # Before the first observation the declared load stands (missing data is not zero load).
+    d = decide([], current=None, now=10.0, cost_at=room, target=150.0)
+    assert d.action == "initial" and d.load_rps == 150.0
+    # Nothing feasible at any load: hold.
+    d = decide(history([80.0]), current=150.0, cost_at=lambda load: math.inf)
+    assert d.action == "hold" and d.load_rps == 150.0
+    # Overloaded under an infeasible decision: grow, but only as far as a feasible placement carries.
+    policy = ScalingPolicy(mode="Operator", interval_s=15, scale_down_delay_s=30, slo_ms=300)
+    d = plan_load(policy, [Sample(at=0.0, rate_rps=90.0, queue_ms=5000.0)], target_rps=20.0, current_rps=150.0,
+                  cost_at=room, now=0.0, settling="1 of 4 replicas is starting")
+    assert d.action == "down" and 99.0 < d.load_rps <= 100.0 and "overloaded" in d.message
