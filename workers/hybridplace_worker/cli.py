@@ -9,6 +9,7 @@ Nothing heavy is imported here: the watchdog must be running before torch is imp
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -19,6 +20,8 @@ from .errors import Reason, WorkerError
 from .result import DEFAULT_TERMINATION_LOG
 
 PROCESS_START = time.monotonic()
+MAX_DEADLINE_S = 7 * 24 * 3600.0  # one week: longer is a mistake (and inf would disable the deadline)
+MAX_INT32 = 2**31 - 1  # Triton's batch sizes are int32; more threads or requesters than that is a typo
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,29 +38,73 @@ def _int_list(text: str) -> list[int]:
         values = [int(x) for x in str(text).replace(" ", "").split(",") if x]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers, e.g. 1,2,4,8")
+    if not values or any(not 1 <= v <= MAX_INT32 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers up to {MAX_INT32}, e.g. 1,2,4,8")
     return values
 
 
-def _positive_float(text: str) -> float:
+def _unique_int_list(text: str) -> list[int]:
+    """Batch sizes and concurrency levels: each once (a repeated one would be a duplicate point)."""
+    values = _int_list(text)
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{text!r} repeats {', '.join(map(str, repeated))}; give each value once")
+    return values
+
+
+def _finite_float(text: str) -> float:
     try:
-        value = float(text)
+        value = float(str(text).strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
     return value
 
 
-def _positive_int(text: str) -> int:
+def _deadline(text: str) -> float:
+    value = _positive_float(text)
+    if value > MAX_DEADLINE_S:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {MAX_DEADLINE_S:.0f} (one week)")
+    return value
+
+
+def _int_in(text: str, low: int, high: int) -> int:
     try:
-        value = int(text)
+        value = int(str(text).strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between {low} and {high}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_in(text, 1, MAX_INT32)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_in(text, 0, MAX_INT32)
+
+
+def _port(text: str) -> int:
+    return _int_in(text, 1, 65535)
+
+
+def _model_name(text: str) -> str:
+    from .triton_repo import check_model_name
+
+    try:
+        return check_model_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _percentile(text: str) -> int:
@@ -67,9 +114,12 @@ def _percentile(text: str) -> int:
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text) if str(text).replace(".", "", 1).isdigit() else -1.0
+    try:
+        value = _finite_float(text)
+    except argparse.ArgumentTypeError:
+        value = -1.0
     if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number >= 0")
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
     return value
 
 
@@ -133,7 +183,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     _add(
         p,
         "--threads",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="torch intra-op threads (per Triton instance for the triton engine); 0 = the CPUs "
         "available to the container, divided by --instances",
@@ -141,7 +191,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     _add(
         p,
         "--deadline-seconds",
-        type=_positive_float,
+        type=_deadline,
         default=600.0,
         help="hard deadline for the whole run (for serve: until tritonserver is started); Timeout after it",
     )
@@ -160,7 +210,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     _add(
         p,
         "--max-batch-size",
-        type=int,
+        type=_positive_int,
         default=None,
         help="Triton max_batch_size (bench default: the largest --batch-sizes; serve default: 8)",
     )
@@ -185,7 +235,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         choices=["cpu", "gpu"],
         help="Triton instance_group kind (bench default: from --device; serve default: cpu)",
     )
-    _add(p, "--instances", type=int, default=1, help="Triton instance_group count")
+    _add(p, "--instances", type=_positive_int, default=1, help="Triton instance_group count")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -209,14 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add(
         bench,
         "--batch-sizes",
-        type=_int_list,
+        type=_unique_int_list,
         default=[1, 2, 4, 8],
         help="batch sizes, comma-separated",
     )
     _add(
         bench,
         "--concurrency",
-        type=_int_list,
+        type=_unique_int_list,
         default=[1],
         help="concurrent closed-loop requesters, comma-separated",
     )
@@ -237,14 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add(
         bench,
         "--stable-windows",
-        type=int,
+        type=_positive_int,
         default=3,
         help="consecutive windows the stability rule compares",
     )
     _add(
         bench,
         "--max-windows",
-        type=int,
+        type=_positive_int,
         default=10,
         help="windows at most per point before it is marked unstable",
     )
@@ -331,9 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="generate the Triton repository and run tritonserver in the foreground")
     _model_options(serve)
-    _add(serve, "--http-port", type=int, default=8000, help="Triton HTTP port")
-    _add(serve, "--grpc-port", type=int, default=8001, help="Triton gRPC port")
-    _add(serve, "--metrics-port", type=int, default=8002, help="Triton Prometheus metrics port")
+    _add(serve, "--http-port", type=_port, default=8000, help="Triton HTTP port")
+    _add(serve, "--grpc-port", type=_port, default=8001, help="Triton gRPC port")
+    _add(serve, "--metrics-port", type=_port, default=8002, help="Triton Prometheus metrics port")
     _add(serve, "--address", default="0.0.0.0", help="address tritonserver binds to")
     _add(
         serve,
@@ -341,7 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where the model repository is written (default: a new directory under $TMPDIR)",
     )
-    _add(serve, "--model-name", default="model", help="the model's name in Triton")
+    _add(
+        serve,
+        "--model-name",
+        type=_model_name,
+        default="model",
+        help="the model's name in Triton: letters, digits, '_', '.', '-' (not '.' or '..')",
+    )
     serve.add_argument(
         "--dry-run",
         action="store_true",

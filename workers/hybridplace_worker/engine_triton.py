@@ -30,10 +30,35 @@ from .models import (
 from .spec import DTYPES
 from .timing import PointMeasurement, StabilityRule, WindowPlan, measure_point
 from .triton_repo import ServingConfig, TensorConfig, write_model_repository
-from .triton_server import TritonProcess, locate_tritonserver, loopback_server
+from .triton_server import STOP_GRACE_S, STOP_RESERVE_S, TritonProcess, locate_tritonserver, loopback_server
 
 PROTOCOLS = ("http", "grpc")
 MODEL_NAME = "model"
+OVERHEAD_EXTRA_S = 1.0  # the request overhead step beyond its warm-up and measurement: statistics, clients
+SERVER_EXIT_WAIT_S = 3.0  # how long a lost connection waits for the server's exit to be seen
+
+
+def overhead_step_seconds(seconds: float) -> float:
+    """Time the request overhead step takes for ``--request-overhead-seconds`` ``seconds``."""
+    return seconds + min(0.5, seconds) + OVERHEAD_EXTRA_S if seconds > 0 else 0.0
+
+
+def stop_grace(time_left: Callable[[], float] | None) -> float:
+    """SIGINT's grace before SIGKILL when the server is stopped: 10 s, or what the deadline leaves."""
+    if time_left is None:
+        return STOP_GRACE_S
+    return max(0.5, min(STOP_GRACE_S, time_left()))
+
+
+def require_servable(model: LoadedModel, outputs: list[OutputSpec]) -> None:
+    """InputMismatch unless Triton can carry every output's dtype (the triton engine, serve)."""
+    for o in outputs:
+        if o.dtype not in DTYPES:
+            raise WorkerError(
+                Reason.INPUT_MISMATCH,
+                f"--model {model.name}: output {o.name} has dtype {o.dtype}, which Triton cannot serve "
+                f"(the triton engine and serve take {', '.join(DTYPES)}); the torch engine can measure it",
+            )
 
 
 def build_repository(
@@ -48,6 +73,7 @@ def build_repository(
     serving.validate()
     if outputs is None:
         outputs = check_model_inputs(model)
+    require_servable(model, outputs)
     artifact, fmt = serving_artifact(model, Path(root).parent / f".{Path(root).name}-artifact")
     write_model_repository(
         root,
@@ -254,13 +280,16 @@ def run_triton_engine(
     search: Callable[[Callable[[int, int], PointMeasurement]], object] | None = None,
     overhead_seconds: float = 0.0,
     on_overhead: Callable[[dict], None] = lambda facts: None,
+    time_left: Callable[[], float] | None = None,
 ) -> list[tuple[int, PointMeasurement]]:
     """Serve ``model`` on a local tritonserver and measure the (batch size, concurrency)
     points ``search`` asks for (search.py; default: every one, batch-major).
     ``outputs``: what :func:`check_model_inputs` found, when the caller has run it already.
     ``overhead_seconds`` > 0: then :func:`measure_request_overhead` for that long, its figures
     passed to ``on_overhead`` (or ``{"error": why}`` when it failed and the server is still up:
-    the points are kept either way)."""
+    the points are kept either way; ``{"skipped": why}`` when ``time_left`` (seconds the
+    deadline still allows) is too short for it and stopping the server). The server's stop
+    grace is capped by ``time_left`` too."""
     if protocol not in PROTOCOLS:
         raise WorkerError(Reason.INVALID_ARGUMENT, f"--protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if max(batch_sizes) > serving.max_batch_size:
@@ -276,7 +305,7 @@ def run_triton_engine(
         repo = build_repository(model, workdir / "repository", serving, outputs=outputs)
         server, ports = loopback_server(install, repo, workdir)
         server.start()
-        stack.callback(server.stop)
+        stack.callback(lambda: server.stop(grace_s=stop_grace(time_left)))
         ready_s = server.wait_ready(start_timeout_s, models=[MODEL_NAME])
         on_ready({"readySeconds": round(ready_s, 3), "ports": vars(ports), "pid": server.pid})
         url = f"127.0.0.1:{ports.http if protocol == 'http' else ports.grpc}"
@@ -304,12 +333,18 @@ def run_triton_engine(
                     measure(batch, conc)
         else:
             search(measure)
-        if overhead_seconds > 0 and serving.max_batch_size > 1 and results:
+        needed = overhead_step_seconds(overhead_seconds) + STOP_RESERVE_S
+        if overhead_seconds > 0 and serving.max_batch_size > 1 and results and time_left is not None \
+                and time_left() < needed:
+            left = time_left()
+            on_overhead({"skipped": f"too little time left before --deadline-seconds ({max(left, 0):.1f} s; "
+                                    f"it needs {needed:.1f} s with stopping the server)"})
+        elif overhead_seconds > 0 and serving.max_batch_size > 1 and results:
             try:
                 facts = measure_request_overhead(protocol, url, ports.http, model, outputs, results,
                                                  serving.max_batch_size, overhead_seconds)
             except Exception as exc:
-                if server.exited:
+                if server.exited or (_connection_lost(exc) and server.wait_exit(SERVER_EXIT_WAIT_S)):
                     raise _server_error(exc, 1, server) from exc  # the server died: a failure
                 # The points stand; the profile goes without the overhead (the model adds 0).
                 facts = {"error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -414,8 +449,28 @@ def _first_request(
             )
 
 
-def _server_error(exc: Exception, batch: int, server: TritonProcess) -> WorkerError:
+def _connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a refused, reset or closed connection: what a
+    client sees when the server dies (HTTP: socket errors; gRPC: UNAVAILABLE)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConnectionError | BrokenPipeError):
+            return True
+        text = str(exc).lower()
+        if any(s in text for s in ("unavailable", "connection refused", "connection reset", "closed the connection",
+                                   "broken pipe", "socket closed", "failed to connect")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _server_error(exc: Exception, batch: int, server: TritonProcess, wait_s: float = SERVER_EXIT_WAIT_S) -> WorkerError:
     text = str(exc)
+    # A killed server's connections break at once, but its exit is seen only once it is reaped:
+    # give a lost connection a moment before calling it the model's fault.
+    if not server.exited and _connection_lost(exc):
+        server.wait_exit(wait_s)
     if server.exited:
         return WorkerError(
             Reason.SERVER_START_FAILED,
@@ -424,4 +479,10 @@ def _server_error(exc: Exception, batch: int, server: TritonProcess) -> WorkerEr
         )
     if is_out_of_memory(exc):
         return WorkerError(Reason.OUT_OF_MEMORY, f"batch size {batch}: {text[:300]}")
+    if _connection_lost(exc):
+        return WorkerError(
+            Reason.SERVER_START_FAILED,
+            f"tritonserver stopped answering during batch size {batch} ({text[:200]}); last log lines:\n"
+            f"{server.log_tail()}",
+        )
     return WorkerError(Reason.INPUT_MISMATCH, f"tritonserver rejected batch size {batch}: {text[:300]}")

@@ -6,7 +6,9 @@ turn a model that does not fit its inputs into ``InputMismatch`` instead of a st
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -32,7 +34,7 @@ from .catalog import (
     builtin_digest,
 )
 from .errors import Reason, WorkerError
-from .spec import DTYPES, InputSpec
+from .spec import InputSpec
 
 FORMATS = ("torchscript", "torch-export")
 BUILTIN_SEED = 20261123  # fixed: a builtin's weights are part of its versioned identity
@@ -279,7 +281,10 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
     """A local path for ``uri``: the file itself, or a download of at most ``max_model_bytes()``
     into ``cache_dir`` (else into a new temporary folder, which the caller then owns). A failed
     download leaves nothing behind."""
-    parsed = urllib.parse.urlparse(uri)
+    try:
+        parsed = urllib.parse.urlparse(uri)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise WorkerError(Reason.INVALID_ARGUMENT, f"--model {uri!r} is not a valid URL: {exc}") from None
     if parsed.scheme in ("", "file"):
         path = Path(urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else uri)
         if not path.is_file():
@@ -308,28 +313,70 @@ def fetch_model(uri: str, *, deadline: float | None = None, cache_dir: Path | No
 
 
 def _download(uri: str, target: Path, timeout: float, limit: int) -> None:
+    copied = 0
     try:
         with urllib.request.urlopen(uri, timeout=timeout) as resp, open(target, "wb") as out:
             announced = resp.headers.get("Content-Length")
-            if announced and announced.isdigit() and int(announced) > limit:
-                raise _TooLarge(int(announced))
-            copied = 0
+            expected = int(announced) if announced and announced.isdigit() else None
+            if expected is not None and expected > limit:
+                raise _TooLarge(expected)
             while chunk := resp.read(1 << 20):
                 copied += len(chunk)
                 if copied > limit:
                     raise _TooLarge(copied)
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise _WriteFailed(exc) from exc
+            # read() ends quietly when the connection closes early: the length tells.
+            if expected is not None and copied < expected:
+                raise _Truncated(copied, expected)
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:
+                raise _WriteFailed(exc) from exc
     except _TooLarge as exc:
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: larger than {limit} bytes (at least "
                           f"{exc.args[0]}); HP_MAX_MODEL_BYTES sets the limit") from None
+    except _Truncated as exc:
+        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: truncated download (got {exc.args[0]} of "
+                          f"{exc.args[1]} bytes)") from None
+    except _WriteFailed as exc:
+        raise _write_error(uri, target, exc.args[0]) from exc.args[0]
     except urllib.error.HTTPError as exc:
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: HTTP {exc.code} {exc.reason}") from exc
+    except http.client.IncompleteRead as exc:  # a chunked body cut short
+        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: truncated download (got "
+                          f"{copied + len(exc.partial)} bytes, then the chunked body broke off)") from exc
+    except http.client.HTTPException as exc:  # a bad status line, a malformed chunk, ...
+        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: bad HTTP response: "
+                          f"{type(exc).__name__}: {exc}"[:600]) from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:  # opening the file
+            raise _write_error(uri, target, exc) from exc
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: unreachable: {reason}") from exc
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_error(uri: str, target: Path, exc: OSError) -> WorkerError:
+    if exc.errno in _NO_SPACE:
+        return WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: no space left in {target.parent} ({exc.strerror})")
+    return WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: cannot write {target}: {exc}")
+
+
 class _TooLarge(Exception):
+    pass
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _WriteFailed(Exception):
     pass
 
 
@@ -478,13 +525,12 @@ def check_model_inputs(model: LoadedModel, batches: Sequence[int] = (1, 2)) -> l
                 OutputSpec(
                     "output" if len(outs) == 1 else f"output__{i}",
                     tuple(o.shape[1:]),
-                    _DTYPE_NAMES.get(o.dtype, "unsupported"),
+                    _DTYPE_NAMES.get(o.dtype, str(o.dtype).removeprefix("torch.")),
                 )
                 for i, o in enumerate(outs)
             ]
-            for o in current:
-                if o.dtype not in DTYPES:
-                    raise WorkerError(Reason.INPUT_MISMATCH, f"--model {model.name}: output dtype not supported")
+            # Any dtype is fine for the torch engine; the triton engine and serve check theirs
+            # (engine_triton.require_servable), naming the output and its dtype.
             specs = current
     assert specs is not None
     return specs

@@ -18,6 +18,7 @@ never cuts JSON text.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -198,19 +199,48 @@ class ResultSink:
         self.finished: dict | None = None
 
     def finish(self, full: dict, compact: dict | None = None) -> bool:
-        """Write ``full`` to the output and its compact form to the termination log; once."""
+        """Write ``full`` to the output and its compact form to the termination log; once.
+
+        The termination log is written first, and the run counts as finished only once it is.
+        If the output cannot be written (a bad path, a full disk, a number JSON cannot hold),
+        the termination log ends up holding one ``Internal`` document that says so instead
+        (an error document keeps its reason and gains a note); :attr:`finished` is then the
+        document the termination log holds, so the caller can tell (``finished["ok"]``)."""
         with self._lock:
             if self.finished is not None:
                 return False
-            self.finished = full
-            if compact is None:
-                compact = compact_result(full) if full.get("ok") else error_document(full["reason"], full["message"])
-            self._write_output(full)
-            write_termination_log(self.termination_log, compact)
+            text: str | None = None
+            problem: str | None = None
+            try:
+                if compact is None:
+                    compact = (compact_result(full) if full.get("ok")
+                               else error_document(full["reason"], full["message"]))
+                dumps(compact)  # a number JSON cannot hold fails here, not half-way through a write
+                text = json.dumps(full, indent=2, allow_nan=False) + "\n"
+            except (ValueError, TypeError, KeyError) as exc:
+                problem = f"the result cannot be written as JSON ({type(exc).__name__}: {exc})"
+            if problem is None:
+                write_termination_log(self.termination_log, compact)
+                try:
+                    self._write_output(text)
+                except OSError as exc:
+                    problem = f"cannot write --output {self.output}: {exc}"
+            if problem is not None:
+                compact = self._failure_document(full, problem)
+                if text is None:  # the output itself is fine: it gets the error, as any error
+                    with contextlib.suppress(OSError):
+                        self._write_output(json.dumps(compact, indent=2) + "\n")
+                write_termination_log(self.termination_log, compact)
+            self.finished = full if problem is None else compact
             return True
 
-    def _write_output(self, doc: dict) -> None:
-        text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    @staticmethod
+    def _failure_document(full: dict, problem: str) -> dict:
+        if full.get("ok") is False and "reason" in full:
+            return error_document(full["reason"], f"{full.get('message', '')} (and {problem})")
+        return error_document(Reason.INTERNAL, problem)
+
+    def _write_output(self, text: str) -> None:
         if self.output in (None, ""):
             return
         if self.output == "-":
@@ -221,9 +251,14 @@ class ResultSink:
                 sys.stdout.flush()
             return
         tmp = f"{self.output}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, self.output)
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, self.output)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 def write_termination_log(path: str | None, doc: dict) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, watchdog
-from .cli import PROCESS_START, env_name, parse_args
+from .cli import MAX_DEADLINE_S, PROCESS_START, env_name, parse_args
 from .errors import EXIT_CODES, Reason, WorkerError
 from .result import DEFAULT_TERMINATION_LOG, ResultSink, error_document
 
@@ -36,7 +36,7 @@ def _prescan(argv: Sequence[str]) -> argparse.Namespace:
     ns, _ = p.parse_known_args(list(argv))
     try:
         ns.deadline_seconds = float(ns.deadline_seconds) if ns.deadline_seconds else 600.0
-        if not ns.deadline_seconds > 0:
+        if not 0 < ns.deadline_seconds <= MAX_DEADLINE_S:  # also nan and inf
             raise ValueError
     except ValueError:
         ns.deadline_seconds = 600.0  # the full parse reports the bad value
@@ -59,10 +59,13 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
     starts counting: the process start for the CLI, now (None) when embedded, as tests do."""
     pre = _prescan(argv)
     sink = ResultSink(pre.termination_log, pre.output)
-    downloads: list[str] = []  # the run's download folder, if any: removed however the run ends
+    # The run's temporary folders (a download, the triton engine's repository and server
+    # files): removed however the run ends, its deadline and SIGTERM included (expire()
+    # leaves by os._exit, past every finally and TemporaryDirectory).
+    temp_dirs: list[str] = []
 
-    def remove_downloads() -> None:
-        for folder in downloads:
+    def remove_temp_dirs() -> None:
+        for folder in temp_dirs:
             shutil.rmtree(folder, ignore_errors=True)
 
     def expire(message: str) -> None:
@@ -70,7 +73,7 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
         if sink.finish(doc):
             _log(f"{Reason.TIMEOUT}: {message}")
             watchdog.kill_children()
-            remove_downloads()
+            remove_temp_dirs()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_CODES[Reason.TIMEOUT])
@@ -80,15 +83,20 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
         watchdog.install_sigterm(expire)
     try:
         args = parse_args(argv)
+        try:
+            scheme = urllib.parse.urlparse(args.model).scheme
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+            raise WorkerError(Reason.INVALID_ARGUMENT, f"--model {args.model!r} is not a valid URL: {exc}") from None
         # A downloaded model lives as long as the run (a 2 GB file must not pile up in /tmp).
-        if urllib.parse.urlparse(args.model).scheme in ("http", "https"):
-            downloads.append(tempfile.mkdtemp(prefix="hp-model-"))
-        download_dir = Path(downloads[0]) if downloads else None
+        download_dir = None
+        if scheme in ("http", "https"):
+            temp_dirs.append(tempfile.mkdtemp(prefix="hp-model-"))
+            download_dir = Path(temp_dirs[-1])
         if args.command == "bench":
-            full = bench(args, dog, downloads=download_dir)
+            full = bench(args, dog, downloads=download_dir, temp_dirs=temp_dirs)
             sink.finish(full)
-            return 0
-        return serve(args, dog, sink, downloads=download_dir)
+            return _exit_code(sink)
+        return serve(args, dog, sink, downloads=download_dir, temp_dirs=temp_dirs)
     except WorkerError as exc:
         _log(f"{exc.reason}: {exc.message}")
         sink.finish(error_document(exc.reason, exc.message))
@@ -100,7 +108,16 @@ def run(argv: Sequence[str], *, started: float | None = PROCESS_START, handle_si
     finally:
         dog.cancel()
         watchdog.kill_children()
-        remove_downloads()
+        remove_temp_dirs()
+
+
+def _exit_code(sink: ResultSink) -> int:
+    """0, or the reason's code when the result could not be written (the sink says why)."""
+    doc = sink.finished or {}
+    if doc.get("ok", True):
+        return 0
+    _log(f"{doc['reason']}: {doc['message']}")
+    return EXIT_CODES.get(Reason(doc["reason"]), EXIT_CODES[Reason.INTERNAL])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +179,7 @@ def _serving_config(args, *, default_max_batch: int, default_kind: str):
 
         threads = max(1, available_cpus() // max(instances, 1))
     cfg = ServingConfig(
-        max_batch_size=args.max_batch_size or default_max_batch,
+        max_batch_size=default_max_batch if args.max_batch_size is None else args.max_batch_size,
         preferred_batch_sizes=tuple(args.preferred_batch_size or ()),
         max_queue_delay_us=round(args.max_queue_delay_ms * 1000),
         instance_kind=args.instance_kind or default_kind,
@@ -173,13 +190,16 @@ def _serving_config(args, *, default_max_batch: int, default_kind: str):
     return cfg
 
 
-def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | None = None) -> dict:
+def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | None = None,
+          temp_dirs: list[str] | None = None) -> dict:
     """Measure the model; return the full result document. A model given by URL is downloaded
-    into ``downloads``."""
-    from .spec import parse_input_specs
+    into ``downloads``; the triton engine's folder is added to ``temp_dirs`` (the caller removes
+    them however the run ends)."""
+    from .spec import check_batch_fits, parse_input_specs
     from .timing import StabilityRule, WindowPlan
 
     inputs = parse_input_specs(args.input)
+    check_batch_fits(inputs, args.batch_sizes)
     try:
         rule = StabilityRule(args.stability_threshold, args.stable_windows, args.max_windows)
         plan = WindowPlan(
@@ -210,10 +230,12 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
     _log(f"loaded {model.name} ({model.digest}) in {time.monotonic() - t0:.1f} s")
 
     points_left = [n_points]
+    after_points = [0.0]  # what must still fit after the last point (the triton engine's tail)
 
     def may_extend() -> bool:
-        # One more window only if every remaining point still gets its minimum.
-        spare = dog.remaining() - FIXED_OVERHEAD_S - (points_left[0] - 1) * plan.min_seconds
+        # One more window only if every remaining point still gets its minimum, and what
+        # follows the points (request overhead, stopping the server) its time.
+        spare = dog.remaining() - FIXED_OVERHEAD_S - (points_left[0] - 1) * plan.min_seconds - after_points[0]
         return spare > plan.window_s
 
     def on_point(batch: int, m) -> None:
@@ -279,7 +301,8 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
             search=drive,
         )
     else:
-        from .engine_triton import run_triton_engine
+        from .engine_triton import overhead_step_seconds, run_triton_engine
+        from .triton_server import STOP_RESERVE_S
 
         serving = _serving_config(
             args,
@@ -299,6 +322,11 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
             "threadsPerInstance": serving.threads,
         }
         start_timeout = min(args.server_start_timeout_seconds, max(dog.remaining() - FIXED_OVERHEAD_S, 1))
+        after_points[0] = STOP_RESERVE_S + (overhead_step_seconds(overhead_s) if serving.max_batch_size > 1 else 0.0)
+        workdir = None  # without a caller to remove it, the engine makes (and removes) its own
+        if temp_dirs is not None:
+            workdir = tempfile.mkdtemp(prefix="hp-triton-")
+            temp_dirs.append(workdir)
 
         def on_ready(facts: dict) -> None:
             settings["triton"]["readySeconds"] = facts["readySeconds"]
@@ -306,8 +334,9 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
 
         def on_overhead(facts: dict) -> None:
             overhead.update(facts)
-            if "error" in facts:
-                _log(f"request overhead not measured (the profile goes without it): {facts['error']}")
+            if "error" in facts or "skipped" in facts:
+                why = facts.get("error") or facts["skipped"]
+                _log(f"request overhead not measured (the profile goes without it): {why}")
                 return
             _log(
                 f"single-item requests, {facts['connections']} connections: {facts['saturatedRps']:.1f} req/s, "
@@ -332,6 +361,8 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
             search=drive,
             overhead_seconds=overhead_s,
             on_overhead=on_overhead,
+            workdir=Path(workdir) if workdir else None,
+            time_left=lambda: dog.remaining() - FIXED_OVERHEAD_S,
         )
         if overhead:
             settings["requestOverhead"] = dict(overhead)
@@ -363,8 +394,45 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
 # serve
 
 
-def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink, downloads: Path | None = None) -> int:
-    """Write the repository and exec tritonserver (it becomes this process: signals reach it)."""
+SERVE_PREFIX = "hp-serve-"
+PID_FILE = "hp-serve.pid"
+
+
+def serve_workdir(base: Path | None = None) -> Path:
+    """A new folder for ``serve``'s repository under ``base`` ($TMPDIR), holding the pid of the
+    process that will run tritonserver (this one: execve keeps the pid).
+
+    Older ``hp-serve-*`` folders whose process is gone are removed first (and one that names
+    this very pid: a restarted container starts again as pid 1): a crash-looping serving pod's
+    /tmp (an emptyDir that survives restarts) keeps one repository, not one per start, while
+    a live server's folder beside it (several replicas sharing a /tmp) is left alone."""
+    base = Path(tempfile.gettempdir() if base is None else base)
+    for old in base.glob(SERVE_PREFIX + "*"):
+        try:
+            pid = int((old / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue  # not ours, or still being written: left alone
+        if pid == os.getpid() or not _process_alive(pid):
+            shutil.rmtree(old, ignore_errors=True)
+    workdir = Path(tempfile.mkdtemp(prefix=SERVE_PREFIX, dir=base))
+    (workdir / PID_FILE).write_text(f"{os.getpid()}\n")
+    return workdir
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink, downloads: Path | None = None,
+          temp_dirs: list[str] | None = None) -> int:
+    """Write the repository and exec tritonserver (it becomes this process: signals reach it).
+    A folder made here is removed if anything fails before the exec (added to ``temp_dirs``)."""
     from .engine_triton import build_repository
     from .models import load_model
     from .spec import parse_input_specs
@@ -387,7 +455,12 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink, do
     install = locate_tritonserver(args.tritonserver)
     model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1,
                        cache_dir=downloads)
-    workdir = Path(args.repository_dir) if args.repository_dir else Path(tempfile.mkdtemp(prefix="hp-serve-"))
+    made: list[str] = temp_dirs if temp_dirs is not None else []
+    if args.repository_dir:
+        workdir = Path(args.repository_dir)
+    else:
+        workdir = serve_workdir()
+        made.append(str(workdir))
     repo = build_repository(model, workdir / "repository", serving, model_name=args.model_name)
     backends = prepare_backends(install, workdir)
     cmd = server_command(
@@ -409,6 +482,8 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink, do
             "ldLibraryPath": env.get("LD_LIBRARY_PATH", ""),
         }
         sys.stdout.write(json.dumps(doc) + "\n")
+        if str(workdir) in made:
+            made.remove(str(workdir))  # kept for the caller to look at (the next start removes it)
         return 0
     dog.cancel()
     if downloads is not None:  # the repository holds the model now; nothing cleans up after execve
@@ -416,7 +491,7 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink, do
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execve(cmd[0], cmd, env)
+        os.execve(cmd[0], cmd, env)  # the folder stays: the server (same pid) uses it
     except OSError as exc:
         raise WorkerError(Reason.SERVER_START_FAILED, f"cannot exec {cmd[0]}: {exc}") from exc
     return 0  # not reached

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 
 from .errors import Reason, WorkerError
@@ -18,6 +19,10 @@ DTYPES: dict[str, tuple[str, str]] = {
     "bool": ("TYPE_BOOL", "BOOL"),
 }
 
+# Elements per sample (2**40, a terabyte of bytes) and per batch (2**62): beyond them torch's
+# sizes overflow (an error that is no one's fault but the spec's), long before any memory fits.
+MAX_ELEMENTS = 2**40
+MAX_BATCH_ELEMENTS = 2**62
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
@@ -69,6 +74,12 @@ def parse_input_spec(text: str) -> InputSpec:
                 f"--input {text!r}: shape {shape_text!r} must be positive integers joined by 'x' "
                 "(per sample, without the batch dimension)",
             )
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise WorkerError(
+                Reason.INVALID_ARGUMENT,
+                f"--input {text!r}: shape {shape_text!r} has {math.prod(shape)} elements per sample, "
+                f"more than {MAX_ELEMENTS}",
+            )
     return InputSpec(name, shape, dtype)
 
 
@@ -84,3 +95,15 @@ def parse_input_specs(texts: list[str] | str | None) -> tuple[InputSpec, ...]:
     if len(set(names)) != len(names):
         raise WorkerError(Reason.INVALID_ARGUMENT, f"--input names must be unique, got {names}")
     return specs
+
+
+def check_batch_fits(specs: tuple[InputSpec, ...], batch_sizes: list[int]) -> None:
+    """InvalidArgument when the largest batch of an input has more elements than torch can count."""
+    for spec in specs:
+        total = math.prod(spec.shape) * max(batch_sizes, default=1)
+        if total > MAX_BATCH_ELEMENTS:
+            raise WorkerError(
+                Reason.INVALID_ARGUMENT,
+                f"--input {spec.to_text()}: a batch of {max(batch_sizes)} has {total} elements, more than "
+                f"{MAX_BATCH_ELEMENTS}; lower the shape or --batch-sizes",
+            )

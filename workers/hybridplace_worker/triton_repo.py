@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,19 @@ from .spec import DTYPES
 
 INSTANCE_KINDS = {"cpu": "KIND_CPU", "gpu": "KIND_GPU"}
 _MODEL_PY = Path(__file__).with_name("triton_model.py")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # Triton's rule for a model (directory) name
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if Triton accepts it as a model name (and it is one directory name); ValueError
+    otherwise. The name becomes a directory under the repository root: it must not be able to
+    name anything outside it (an absolute path, ``..``, a ``/``)."""
+    if not isinstance(name, str) or not _MODEL_NAME.match(name) or name in (".", ".."):
+        raise ValueError(
+            f"{name!r} is not a Triton model name: use letters, digits, '_', '.' and '-' "
+            "(not '.' or '..')"
+        )
+    return name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,10 +146,25 @@ def write_model_repository(
     outputs: Sequence[TensorConfig],
     serving: ServingConfig,
 ) -> Path:
-    """Write (or replace) the repository for one model; returns the model's directory."""
-    model_dir = Path(root) / model_name
+    """Write (or replace) the repository for one model; returns the model's directory.
+
+    ``model_name`` must be a Triton model name (:func:`check_model_name`; InvalidArgument
+    otherwise): what is replaced is ``root/model_name`` and never anything outside ``root``."""
+    try:
+        check_model_name(model_name)
+    except ValueError as exc:
+        raise WorkerError(Reason.INVALID_ARGUMENT, f"--model-name {exc}") from None
+    root = Path(root)
+    model_dir = root / model_name
     version_dir = model_dir / "1"
-    if model_dir.exists():
+    if model_dir.is_symlink():
+        model_dir.unlink()  # the link itself, inside root; never what it points to
+    elif model_dir.exists():
+        if model_dir.resolve().parent != root.resolve():
+            raise WorkerError(
+                Reason.INVALID_ARGUMENT,
+                f"--model-name {model_name!r}: {model_dir} is not inside the repository {root}; not replacing it",
+            )
         shutil.rmtree(model_dir)
     version_dir.mkdir(parents=True)
     artifact_name = {"torch-export": "model.pt2", "delay": "model.json"}.get(artifact_format, "model.pt")

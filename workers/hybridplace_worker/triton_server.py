@@ -37,6 +37,10 @@ from .errors import Reason, WorkerError
 IMAGE_TRITON = Path("/opt/tritonserver")
 # Quantile:allowed error pairs of Triton's latency summaries (p50, p90, p95, p99).
 SUMMARY_QUANTILES = "0.5:0.05,0.9:0.01,0.95:0.005,0.99:0.001"
+# Time kept after the points to stop the server: SIGINT, Triton's own exit (--exit-timeout-secs
+# 5 on loopback; about a second in practice), SIGKILL of the group when it runs out.
+STOP_RESERVE_S = 3.0
+STOP_GRACE_S = 10.0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
@@ -225,6 +229,17 @@ class TritonProcess:
         """Started, and no longer running."""
         return self.proc is not None and self.proc.poll() is not None
 
+    def wait_exit(self, timeout_s: float) -> bool:
+        """Whether the process has exited, waiting up to ``timeout_s`` for it: a server killed
+        a moment ago breaks its connections before it can be reaped."""
+        if self.proc is None:
+            return False
+        try:
+            self.proc.wait(timeout=max(timeout_s, 0))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def start(self) -> None:
         log = open(self.log_path, "wb")
         try:
@@ -286,10 +301,11 @@ class TritonProcess:
                 )
             time.sleep(0.2)
 
-    def stop(self, grace_s: float = 10) -> int | None:
+    def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
         """SIGINT (Triton's graceful stop), then SIGKILL of its process group after ``grace_s``."""
         if self.proc is None:
             return None
+        grace_s = max(float(grace_s), 0.0)
         if self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, signal.SIGINT)

@@ -67,7 +67,7 @@ def build_serving_deployment(
         *model_args(spec.model, digest),
         "--max-batch-size", str(batch_size),
         "--preferred-batch-size", str(batch_size),
-        "--max-queue-delay-ms", f"{spec.serving.max_queue_delay_ms:g}",
+        "--max-queue-delay-ms", f"{spec.serving.max_queue_delay_ms:.6f}".rstrip("0").rstrip("."),
         "--instance-kind", "gpu" if gpu else "cpu",
         "--instances", str(instances),
         "--http-port", str(port),

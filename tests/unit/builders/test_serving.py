@@ -73,3 +73,17 @@ def test_triton_binds_at_the_pods_own_ip_and_explains_a_crash():
     assert env in container["env"]
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+
+
+def test_the_queue_delay_is_written_as_a_plain_decimal():
+    # :g wrote 0.00005 as "5e-05"; the worker's option wants a plain number.
+    for value, text in ((0.00005, "0.00005"), (2, "2"), (0, "0"), (0.5, "0.5"), (1000, "1000")):
+        obj = inference_deployment("sentiment")
+        obj["metadata"].update(namespace="team-a", uid="1234-uid")
+        obj["spec"].setdefault("serving", {})["maxQueueDelayMs"] = value
+        dep = build_serving_deployment(
+            infd=parse_object(obj), digest=builtin_digest("mlp"), pool=POOLS["gpu-t4"], replicas=1,
+            batch_size=8, image="worker:test",
+        )
+        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("--max-queue-delay-ms") + 1] == text

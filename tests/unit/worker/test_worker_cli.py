@@ -131,7 +131,7 @@ def test_every_option_names_its_env_var_and_is_documented(command):
 def test_a_bug_still_ends_in_one_internal_document(tmp_path, monkeypatch, capsys):
     import hybridplace_worker.runner as runner
 
-    def broken_bench(args, dog, downloads=None):
+    def broken_bench(args, dog, downloads=None, **_):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(runner, "bench", broken_bench)
@@ -141,3 +141,65 @@ def test_a_bug_still_ends_in_one_internal_document(tmp_path, monkeypatch, capsys
     doc = json.loads(log.read_bytes())
     assert doc == {"v": 1, "ok": False, "reason": "Internal", "message": "ZeroDivisionError: a bug"}
     assert json.loads(capsys.readouterr().out) == doc
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "--model", "builtin:mlp", "--deadline-seconds", "inf"],
+        ["bench", "--model", "builtin:mlp", "--deadline-seconds", "nan"],
+        ["bench", "--model", "builtin:mlp", "--deadline-seconds", "1e9"],  # past one week
+        ["bench", "--model", "builtin:mlp", "--duration-seconds", "inf"],
+        ["bench", "--model", "builtin:mlp", "--stability-threshold", "nan"],
+        ["bench", "--model", "builtin:mlp", "--warmup-seconds", "inf"],
+        ["bench", "--model", "builtin:mlp", "--max-queue-delay-ms", "nan"],
+        ["bench", "--model", "builtin:mlp", "--threads", "-1"],
+        ["bench", "--model", "builtin:mlp", "--batch-sizes", "1,1"],
+        ["bench", "--model", "builtin:mlp", "--concurrency", "2,1,2"],
+        ["bench", "--model", "builtin:mlp", "--batch-sizes", "99999999999999999999"],
+        ["bench", "--model", "builtin:mlp", "--max-batch-size", "0"],
+        ["bench", "--model", "builtin:mlp", "--instances", "0"],
+        ["serve", "--model", "builtin:mlp", "--http-port", "0"],
+        ["serve", "--model", "builtin:mlp", "--grpc-port", "65536"],
+        ["serve", "--model", "builtin:mlp", "--metrics-port", "-5"],
+        ["serve", "--model", "builtin:mlp", "--model-name", "/tmp/x"],
+        ["serve", "--model", "builtin:mlp", "--model-name", ".."],
+        ["serve", "--model", "builtin:mlp", "--model-name", "a/b"],
+    ],
+)
+def test_out_of_range_values_are_invalid_argument(argv):
+    with pytest.raises(WorkerError) as info:
+        parse_args(argv)
+    assert info.value.reason == Reason.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("value,expected", [("5e-05", 0.00005), ("1e-3", 0.001), ("2", 2.0), (".5", 0.5)])
+def test_numbers_in_exponent_form_are_accepted(monkeypatch, value, expected):
+    # The operator's :g wrote a CRD-valid 0.00005 ms as "5e-05": the serving pod did not start.
+    args = parse_args(["serve", "--model", "builtin:mlp", "--max-queue-delay-ms", value])
+    assert args.max_queue_delay_ms == pytest.approx(expected)
+    monkeypatch.setenv("HP_WARMUP_SECONDS", value)
+    assert parse_args(["bench", "--model", "builtin:mlp"]).warmup_seconds == pytest.approx(expected)
+
+
+def test_an_explicit_max_batch_size_and_ports_are_kept():
+    args = parse_args(["serve", "--model", "builtin:mlp", "--max-batch-size", "1", "--http-port", "65535",
+                       "--model-name", "resnet-50_v1.2"])
+    assert args.max_batch_size == 1 and args.http_port == 65535 and args.model_name == "resnet-50_v1.2"
+
+
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (["--deadline-seconds", "inf"], "--deadline-seconds"),  # crashed the watchdog, no deadline at all
+        (["--model", "http://[::1/x"], "not a valid URL"),
+        (["--model", "m.pt", "--input", "x:4294967296x4294967296:float32"], "elements"),
+        (["--model", "m.pt", "--input", "x:1073741824x1024:float32", "--batch-sizes", "1,8388608"], "elements"),
+    ],
+)
+def test_bad_values_end_in_invalid_argument_not_internal(tmp_path, extra, words):
+    log = tmp_path / "tl"
+    argv = ["bench", "--model", "builtin:mlp", *extra, "--termination-log", str(log), "--output", ""]
+    code = run(argv, started=None, handle_signals=False)
+    doc = json.loads(log.read_bytes())
+    assert (code, doc["reason"]) == (2, "InvalidArgument") and words in doc["message"], doc

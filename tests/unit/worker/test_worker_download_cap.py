@@ -78,3 +78,68 @@ def test_a_failed_download_into_its_own_folder_leaves_no_folder(tmp_path, monkey
             server.shutdown()
     assert err.value.reason == Reason.MODEL_NOT_FOUND and fragment in str(err.value)
     assert not list(tmp_path.iterdir())
+
+
+def serve_raw(response: bytes):
+    """A fake model server (a test double) on loopback that answers every request with the raw
+    bytes ``response`` and closes the connection: a short body, a broken chunk, a bad status line."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(10)
+
+    def answer():
+        try:
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(5)
+                    conn.recv(65536)
+                    conn.sendall(response)
+        except OSError:
+            pass  # closed by the test
+
+    threading.Thread(target=answer, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}/m.pt"
+
+
+@pytest.mark.parametrize(
+    "response,fragment",
+    [
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"z" * 2000,
+         "truncated download (got 2000 of 5000 bytes)"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n10\r\nabc", "truncated download"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nabc\r\n",
+         "truncated download"),
+        (b"garbage\r\n\r\n", "bad HTTP response"),
+    ],
+    ids=["short-body", "cut-chunk", "bad-chunk-size", "bad-status-line"],
+)
+def test_a_broken_download_is_model_not_found_and_leaves_nothing(tmp_path, response, fragment):
+    # Before: a short body was accepted (later a DigestMismatch or "not loadable"), and
+    # http.client's errors escaped as Internal.
+    listener, url = serve_raw(response)
+    try:
+        with pytest.raises(WorkerError) as err:
+            fetch_model(url, cache_dir=tmp_path)
+    finally:
+        listener.close()
+    assert err.value.reason == Reason.MODEL_NOT_FOUND and fragment in err.value.message, err.value.message
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_is_said_as_such_not_unreachable(tmp_path):
+    # /dev/full answers every write with ENOSPC: the download's file is a link to it.
+    (tmp_path / "m.pt").symlink_to("/dev/full")
+    server = serve(b"w" * 3000, True)
+    try:
+        with pytest.raises(WorkerError) as err:
+            fetch_model(f"http://127.0.0.1:{server.server_address[1]}/m.pt", cache_dir=tmp_path)
+    finally:
+        server.shutdown()
+    assert err.value.reason == Reason.MODEL_NOT_FOUND
+    assert f"no space left in {tmp_path}" in err.value.message and "unreachable" not in err.value.message
+    assert not list(tmp_path.iterdir())

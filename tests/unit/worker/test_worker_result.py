@@ -202,3 +202,37 @@ def test_an_adaptive_result_lists_its_skipped_points_and_counts_them_when_they_d
     assert doc["skipped"] == {"BelowEdge": 600}  # only the count fits
     assert "dropped" not in doc  # counted before any measured point is dropped
     assert_valid(doc)
+
+
+def test_an_output_that_cannot_be_written_still_leaves_one_error_in_the_termination_log(tmp_path):
+    # Before: the run was marked finished first, the write raised, and the Internal error that
+    # followed was dropped: an empty termination log (the operator read it as NoResult).
+    log = tmp_path / "tl"
+    sink = ResultSink(str(log), str(tmp_path / "no-such-dir" / "full.json"))
+    assert sink.finish(full_result([point(1, 1)]))
+    doc = json.loads(log.read_bytes())
+    assert doc["ok"] is False and doc["reason"] == "Internal"
+    assert "--output" in doc["message"] and "no-such-dir" in doc["message"]
+    assert sink.finished == doc
+    assert not sink.finish(error_document(Reason.INTERNAL, "later"))  # still only one document
+    assert json.loads(log.read_bytes()) == doc
+    assert not list((tmp_path).glob("**/*.tmp"))
+
+
+def test_a_result_with_a_non_finite_number_is_an_internal_error_not_an_empty_log(tmp_path):
+    log, out = tmp_path / "tl", []
+    full = full_result([point(1, 1)])
+    full["requestOverheadMs"] = float("nan")
+    sink = ResultSink(str(log), "-", stdout=out.append)
+    assert sink.finish(full)
+    doc = json.loads(log.read_bytes())
+    assert doc["reason"] == "Internal" and "JSON" in doc["message"]
+    assert len(out) == 1 and json.loads(out[0]) == doc  # the output gets the same error
+
+
+def test_an_error_whose_output_fails_keeps_its_reason(tmp_path):
+    log = tmp_path / "tl"
+    sink = ResultSink(str(log), str(tmp_path / "missing" / "out.json"))
+    sink.finish(error_document(Reason.DIGEST_MISMATCH, "bad digest"))
+    doc = json.loads(log.read_bytes())
+    assert doc["reason"] == "DigestMismatch" and "bad digest" in doc["message"] and "--output" in doc["message"]

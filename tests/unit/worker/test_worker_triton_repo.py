@@ -181,3 +181,40 @@ def test_dynamic_batching_can_be_left_out():
         artifact_format="torchscript",
     )
     assert "dynamic_batching" not in text and "max_batch_size: 8" in text
+
+
+@pytest.mark.parametrize("name", ["/tmp/x", "..", ".", "a/b", "", "x y", "../escape", "mod\nel"])
+def test_a_model_name_that_is_not_one_triton_name_is_refused_and_nothing_is_deleted(tmp_path, name):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    root = tmp_path / "repo"
+    root.mkdir()
+    artifact = tmp_path / "model.pt"
+    artifact.write_bytes(b"x")
+    if name == "/tmp/x":
+        name = str(victim)  # an absolute name replaced the root: `--model-name /tmp/x` deleted /tmp/x
+    with pytest.raises(WorkerError) as err:
+        write_model_repository(root, model_name=name, artifact=artifact, artifact_format="torchscript",
+                               inputs=INPUTS, outputs=OUTPUTS, serving=ServingConfig())
+    assert err.value.reason == Reason.INVALID_ARGUMENT and "--model-name" in err.value.message
+    assert (victim / "keep.txt").read_text() == "precious"
+
+
+def test_a_model_directory_that_is_a_link_out_of_the_root_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "model").symlink_to(victim)
+    artifact = tmp_path / "model.pt"
+    artifact.write_bytes(b"x")
+    model_dir = write_model_repository(root, model_name="model.v-1_a", artifact=artifact,
+                                       artifact_format="torchscript", inputs=INPUTS, outputs=OUTPUTS,
+                                       serving=ServingConfig())
+    assert model_dir == root / "model.v-1_a" and (model_dir / "config.pbtxt").is_file()
+    write_model_repository(root, model_name="model", artifact=artifact, artifact_format="torchscript",
+                           inputs=INPUTS, outputs=OUTPUTS, serving=ServingConfig())
+    assert not (root / "model").is_symlink() and (root / "model" / "1" / "model.pt").is_file()
+    assert (victim / "keep.txt").read_text() == "precious"
