@@ -214,6 +214,14 @@ def test_overload_while_new_replicas_start_holds_instead_of_overshooting():
     assert grown.status["scaling"]["loadRps"] == 1.5 * up.status["scaling"]["loadRps"]  # 90: the GPU's now
 
 
+def slow_cpu_pool_at(t, latency):
+    """20 requests/s observed at time t, the cpu-standard pool's p95 at `latency`."""
+    o = observed([20.0, 20.0], start=t - 5)
+    latest = Observation(at=t, percentile=95, rate_rps=20.0, latency_ms=latency,
+                         by_pool={"cpu-standard": {"rate": 20.0, "latency": latency}})
+    return Observed(observing=True, history=o.history, latest=latest, last_seen=t, now=t)
+
+
 def test_a_pool_slower_than_its_profile_is_calibrated_and_gets_more_replicas():
     """The CPU pool serves at three times the latency the model predicts for the load observed:
     one window after the warm-up sets calibration to 3, the solver multiplies the pool's
@@ -236,11 +244,7 @@ def test_a_pool_slower_than_its_profile_is_calibrated_and_gets_more_replicas():
     predicted = predicted_latency_at(request_from(obj), profile_from(PROFILES["cpu-standard"]),
                                      placement["batchSize"], placement["concurrency"], 20.0)
 
-    def at(t, latency):
-        o = observed([20.0, 20.0], start=t - 5)
-        latest = Observation(at=t, percentile=95, rate_rps=20.0, latency_ms=latency,
-                             by_pool={"cpu-standard": {"rate": 20.0, "latency": latency}})
-        return Observed(observing=True, history=o.history, latest=latest, last_seen=t, now=t)
+    at = slow_cpu_pool_at
 
     warming = run(obj, at(since + 30, 3 * predicted), children=as_children(first))
     assert "calibration" not in warming.status  # 30 s after Ready: the summary still remembers before
@@ -336,11 +340,7 @@ def test_each_observation_is_calibrated_once_though_sampled_at_is_stored_to_the_
     predicted = predicted_latency_at(request_from(infd(load={"targetRps": 20})), profile_from(PROFILES["cpu-standard"]),
                                      placement["batchSize"], placement["concurrency"], 20.0)
 
-    def at(t, latency):
-        o = observed([20.0, 20.0], start=t - 5)
-        latest = Observation(at=t, percentile=95, rate_rps=20.0, latency_ms=latency,
-                             by_pool={"cpu-standard": {"rate": 20.0, "latency": latency}})
-        return Observed(observing=True, history=o.history, latest=latest, last_seen=t, now=t)
+    at = slow_cpu_pool_at
 
     status, kids = ready.status, as_children(first)  # one replica throughout: the ratio stays <= 1
 

@@ -30,15 +30,21 @@ def serve(body: bytes, announce: bool, status: int = 200):
     return server
 
 
+def fetch_failure(body: bytes, announce: bool, cache_dir) -> pytest.ExceptionInfo:
+    """The WorkerError of fetching `body` from a fake model server into `cache_dir`."""
+    server = serve(body, announce)
+    try:
+        with pytest.raises(WorkerError) as err:
+            fetch_model(f"http://127.0.0.1:{server.server_address[1]}/m.pt", cache_dir=cache_dir)
+    finally:
+        server.shutdown()
+    return err
+
+
 @pytest.mark.parametrize("announce", [True, False])
 def test_a_download_over_the_cap_is_refused_and_removed(tmp_path, monkeypatch, announce):
     monkeypatch.setenv("HP_MAX_MODEL_BYTES", "1000")
-    server = serve(b"x" * 5000, announce)
-    try:
-        with pytest.raises(WorkerError) as err:
-            fetch_model(f"http://127.0.0.1:{server.server_address[1]}/m.pt", cache_dir=tmp_path)
-    finally:
-        server.shutdown()
+    err = fetch_failure(b"x" * 5000, announce, tmp_path)
     assert err.value.reason == Reason.MODEL_NOT_FOUND
     assert "larger than 1000 bytes" in str(err.value)
     assert not list(tmp_path.iterdir())
@@ -134,12 +140,7 @@ def test_a_broken_download_is_model_not_found_and_leaves_nothing(tmp_path, respo
 def test_a_full_disk_is_said_as_such_not_unreachable(tmp_path):
     # /dev/full answers every write with ENOSPC: the download's file is a link to it.
     (tmp_path / "m.pt").symlink_to("/dev/full")
-    server = serve(b"w" * 3000, True)
-    try:
-        with pytest.raises(WorkerError) as err:
-            fetch_model(f"http://127.0.0.1:{server.server_address[1]}/m.pt", cache_dir=tmp_path)
-    finally:
-        server.shutdown()
+    err = fetch_failure(b"w" * 3000, True, tmp_path)
     assert err.value.reason == Reason.MODEL_NOT_FOUND
     assert f"no space left in {tmp_path}" in err.value.message and "unreachable" not in err.value.message
     assert not list(tmp_path.iterdir())
