@@ -39,7 +39,7 @@ RECONCILE_KINDS = ("infd", "job", "pool", "profile")
 RESOURCES = frozenset({
     "jobs", "deployments", "services", "pods", "events", "modelprofiles", "inferencedeployments",
     "hardwarepools", "leases", "nodes", "inferencedeployments/status", "hardwarepools/status",
-    "modelprofiles/status",
+    "modelprofiles/status", "httproutes", "gateways",  # a split's route and the Gateway it names
 })
 VERBS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 JOB_STATES = ("running", "finished", "succeeded", "failed")

@@ -112,6 +112,9 @@ def test_the_operators_metrics_get_a_port_a_service_and_optional_monitors(helm):
     pod_monitors = [d for d in docs if d["kind"] == "PodMonitor"]
     assert [m["metadata"]["name"] for m in pod_monitors] == ["hp-hybridplace-operator"]
     assert pod_monitors[0]["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    # The gauges' own `namespace` (the InferenceDeployment's) is kept, not the operator pod's.
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
+    assert pod_monitors[0]["spec"]["podMetricsEndpoints"][0]["honorLabels"] is True
     # Defaults: the Service, no monitors (they need the Prometheus Operator's CRDs).
     kinds = [d["kind"] for d in render(helm, "x")]
     assert "Service" in kinds and "ServiceMonitor" not in kinds and "PodMonitor" not in kinds

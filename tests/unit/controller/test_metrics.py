@@ -139,6 +139,16 @@ def test_api_calls_are_counted_by_verb_resource_and_result_including_failures():
     assert calls("GET", "jobs", "error") == 1
 
 
+def test_every_kind_the_operator_calls_is_counted_under_its_own_name():
+    from hybridplace.controller.kube import PATHS, _resource
+
+    metrics = Metrics()
+    for path in PATHS.values():
+        metrics.api_call("GET", _resource(path.format(ns="ns") + "/x"), 200)
+    got = scrape(metrics.registry)
+    assert not [k for k in got if k[0] == "hybridplace_api_requests_total" and ("resource", "other") in k[1]]
+
+
 def test_labels_stay_bounded_whatever_the_caller_passes():
     metrics = Metrics()
     for i in range(50):
