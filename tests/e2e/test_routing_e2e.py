@@ -92,7 +92,7 @@ def weights_match_shares(kubectl, name):
     return found
 
 
-def test_a_split_gets_an_httproute_that_follows_every_re_decision_and_goes_when_the_split_ends(
+def test_a_split_gets_an_httproute_that_follows_every_re_decision_and_stays_when_the_split_ends(
         routing_operator, kubectl, namespace, wait_until):
     for obj in [*seed_profiles(namespace), *gateway(namespace)]:
         kubectl.apply(obj)
@@ -124,11 +124,24 @@ def test_a_split_gets_an_httproute_that_follows_every_re_decision_and_goes_when_
     assert kubectl.json("infd", name)["status"]["summary"]["pools"] == "cpu-standard:2+gpu-t4:1"
     assert again["metadata"]["uid"] == found["metadata"]["uid"]  # the same object, patched
 
-    # 20 requests/s: one CPU replica carries it; the split ends and its route goes.
+    # 20 requests/s: one CPU replica carries it; the split ends and the route stays, sending
+    # every request to the umbrella Service: the Gateway's clients keep their route.
     kubectl.apply(split_deployment(name, 20, gateway={"name": "edge", "sectionName": "http"}))
-    wait_until(lambda: route(kubectl, name) is None, timeout=60, what="the HTTPRoute deleted")
-    wait_condition(kubectl, name, "Routed", reason="SinglePool", timeout=30)
+
+    def to_the_service():
+        found = route(kubectl, name)
+        backends = found and [(b["name"], b["weight"]) for b in found["spec"]["rules"][0]["backendRefs"]]
+        return found if backends == [(name, 1)] else None
+
+    single = wait_until(to_the_service, timeout=60, what="the HTTPRoute sending all to Service " + name,
+                        detail=lambda: route(kubectl, name))
+    assert single["metadata"]["uid"] == found["metadata"]["uid"]  # the same object, patched
+    routed = wait_condition(kubectl, name, "Routed", reason="SinglePool", timeout=30)
+    assert routed["message"].startswith(f"HTTPRoute {name} on Gateway {namespace}/edge")
     assert kubectl.json("infd", name)["status"]["decision"]["routing"] == "SinglePool"
+    # The Gateway unset: the route goes.
+    kubectl.apply(split_deployment(name, 20))
+    wait_until(lambda: route(kubectl, name) is None, timeout=60, what="the HTTPRoute deleted")
 
 
 def test_a_gateway_named_but_missing_narrows_the_split_and_says_so(routing_operator, kubectl, namespace):

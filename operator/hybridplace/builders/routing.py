@@ -70,23 +70,25 @@ def route_name(infd: InferenceDeployment) -> str:
 
 
 def build_http_route(*, infd: InferenceDeployment, decision: Decision, gateway: GatewayTarget) -> dict[str, Any]:
-    """The HTTPRoute for a split: one rule whose backendRefs are the per-pool Services, each
-    weighted by its pool's share of the load (placement.route_weights), on Triton's HTTP port."""
+    """The HTTPRoute while a Gateway is set: for a split, one rule whose backendRefs are the
+    per-pool Services, each weighted by its pool's share of the load (placement.route_weights);
+    for one pool, the umbrella Service (every pool's pods: a pool switch's outgoing replicas
+    too). On Triton's HTTP port. Clients of the Gateway keep their route whichever it is."""
     name = route_name(infd)
     parent: dict[str, Any] = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": gateway.name,
                               "namespace": gateway.namespace}
     if gateway.section_name:
         parent["sectionName"] = gateway.section_name
-    weights = route_weights(decision.placements)
+    weights = route_weights(decision.placements) if len(decision.placements) > 1 else {}
+    backends = [{"group": "", "kind": "Service", "name": names.serving_name(name, pool),
+                 "port": infd.spec.serving.port, "weight": weight} for pool, weight in sorted(weights.items())]
+    if not backends:
+        backends = [{"group": "", "kind": "Service", "name": name, "port": infd.spec.serving.port, "weight": 1}]
     spec: dict[str, Any] = {
         "parentRefs": [parent],
         "rules": [{
             "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-            "backendRefs": [
-                {"group": "", "kind": "Service", "name": names.serving_name(name, pool),
-                 "port": infd.spec.serving.port, "weight": weight}
-                for pool, weight in sorted(weights.items())
-            ],
+            "backendRefs": backends,
         }],
     }
     if gateway.hostnames:

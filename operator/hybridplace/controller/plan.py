@@ -639,9 +639,9 @@ def plan_inference_deployment(
     if routing.problem and (old_routed is None or routing.why_not not in str(old_routed.get("message"))):
         plan.events.append(Event("Warning", c.GATEWAY_UNAVAILABLE,
                                  f"{routing.why_not}; splits are limited to an even spread a Service carries"))
-    if decision is not None and decision.feasible and (decision.routing != WEIGHTED or not apply) \
-            and (old_status.get("decision") or {}).get("routing") == WEIGHTED:
-        plan.stale_route = route_name(infd)  # the weighted split ended (or is only recommended now)
+    if decision is not None and decision.feasible and (routing.gateway is None or not apply) \
+            and _had_route(infd, old_status, old_routed):
+        plan.stale_route = route_name(infd)  # the Gateway went (unset, unusable) or mode is Recommend
     ready = c.derive_ready(conds, available, recommend_only=not apply)
     conds = c.set_condition(conds, c.condition(c.READY, *ready, generation, now))
     # Observations: their own condition, and SLOMet from what was observed when there is some
@@ -682,6 +682,14 @@ def plan_inference_deployment(
     return plan
 
 
+def _had_route(infd: InferenceDeployment, old_status: dict[str, Any], old_routed: dict[str, Any] | None) -> bool:
+    """Whether the last status says an HTTPRoute of ours was wanted (a split's, or one pool's
+    through a Gateway): its Routed message names it first."""
+    if (old_status.get("decision") or {}).get("routing") == WEIGHTED:
+        return True
+    return old_routed is not None and str(old_routed.get("message", "")).startswith(f"HTTPRoute {route_name(infd)} on ")
+
+
 def _routed(infd: InferenceDeployment, decision: Decision | None, routing: Routing,
             apply: bool) -> tuple[str, str, str]:
     """The Routed condition: how the decision's traffic reaches its replicas (status, reason,
@@ -703,6 +711,9 @@ def _routed(infd: InferenceDeployment, decision: Decision | None, routing: Routi
                                      f"{decision.total_replicas} replicas, within every pool's per-replica limit"
                                      f"{limited}")
     pool = decision.placements[0].pool
+    if routing.gateway is not None:  # the Gateway's clients keep their route to the one pool
+        return c.TRUE, c.SINGLE_POOL, (f"HTTPRoute {route_name(infd)} on {routing.gateway.describe()} {verb} every "
+                                       f"request to Service {service}: one pool ({pool})")
     return c.TRUE, c.SINGLE_POOL, f"one pool ({pool}): Service {service} {verb} its replicas{limited}"
 
 
@@ -945,7 +956,7 @@ def _plan_children(
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
             _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected, drift)
     _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected, drift)
-    if decision.routing == WEIGHTED and routing is not None and routing.gateway is not None:
+    if routing is not None and routing.gateway is not None:  # a split's weights, or one pool's Service
         route = build_http_route(infd=infd, decision=decision, gateway=routing.gateway)
         ref = f"HTTPRoute/{route['metadata']['name']}"
         if ref in rejected:

@@ -1,6 +1,8 @@
 """The planner's routing promises: a weighted split gets an HTTPRoute whose weights are the
-pools' shares, updated on every re-decision and removed when the split ends; without a gateway
-a split is even-spread or one pool, and the Routed condition says which."""
+pools' shares, updated on every re-decision; when the split ends the route stays, sending every
+request to the one pool (the Gateway's clients keep their route), and it goes only with the
+Gateway or in mode Recommend; without a gateway a split is even-spread or one pool, and the
+Routed condition says which."""
 
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ def test_a_weighted_split_gets_an_httproute_whose_weights_are_the_shares():
     assert "Routed" in [e.reason for e in split.events]
 
 
-def test_a_re_decision_updates_the_weights_and_a_single_pool_removes_the_route():
+def test_a_re_decision_updates_the_weights_and_a_single_pool_keeps_a_route_to_its_service():
     pools = capped(cpu=2, gpu=1)
     first = plan(infd(load={"targetRps": 120}), pools=pools, routing=GATEWAY)
     services = {s["metadata"]["name"] for s in first.services}
@@ -57,8 +59,25 @@ def test_a_re_decision_updates_the_weights_and_a_single_pool_removes_the_route()
     single = plan(infd(load={"targetRps": 5}, status=second.status), pools=pools, children=as_children(second),
                   services=services, routing=GATEWAY)
     assert single.decision.routing == SINGLE_POOL
-    assert single.route is None and single.stale_route == "seed"
-    assert cond(single.status, c.ROUTED)["reason"] == SINGLE_POOL
+    # The Gateway's clients keep their route: all of it to the umbrella Service, which selects
+    # every pool's pods (a pool switch's outgoing replicas too).
+    assert single.stale_route is None and backends(single.route) == {"seed": 1}
+    assert single.route["spec"]["parentRefs"] == first.route["spec"]["parentRefs"]
+    routed = cond(single.status, c.ROUTED)
+    assert routed["reason"] == SINGLE_POOL
+    assert routed["message"].startswith("HTTPRoute seed on Gateway gateways/shared (listener http) routes every "
+                                        "request to Service seed: one pool")
+    # The Gateway gone (unset here): the route goes, once.
+    gone = plan(infd(load={"targetRps": 5}, status=single.status), pools=pools, children=as_children(single),
+                services=services)
+    assert gone.route is None and gone.stale_route == "seed"
+    again = plan(infd(load={"targetRps": 5}, status=gone.status), pools=pools, children=as_children(single),
+                 services=services)
+    assert again.stale_route is None
+    # Mode Recommend: nothing applied, the route goes.
+    recommend = plan(infd(load={"targetRps": 5}, placement={"mode": "Recommend"}, status=single.status),
+                     pools=pools, children=as_children(single), services=services, routing=GATEWAY)
+    assert recommend.route is None and recommend.stale_route == "seed"
 
 
 def test_without_a_gateway_a_split_is_even_spread_or_one_pool_and_routed_says_why():
