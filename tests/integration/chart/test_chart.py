@@ -8,6 +8,7 @@ import base64
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -131,6 +132,23 @@ def test_the_grafana_dashboard_is_offered_as_a_configmap(helm):
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     board = json.loads(config_map["data"]["hybridplace.json"])
     assert board == json.loads((CHART / "dashboards" / "hybridplace.json").read_text())
+
+
+def test_the_dashboard_counts_each_deployment_once_however_many_operator_replicas_serve_it():
+    """Every replica serves the state gauges (they read the shared cluster state): a panel that
+    summed them showed twice the cost and replicas with two replicas. Each such expression first
+    takes the max over replicas, by the gauge's own labels."""
+    from hybridplace.controller.metrics import DEPLOYMENT_GAUGES, POOL_GAUGES
+
+    state = {f"hybridplace_{n}" for n in {**DEPLOYMENT_GAUGES, **POOL_GAUGES}} | {
+        "hybridplace_benchmark_jobs", "hybridplace_profile_age_seconds_max", "hybridplace_profile_age_seconds_min",
+        "hybridplace_profiles"}
+    board = json.loads((CHART / "dashboards" / "hybridplace.json").read_text())
+    exprs = [t["expr"] for panel in board["panels"] for t in panel["targets"]]
+    on_state = [e for e in exprs if any(re.search(rf"\b{m}\b", e) for m in state)]
+    assert len(on_state) >= 9
+    for expr in on_state:
+        assert re.match(r"^(sum by \([a-z, ]+\) \()?max by \(", expr), expr
 
 
 def test_namespaced_mode_renders_roles_per_namespace_and_a_cluster_role_without_them(helm):
