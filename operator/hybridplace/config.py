@@ -89,6 +89,13 @@ class Settings:
         metadata={"env": "HP_CALIBRATION_REPROFILE_SECONDS",
                   "help": "measure a pool again when its calibration stays outside [0.67, 1.5] this long, seconds"},
     )
+    observe_window_seconds: int = field(
+        default=20,
+        metadata={"env": "HP_OBSERVE_WINDOW_SECONDS",
+                  "help": "the window Prometheus rates and the queue wait are taken over, seconds: it must hold at "
+                          "least two scrapes of the serving pods (4 x their scrape interval is safe; the default "
+                          "suits a 5 s scrape)"},
+    )
     allowed_image_registries: tuple[str, ...] = field(
         default=(),
         metadata={"env": "HP_ALLOWED_IMAGE_REGISTRIES",
@@ -134,6 +141,7 @@ class Settings:
             "calibration_reprofile_seconds": (10, None),
             "metrics_port": (0, 65535),
             "gateway_cache_seconds": (0, 3600),
+            "observe_window_seconds": (10, 600),
         }
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "

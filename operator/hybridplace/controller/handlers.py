@@ -87,7 +87,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     OPERATOR.state = ClusterState()
     OPERATOR.queue = WorkQueue(base_delay=1.0, max_delay=300.0, on_wait=metrics.queue_wait.observe)
     client = load_client(OPERATOR.kubeconfig, pool_size=ours.workers + 4)
-    observations = ObservationStore(observing=bool(ours.prometheus_url))
+    window = f"{ours.observe_window_seconds}s"
+    observations = ObservationStore(observing=bool(ours.prometheus_url), window=window)
     # This replica, in its Lease and as its Events' reportingInstance (the pod's name in a pod).
     identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     # Events about HardwarePools (cluster-scoped) go to `default`, or, when the operator watches
@@ -114,7 +115,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if ours.prometheus_url:
         OPERATOR.observer = ObservationLoop(
             PrometheusObserver(ours.prometheus_url).observe_all, observations, lambda: dict(OPERATOR.state.infds),
-            lambda key: OPERATOR.queue.add(("infd", *key)))
+            lambda key: OPERATOR.queue.add(("infd", *key)), window=window)
         OPERATOR.observer.start()
     log.info("hybridplace operator started with %d reconcile workers; Prometheus: %s", ours.workers,
              ours.prometheus_url or "none (scaling mode Operator behaves as Off)")

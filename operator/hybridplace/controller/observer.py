@@ -55,14 +55,16 @@ class Observed:
     latest: Observation | None = None
     last_seen: float | None = None
     now: float = 0.0
+    window: str = DEFAULT_WINDOW  # what the rates and the queue wait are taken over
 
 
 class ObservationStore:
     """Per-deployment history, thread-safe (written by the loop, read by reconcile threads)."""
 
-    def __init__(self, observing: bool, clock: Callable[[], float] = time.time):
+    def __init__(self, observing: bool, clock: Callable[[], float] = time.time, window: str = DEFAULT_WINDOW):
         self.observing = observing
         self.clock = clock
+        self.window = window
         self._lock = threading.Lock()
         self._history: dict[NsName, deque[Sample]] = {}
         self._latest: dict[NsName, Observation] = {}
@@ -98,6 +100,7 @@ class ObservationStore:
                 latest=self._latest.get(key),
                 last_seen=self._last_seen.get(key),
                 now=self.clock(),
+                window=self.window,
             )
 
     def forget(self, keep: Iterable[NsName]) -> None:

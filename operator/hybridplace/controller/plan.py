@@ -42,7 +42,7 @@ from ..placement.calibration import Calibration, CalibrationPolicy, CalibrationS
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 from ..placement.scaling import LoadDecision, ScalingPolicy, Size, plan_load
 from ..placement.solver import predicted_latency_at
-from .observe import DEFAULT_WINDOW, window_seconds
+from .observe import window_seconds
 from .observer import Observed
 from .reprofile import CalibrationReading, ReprofileInputs, age_due_in, epoch, max_age, reprofile_reason
 
@@ -345,7 +345,8 @@ def _planned_load(
 
     found = plan_load(policy, observed.history, target_rps=infd.spec.load.target_rps, current_rps=current,
                       cost_at=cost_at, now=observed.now, observing=observed.observing,
-                      settling=_settling(children, old_status.get("serving") or [], observed.now))
+                      settling=_settling(children, old_status.get("serving") or [], observed.now,
+                                         window_seconds(observed.window)))
     return dataclasses.replace(found, load_rps=_round_load(found.load_rps)) if found.action in ("up", "down") \
         else found
 
@@ -398,7 +399,7 @@ def _calibration(
     ready_since = {x.get("pool"): _epoch(x.get("readySince")) if x.get("readySince") else None
                    for x in old_status.get("serving") or []}
     request = request_from(infd)
-    window = window_seconds(DEFAULT_WINDOW)
+    window = window_seconds(observed.window)
     for pool in sorted(set(old) | set(placements)):
         before = old.get(pool)
         new = before
@@ -455,11 +456,12 @@ def _calibration_status(x: Calibration) -> dict[str, Any]:
 
 
 #: After a scale-up's replicas are Ready, the queue figure (an average over the rate window)
-#: still holds the waits from before them for a window and a scrape.
-SETTLE_S = 25.0
+#: still holds the waits from before them for a window and a scrape (5 s).
+SCRAPE_S = 5.0
 
 
-def _settling(children: dict[str, ChildState], serving: list[dict[str, Any]], now: float) -> str | None:
+def _settling(children: dict[str, ChildState], serving: list[dict[str, Any]], now: float,
+              window_s: float) -> str | None:
     """What of the serving Deployments is not Ready yet, or has been Ready for less than the
     queue figure's window; None when all of it is settled."""
     mine = [x for x in children.values() if x.owned]
@@ -470,7 +472,7 @@ def _settling(children: dict[str, ChildState], serving: list[dict[str, Any]], no
     shown = {x.get("pool"): x for x in serving}
     since = [_epoch(shown[x.pool]["readySince"]) if shown.get(x.pool, {}).get("readySince")
              and shown[x.pool].get("replicas") == x.replicas else now for x in mine]
-    if since and now - max(since) < SETTLE_S:
+    if since and now - max(since) < window_s + SCRAPE_S:
         return f"the replicas have been Ready for only {max(now - max(since), 0):.0f} s"
     return None
 
@@ -780,7 +782,7 @@ def _observed_status(observed: Observed, old: dict[str, Any] | None = None) -> d
     if obs is None or not obs.known:
         return None
     out: dict[str, Any] = {"requestsPerSecond": _sig(obs.rate_rps), "percentile": obs.percentile,
-                           "window": DEFAULT_WINDOW, "time": _rfc3339(obs.at)}
+                           "window": observed.window, "time": _rfc3339(obs.at)}
     if obs.latency_ms is not None:
         out["latencyMs"] = _sig(obs.latency_ms)
     if obs.queue_ms is not None:

@@ -215,3 +215,19 @@ def test_the_history_covers_the_longest_scale_down_delay_so_the_load_can_go_down
     d = plan_load(policy, seen.history, target_rps=400.0, current_rps=400.0, now=seen.now,
                   cost_at=lambda load: float(-(-load // 50)))  # one replica per 50 requests/s
     assert d.action == "down" and d.load_rps == pytest.approx(11.0)
+
+
+def test_the_window_is_the_operators_setting_in_queries_observations_and_status():
+    """A scrape interval of 30 s leaves a 20 s rate empty: the window is a setting, used by the
+    queries and carried into what the planner reads and writes (status.observed.window)."""
+    from hybridplace.config import Settings
+    from hybridplace.controller.observe import fleet_queries, queries
+    from hybridplace.controller.observer import ObservationStore
+
+    assert "[120s]" in queries("ns", "web", window="120s")["rate"]
+    assert all("[120s]" in q for q in fleet_queries("120s").values() if "rate(" in q)
+    store = ObservationStore(observing=True, clock=lambda: 100.0, window="120s")
+    assert store.get(("ns", "web")).window == "120s"
+    assert Settings().observe_window_seconds == 20
+    with pytest.raises(ValueError, match=r"--observe-window-seconds \(HP_OBSERVE_WINDOW_SECONDS\) is 5"):
+        Settings(observe_window_seconds=5)

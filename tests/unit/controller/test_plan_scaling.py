@@ -359,3 +359,12 @@ def test_each_observation_is_calibrated_once_though_sampled_at_is_stored_to_the_
     for _ in range(3):  # more reconciles, the same observation: nothing moves
         step(140.6, 0.6)
         assert status["calibration"] == [taken]
+
+
+def test_status_observed_names_the_window_the_figures_were_taken_over():
+    import dataclasses
+
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    obs = dataclasses.replace(observed([20.0, 20.0]), window="120s")
+    p = run(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), obs, children=as_children(first))
+    assert p.status["observed"]["window"] == "120s"
