@@ -641,9 +641,9 @@ def plan_inference_deployment(
     if routing.problem and (old_routed is None or routing.why_not not in str(old_routed.get("message"))):
         plan.events.append(Event("Warning", c.GATEWAY_UNAVAILABLE,
                                  f"{routing.why_not}; splits are limited to an even spread a Service carries"))
-    if decision is not None and decision.feasible and (routing.gateway is None or not apply) \
+    if decision is not None and decision.feasible and not _route_wanted(infd, decision, routing, apply) \
             and _had_route(infd, old_status, old_routed):
-        plan.stale_route = route_name(infd)  # the Gateway went (unset, unusable) or mode is Recommend
+        plan.stale_route = route_name(infd)  # the Gateway went, the split ended (default gateway), or Recommend
     ready = c.derive_ready(conds, available, recommend_only=not apply)
     conds = c.set_condition(conds, c.condition(c.READY, *ready, generation, now))
     # Observations: their own condition, and SLOMet from what was observed when there is some
@@ -684,6 +684,16 @@ def plan_inference_deployment(
     return plan
 
 
+def _route_wanted(infd: InferenceDeployment, decision: Decision, routing: Routing, apply: bool) -> bool:
+    """An HTTPRoute of ours is wanted: a weighted split's; and, through a Gateway the deployment
+    names itself (spec.serving.gateway), one pool's too, so that its clients keep their route.
+    Through the operator's --default-gateway only a split gets one: routes without hostnames of
+    every deployment on one Gateway would all match every request."""
+    if not apply or not decision.feasible or routing.gateway is None:
+        return False
+    return decision.routing == WEIGHTED or infd.spec.serving.gateway is not None
+
+
 def _had_route(infd: InferenceDeployment, old_status: dict[str, Any], old_routed: dict[str, Any] | None) -> bool:
     """Whether the last status says an HTTPRoute of ours was wanted (a split's, or one pool's
     through a Gateway): its Routed message names it first."""
@@ -713,7 +723,7 @@ def _routed(infd: InferenceDeployment, decision: Decision | None, routing: Routi
                                      f"{decision.total_replicas} replicas, within every pool's per-replica limit"
                                      f"{limited}")
     pool = decision.placements[0].pool
-    if routing.gateway is not None:  # the Gateway's clients keep their route to the one pool
+    if routing.gateway is not None and infd.spec.serving.gateway is not None:  # its clients keep their route
         return c.TRUE, c.SINGLE_POOL, (f"HTTPRoute {route_name(infd)} on {routing.gateway.describe()} {verb} every "
                                        f"request to Service {service}: one pool ({pool})")
     return c.TRUE, c.SINGLE_POOL, f"one pool ({pool}): Service {service} {verb} its replicas{limited}"
@@ -958,7 +968,7 @@ def _plan_children(
         if len(chosen) > 1:  # a split: one Service per pool, for weighted routing
             _plan_service(plan, build_service(infd=infd, pool=pool_name), service_names, blocked, rejected, drift)
     _plan_service(plan, build_service(infd=infd), service_names, blocked, rejected, drift)
-    if routing is not None and routing.gateway is not None:  # a split's weights, or one pool's Service
+    if routing is not None and _route_wanted(infd, decision, routing, apply=True):
         route = build_http_route(infd=infd, decision=decision, gateway=routing.gateway)
         ref = f"HTTPRoute/{route['metadata']['name']}"
         if ref in rejected:

@@ -45,19 +45,20 @@ def test_a_weighted_split_gets_an_httproute_whose_weights_are_the_shares():
 
 def test_a_re_decision_updates_the_weights_and_a_single_pool_keeps_a_route_to_its_service():
     pools = capped(cpu=2, gpu=1)
-    first = plan(infd(load={"targetRps": 120}), pools=pools, routing=GATEWAY)
+    named = {"gateway": {"name": "shared", "namespace": "gateways", "sectionName": "http"}}  # spec.serving.gateway
+    first = plan(infd(load={"targetRps": 120}, serving=named), pools=pools, routing=GATEWAY)
     services = {s["metadata"]["name"] for s in first.services}
     # 140 requests/s: 2 CPU replicas + 1 GPU (a new mix, so new weights).
-    second = plan(infd(load={"targetRps": 140}, status=first.status), pools=pools, children=as_children(first),
-                  services=services, routing=GATEWAY)
+    second = plan(infd(load={"targetRps": 140}, serving=named, status=first.status), pools=pools,
+                  children=as_children(first), services=services, routing=GATEWAY)
     assert second.status["summary"]["pools"] == "cpu-standard:2+gpu-t4:1"
     assert second.route is not None and backends(second.route) != backends(first.route)
     weights = backends(second.route)
     cpu_share = next(p.share_rps for p in second.decision.placements if p.pool == "cpu-standard")
     assert weights["seed-cpu-standard"] / sum(weights.values()) == pytest.approx(cpu_share / 140, abs=0.01)
     assert second.stale_route is None
-    single = plan(infd(load={"targetRps": 5}, status=second.status), pools=pools, children=as_children(second),
-                  services=services, routing=GATEWAY)
+    single = plan(infd(load={"targetRps": 5}, serving=named, status=second.status), pools=pools,
+                  children=as_children(second), services=services, routing=GATEWAY)
     assert single.decision.routing == SINGLE_POOL
     # The Gateway's clients keep their route: all of it to the umbrella Service, which selects
     # every pool's pods (a pool switch's outgoing replicas too).
@@ -75,9 +76,22 @@ def test_a_re_decision_updates_the_weights_and_a_single_pool_keeps_a_route_to_it
                  services=services)
     assert again.stale_route is None
     # Mode Recommend: nothing applied, the route goes.
-    recommend = plan(infd(load={"targetRps": 5}, placement={"mode": "Recommend"}, status=single.status),
+    recommend = plan(infd(load={"targetRps": 5}, serving=named, placement={"mode": "Recommend"},
+                          status=single.status),
                      pools=pools, children=as_children(single), services=services, routing=GATEWAY)
     assert recommend.route is None and recommend.stale_route == "seed"
+
+
+def test_through_the_default_gateway_only_a_split_has_a_route():
+    """The operator's --default-gateway names no hostnames: a route of every deployment on one
+    Gateway would match every request, so one pool's deployment has none (the split's goes)."""
+    pools = capped(cpu=2, gpu=1)
+    split = plan(infd(load={"targetRps": 120}), pools=pools, routing=GATEWAY)
+    assert split.route is not None
+    single = plan(infd(load={"targetRps": 5}, status=split.status), pools=pools, children=as_children(split),
+                  services={s["metadata"]["name"] for s in split.services}, routing=GATEWAY)
+    assert single.route is None and single.stale_route == "seed"
+    assert cond(single.status, c.ROUTED)["message"].startswith("one pool (")
 
 
 def test_without_a_gateway_a_split_is_even_spread_or_one_pool_and_routed_says_why():
