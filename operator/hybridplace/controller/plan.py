@@ -642,7 +642,7 @@ def plan_inference_deployment(
         plan.events.append(Event("Warning", c.GATEWAY_UNAVAILABLE,
                                  f"{routing.why_not}; splits are limited to an even spread a Service carries"))
     if decision is not None and decision.feasible and not _route_wanted(infd, decision, routing, apply) \
-            and _had_route(infd, old_status, old_routed):
+            and _had_route(infd, old_routed):
         plan.stale_route = route_name(infd)  # the Gateway went, the split ended (default gateway), or Recommend
     ready = c.derive_ready(conds, available, recommend_only=not apply)
     conds = c.set_condition(conds, c.condition(c.READY, *ready, generation, now))
@@ -694,12 +694,12 @@ def _route_wanted(infd: InferenceDeployment, decision: Decision, routing: Routin
     return decision.routing == WEIGHTED or infd.spec.serving.gateway is not None
 
 
-def _had_route(infd: InferenceDeployment, old_status: dict[str, Any], old_routed: dict[str, Any] | None) -> bool:
-    """Whether the last status says an HTTPRoute of ours was wanted (a split's, or one pool's
-    through a Gateway): its Routed message names it first."""
-    if (old_status.get("decision") or {}).get("routing") == WEIGHTED:
-        return True
-    return old_routed is not None and str(old_routed.get("message", "")).startswith(f"HTTPRoute {route_name(infd)} on ")
+def _had_route(infd: InferenceDeployment, old_routed: dict[str, Any] | None) -> bool:
+    """Whether the last status says an HTTPRoute of ours was applied (a split's, or one pool's
+    through a Gateway it names): its Routed message names it first, and says it routes (not
+    "would route", mode Recommend: then there is none to delete, and no GET each reconcile)."""
+    message = str((old_routed or {}).get("message", ""))
+    return message.startswith(f"HTTPRoute {route_name(infd)} on ") and " would route " not in message
 
 
 def _routed(infd: InferenceDeployment, decision: Decision | None, routing: Routing,

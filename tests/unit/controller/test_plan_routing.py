@@ -160,3 +160,18 @@ def test_an_httproute_the_api_server_refuses_or_someone_else_owns_is_reported():
     taken = plan_with(blocked=frozenset({"HTTPRoute/seed"}))
     assert taken.route is None
     assert cond(taken.status, c.PLACED)["reason"] == c.NAME_CONFLICT
+
+
+def test_in_mode_recommend_no_route_is_looked_for_again_and_again():
+    """Recommend applies nothing: after the one delete of a route applied before, the status
+    says "would route", and no reconcile asks the API server for a route to delete."""
+    pools = capped(cpu=2, gpu=1)
+    applied = plan(infd(load={"targetRps": 120}), pools=pools, routing=GATEWAY)
+    recommend = {"mode": "Recommend"}
+    first = plan(infd(load={"targetRps": 120}, placement=recommend, status=applied.status), pools=pools,
+                 routing=GATEWAY)
+    assert first.stale_route == "seed"  # the route applied before goes, once
+    assert " would route " in cond(first.status, c.ROUTED)["message"]
+    second = plan(infd(load={"targetRps": 120}, placement=recommend, status=first.status), pools=pools,
+                  routing=GATEWAY)
+    assert second.stale_route is None
