@@ -14,10 +14,8 @@ import json
 import sys
 from typing import Any
 
-import yaml
-
 from ..api import GROUP, VERSION, builtin_digest
-from .errors import UsageError
+from .errors import UsageError, kubeconfig_errors, unreachable
 from .render import FORMATS, render
 
 PLURAL = "inferencedeployments"
@@ -82,7 +80,7 @@ def _client(kubeconfig: str | None, context: str | None, namespace: str | None) 
                 contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
                 active = next((c for c in contexts if c.get("name") == context), active)
             namespace = (active or {}).get("context", {}).get("namespace")
-    except (config.ConfigException, OSError, TypeError, ValueError, yaml.YAMLError) as err:
+    except kubeconfig_errors() as err:
         if kubeconfig is not None or context is not None:
             raise UsageError(f"--kubeconfig {kubeconfig or '(default)'}: cannot use it: "
                              f"{_one_line(err)}") from None
@@ -116,8 +114,8 @@ def _get(client: Any, namespace: str, name: str) -> dict[str, Any] | None:
         message = status.get("message") or err.reason or "no message"
         print(f"hybridplace explain: the API server at {host} refused to get InferenceDeployment "
               f"{namespace}/{name}: {err.status} {_one_line(message)}", file=sys.stderr)
-    except Exception as err:  # urllib3 connection errors have no common public base here
-        if type(err).__module__.split(".")[0] not in ("urllib3", "ssl", "socket"):
+    except Exception as err:  # the transport's errors; anything else is re-raised
+        if not unreachable(err):
             raise
         print(f"hybridplace explain: cannot reach the API server at {host}: {_one_line(err)}",
               file=sys.stderr)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..builders import names
-from .errors import UsageError
+from .errors import UsageError, unreachable
 
 MAX_RPS = 5000.0
 MAX_SECONDS = 600.0
@@ -290,8 +290,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"hybridplace loadgen: listing the pods of {namespace}/{args.name} failed: {err.status} "
                   f"{err.reason}", file=sys.stderr)
             return 1
-        except Exception as err:  # urllib3 connection errors have no common public base here
-            if type(err).__module__.split(".")[0] not in ("urllib3", "ssl", "socket"):
+        except Exception as err:  # the transport's errors; anything else is re-raised
+            if not unreachable(err):
                 raise
             print(f"hybridplace loadgen: cannot reach the API server at {client.configuration.host}: "
                   f"{' '.join(str(err).split())}", file=sys.stderr)

@@ -28,7 +28,7 @@ from ..controller.plan import model_digest
 from ..placement import Profile, solve
 from ..placement.from_api import pool_from, profile_from, request_from
 from ..placement.sweep import crossovers, log_grid, sweep
-from .errors import UsageError
+from .errors import UsageError, unreachable
 from .recommend import _Found, _index, _inputs, _namespace, _positive
 
 MAX_SWEPT_REPLICAS = 10_000  # spec.load.maxReplicas' largest value (the CRD's)
@@ -130,8 +130,8 @@ def _from_cluster(args: argparse.Namespace) -> list[Loaded]:
                                  f"installed (`kubectl get infd -n {namespace}`)") from None
             raise UsageError(f"the API server at {client.configuration.host} refused: {err.status} "
                              f"{_one_line(err.reason)}") from None
-        except Exception as err:  # urllib3 connection errors have no common public base here
-            if type(err).__module__.split(".")[0] not in ("urllib3", "ssl", "socket"):
+        except Exception as err:  # the transport's errors; anything else is re-raised
+            if not unreachable(err):
                 raise
             raise UsageError(f"cannot reach the API server at {client.configuration.host}: {_one_line(err)}") from None
     for body in [infd, *pools.get("items", []), *profiles.get("items", [])]:

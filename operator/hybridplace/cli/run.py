@@ -8,7 +8,7 @@ import logging
 import os
 
 from ..config import Settings, convert_setting
-from .errors import UsageError
+from .errors import UsageError, kubeconfig_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,14 +64,11 @@ def run(args: argparse.Namespace) -> int:
 def _check_credentials(kubeconfig: str | None) -> None:
     """Stop at once, in one line, when there is no usable kubeconfig and no in-cluster service
     account: kopf would otherwise retry its login every minute, with a traceback each time."""
-    import kubernetes
-    import yaml
-
     from ..controller.kube import load_client
 
     try:
         load_client(kubeconfig).close()
-    except (kubernetes.config.ConfigException, OSError, TypeError, ValueError, yaml.YAMLError) as err:
+    except kubeconfig_errors() as err:
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise UsageError(f"no in-cluster service account, and the kubeconfig {where} cannot be used: "
                          f"{' '.join(str(err).split())[:300]}") from None
