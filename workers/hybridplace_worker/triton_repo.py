@@ -159,12 +159,7 @@ def write_model_repository(
     version_dir = model_dir / "1"
     if model_dir.is_symlink():
         model_dir.unlink()  # the link itself, inside root; never what it points to
-    elif model_dir.exists():
-        if model_dir.resolve().parent != root.resolve():
-            raise WorkerError(
-                Reason.INVALID_ARGUMENT,
-                f"--model-name {model_name!r}: {model_dir} is not inside the repository {root}; not replacing it",
-            )
+    elif model_dir.exists():  # one directory name (checked above): inside root
         shutil.rmtree(model_dir)
     version_dir.mkdir(parents=True)
     artifact_name = {"torch-export": "model.pt2", "delay": "model.json"}.get(artifact_format, "model.pt")

@@ -115,7 +115,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if ours.prometheus_url:
         OPERATOR.observer = ObservationLoop(
             PrometheusObserver(ours.prometheus_url).observe_all, observations, lambda: dict(OPERATOR.state.infds),
-            lambda key: OPERATOR.queue.add(("infd", *key)), window=window)
+            lambda key: OPERATOR.queue.add(("infd", *key)))
         OPERATOR.observer.start()
     log.info("hybridplace operator started with %d reconcile workers; Prometheus: %s", ours.workers,
              ours.prometheus_url or "none (scaling mode Operator behaves as Off)")

@@ -123,13 +123,13 @@ class ObservationLoop:
     """Ticks every ``tick_s``; observes the deployments whose interval has come; enqueues them."""
 
     def __init__(self, query_all, store: ObservationStore, infds: Callable[[], dict[NsName, dict[str, Any]]],
-                 enqueue: Callable[[NsName], None], *, tick_s: float = 1.0, window: str = DEFAULT_WINDOW):
+                 enqueue: Callable[[NsName], None], *, tick_s: float = 1.0):
         self.query_all = query_all  # window -> (figures by (namespace, name), error)
         self.store = store
         self.infds = infds
         self.enqueue = enqueue
         self.tick_s = tick_s
-        self.window = window
+        self.window = store.window  # one window for the queries and what the planner is told
         self.errors = 0
         self.ticks = 0
         self._stop = threading.Event()

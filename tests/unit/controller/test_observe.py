@@ -228,6 +228,8 @@ def test_the_window_is_the_operators_setting_in_queries_observations_and_status(
     assert all("[120s]" in q for q in fleet_queries("120s").values() if "rate(" in q)
     store = ObservationStore(observing=True, clock=lambda: 100.0, window="120s")
     assert store.get(("ns", "web")).window == "120s"
+    loop = ObservationLoop(lambda window: ({}, None), store, dict, lambda key: None)
+    assert loop.window == "120s"  # the queries' window is the store's: one setting
     assert Settings().observe_window_seconds == 20
     with pytest.raises(ValueError, match=r"--observe-window-seconds \(HP_OBSERVE_WINDOW_SECONDS\) is 5"):
         Settings(observe_window_seconds=5)
