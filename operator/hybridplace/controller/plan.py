@@ -133,16 +133,19 @@ def _pool_states(
     duplicates: dict[str, list[str]],
     now: float,
     reprofile: ReprofileInputs,
+    rejected: dict[str, str],
 ) -> list[dict[str, Any]]:
     """Each allowed pool's profile state; the benchmark Jobs to start (and finished ones to
     delete first) go into `plan`. A pool that does not parse is left out where all pools are
-    allowed, and reported where it is named."""
+    allowed, and reported where it is named. A Job the API server refused (`rejected`, "Job/name")
+    is not sent again before a resync period: its pool says why (_refused)."""
     namespace = str(infd.metadata.namespace)
     # Every pool that admits the namespace when none is named; a named pool that does not
     # admit it is reported.
     allowed = infd.spec.placement.pools or sorted(n for n, p in pools.items() if p.spec.allows(namespace))
     states: list[dict[str, Any]] = []
     key = benchmark_key(infd.spec.benchmark, infd.spec.serving.image)
+    refused: dict[str, tuple[str, str]] = {}  # pool: (Job name, the API server's answer)
 
     def new_job(pool: HardwarePool) -> dict[str, Any]:
         job_obj = build_benchmark_job(
@@ -152,7 +155,10 @@ def _pool_states(
             ttl_seconds=settings.job_ttl_seconds, backoff_limit=settings.benchmark_backoff_limit,
             slo=infd.spec.slo, serving_image=infd.spec.serving.image,
         )
-        plan.jobs_to_create.append(job_obj)
+        if (why := rejected.get(f"Job/{job_obj['metadata']['name']}")) is not None:
+            refused[pool.metadata.name] = (job_obj["metadata"]["name"], why)
+        else:
+            plan.jobs_to_create.append(job_obj)
         return job_obj
 
     for name in sorted(set(allowed)):
@@ -206,19 +212,14 @@ def _pool_states(
             job_obj = new_job(pool)
             states.append({"pool": name, "state": PENDING, "reason": "Benchmarking",
                            "message": f"benchmark Job {job_obj['metadata']['name']} created"})
+    _refused(states, refused, settings)
     return states
 
 
-def _refused_jobs(plan: Plan, states: list[dict[str, Any]], rejected: dict[str, str], settings: Settings) -> None:
-    """Benchmark Jobs the API server refused (a 4xx: a pool whose nodeSelector, tolerations or
-    resources no pod may have) are not sent again until a resync period has passed; their pools
-    say why instead of the whole reconcile failing in a loop."""
-    refused: dict[str, tuple[str, str]] = {}
-    for job in list(plan.jobs_to_create):
-        ref = f"Job/{job['metadata']['name']}"
-        if ref in rejected:
-            plan.jobs_to_create.remove(job)
-            refused[job["metadata"]["labels"][names.LABEL_POOL]] = (job["metadata"]["name"], rejected[ref])
+def _refused(states: list[dict[str, Any]], refused: dict[str, tuple[str, str]], settings: Settings) -> None:
+    """The pools whose benchmark Job the API server refused (a 4xx: a pool whose nodeSelector,
+    tolerations or resources no pod may have) say why, instead of the whole reconcile failing in
+    a loop: Failed, or a Measured pool's re-measurement failed."""
     for state in states:
         if state["pool"] not in refused:
             continue
@@ -574,8 +575,7 @@ def plan_inference_deployment(
             pool: CalibrationReading(x.ratio, x.outside_since) for pool, x in readings.items()},
             calibration_window_s=settings.calibration_reprofile_seconds)
     states = _pool_states(plan, infd, digest, pools, profiles, jobs, settings, pool_errors or {},
-                          duplicate_profiles or {}, epoch(now) or 0.0, reprofile)
-    _refused_jobs(plan, states, rejected or {}, settings)
+                          duplicate_profiles or {}, epoch(now) or 0.0, reprofile, rejected or {})
     profiled = _profiled_condition(states)
     conds = c.set_condition(conds, c.condition(c.PROFILED, *profiled, generation, now))
 
