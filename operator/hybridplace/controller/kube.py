@@ -227,7 +227,7 @@ class Kube:
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
-            return self.request("GET", f"{_object_path(kind, namespace, name)}")
+            return self.request("GET", _object_path(kind, namespace, name))
         except ApiError as err:
             if err.status == 404:
                 return None
@@ -293,7 +293,7 @@ class Kube:
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
-            self.request("DELETE", f"{_object_path(kind, namespace, name)}", body)
+            self.request("DELETE", _object_path(kind, namespace, name), body)
         except ApiError as err:
             if err.status not in (404, 409):
                 raise
@@ -308,13 +308,13 @@ class Kube:
     def merge_patch(self, kind: str, namespace: str | None, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch (lists replaced whole, null removes a key) as the operator's manager."""
         return self.request(
-            "PATCH", f"{_object_path(kind, namespace, name)}", patch,
+            "PATCH", _object_path(kind, namespace, name), patch,
             query=[("fieldManager", FIELD_MANAGER)], content_type="application/merge-patch+json",
         )
 
     def patch_annotations(self, kind: str, namespace: str | None, name: str, annotations: dict[str, str]) -> None:
         self.request(
-            "PATCH", f"{_object_path(kind, namespace, name)}", {"metadata": {"annotations": annotations}},
+            "PATCH", _object_path(kind, namespace, name), {"metadata": {"annotations": annotations}},
             content_type="application/merge-patch+json",
         )
 
