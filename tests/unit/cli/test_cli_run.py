@@ -78,3 +78,21 @@ def test_loadgen_against_an_api_server_that_is_gone_is_one_line(tmp_path, capsys
 def test_loadgen_refuses_a_timeout_that_cannot_work(value, capsys):
     assert main(["loadgen", "web", "--rps", "1", "--seconds", "1", "--timeout", value]) == 2
     assert "--timeout" in one_line(capsys)
+
+
+def test_the_api_servers_transport_errors_are_unreachable_and_nothing_else_is():
+    """What explain, report and loadgen print as "cannot reach the API server" (else re-raised):
+    refused, timed out, reset, TLS; never a bug of ours."""
+    import ssl
+
+    import urllib3
+    from hybridplace.cli.errors import unreachable
+
+    pool = urllib3.HTTPConnectionPool("127.0.0.1", 1)
+    for err in (urllib3.exceptions.MaxRetryError(pool, "/", ConnectionRefusedError("refused")),
+                urllib3.exceptions.ReadTimeoutError(pool, "/", "read timed out"),
+                urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()),
+                ssl.SSLError("certificate verify failed")):
+        assert unreachable(err), err
+    for err in (KeyError("x"), ValueError("bad"), AttributeError("y")):
+        assert not unreachable(err), err
