@@ -49,6 +49,53 @@ def _requests_fit_one_node(spec: Json) -> bool:
     )
 
 
+def overcommit_allowed(resource: str) -> bool:
+    """Whether Kubernetes lets a pod's limit of ``resource`` exceed its request: native
+    resources (no domain, or a kubernetes.io one) other than hugepages."""
+    native = "/" not in resource or "kubernetes.io/" in resource
+    return native and not resource.startswith("hugepages-")
+
+
+def _extended(resource: str) -> bool:
+    """Whether ``resource`` is an extended resource (a domain other than kubernetes.io, such as
+    nvidia.com/gpu), which Kubernetes counts in whole units."""
+    return "/" in resource and "kubernetes.io/" not in resource and not resource.startswith("requests.")
+
+
+def _not_negative(quantities: Json) -> bool:
+    return all(parse_quantity(v) >= 0 for v in quantities.values())
+
+
+def _extended_whole(quantities: Json) -> bool:
+    return all(not _extended(r) or parse_quantity(v) == parse_quantity(v).to_integral_value()
+               for r, v in quantities.items())
+
+
+def _container_resource_names(quantities: Json) -> bool:
+    return all("/" in r or r in ("cpu", "memory", "ephemeral-storage") or r.startswith("hugepages-")
+               for r in quantities)
+
+
+NOT_NEGATIVE = "quantities may not be negative"
+RESOURCE_NAME = ("a container resource is cpu, memory, ephemeral-storage, hugepages-<size> or a "
+                 "qualified name such as nvidia.com/gpu")
+EXTENDED_WHOLE = ("extended resources (such as nvidia.com/gpu) come in whole units: Kubernetes "
+                  "refuses a fraction such as 0.5")
+
+
+def _limits_at_least_requests(resources: Json) -> bool:
+    requests = resources["requests"]
+    return all(name not in requests or parse_quantity(requests[name]) <= parse_quantity(limit)
+               for name, limit in (resources.get("limits") or {}).items())
+
+
+def _extended_limits_equal_requests(resources: Json) -> bool:
+    requests = resources["requests"]
+    return all(name not in requests or overcommit_allowed(name)
+               or parse_quantity(requests[name]) == parse_quantity(limit)
+               for name, limit in (resources.get("limits") or {}).items())
+
+
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 
 
@@ -117,6 +164,29 @@ RULES: tuple[Rule, ...] = (
         "one replica's requests must fit on one node: no request may exceed nodeAllocatable",
         _requests_fit_one_node,
         ".replicaResources.requests",
+    ),
+    Rule("HardwarePool", "spec.replicaResources.requests", NOT_NEGATIVE, _not_negative),
+    Rule("HardwarePool", "spec.replicaResources.requests", RESOURCE_NAME, _container_resource_names),
+    Rule("HardwarePool", "spec.replicaResources.requests", EXTENDED_WHOLE, _extended_whole),
+    Rule("HardwarePool", "spec.replicaResources.limits", NOT_NEGATIVE, _not_negative),
+    Rule("HardwarePool", "spec.replicaResources.limits", RESOURCE_NAME, _container_resource_names),
+    Rule("HardwarePool", "spec.replicaResources.limits", EXTENDED_WHOLE, _extended_whole),
+    Rule("HardwarePool", "spec.nodeAllocatable", NOT_NEGATIVE, _not_negative),
+    Rule(
+        "HardwarePool",
+        "spec.replicaResources",
+        "a limit may not be below its request: each replicaResources.limits entry must be at least "
+        "the same resource's replicaResources.requests",
+        _limits_at_least_requests,
+        ".limits",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec.replicaResources",
+        "extended resources (such as nvidia.com/gpu) and hugepages cannot be overcommitted: their "
+        "replicaResources.limits must equal their requests (or be left out: the operator sets them)",
+        _extended_limits_equal_requests,
+        ".limits",
     ),
     Rule(
         "HardwarePool",

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from ..api.models import SLO, Benchmark, HardwarePool, ModelSource
+from ..api.rules import overcommit_allowed
 from . import names
 from .security import container_security_context, pod_security_context, scratch_volume, shared_memory_volume
 
@@ -74,10 +75,11 @@ def pool_resources(pool: HardwarePool) -> dict[str, Any]:
     resources = pool.spec.replica_resources
     found: dict[str, Any] = {"requests": {k: str(v) for k, v in resources.requests.items()}}
     limits = {k: str(v) for k, v in (resources.limits or {}).items()}
-    if pool.spec.accelerator.type == "nvidia-gpu":
-        # Extended resources must have limits equal to requests.
-        gpu = pool.spec.accelerator.gpu_resource
-        limits.setdefault(gpu, found["requests"][gpu])
+    for name, request in found["requests"].items():
+        # Kubernetes refuses a pod that requests an extended resource (a GPU) or hugepages
+        # without a limit equal to the request: the pool's CRD rules keep given ones equal.
+        if not overcommit_allowed(name):
+            limits.setdefault(name, request)
     if limits:
         found["limits"] = limits
     return found

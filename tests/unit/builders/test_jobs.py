@@ -113,3 +113,20 @@ def test_the_search_and_the_slo_reach_the_worker_as_environment_variables():
     assert (env["HP_BUDGET_POINTS"], env["HP_BUDGET_SECONDS"]) == ("9", "120")
     grid = env_of(job_for("cpu-standard", benchmark={"search": "Grid"}))
     assert grid["HP_SEARCH"] == "Grid" and "HP_SLO_MS" not in grid and "HP_BUDGET_POINTS" not in grid
+
+
+def test_extended_resources_and_hugepages_get_limits_equal_to_requests():
+    # Kubernetes refuses a pod that requests an extended resource or hugepages without a limit
+    # equal to it; cpu and memory keep only the limits the pool gives.
+    from cases.api_objects import hardware_pool
+    from hybridplace.builders.jobs import pool_resources
+
+    obj = hardware_pool("fpga")
+    obj["spec"]["accelerator"] = {"type": "cpu"}
+    obj["spec"]["replicaResources"] = {
+        "requests": {"cpu": "4", "memory": "16Gi", "example.com/fpga": 2, "hugepages-2Mi": "1Gi"},
+        "limits": {"memory": "16Gi"}}
+    obj["spec"]["nodeAllocatable"] = {"cpu": "8", "memory": "32Gi", "example.com/fpga": 4, "hugepages-2Mi": "4Gi"}
+    resources = pool_resources(parse_object(obj))
+    assert resources["limits"] == {"memory": "16Gi", "example.com/fpga": "2", "hugepages-2Mi": "1Gi"}
+    assert resources["requests"]["cpu"] == "4"

@@ -1,5 +1,6 @@
-"""A HardwarePool the CRD accepts but pod validation refuses (here a limit under the request;
-whatever the CRD cannot know of a Pod's rules): the API server answers its benchmark Job with a 422.
+"""A HardwarePool the CRD accepts but pod validation refuses (here hugepages that are not a
+whole number of pages; whatever the CRD cannot know of a Pod's rules): the API server answers
+its benchmark Job with a 422.
 That pool says why (Failed, BenchmarkRejected), the other pools are placed without it, and the
 Job is not sent again until a resync period has passed. Against a mock API server."""
 
@@ -15,15 +16,16 @@ from hybridplace.controller.workqueue import WorkQueue
 from test_service_ownership import DEPLOYMENTS, SERVICES, echo_created_deployments, seed_state
 
 JOBS = "/apis/batch/v1/namespaces/ns/jobs"
-REFUSAL = ('Job.batch "hp-bench" is invalid: spec.template.spec.containers[0].resources.requests: Invalid value: '
-           '"4": must be less than or equal to cpu limit of 100m')
+REFUSAL = ('Job.batch "hp-bench" is invalid: spec.template.spec.containers[0].resources.requests[hugepages-2Mi]: '
+           'Invalid value: "3Mi": must be a multiple of 2Mi')
 
 
 def test_a_job_the_api_server_refuses_fails_its_pool_not_the_reconcile():
     state, body = seed_state()
     bad = copy.deepcopy(POOLS["cpu-standard"].to_dict())
     bad["metadata"] = {"name": "cpu-new", "resourceVersion": "1"}
-    bad["spec"]["replicaResources"]["limits"] = {"cpu": "100m"}  # under the request of 4
+    bad["spec"]["replicaResources"]["requests"]["hugepages-2Mi"] = "3Mi"  # not a whole number of 2Mi pages
+    bad["spec"]["nodeAllocatable"]["hugepages-2Mi"] = "1Gi"
     state.put_pool(bad)
     body["spec"]["placement"]["pools"] = []  # every pool that admits the namespace, cpu-new too
     state.put_infd(body)
@@ -43,7 +45,7 @@ def test_a_job_the_api_server_refuses_fails_its_pool_not_the_reconcile():
         (written,) = api.calls("PATCH", "/apis/hybridplace.io")
     (refused,) = [x for x in written["status"]["profiles"] if x["pool"] == "cpu-new"]
     assert (refused["state"], refused["reason"]) == ("Failed", "BenchmarkRejected")
-    assert "422 Invalid" in refused["message"] and "cpu limit of 100m" in refused["message"]
+    assert "422 Invalid" in refused["message"] and "multiple of 2Mi" in refused["message"]
     assert "HardwarePool cpu-new" in refused["message"]
     assert {x["pool"]: x["state"] for x in written["status"]["profiles"]} == {
         "cpu-new": "Failed", "cpu-standard": "Measured", "gpu-t4": "Measured"}
