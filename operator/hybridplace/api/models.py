@@ -161,6 +161,12 @@ class ReplicaResources(Model):
     requests: Annotated[dict[str, Quantity], Field(min_length=1, max_length=8)]
     limits: ResourceMap | None = None
 
+    @property
+    def effective_requests(self) -> dict[str, int | str]:
+        """What a pod with these resources requests: Kubernetes takes a resource's limit as its
+        request when only the limit is given."""
+        return {**(self.limits or {}), **self.requests}
+
 
 class Price(Model):
     per_node_hour: Annotated[float, Field(ge=0)] | None = None

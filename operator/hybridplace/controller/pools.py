@@ -50,7 +50,7 @@ def node_types(pool: HardwarePool, nodes: list[NodeInfo]) -> tuple[frozenset[str
 def fits_on(pool: HardwarePool, node: NodeInfo) -> int:
     """Replicas of `pool` that the node's own allocatable holds."""
     fits = []
-    for name, value in pool.spec.replica_resources.requests.items():
+    for name, value in pool.spec.replica_resources.effective_requests.items():
         asked = parse_quantity(value)
         if asked <= 0:
             continue

@@ -21,7 +21,7 @@ def replicas_per_node(pool: HardwarePool) -> int:
     if not alloc:
         return 1
     ratios = []
-    for name, value in pool.spec.replica_resources.requests.items():
+    for name, value in pool.spec.replica_resources.effective_requests.items():
         asked = parse_quantity(value)
         if asked > 0 and name in alloc:
             ratios.append(math.floor(parse_quantity(alloc[name]) / asked))
