@@ -21,6 +21,24 @@ DEFAULT_IMAGE_GPU = f"ghcr.io/hybridplace/worker-cuda:{__version__}"
 _GATEWAY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
+# The numeric settings' bounds, field: (smallest, largest or None). The chart's
+# values.schema.json repeats them (tests/unit/test_chart_values_schema.py keeps them equal).
+LIMITS: dict[str, tuple[float, float | None]] = {
+    "workers": (1, 256),
+    "resync_seconds": (1, None),
+    "job_ttl_seconds": (0, None),
+    "benchmark_backoff_limit": (0, 10),
+    "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
+    "stall_seconds": (10, None),
+    "profile_max_age_seconds": (0, None),
+    "calibration_warmup_seconds": (0, None),
+    "calibration_reprofile_seconds": (10, None),
+    "metrics_port": (0, 65535),
+    "gateway_cache_seconds": (0, 3600),
+    "observe_window_seconds": (10, 600),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the operator. Field help doubles as the CLI flag's help."""
@@ -129,20 +147,6 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Refuse settings the operator cannot work with, naming the flag's variable."""
-        limits = {  # field: (smallest, largest)
-            "workers": (1, 256),
-            "resync_seconds": (1, None),
-            "job_ttl_seconds": (0, None),
-            "benchmark_backoff_limit": (0, 10),
-            "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
-            "stall_seconds": (10, None),
-            "profile_max_age_seconds": (0, None),
-            "calibration_warmup_seconds": (0, None),
-            "calibration_reprofile_seconds": (10, None),
-            "metrics_port": (0, 65535),
-            "gateway_cache_seconds": (0, 3600),
-            "observe_window_seconds": (10, 600),
-        }
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "
                              "an http:// or https:// URL, or empty")
@@ -150,9 +154,9 @@ class Settings:
             raise ValueError(f"--default-gateway (HP_DEFAULT_GATEWAY) is {self.default_gateway!r}; it must be "
                              "namespace/name or name (DNS labels), or empty")
         for f in fields(self):
-            if f.name not in limits:
+            if f.name not in LIMITS:
                 continue
-            value, (low, high) = getattr(self, f.name), limits[f.name]
+            value, (low, high) = getattr(self, f.name), LIMITS[f.name]
             if not math.isfinite(value) or value < low or (high is not None and value > high):
                 bound = f"at least {low}" if high is None else f"between {low} and {high}"
                 flag = "--" + f.name.replace("_", "-")
@@ -195,4 +199,4 @@ def _convert(kind: Any, raw: str, name: str) -> Any:
     return raw
 
 
-__all__ = ["Settings", "DEFAULT_IMAGE_CPU", "DEFAULT_IMAGE_GPU", "convert_setting"]
+__all__ = ["LIMITS", "Settings", "DEFAULT_IMAGE_CPU", "DEFAULT_IMAGE_GPU", "convert_setting"]

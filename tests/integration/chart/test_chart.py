@@ -44,6 +44,24 @@ def test_chart_lints(helm):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(("value", "named"), [
+    ("settings.observeWindowSeconds=5", "observeWindowSeconds"),   # under the operator's 10
+    ("settings.workers=0", "workers"),
+    ("settings.prometheusUrl=prometheus:9090", "prometheusUrl"),    # no scheme
+    ("settngs.workers=4", "settngs"),                                # a typo is refused, not ignored
+    ("metrics.serviceMonitor.enabeld=true", "enabeld"),
+    ("image.pullPolicy=Sometimes", "pullPolicy"),
+    ("replicas=two", "replicas"),
+])
+def test_values_the_operator_would_refuse_fail_the_install_naming_them(helm, value, named):
+    """values.schema.json: helm refuses these before anything is installed; without it the
+    operator would crash-loop on the setting, or the typo would be silently ignored."""
+    result = subprocess.run([helm, "template", "hp", str(CHART), "--set", value], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0, f"helm accepted {value}"
+    assert "schema" in result.stderr and named in result.stderr, result.stderr
+
+
 def test_chart_crds_are_the_crds_folder_plus_keep(helm):
     rendered = {d["metadata"]["name"]: d for d in render(helm, "x") if d["kind"] == "CustomResourceDefinition"}
     source = {d["metadata"]["name"]: d for p in sorted((REPO / "crds").glob("*.yaml"))
