@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Property tests explore new random examples on every local run (that is how they find bugs), but
 # CI must be repeatable: there they replay the same derandomized examples. A failure found
-# locally is kept in .hypothesis/ and replayed first. (Known: the solver can predict a hair over
-# the SLO when latency is not monotonic in load -- see the issue notes; random runs may find it.)
+# locally is kept in .hypothesis/ and replayed first (tests/unit/placement/test_placement_within_slo.py
+# keeps one found that way: a prediction over the SLO where latency is not monotone in load).
 try:
     from hypothesis import settings as _hypothesis_settings
 

@@ -21,12 +21,15 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from .latency import (
+    LatencyPrediction,
     ServiceCurve,
     first_load_above,
     latency_floor_ms,
     max_replica_load,
+    meets_slo,
     predict_latency,
     predict_latency_and_same_for,
+    replica_load_bound,
     replica_load_bounds,
     slo_check,
 )
@@ -108,8 +111,9 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile],
                            request.max_replicas, request.objective, request.allow_hybrid,
                            even_spread=not request.weighted_routing)
 
+    configs_of = {pool.name: configs for pool, configs in candidates}
     if split is not None and not explain:
-        placements = _placements(request, split.replicas, best)
+        placements = _placements(request, split.replicas, best, configs_of)
         message = _feasible_message(request, placements, split.exact, by_pool)
         return Decision(True, request.objective, placements, message=message,
                         routing=_routing(request, placements))
@@ -119,7 +123,7 @@ def solve(request: Request, pools: Iterable[Pool], profiles: Iterable[Profile],
     if split is None:
         return _infeasible(request, candidates, best, excluded + slo_alternatives, over_latency)
 
-    placements = _placements(request, split.replicas, best)
+    placements = _placements(request, split.replicas, best, configs_of)
     decision = Decision(True, request.objective, placements)
     alternatives = [_single_pool_alternative(request, c, decision) for c in best.values()
                     if not (len(placements) == 1 and placements[0].pool == c.pool.name)]
@@ -144,6 +148,13 @@ def _feasible_message(request: Request, placements: list[Placement], exact: bool
                f"{cost:.4g} USD/h")
     if not exact:
         message += " (search stopped at its work limit: the best split found, maybe not the best)"
+    over = [p for p in placements if p.predicted_latency_ms > request.slo_latency_ms * (1 + 1e-9)]
+    if over:
+        message += "; " + ", ".join(
+            f"{p.pool} is predicted {p.predicted_latency_ms:.3g} ms at its {p.share_rps / p.replicas:.3g} "
+            f"requests/s per replica" for p in over) + (
+            ", over the SLO though below its limit, with no configuration or few more replicas "
+            "within it (the model's latency is not monotone in load there; docs/placement.md)")
     return message + _unstable_note(placements, by_pool)
 
 
@@ -335,10 +346,14 @@ def _capacity(pool: Pool, request: Request) -> int:
     return min(cap, request.max_replicas) if request.max_replicas is not None else cap
 
 
-def _placements(request: Request, replicas: dict[str, int],
-                best: dict[str, Configuration]) -> list[Placement]:
+def _placements(request: Request, replicas: dict[str, int], best: dict[str, Configuration],
+                configs_of: dict[str, list[tuple[ServiceCurve, int]]]) -> list[Placement]:
     carried = sum(r * best[name].replica_load_rps for name, r in replicas.items())
     total = sum(replicas.values())
+    # A pool's share stays what it is when its replicas change only where shares are weighted
+    # (or one pool carries everything); under an even spread they would move every pool's.
+    fixed_shares = request.weighted_routing or len(replicas) == 1
+    room = _UNBOUNDED if request.max_replicas is None else request.max_replicas - total
     placements = []
     for name in sorted(replicas):
         config, count = best[name], replicas[name]
@@ -346,16 +361,61 @@ def _placements(request: Request, replicas: dict[str, int],
         # the same fraction of their own limit. Even spread (a Service): the same per replica.
         share = (request.target_rps * count * config.replica_load_rps / carried
                  if request.weighted_routing else request.target_rps * count / total)
-        per_replica = share / count
-        prediction = predict_latency(config.curve, per_replica, config.batch_size,
-                                     request.max_queue_delay_ms, request.slo_percentile)
+        more = min(_MORE_REPLICAS, room, _capacity(config.pool, request) - count) if fixed_shares else 0
+        curve, batch, count, prediction = _within_slo(request, config, configs_of.get(name, []), share,
+                                                      count, more)
+        room -= count - replicas[name]
         placements.append(Placement(
-            pool=name, replicas=count, batch_size=config.batch_size, share_rps=share,
+            pool=name, replicas=count, batch_size=batch, share_rps=share,
             predicted_latency_ms=prediction.latency_ms * config.pool.latency_factor,
             utilisation=prediction.utilisation,
             cost_per_hour=config.pool.cost_per_hour(count), watts=config.pool.watts(count),
-            concurrency=config.concurrency))
+            concurrency=curve.concurrency))
     return placements
+
+
+# The most replicas a pool's count may rise by to bring its prediction within the SLO.
+_MORE_REPLICAS = 16
+
+
+def _within_slo(request: Request, config: Configuration, configs: list[tuple[ServiceCurve, int]],
+                share: float, count: int, more: int) -> tuple[ServiceCurve, int, int, LatencyPrediction]:
+    """(curve, batch size, replicas, prediction) for ``share`` requests/s on ``config``'s pool.
+
+    Usually ``config`` at ``count`` replicas. The limit search assumes that a replica meeting
+    the SLO at its limit meets it at every lower load, and the model is not monotone
+    everywhere: at a low load each batch waits up to the queue delay, and where the profile
+    leaves small batches unmeasured their conservative service time makes the latency rise
+    and then fall with load. So a share below the limit can be predicted over the SLO. Then
+    another configuration of the pool at the same replicas and cost (a smaller batch waits
+    less), else up to ``more`` replicas more (a lower load each), is taken; if none meets it,
+    the prediction stays as it is and the decision's message says so."""
+    def predicted(curve: ServiceCurve, batch: int, replicas: int) -> LatencyPrediction:
+        return predict_latency(curve, share / replicas, batch, request.max_queue_delay_ms,
+                               request.slo_percentile)
+
+    first = predicted(config.curve, config.batch_size, count)
+    if first.latency_ms * config.pool.latency_factor <= request.slo_latency_ms * (1 + 1e-9):
+        return config.curve, config.batch_size, count, first
+    for replicas in range(count, count + max(more, 0) + 1):
+        found = _config_meeting_slo_at(request, config.pool, configs, share / replicas)
+        if found is not None:
+            return *found, replicas, predicted(*found, replicas)
+    return config.curve, config.batch_size, count, first
+
+
+def _config_meeting_slo_at(request: Request, pool: Pool, configs: list[tuple[ServiceCurve, int]],
+                           load_rps: float) -> tuple[ServiceCurve, int] | None:
+    """The configuration of ``pool`` that meets the SLO (and headroom) at ``load_rps`` per
+    replica, by the solver's own preference: the larger batch, then fewer instances; None
+    when none does."""
+    slo = request.slo_latency_ms / pool.latency_factor
+    for curve, batch in sorted(configs, key=lambda c: (-c[1], c[0].concurrency)):
+        if (load_rps <= replica_load_bound(curve, batch, slo, request.headroom)
+                and meets_slo(curve, load_rps, batch, request.max_queue_delay_ms,
+                              request.slo_percentile, slo)):
+            return curve, batch
+    return None
 
 
 def _single_pool_alternative(request: Request, config: Configuration,
