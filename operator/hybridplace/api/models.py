@@ -316,7 +316,7 @@ class ModelProfile(Model):
 class ModelInput(Model):
     name: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
     shape: Annotated[list[Annotated[StrictInt, Field(ge=1)]], Field(min_length=1, max_length=8)]
-    dtype: Literal["float32", "float16", "bfloat16", "int64", "int32"] = "float32"
+    dtype: Literal["float32", "float16", "int64", "int32"] = "float32"
 
 
 class ModelSource(Model):

@@ -218,14 +218,14 @@ def _pool_states(
 
 def _refused(states: list[dict[str, Any]], refused: dict[str, tuple[str, str]], settings: Settings) -> None:
     """The pools whose benchmark Job the API server refused (a 4xx: a pool whose nodeSelector,
-    tolerations or resources no pod may have) say why, instead of the whole reconcile failing in
+    tolerations or replicaResources no pod may have) say why, instead of the whole reconcile failing in
     a loop: Failed, or a Measured pool's re-measurement failed."""
     for state in states:
         if state["pool"] not in refused:
             continue
         job_name, why = refused[state["pool"]]
         message = (f"the API server refused benchmark Job {job_name}: {why}; check HardwarePool {state['pool']} "
-                   f"(spec.nodeSelector, spec.tolerations, spec.resources); tried again in "
+                   f"(spec.nodeSelector, spec.tolerations, spec.replicaResources); tried again in "
                    f"{settings.resync_seconds:g}s (--resync-seconds)")
         if state["state"] == MEASURED:
             state.update(reason=REPROFILE_FAILED, message=f"{message}; ModelProfile {state.get('name')} is used "
