@@ -156,9 +156,15 @@ def point_document(batch: int, m) -> dict:
     }
 
 
-def _check_plan_fits(n_points: int, plan, deadline_s: float, extra_s: float = 0.0) -> None:
-    """``extra_s``: measurement after the points (the triton engine's request overhead)."""
-    needed = n_points * plan.min_seconds + extra_s
+def _check_plan_fits(n_points: int, plan, deadline_s: float, extra_s: float = 0.0,
+                     budget_seconds: float | None = None) -> None:
+    """``n_points``: the points to measure (a points budget already counted); ``extra_s``:
+    measurement after the points (the triton engine's request overhead); ``budget_seconds``:
+    no point starts after it, so the points take at most that and one point more."""
+    points_s = n_points * plan.min_seconds
+    if budget_seconds is not None:
+        points_s = min(points_s, budget_seconds + plan.min_seconds)
+    needed = points_s + extra_s
     if needed + FIXED_OVERHEAD_S > deadline_s:
         also = f" (with --request-overhead-seconds {extra_s:g})" if extra_s else ""
         raise WorkerError(
@@ -210,8 +216,10 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
     except ValueError as exc:
         raise WorkerError(Reason.INVALID_ARGUMENT, str(exc)) from exc
     n_points = len(args.batch_sizes) * len(args.concurrency)
+    if args.budget_points is not None:
+        n_points = min(n_points, args.budget_points)  # the rest are skipped, not measured
     overhead_s = args.request_overhead_seconds if args.engine == "triton" else 0.0
-    _check_plan_fits(n_points, plan, args.deadline_seconds, overhead_s)
+    _check_plan_fits(n_points, plan, args.deadline_seconds, overhead_s, args.budget_seconds)
     started_at = _now_rfc3339()
     t0 = time.monotonic()
 

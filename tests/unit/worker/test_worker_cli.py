@@ -116,6 +116,27 @@ def test_the_triton_engines_request_overhead_counts_towards_the_deadline(tmp_pat
         assert "request-overhead" not in message and "--deadline-seconds" not in message
 
 
+@pytest.mark.parametrize(("budget", "fits"), [
+    ([], False),                            # 128 points of 10.5 s: far over 300 s
+    (["--budget-points", "20"], True),       # at most 20 are measured: 210 s
+    (["--budget-seconds", "200"], True),     # none starts after 200 s: at most 210.5 s
+    (["--budget-points", "40"], False),      # 420 s
+])
+def test_a_budget_counts_towards_the_deadline(tmp_path, budget, fits):
+    # What a plan needs is what the budget lets it measure, not the whole grid: 16 batch sizes x
+    # 8 concurrency levels with a budget of 20 points fit a deadline the grid does not.
+    log = tmp_path / "tl"
+    code = run(["bench", "--model", "builtin:mlp", "--batch-sizes", ",".join(str(b) for b in range(1, 17)),
+                "--concurrency", "1,2,3,4,5,6,7,8", "--duration-seconds", "10", "--deadline-seconds", "300",
+                *budget, "--termination-log", str(log), "--output", "", "--device", "cuda"],
+               started=None, handle_signals=False)
+    message = json.loads(log.read_bytes()).get("message", "")
+    if fits:  # the check passes and the run goes on (here to fail on no CUDA)
+        assert "--deadline-seconds" not in message, message
+    else:
+        assert code == 2 and "--deadline-seconds 300" in message, message
+
+
 @pytest.mark.parametrize("command", ["bench", "serve"])
 def test_every_option_names_its_env_var_and_is_documented(command):
     docs = DOCS.read_text()
