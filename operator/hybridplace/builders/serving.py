@@ -17,6 +17,11 @@ from .security import (
 )
 
 
+# How long a serving replica may take to start: the worker's deadline, then the startup probe's.
+SERVE_DEADLINE_SECONDS = 540
+STARTUP_PROBE_SECONDS = 600
+
+
 def owner_reference(infd: InferenceDeployment) -> dict[str, Any]:
     """Makes the InferenceDeployment the controller of a child, so deleting it deletes them."""
     return {
@@ -73,6 +78,10 @@ def build_serving_deployment(
         "--http-port", str(port),
         "--grpc-port", str(port + 1),
         "--metrics-port", str(port + 2),
+        # The worker's own start deadline (download, load, tritonserver up) ends before the
+        # startup probe's: a start too slow fails with the worker's Timeout in the termination
+        # message, not a kill by the kubelet that says nothing.
+        "--deadline-seconds", str(SERVE_DEADLINE_SECONDS),
     ]
     volumes, mounts = zip(scratch_volume(), shared_memory_volume(), strict=True)
     health = {"port": "http"}
@@ -91,9 +100,10 @@ def build_serving_deployment(
         "securityContext": container_security_context(),
         "volumeMounts": list(mounts),
         # Probed every 2 s while starting (a cheap GET): a new replica takes traffic within 2 s of
-        # being ready, which is most of what a scale-up's reaction time is made of; 5 minutes in all.
+        # being ready, which is most of what a scale-up's reaction time is made of; 10 minutes in
+        # all, a minute past the worker's deadline (a model download of up to 2 GiB included).
         "startupProbe": {"httpGet": {"path": "/v2/health/ready", **health},
-                         "periodSeconds": 2, "failureThreshold": 150},
+                         "periodSeconds": 2, "failureThreshold": STARTUP_PROBE_SECONDS // 2},
         "readinessProbe": {"httpGet": {"path": "/v2/health/ready", **health}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", **health}, "periodSeconds": 10},
     }

@@ -87,3 +87,15 @@ def test_the_queue_delay_is_written_as_a_plain_decimal():
         )
         args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
         assert args[args.index("--max-queue-delay-ms") + 1] == text
+
+
+def test_the_worker_gives_up_on_a_slow_start_before_the_startup_probe_does():
+    # Otherwise a start slower than the probe (a large model download) is killed by the kubelet
+    # with nothing said, and starts over; the worker's Timeout goes to the termination message.
+    from hybridplace_worker.cli import parse_args
+
+    (container,) = deployment()["spec"]["template"]["spec"]["containers"]
+    args = parse_args(container["args"])
+    probe = container["startupProbe"]
+    assert args.deadline_seconds + 30 <= probe["periodSeconds"] * probe["failureThreshold"]
+    assert args.deadline_seconds >= 300  # room for a 2 GiB download and Triton's load
