@@ -76,6 +76,8 @@ class ObservationStore:
         size = min(samples_for(keep_s, interval_s), MAX_SAMPLES)
         with self._lock:
             hist = self._history.get(key)
+            if hist and obs.at < hist[-1].at:
+                hist.clear()  # the clock stepped back: the old samples' times no longer compare
             if hist is None or hist.maxlen != size:  # new, or its delay or interval changed
                 hist = self._history[key] = deque(hist or (), maxlen=size)
             hist.append(Sample(at=obs.at, rate_rps=obs.rate_rps, latency_ms=obs.latency_ms, queue_ms=obs.queue_ms))
@@ -87,7 +89,9 @@ class ObservationStore:
 
     def due(self, key: NsName, interval_s: float, now: float) -> bool:
         with self._lock:
-            if now - self._last_run.get(key, float("-inf")) < interval_s - DUE_SLACK_S:
+            # A clock stepped back (now before the last run) makes it due at once, not after
+            # the step.
+            if 0 <= now - self._last_run.get(key, float("-inf")) < interval_s - DUE_SLACK_S:
                 return False
             self._last_run[key] = now
             return True
@@ -163,7 +167,9 @@ class ObservationLoop:
         """One tick: observe every due deployment; returns their keys."""
         now = self.store.clock() if now is None else now
         infds = self.infds()
-        self.store.forget(infds)
+        # Only observed deployments keep their history: one switched to Off keeps no stale
+        # observation (and starts afresh if switched back).
+        self.store.forget(k for k, body in infds.items() if _scaling(body)[0] in OBSERVING_MODES)
         due = []
         for key, body in infds.items():
             mode, interval, delay, percentile = _scaling(body)

@@ -665,7 +665,9 @@ def plan_inference_deployment(
     scaling = _scaling_status(infd, load, old_status, now)
     if scaling is not None:
         status["scaling"] = scaling
-    observed_status = _observed_status(observed, old_status.get("observed"))
+    # Off observes nothing: what the store last held is not written as if it were current.
+    observed_status = (None if infd.spec.scaling.mode == "Off"
+                       else _observed_status(observed, old_status.get("observed")))
     if observed_status is not None:
         status["observed"] = observed_status
     elif "observed" in old_status and infd.spec.scaling.mode != "Off":

@@ -54,6 +54,19 @@ DOWN_TOLERANCE = 0.1
 IDLE_RPS = 0.01
 
 
+def _seen_throughout(policy: ScalingPolicy, history: Sequence[Sample], start: float, now: float) -> bool:
+    """Whether the load was known from ``start`` to ``now`` with no gap: a known sample at the
+    window's start (within an interval), and none further apart than an observation stays
+    current. A gap (the loop backing off on errors, a switch from mode Off, a clock that jumped)
+    is not evidence of a lower load, however low the samples around it are."""
+    seen = [s.at for s in history if s.rate_rps is not None and s.at <= now]
+    opening = [i for i, at in enumerate(seen) if at <= start + policy.interval_s]
+    if not opening:
+        return False
+    kept = seen[opening[-1]:]
+    return all(b - a <= policy.stale_after_s for a, b in zip(kept, kept[1:], strict=False))
+
+
 @dataclass(frozen=True)
 class ScalingPolicy:
     """``spec.scaling`` in the units the policy uses (seconds, requests/s)."""
@@ -175,7 +188,7 @@ def plan_load(
     start = now - policy.scale_down_delay_s
     window = [s for s in history if s.at >= start and s.at <= now]
     # An overloaded sample's served rate understates its demand: it is no evidence of a lower load.
-    covered = any(s.at <= start + policy.interval_s for s in history if s.rate_rps is not None) and all(
+    covered = _seen_throughout(policy, history, start, now) and all(
         s.rate_rps is not None and not _overloaded(policy, s) for s in window)
     if not covered:
         return LoadDecision(current, "hold", _holding(policy, current), latest)

@@ -233,3 +233,31 @@ def test_the_window_is_the_operators_setting_in_queries_observations_and_status(
     assert Settings().observe_window_seconds == 20
     with pytest.raises(ValueError, match=r"--observe-window-seconds \(HP_OBSERVE_WINDOW_SECONDS\) is 5"):
         Settings(observe_window_seconds=5)
+
+
+def test_a_clock_stepped_back_observes_at_once_and_drops_the_history_it_cannot_order():
+    clock = ManualClock()
+    store = ObservationStore(observing=True, clock=clock)
+    answers = {("team", "a"): {"rate": {"cpu": 10.0}, "latency": {}, "queue": {}, "requests": {}}}
+    loop = ObservationLoop(lambda window: (answers, None), store, lambda: {("team", "a"): infd(interval=15)},
+                           lambda key: None)
+    clock.t = 1000.0
+    assert loop.run_once() == [("team", "a")]
+    clock.t = 1000.0 - 3600  # an NTP step back of an hour
+    assert loop.run_once() == [("team", "a")]  # not an hour without observations
+    assert [s.at for s in store.get(("team", "a")).history] == [clock.t]
+
+
+def test_a_deployment_switched_to_off_keeps_no_observation():
+    clock = ManualClock()
+    store = ObservationStore(observing=True, clock=clock)
+    answers = {("team", "a"): {"rate": {"cpu": 60.0}, "latency": {}, "queue": {}, "requests": {}}}
+    infds = {("team", "a"): infd(interval=15)}
+    loop = ObservationLoop(lambda window: (answers, None), store, lambda: infds, lambda key: None)
+    loop.run_once()
+    assert store.get(("team", "a")).latest.rate_rps == 60.0
+    infds[("team", "a")] = infd("Off")
+    clock.t += 15
+    assert loop.run_once() == []
+    off = store.get(("team", "a"))
+    assert off.latest is None and off.history == ()

@@ -368,3 +368,15 @@ def test_status_observed_names_the_window_the_figures_were_taken_over():
     obs = dataclasses.replace(observed([20.0, 20.0]), window="120s")
     p = run(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), obs, children=as_children(first))
     assert p.status["observed"]["window"] == "120s"
+
+
+def test_mode_off_writes_no_observation_even_one_the_store_still_holds():
+    # Switched to Off, the store may still hold the last observation until the loop's next tick:
+    # status.observed (and the gauges read from it) must not show it as current.
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    on = run(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), observed([60.0, 60.0]),
+             children=as_children(first))
+    assert on.status["observed"]["requestsPerSecond"] == 60.0
+    off = run(infd(status=on.status, load={"targetRps": 20}, scaling={**FAST, "mode": "Off"}),
+              observed([60.0, 60.0]), children=as_children(on))
+    assert "observed" not in off.status

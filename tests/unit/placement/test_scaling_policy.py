@@ -285,3 +285,15 @@ def test_a_current_decision_with_no_feasible_placement_takes_the_observed_load_a
     d = plan_load(policy, [Sample(at=0.0, rate_rps=90.0, queue_ms=5000.0)], target_rps=20.0, current_rps=150.0,
                   cost_at=room, now=0.0, settling="1 of 4 replicas is starting")
     assert d.action == "down" and 99.0 < d.load_rps <= 100.0 and "overloaded" in d.message
+
+
+def test_a_gap_in_the_history_is_not_a_lower_load_seen_for_the_delay():
+    # 100 requests/s until t=195, 10 from t=210 to 300, then nothing recorded until t=560 (the
+    # loop backing off, a spell in mode Off): one fresh sample after the gap does not scale down,
+    # although every known sample of the window [260, 560] is low.
+    hist = history([100.0] * 14 + [10.0] * 7) + [Sample(at=560.0, rate_rps=10.0)]
+    d = decide(hist, current=100.0)
+    assert d.action == "hold" and d.load_rps == 100.0
+    # Seen throughout, the same low samples do scale down.
+    d = decide(hist[:-1] + history([10.0] * 18, start=315.0), current=100.0)
+    assert d.action == "down" and d.load_rps == pytest.approx(11.0)
