@@ -16,7 +16,6 @@ from .security import (
     shared_memory_volume,
 )
 
-
 # How long a serving replica may take to start: the worker's deadline, then the startup probe's.
 SERVE_DEADLINE_SECONDS = 540
 STARTUP_PROBE_SECONDS = 600
