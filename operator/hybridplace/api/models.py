@@ -509,6 +509,7 @@ class CalibrationStatus(Model):
     sampled_at: DateTime | None = None
     outside_since: DateTime | None = None
     lower_since: DateTime | None = None
+    remeasured: Annotated[Int32, Field(ge=0)] | None = None
 
 
 class InferenceDeploymentStatus(Model):

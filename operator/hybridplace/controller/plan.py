@@ -38,7 +38,14 @@ from ..placement import (
     route_weights,
     solve,
 )
-from ..placement.calibration import Calibration, CalibrationPolicy, CalibrationSample, calibrate, worth_writing
+from ..placement.calibration import (
+    Calibration,
+    CalibrationPolicy,
+    CalibrationSample,
+    calibrate,
+    carried_over,
+    worth_writing,
+)
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
 from ..placement.scaling import LoadDecision, ScalingPolicy, Size, plan_load
 from ..placement.solver import predicted_latency_at
@@ -395,6 +402,8 @@ def _calibration(
         measured_at = epoch(profile.spec.measured_at) if profile is not None else None
         if measured_at is None or math.floor(measured_at) <= entry.sampled_at:  # sampledAt: whole seconds
             old[entry.pool] = entry
+        else:  # measured again since: the new profile starts from this ratio (calibration.carried_over)
+            old[entry.pool] = carried_over(entry, math.floor(measured_at))
     obs = observed.latest
     placements = {p.get("pool"): p for p in (old_status.get("decision") or {}).get("placements") or []}
     ready_since = {x.get("pool"): _epoch(x.get("readySince")) if x.get("readySince") else None
@@ -442,7 +451,8 @@ def _calibration_from(x: dict[str, Any]) -> Calibration:
                        per_replica_rps=float(x.get("perReplicaRps") or 0),
                        samples=int(x.get("samples") or 0), sampled_at=_epoch(x.get("sampledAt")),
                        outside_since=_epoch(x["outsideSince"]) if x.get("outsideSince") else None,
-                       lower_since=_epoch(x["lowerSince"]) if x.get("lowerSince") else None)
+                       lower_since=_epoch(x["lowerSince"]) if x.get("lowerSince") else None,
+                       remeasured=int(x.get("remeasured") or 0))
 
 
 def _calibration_status(x: Calibration) -> dict[str, Any]:
@@ -453,6 +463,8 @@ def _calibration_status(x: Calibration) -> dict[str, Any]:
         out["outsideSince"] = _rfc3339(x.outside_since)
     if x.lower_since is not None:
         out["lowerSince"] = _rfc3339(x.lower_since)
+    if x.remeasured:
+        out["remeasured"] = x.remeasured
     return out
 
 
@@ -572,7 +584,7 @@ def plan_inference_deployment(
         # A pool whose calibration stays off the model is measured again (reprofile.py).
         readings = {x["pool"]: _calibration_from(x) for x in old_status["calibration"] if x.get("pool")}
         reprofile = dataclasses.replace(reprofile, calibration={
-            pool: CalibrationReading(x.ratio, x.outside_since) for pool, x in readings.items()},
+            pool: CalibrationReading(x.ratio, x.outside_since, x.remeasured) for pool, x in readings.items()},
             calibration_window_s=settings.calibration_reprofile_seconds)
     states = _pool_states(plan, infd, digest, pools, profiles, jobs, settings, pool_errors or {},
                           duplicate_profiles or {}, epoch(now) or 0.0, reprofile, rejected or {})

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from ..api.duration import age_seconds
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
+from ..placement.calibration import reprofile_window
 
 CALIBRATION_LOW, CALIBRATION_HIGH = 0.67, 1.5
 #: How long calibration must stay outside the band before the pool is measured again, seconds.
@@ -38,10 +39,13 @@ class CalibrationReading:
 
     ratio: observed over predicted latency at the SLO's percentile (smoothed).
     outside_since: when (epoch seconds) it last left [CALIBRATION_LOW, CALIBRATION_HIGH] and has
-    stayed out since; None while it is inside."""
+    stayed out since; None while it is inside.
+    remeasured: times the pool was measured again while it stayed outside (each doubles the
+    wait for the next: calibration.reprofile_window)."""
 
     ratio: float
     outside_since: float | None
+    remeasured: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,10 @@ def reprofile_reason(
         # Counted from the later of leaving the band and measuring: observations before this
         # profile existed say nothing about it (and a fresh profile is not measured again at once).
         since = max(reading.outside_since, epoch(profile.spec.measured_at) or reading.outside_since)
-        if now - since >= inputs.calibration_window_s:
+        window = reprofile_window(inputs.calibration_window_s, reading.remeasured)
+        if now - since >= window:
+            again = (f", {reading.remeasured} re-measurement(s) ago too (each doubles the wait)"
+                     if reading.remeasured else "")
             reasons.append(f"calibration {reading.ratio:.3g} (observed over predicted latency) has been outside "
-                           f"[{CALIBRATION_LOW}, {CALIBRATION_HIGH}] for over {_seconds(inputs.calibration_window_s)}")
+                           f"[{CALIBRATION_LOW}, {CALIBRATION_HIGH}] for over {_seconds(window)}{again}")
     return "; ".join(reasons) or None

@@ -34,6 +34,7 @@ Kubernetes (tests/unit/placement/test_calibration.py, fake clock). Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -78,6 +79,11 @@ class Calibration:
     sampled_at: float
     outside_since: float | None = None
     lower_since: float | None = None  # since when every sample has been below ``ratio``
+    # Times the pool was measured again while this calibration stayed outside the band (the
+    # ratio carried over to the new profile, reprofile.py): each doubles how long it must stay
+    # outside before the next re-measurement, so a gap that measuring does not close (the model,
+    # not the profile) does not re-benchmark the pool every window. 0 once back inside.
+    remeasured: int = 0
 
 
 def skip_reason(policy: CalibrationPolicy, sample: CalibrationSample, ready_since: float | None) -> str | None:
@@ -122,7 +128,30 @@ def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str
         if outside else None
     return Calibration(pool=pool, ratio=ratio, observed_ms=sample.observed_ms, predicted_ms=sample.predicted_ms,
                        per_replica_rps=sample.per_replica_rps, samples=(previous.samples if previous else 0) + 1,
-                       sampled_at=sample.at, outside_since=since, lower_since=lower_since)
+                       sampled_at=sample.at, outside_since=since, lower_since=lower_since,
+                       remeasured=previous.remeasured if previous is not None and outside else 0)
+
+
+def carried_over(calibration: Calibration, measured_at: float) -> Calibration:
+    """``calibration`` of a pool just measured again (its new profile's ``measured_at``), as the
+    new profile's starting point: the same ratio, so the replicas it justified stay until the
+    new profile's own samples lower it (after the hold any lower ratio needs) instead of all at
+    once; the re-profiling clock restarts (``remeasured`` counts it when it was running), and
+    ``sampled_at`` moves to ``measured_at``, so only later observations are taken in and a
+    carried calibration is not carried twice."""
+    return dataclasses.replace(
+        calibration, sampled_at=measured_at, outside_since=None, lower_since=None,
+        remeasured=calibration.remeasured + (1 if calibration.outside_since is not None else 0))
+
+
+#: The most doublings of the re-profiling window (``remeasured``): 2**8 x 10 min is about 43 h.
+MAX_REMEASURED_DOUBLINGS = 8
+
+
+def reprofile_window(window_s: float, remeasured: int) -> float:
+    """How long a calibration measured again ``remeasured`` times while outside the band must
+    stay outside it before its pool is measured again."""
+    return window_s * 2 ** min(max(remeasured, 0), MAX_REMEASURED_DOUBLINGS)
 
 
 def _second(t: float) -> float:
@@ -148,6 +177,7 @@ def worth_writing(old: Calibration | None, new: Calibration | None, change: floa
 
 
 def reprofile_due(calibration: Calibration | None, now: float, window_s: float) -> bool:
-    """The calibration has stayed outside the re-profiling band for longer than `window_s`."""
+    """The calibration has stayed outside the re-profiling band for longer than `window_s`
+    (doubled per re-measurement that did not bring it back: ``reprofile_window``)."""
     return calibration is not None and calibration.outside_since is not None and \
-        now - calibration.outside_since > window_s
+        now - calibration.outside_since > reprofile_window(window_s, calibration.remeasured)

@@ -261,7 +261,9 @@ def test_a_pool_slower_than_its_profile_is_calibrated_and_gets_more_replicas():
                 children=as_children(first))
     assert again.status["calibration"] == p.status["calibration"]
     assert not [e for e in again.events if e.reason == "Calibrated"]
-    # The pool measured again after that sample: its calibration was of the old profile, gone.
+    # The pool measured again after that sample: the new profile starts from the ratio, so the
+    # replicas it justified stay (they are lowered only by the new profile's own samples, after
+    # the hold any lower ratio needs), and the re-profiling clock restarts, counting once.
     from hybridplace.api import parse_object
     from hybridplace.config import Settings
     from hybridplace.controller.fingerprint import deployment_fingerprint
@@ -275,7 +277,31 @@ def test_a_pool_slower_than_its_profile_is_calibrated_and_gets_more_replicas():
         infd(status=p.status, load={"targetRps": 20}, scaling=FAST), pools=POOLS, profiles=remeasured, jobs={},
         children=as_children(first), service_names=set(), settings=Settings(), now=LATER,
         fingerprint=deployment_fingerprint, observed=at(since + 90, 3 * predicted))
-    assert "calibration" not in fresh.status and replicas(fresh) == replicas(ready)
+    (carried,) = fresh.status["calibration"]
+    assert carried["ratio"] == pytest.approx(3.0, rel=1e-3) and carried["remeasured"] == 1
+    assert "outsideSince" not in carried
+    assert replicas(fresh) == replicas(p) > replicas(ready)
+    # The new profile's samples show it right (ratio 1 at the 10 requests/s each of the two
+    # replicas now get): the replicas hold for the scale-down delay (30 s here), then go.
+    def later(t, status, latency):
+        return plan_inference_deployment(
+            infd(status=status, load={"targetRps": 20}, scaling=FAST), pools=POOLS, profiles=remeasured, jobs={},
+            children=as_children(fresh), service_names=set(), settings=Settings(), now=LATER,
+            fingerprint=deployment_fingerprint, observed=at(t, latency))
+    (two,) = fresh.status["decision"]["placements"]
+    right = predicted_latency_at(request_from(obj), profile_from(remeasured["cpu-standard"]), two["batchSize"],
+                                 two["concurrency"], 20.0 / two["replicas"])
+    ready_again = later(since + 100, fresh.status, right)  # Ready from here on
+    held = later(since + 300, ready_again.status, right)
+    assert replicas(held) == replicas(p) and held.status["calibration"][0]["ratio"] == pytest.approx(3.0, rel=1e-3)
+    lowered = later(since + 340, held.status, right)
+    assert 1.5 < lowered.status["calibration"][0]["ratio"] < 3.0  # following the samples down
+    status = lowered.status
+    for t in range(345, 400, 5):
+        status = (step := later(since + t, status, right)).status
+    (inside,) = status["calibration"]
+    assert inside["ratio"] < 1.5 and "remeasured" not in inside  # back inside the band: the count goes
+    assert replicas(step) == replicas(ready)
 
 
 def run_on(pools, obj, obs, children=None):

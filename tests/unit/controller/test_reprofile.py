@@ -419,3 +419,23 @@ def test_the_calibration_in_status_feeds_the_reprofile_trigger():
     p = plan(infd(status=status), profiles=profiles, now=rfc(T0 + 800))
     assert [j["metadata"]["labels"][names.LABEL_POOL] for j in p.jobs_to_create] == ["gpu-t4"]
     assert "calibration 2" in next(e for e in p.events if e.reason == "Reprofiling").message
+
+
+@pytest.mark.parametrize(("remeasured", "outside_for", "fires"), [
+    (0, 700, True),      # the window: 600 s
+    (1, 700, False),     # measured again once while outside: 1,200 s
+    (1, 1300, True),
+    (3, 4700, False),    # 4,800 s
+    (3, 4900, True),
+    (20, 153_000, False),  # at most 2**8 x 600 s (about 43 h), however many times
+    (20, 154_000, True),
+])
+def test_each_remeasurement_that_left_the_calibration_outside_doubles_the_wait(remeasured, outside_for, fires):
+    # A gap that measuring again does not close (the model is off, not the profile) must not
+    # re-benchmark the pool every window.
+    reading = CalibrationReading(2.0, T0, remeasured)
+    inputs = ReprofileInputs(calibration={"cpu-standard": reading}, calibration_window_s=600)
+    why = reason(measured(), T0 + outside_for, inputs=inputs)
+    assert (why is not None) == fires, why
+    if fires and remeasured:
+        assert f"{remeasured} re-measurement(s) ago too" in why

@@ -97,8 +97,9 @@ def test_a_decision_turned_infeasible_clears_the_summarys_replicas_and_cost():
 
 def test_the_calibration_of_a_replaced_profile_does_not_measure_the_new_one_again():
     """A calibration outside [0.67, 1.5] for long enough measures the pool again; the new
-    profile's plan drops that calibration. Were the drop not written, the stored entry would be
-    read back as a trigger and the fresh profile measured again and again."""
+    profile starts from that ratio with the re-profiling clock stopped (and the count of
+    re-measurements one up). Were that not written, the stored entry would be read back as a
+    trigger and the fresh profile measured again and again."""
     profiles = {"gpu-t4": measured("gpu-t4")}
     spec = {"placement": {"pools": ["gpu-t4"]}}
     first = profiled_plan(profiled_infd(**spec), profiles=profiles, now=rfc(T0 + 60))
@@ -112,7 +113,9 @@ def test_the_calibration_of_a_replaced_profile_does_not_measure_the_new_one_agai
     jobs = {"gpu-t4": JobState(job, succeeded=True, uid="u1", recorded=rfc(T0 + 900))}
     q = profiled_plan(profiled_infd(status=stored, **spec), profiles=profiles, jobs=jobs, now=rfc(T0 + 1000))
     stored, _ = write(stored, q.status)
-    assert "calibration" not in stored
+    (carried,) = stored["calibration"]
+    assert (carried["ratio"], carried["remeasured"], carried["sampledAt"]) == (2.0, 1, rfc(T0 + 900))
+    assert "outsideSince" not in carried
     later = profiled_plan(profiled_infd(status=stored, **spec), profiles=profiles, jobs=jobs, now=rfc(T0 + 1600))
     assert not later.jobs_to_create and not later.jobs_to_delete
     assert not [e for e in later.events if e.reason == "Reprofiling"]
