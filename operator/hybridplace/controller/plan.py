@@ -84,6 +84,9 @@ class ChildState:
     available_replicas: int
     owned: bool  # controlled by this InferenceDeployment (same uid)
     applied_fingerprint: str | None = None  # what the operator last applied (its annotation)
+    # Its last change is rolled out: every pod runs the current template and none of the old
+    # ones is left (Kubernetes' own test: observedGeneration, updatedReplicas, replicas).
+    rolled_out: bool = True
 
 
 @dataclass(frozen=True)
@@ -763,7 +766,10 @@ def _serving_status(infd: InferenceDeployment, decision: Decision | None, childr
         else:
             continue  # being deleted
         available = child.available_replicas if child is not None else 0
-        state = "Outgoing" if chosen and pool not in chosen else ("Ready" if available >= replicas else "Starting")
+        # Mid-rollout (a new batch size, image or instances) the pods are old and new at once and
+        # surged ones count as available: not Ready, so calibration waits for the new pods.
+        settled = available >= replicas and (child is None or child.rolled_out)
+        state = "Outgoing" if chosen and pool not in chosen else ("Ready" if settled else "Starting")
         entry = {"pool": pool, "deployment": child.name if child is not None
                  else names.serving_name(str(infd.metadata.name), pool),
                  "replicas": replicas, "availableReplicas": available, "state": state}

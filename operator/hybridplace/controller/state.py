@@ -353,10 +353,15 @@ class ClusterState:
         key = (meta["namespace"], instance)
         status = body.get("status") or {}
         replicas = (body.get("spec") or {}).get("replicas", 1)
+        generation, observed = meta.get("generation"), status.get("observedGeneration")
+        rolled_out = ((generation is None or (observed is not None and observed >= generation))
+                      and (status.get("updatedReplicas") or 0) >= replicas
+                      and (status.get("replicas") or 0) <= replicas)
         child = ChildState(
             name=meta["name"], pool=pool, fingerprint=deployment_fingerprint(body), replicas=replicas,
             available_replicas=status.get("availableReplicas", 0) or 0, owned=False,
             applied_fingerprint=(meta.get("annotations") or {}).get(names.ANNOTATION_FINGERPRINT),
+            rolled_out=rolled_out,
         )
         with self._lock:
             if self._child_versions.get((meta["namespace"], meta["name"]), -1) > _version(body):

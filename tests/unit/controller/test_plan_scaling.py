@@ -406,3 +406,39 @@ def test_mode_off_writes_no_observation_even_one_the_store_still_holds():
     off = run(infd(status=on.status, load={"targetRps": 20}, scaling={**FAST, "mode": "Off"}),
               observed([60.0, 60.0]), children=as_children(on))
     assert "observed" not in off.status
+
+
+def test_a_rollout_that_keeps_the_replica_count_restarts_the_warm_up():
+    """A new batch size, image or instances rolls the pods with the count unchanged; mid-rollout
+    old and new pods serve together and surged ones count as available. The pool is Starting
+    until the rollout is done (Kubernetes' own test), so calibration waits for the new pods."""
+    import dataclasses
+
+    from hybridplace.controller.state import ClusterState
+
+    first = plan(infd(load={"targetRps": 20}, scaling=FAST))
+    ready = run(infd(status=first.status, load={"targetRps": 20}, scaling=FAST), observed([20.0]),
+                children=as_children(first))
+    assert ready.status["serving"][0]["state"] == "Ready"
+    rolling = {pool: dataclasses.replace(child, available_replicas=child.replicas + 1, rolled_out=False)
+               for pool, child in as_children(first).items()}
+    mid = run(infd(status=ready.status, load={"targetRps": 20}, scaling=FAST), observed([20.0, 20.0]),
+              children=rolling)
+    assert mid.status["serving"][0]["state"] == "Starting" and "readySince" not in mid.status["serving"][0]
+    done = run(infd(status=mid.status, load={"targetRps": 20}, scaling=FAST), observed([20.0] * 3),
+               children=as_children(first))
+    assert done.status["serving"][0]["state"] == "Ready" and done.status["serving"][0]["readySince"] == LATER
+
+    # What the cluster's Deployment status says, read the way the state does.
+    dep = first.deployments[0]
+    meta = {**dep["metadata"], "generation": 2, "resourceVersion": "5"}
+    state = ClusterState()
+    for status, rolled in [({"observedGeneration": 1, "updatedReplicas": 1, "replicas": 1}, False),
+                           ({"observedGeneration": 2, "updatedReplicas": 0, "replicas": 2}, False),
+                           ({"observedGeneration": 2, "updatedReplicas": 1, "replicas": 2}, False),
+                           ({"observedGeneration": 2, "updatedReplicas": 1, "replicas": 1}, True)]:
+        meta["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+        state.put_deployment({"metadata": meta, "spec": {**dep["spec"], "replicas": 1},
+                              "status": {**status, "availableReplicas": status["replicas"]}})
+        (child,) = state.children_of(meta["namespace"], meta["labels"]["hybridplace.io/inferencedeployment"]).values()
+        assert child.rolled_out == rolled, status
