@@ -324,7 +324,7 @@ class ModelSource(Model):
     uri: Annotated[StrictStr, Field(max_length=2048, pattern=r"^(https?|file)://.+")] | None = None
     format: Literal["torchscript", "torch-export"] = "torchscript"
     digest: Annotated[StrictStr, Field(pattern=DIGEST_PATTERN)] | None = None
-    inputs: Annotated[list[ModelInput], Field(max_length=8)] | None = None
+    inputs: Annotated[list[ModelInput], Field(max_length=8), _unique_by("name")] | None = None
 
 
 class SLO(Model):

@@ -38,6 +38,13 @@ def _gpu_requested(spec: Json) -> bool:
     return acc.get("resourceName", "nvidia.com/gpu") in spec["replicaResources"]["requests"]
 
 
+def _one_gpu_per_replica(spec: Json) -> bool:
+    acc = spec["accelerator"]
+    gpu = acc.get("resourceName", "nvidia.com/gpu")
+    requests = spec["replicaResources"]["requests"]
+    return acc["type"] != "nvidia-gpu" or gpu not in requests or parse_quantity(requests[gpu]) == 1
+
+
 def _requests_fit_one_node(spec: Json) -> bool:
     alloc = spec.get("nodeAllocatable")
     if alloc is None:
@@ -134,6 +141,14 @@ RULES: tuple[Rule, ...] = (
         "a pool with accelerator.type nvidia-gpu must request its GPU resource "
         "(accelerator.resourceName, default nvidia.com/gpu) in replicaResources.requests",
         _gpu_requested,
+        ".replicaResources.requests",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec",
+        "a replica of a nvidia-gpu pool uses exactly one GPU: the benchmark measures one device, and "
+        "Triton would start the replica's instances on every GPU it is given",
+        _one_gpu_per_replica,
         ".replicaResources.requests",
     ),
     Rule(
