@@ -225,6 +225,8 @@ BAD_CASES: list[BadCase] = [
     BadCase("model-input-names-repeat", "InferenceDeployment",
             _set("spec.model", {**URI_MODEL, "inputs": [{"name": "x", "shape": [4]}, {"name": "x", "shape": [2]}]}),
             "spec.model.inputs"),
+    BadCase("benchmark-triton-concurrency", "InferenceDeployment",
+            _set("spec.benchmark", {"engine": "triton", "concurrency": [1, 4]}), "spec.benchmark.concurrency"),
     BadCase("model-input-bfloat16", "InferenceDeployment",
             _set("spec.model", {**URI_MODEL, "inputs": [{"name": "x", "shape": [4], "dtype": "bfloat16"}]}),
             "spec.model.inputs[0].dtype"),

@@ -307,6 +307,15 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "InferenceDeployment",
+        "spec.benchmark",
+        "engine triton measures concurrency as clients of one model instance (perf_analyzer's sense), not as "
+        "instances per replica, which is what a placement's concurrency sets: measure concurrency above 1 "
+        "with engine torch",
+        lambda b: b.get("engine", "torch") != "triton" or all(c == 1 for c in b.get("concurrency", [1])),
+        ".concurrency",
+    ),
+    Rule(
+        "InferenceDeployment",
         "spec.benchmark.maxAge",
         "benchmark.maxAge must be 0 (never), a number of seconds of at least 10, or one number and a unit "
         "such as 90s, 30m, 12h or 7d (at least 10s)",

@@ -121,7 +121,7 @@ def test_changed_benchmark_settings_mean_not_measured_yet():
 
 
 @pytest.mark.parametrize("change", [
-    {"batchSizes": [1, 10]}, {"concurrency": [1, 2]}, {"engine": "triton"}, {"durationSeconds": 5},
+    {"batchSizes": [1, 10]}, {"concurrency": [1, 2]}, {"engine": "triton", "concurrency": [1]}, {"durationSeconds": 5},
     {"search": "Grid"}, {"budgetPoints": 3},
 ])
 def test_each_measured_setting_changes_the_key(change):
