@@ -48,6 +48,9 @@ class CalibrationPolicy:
     min_requests: float = 100.0
     reprofile_low: float = 0.67
     reprofile_high: float = 1.5
+    # A lower ratio counts towards lowering only from a sample within this fraction below the
+    # load per replica the ratio was set at (see calibrate).
+    load_tolerance: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -119,15 +122,29 @@ def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str
         base, base_since = previous.ratio, previous.lower_since
     ratio = min(max(smoothed, policy.low), policy.high)
     lower_since = None
+    figures: Calibration | CalibrationSample = sample
     if ratio < base:
-        lower_since = base_since if base_since is not None else sample.at
-        if sample.at - lower_since < hold_s:
-            ratio = base  # not yet: lower for less than the hold (then it follows each sample down)
+        if previous is not None and previous.samples > 0 and \
+                sample.per_replica_rps < previous.per_replica_rps * (1 - policy.load_tolerance):
+            # The model's error grows with the load per replica, and the replicas this ratio
+            # added are what lowered that load: a lower ratio at a lower load is no evidence of
+            # a lower one at the load it was set at (taking it would remove those replicas, the
+            # ratio would rise again, and so on). Held, with the figures it was set from.
+            ratio, figures = base, previous
+        else:
+            lower_since = base_since if base_since is not None else sample.at
+            if sample.at - lower_since < hold_s:
+                # Not yet: lower for less than the hold (then it follows each sample down). The
+                # figures stay those it was set from, whose load the next samples are held to
+                # (a ratio carried over from the old profile was set from none of the new one's).
+                ratio = base
+                if previous is not None and previous.samples > 0:
+                    figures = previous
     outside = not (policy.reprofile_low <= ratio <= policy.reprofile_high)
     since = (previous.outside_since if previous is not None and previous.outside_since is not None else sample.at) \
         if outside else None
-    return Calibration(pool=pool, ratio=ratio, observed_ms=sample.observed_ms, predicted_ms=sample.predicted_ms,
-                       per_replica_rps=sample.per_replica_rps, samples=(previous.samples if previous else 0) + 1,
+    return Calibration(pool=pool, ratio=ratio, observed_ms=figures.observed_ms, predicted_ms=figures.predicted_ms,
+                       per_replica_rps=figures.per_replica_rps, samples=(previous.samples if previous else 0) + 1,
                        sampled_at=sample.at, outside_since=since, lower_since=lower_since,
                        remeasured=previous.remeasured if previous is not None and outside else 0)
 
@@ -136,11 +153,12 @@ def carried_over(calibration: Calibration, measured_at: float) -> Calibration:
     """``calibration`` of a pool just measured again (its new profile's ``measured_at``), as the
     new profile's starting point: the same ratio, so the replicas it justified stay until the
     new profile's own samples lower it (after the hold any lower ratio needs) instead of all at
-    once; the re-profiling clock restarts (``remeasured`` counts it when it was running), and
+    once; the re-profiling clock restarts (``remeasured`` counts it when it was running),
     ``sampled_at`` moves to ``measured_at``, so only later observations are taken in and a
-    carried calibration is not carried twice."""
+    carried calibration is not carried twice, and ``samples`` is 0: none of the new profile yet,
+    so its first samples may lower the ratio at whatever load the old ratio left per replica."""
     return dataclasses.replace(
-        calibration, sampled_at=measured_at, outside_since=None, lower_since=None,
+        calibration, sampled_at=measured_at, outside_since=None, lower_since=None, samples=0,
         remeasured=calibration.remeasured + (1 if calibration.outside_since is not None else 0))
 
 

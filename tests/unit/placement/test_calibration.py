@@ -116,3 +116,42 @@ def test_an_observation_is_taken_once_though_status_keeps_its_time_to_the_second
     assert again.samples == 2 and again.ratio == pytest.approx(2.0 ** 0.7)  # smoothed once, not once a reconcile
     # The next observation (an interval later) is taken in.
     assert calibrate(POLICY, again, "cpu", sample(at=2005.1), ready_since=0.0).samples == 3
+
+
+def test_a_lower_ratio_at_a_lower_load_per_replica_does_not_lower_it():
+    # Set at 20 requests/s per replica (ratio 2); the replicas it added leave 13 each, where the
+    # model errs less (1.2): that is no evidence of a lower ratio at 20, however long it lasts.
+    c = calibrate(POLICY, None, "cpu", sample(at=100.0, observed=120.0, per_replica=20.0), ready_since=0.0, hold_s=60.0)
+    assert c.ratio == pytest.approx(2.0)
+    for t in range(120, 1000, 20):
+        c = calibrate(POLICY, c, "cpu", sample(at=float(t), observed=72.0, per_replica=13.0), ready_since=0.0,
+                      hold_s=60.0)
+        assert c.ratio == pytest.approx(2.0) and c.lower_since is None and c.per_replica_rps == 20.0
+    # At about the load it was set at (within 10%), the same lower ratio does lower it, after the hold.
+    for t in range(1000, 1100, 20):
+        c = calibrate(POLICY, c, "cpu", sample(at=float(t), observed=72.0, per_replica=18.5), ready_since=0.0,
+                      hold_s=60.0)
+    assert c.ratio < 2.0
+
+
+def test_a_steady_load_does_not_flap_replicas_when_the_error_grows_with_the_load():
+    """The model errs x1.2 at up to 15 requests/s per replica and x1.8 above; a steady 40
+    requests/s on replicas that carry 30 each by the model. Ratio 1.8 gives 3 replicas (13.3
+    each), where the ratio reads 1.2; lowering it on that would give 2 replicas (20 each, x1.8)
+    and so on, every hold. It settles on 3."""
+    import math
+
+    policy = CalibrationPolicy()
+    cal, replicas, ready, changes = None, None, 0.0, []
+    for k in range(400):  # 100 minutes, a sample every 15 s
+        t = 15.0 * k
+        want = math.ceil(40.0 * (cal.ratio if cal else 1.0) / 30.0)
+        if want != replicas:
+            changes.append((t, want))
+            replicas, ready = want, t  # the replicas changed: warm-up again
+        per = 40.0 / replicas
+        observed = 100.0 * (1.2 if per <= 15 else 1.8)
+        new = calibrate(policy, cal, "p", CalibrationSample(t, observed, 100.0, 40.0, per, 20.0), ready, hold_s=300)
+        if worth_writing(cal, new):
+            cal = new
+    assert [r for _, r in changes] == [2, 3], changes
