@@ -29,6 +29,9 @@ RECOMMENDED = "Recommended"
 WAITING_FOR_PROFILES = "WaitingForProfiles"
 INVALID_SPEC = "InvalidSpec"
 SLO_PREDICTED_MET = "PredictedWithinSLO"
+# Placed, and predicted over the SLO at its load though below its limit, with no configuration or
+# replica more to mend it (placement/solver.py _within_slo; rare, and said in the decision).
+SLO_PREDICTED_OVER = "PredictedOverSLO"
 SLO_INFEASIBLE = "Infeasible"
 OVER_CAPACITY = "OverCapacity"  # not placed: no room left on the pools that would meet the SLO
 REPLICAS_AVAILABLE = "ReplicasAvailable"

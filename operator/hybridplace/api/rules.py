@@ -29,6 +29,11 @@ class Rule:
     check: Callable[..., bool]
     field_path: str = ""
     transition: bool = False  # reads the old object (CEL oldSelf)
+    # Added after objects that break it could be stored, and those still work: the API server
+    # refuses it on create and update (CRD validation ratcheting keeps an unchanged stored
+    # value), the CLI refuses it in files, and the operator reads a stored object without it
+    # (the planner copes), so an upgrade does not turn running deployments invalid.
+    admission_only: bool = False
 
 
 def _gpu_requested(spec: Json) -> bool:
@@ -38,11 +43,14 @@ def _gpu_requested(spec: Json) -> bool:
     return acc.get("resourceName", "nvidia.com/gpu") in spec["replicaResources"]["requests"]
 
 
-def _one_gpu_per_replica(spec: Json) -> bool:
-    acc = spec["accelerator"]
-    gpu = acc.get("resourceName", "nvidia.com/gpu")
-    requests = spec["replicaResources"]["requests"]
-    return acc["type"] != "nvidia-gpu" or gpu not in requests or parse_quantity(requests[gpu]) == 1
+def _limits_alone_fit_one_node(spec: Json) -> bool:
+    alloc = spec.get("nodeAllocatable")
+    resources = spec["replicaResources"]
+    if alloc is None:
+        return True
+    return all(name in resources["requests"] or name not in alloc
+               or parse_quantity(value) <= parse_quantity(alloc[name])
+               for name, value in (resources.get("limits") or {}).items())
 
 
 def _requests_fit_one_node(spec: Json) -> bool:
@@ -79,13 +87,14 @@ def _extended_whole(quantities: Json) -> bool:
 
 
 def _container_resource_names(quantities: Json) -> bool:
-    return all("/" in r or r in ("cpu", "memory", "ephemeral-storage") or r.startswith("hugepages-")
+    return all(("/" in r and "kubernetes.io/" not in r and not r.startswith("requests."))
+               or r in ("cpu", "memory", "ephemeral-storage") or r.startswith("hugepages-")
                for r in quantities)
 
 
 NOT_NEGATIVE = "quantities may not be negative"
 RESOURCE_NAME = ("a container resource is cpu, memory, ephemeral-storage, hugepages-<size> or a "
-                 "qualified name such as nvidia.com/gpu")
+                 "qualified name outside kubernetes.io such as nvidia.com/gpu")
 EXTENDED_WHOLE = ("extended resources (such as nvidia.com/gpu) come in whole units: Kubernetes "
                   "refuses a fraction such as 0.5")
 
@@ -146,14 +155,6 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "HardwarePool",
         "spec",
-        "a replica of a nvidia-gpu pool uses exactly one GPU: the benchmark measures one device, and "
-        "Triton would start the replica's instances on every GPU it is given",
-        _one_gpu_per_replica,
-        ".replicaResources.requests",
-    ),
-    Rule(
-        "HardwarePool",
-        "spec",
         "nodeAllocatable is required with price.perNodeHour: replicas are packed onto nodes by it",
         lambda s: "perNodeHour" not in s["price"] or "nodeAllocatable" in s,
         ".nodeAllocatable",
@@ -179,6 +180,14 @@ RULES: tuple[Rule, ...] = (
         "one replica's requests must fit on one node: no request may exceed nodeAllocatable",
         _requests_fit_one_node,
         ".replicaResources.requests",
+    ),
+    Rule(
+        "HardwarePool",
+        "spec",
+        "a limit given without its request is the request Kubernetes makes: it must fit on one node too "
+        "(no more than nodeAllocatable)",
+        _limits_alone_fit_one_node,
+        ".replicaResources.limits",
     ),
     Rule("HardwarePool", "spec.replicaResources.requests", NOT_NEGATIVE, _not_negative),
     Rule("HardwarePool", "spec.replicaResources.requests", RESOURCE_NAME, _container_resource_names),
@@ -313,6 +322,7 @@ RULES: tuple[Rule, ...] = (
         "with engine torch",
         lambda b: b.get("engine", "torch") != "triton" or all(c == 1 for c in b.get("concurrency", [1])),
         ".concurrency",
+        admission_only=True,  # a stored one is placed at concurrency 1 only (placement/from_api.py)
     ),
     Rule(
         "InferenceDeployment",
@@ -346,14 +356,15 @@ def _nodes(obj: Any, parts: list[str], path: str) -> Iterator[tuple[str, Any]]:
         yield from _nodes(obj[head], rest, f"{path}.{head}")
 
 
-def rule_violations(kind: str, obj: Json, old: Json | None = None) -> list[tuple[str, str]]:
+def rule_violations(kind: str, obj: Json, old: Json | None = None, stored: bool = False) -> list[tuple[str, str]]:
     """(field path, message) for every rule of `kind` that `obj` breaks.
 
-    `obj` is the defaulted camelCase object; `old` the stored object on an update, if any.
+    `obj` is the defaulted camelCase object; `old` the stored object on an update, if any;
+    `stored`: the object is read back from the API server (admission-only rules are left out).
     """
     found: list[tuple[str, str]] = []
     for rule in RULES:
-        if rule.kind != kind or (rule.transition and old is None):
+        if rule.kind != kind or (rule.transition and old is None) or (stored and rule.admission_only):
             continue
         parts = rule.at.split(".") if rule.at else []
         for path, node in _nodes(obj, parts, ""):

@@ -77,9 +77,10 @@ def build_serving_deployment(
         "--http-port", str(port),
         "--grpc-port", str(port + 1),
         "--metrics-port", str(port + 2),
-        # The worker's own start deadline (download, load, tritonserver up) ends before the
-        # startup probe's: a start too slow fails with the worker's Timeout in the termination
-        # message, not a kill by the kubelet that says nothing.
+        # The worker's own start deadline (download, load, the Triton repository written, up to
+        # the exec of tritonserver) ends a minute before the startup probe's: a download or
+        # load too slow fails with the worker's Timeout in the termination message, not a kill
+        # by the kubelet that says nothing; tritonserver has that minute to load the model.
         "--deadline-seconds", str(SERVE_DEADLINE_SECONDS),
     ]
     volumes, mounts = zip(scratch_volume(), shared_memory_volume(), strict=True)

@@ -648,9 +648,11 @@ def plan_inference_deployment(
         conds = c.set_condition(
             conds, c.condition(c.PLACED, status_placed, reason, f"{verb}: {decision.message}", generation, now))
         worst = max(p.predicted_latency_ms for p in decision.placements)
+        within = worst <= infd.spec.slo.latency_ms * (1 + 1e-9)
         conds = c.set_condition(conds, c.condition(
-            c.SLO_MET, c.TRUE, c.SLO_PREDICTED_MET,
-            f"predicted p{infd.spec.slo.percentile} {worst:.4g} ms within {infd.spec.slo.describe()}", generation, now))
+            c.SLO_MET, c.TRUE if within else c.FALSE, c.SLO_PREDICTED_MET if within else c.SLO_PREDICTED_OVER,
+            f"predicted p{infd.spec.slo.percentile} {worst:.4g} ms {'within' if within else 'over'} "
+            f"{infd.spec.slo.describe()}", generation, now))
     old_routed = c.get_condition(conds, c.ROUTED)
     conds = c.set_condition(conds, c.condition(c.ROUTED, *_routed(infd, decision, routing, apply), generation, now))
     if routing.problem and (old_routed is None or routing.why_not not in str(old_routed.get("message"))):

@@ -384,7 +384,7 @@ class Reconciler:
                 self._rejected.pop((namespace, name), None)
             return
         try:
-            infd = parse_object(body)
+            infd = parse_object(body, stored=True)
         except InvalidObject as err:
             self._report_invalid(body, err)
             return

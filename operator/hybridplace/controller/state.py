@@ -215,7 +215,7 @@ class ClusterState:
         name = body["metadata"]["name"]
         generation = body["metadata"].get("generation")
         try:
-            entry = PoolEntry(generation, parse_object(body))  # type: ignore[arg-type]
+            entry = PoolEntry(generation, parse_object(body, stored=True))  # type: ignore[arg-type]
         except InvalidObject as err:
             entry = PoolEntry(generation, None, str(err), body.get("status") or {})
         with self._lock:
@@ -270,7 +270,7 @@ class ClusterState:
         meta = body["metadata"]
         ref = (meta["namespace"], meta["name"])
         try:
-            profile = parse_object(body)
+            profile = parse_object(body, stored=True)
             error = None
         except InvalidObject as err:
             profile, error = None, str(err)

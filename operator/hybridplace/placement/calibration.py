@@ -129,8 +129,9 @@ def calibrate(policy: CalibrationPolicy, previous: Calibration | None, pool: str
             # The model's error grows with the load per replica, and the replicas this ratio
             # added are what lowered that load: a lower ratio at a lower load is no evidence of
             # a lower one at the load it was set at (taking it would remove those replicas, the
-            # ratio would rise again, and so on). Held, with the figures it was set from.
-            ratio, figures = base, previous
+            # ratio would rise again, and so on). Held, with the figures it was set from, and
+            # the hold's start kept: the sample says nothing either way.
+            ratio, figures, lower_since = base, previous, base_since
         else:
             lower_since = base_since if base_since is not None else sample.at
             if sample.at - lower_since < hold_s:

@@ -105,7 +105,10 @@ def request_from(infd: InferenceDeployment) -> Request:
         headroom=spec.placement.headroom,
         batch_sizes=tuple(sorted(spec.benchmark.batch_sizes)),
         max_queue_delay_ms=spec.serving.max_queue_delay_ms,
-        concurrency_levels=tuple(sorted(spec.benchmark.concurrency)),
+        # Engine triton's concurrency is clients of one instance, not the instances per replica
+        # a placement sets: only 1 carries over (the CRD refuses more; one stored before may
+        # still ask for it).
+        concurrency_levels=(1,) if spec.benchmark.engine == "triton" else tuple(sorted(spec.benchmark.concurrency)),
     )
 
 

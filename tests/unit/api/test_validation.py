@@ -101,3 +101,17 @@ def test_a_non_finite_number_from_a_yaml_file_is_refused_naming_the_field(value)
     pool["spec"]["price"] = {"perReplicaHour": value}
     with pytest.raises(InvalidObject, match="spec.price.perReplicaHour"):
         parse_object(pool)
+
+
+def test_a_rule_added_after_objects_were_stored_refuses_new_ones_but_not_stored_ones():
+    # engine triton with concurrency above 1 worked (if mis-measured) before its rule: the CRD
+    # and the CLI refuse it now, but an object the API server stored before is read back, and
+    # placed at concurrency 1 only, instead of turning a running deployment invalid.
+    from hybridplace.placement.from_api import request_from
+
+    obj = VALID["InferenceDeployment"]("old")
+    obj["spec"]["benchmark"] = {"engine": "triton", "concurrency": [1, 2, 4]}
+    with pytest.raises(InvalidObject, match="engine triton"):
+        parse_object(obj)
+    stored = parse_object(obj, stored=True)
+    assert request_from(stored).concurrency_levels == (1,)

@@ -89,13 +89,14 @@ def test_the_queue_delay_is_written_as_a_plain_decimal():
         assert args[args.index("--max-queue-delay-ms") + 1] == text
 
 
-def test_the_worker_gives_up_on_a_slow_start_before_the_startup_probe_does():
+def test_the_workers_part_of_a_start_ends_a_minute_before_the_startup_probe_gives_up():
     # Otherwise a start slower than the probe (a large model download) is killed by the kubelet
     # with nothing said, and starts over; the worker's Timeout goes to the termination message.
+    # After it execs tritonserver, Triton loads the model within what is left.
     from hybridplace_worker.cli import parse_args
 
     (container,) = deployment()["spec"]["template"]["spec"]["containers"]
     args = parse_args(container["args"])
     probe = container["startupProbe"]
-    assert args.deadline_seconds + 30 <= probe["periodSeconds"] * probe["failureThreshold"]
+    assert args.deadline_seconds + 60 <= probe["periodSeconds"] * probe["failureThreshold"]
     assert args.deadline_seconds >= 300  # room for a 2 GiB download and Triton's load

@@ -349,3 +349,29 @@ def test_the_state_counts_the_replicas_other_deployments_hold_per_pool():
     assert state.replicas_taken("other", "a") == {"cpu-standard": 5, "gpu-t4": 1}
     state.drop_deployment("ns", "b-cpu-standard")
     assert state.replicas_taken("ns", "a") == {"gpu-t4": 1}
+
+
+def test_a_placement_predicted_over_the_slo_sets_slomet_false(monkeypatch):
+    # The solver keeps (and says) a placement it could not bring within the SLO at its load
+    # (placement/solver.py _within_slo); the condition must not say "within". The solver is
+    # replaced by a stand-in (a mock, in a unit test) that returns such a decision.
+    import dataclasses
+
+    import hybridplace.controller.plan as plan_module
+
+    real = plan_module.solve
+
+    def over(request, pools, profiles, **kwargs):
+        decision = real(request, pools, profiles, **kwargs)
+        worse = tuple(dataclasses.replace(p, predicted_latency_ms=request.slo_latency_ms * 1.01)
+                      for p in decision.placements)
+        return dataclasses.replace(decision, placements=worse)
+
+    monkeypatch.setattr(plan_module, "solve", over)
+    plan_module._solve_cached.cache_clear()  # decisions are remembered by their inputs
+    try:
+        found = cond(plan(infd()).status, c.SLO_MET)
+    finally:
+        plan_module._solve_cached.cache_clear()  # not the stand-in's for the tests after
+    assert (found["status"], found["reason"]) == (c.FALSE, c.SLO_PREDICTED_OVER)
+    assert " over p95" in found["message"]

@@ -155,3 +155,13 @@ def test_a_steady_load_does_not_flap_replicas_when_the_error_grows_with_the_load
         if worth_writing(cal, new):
             cal = new
     assert [r for _, r in changes] == [2, 3], changes
+
+
+def test_a_sample_at_a_lower_load_neither_lowers_the_ratio_nor_restarts_the_hold():
+    # Set to 2 at 20 requests/s per replica; then ratio-1 samples, one in four at 17.5 (more than
+    # 10% lower, the load's noise): those are skipped, the others lower it after the hold.
+    c = calibrate(POLICY, None, "cpu", sample(at=100.0, observed=120.0, per_replica=20.0), ready_since=0.0, hold_s=60.0)
+    for i, t in enumerate(range(120, 400, 20)):
+        c = calibrate(POLICY, c, "cpu", sample(at=float(t), observed=60.0, per_replica=17.5 if i % 4 == 3 else 20.0),
+                      ready_since=0.0, hold_s=60.0)
+    assert c.ratio < 1.5 and c.lower_since == 120.0
