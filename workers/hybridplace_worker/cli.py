@@ -158,7 +158,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         p,
         "--model",
         required=True,
-        help="builtin:mlp | builtin:resnet | builtin:transformer, a file path, or a file/http(s) URL",
+        help="builtin:mlp | builtin:resnet | builtin:transformer | builtin:delay, a file path, or a file/http(s) URL",
     )
     _add(
         p,
