@@ -20,7 +20,7 @@ from ..api.builtins import builtin_digest
 from ..api.fit import fit_status
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
-from ..builders.jobs import benchmark_key, build_benchmark_job
+from ..builders.jobs import DEADLINE_MARGIN_SECONDS, benchmark_key, build_benchmark_job
 from ..builders.routing import Routing, build_http_route, route_name
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
@@ -205,7 +205,7 @@ def _pool_states(
             states.append({"pool": name, "state": FAILED, **no_nodes})
         elif job is not None and job.failed:
             states.append({"pool": name, "state": FAILED, "reason": job.reason or "BenchmarkFailed",
-                           "message": job.message or f"benchmark Job {job.name} failed"})
+                           "message": _in_spec_terms(job.message or f"benchmark Job {job.name} failed")})
         elif job is not None and job.succeeded and job.recorded:
             # Its result was recorded and the ModelProfile is gone (deleted): measure again now,
             # not when the finished Job's TTL runs out.
@@ -271,6 +271,16 @@ def _plan_reprofile(plan: Plan, state: dict[str, Any], why: str, pool: HardwareP
         plan.reprofiling[job_obj["metadata"]["name"]] = why
         state.update(reason=REPROFILING, message=f"{why}; benchmark Job {job_obj['metadata']['name']} created; "
                                                  f"{keep}")
+
+
+def _in_spec_terms(message: str) -> str:
+    """The worker's message, with what its flags are in the InferenceDeployment's spec where it
+    names them: a plan that cannot fit its deadline is mended in spec.benchmark, not on a
+    command line the user never wrote."""
+    if "--deadline-seconds" not in message:
+        return message
+    return (f"{message} (in spec.benchmark: the deadline is budgetSeconds less {DEADLINE_MARGIN_SECONDS} s; "
+            "durationSeconds, batchSizes, concurrency and budgetPoints make the plan)")
 
 
 def _no_nodes(pool: HardwarePool) -> dict[str, str] | None:

@@ -153,6 +153,23 @@ def test_a_failed_gpu_benchmark_leaves_the_pool_out_with_the_worker_reason():
     assert any(e.reason == "BenchmarkFailed" and "NoDevice" in e.message for e in p.events)
 
 
+def test_a_plan_that_cannot_fit_its_deadline_is_explained_in_the_specs_terms():
+    # The worker names its own flags; the user wrote spec.benchmark, so the state says which
+    # fields those are (the Job failed at once: InvalidArgument, never retried).
+    worker = ("6 points need at least 15 s of warm-up and measurement, more than --deadline-seconds 15; raise "
+              "the deadline or lower --duration-seconds, --warmup-seconds or the number of batch sizes and "
+              "concurrency levels")
+    jobs = {"gpu-t4": JobState("job-gpu", failed=True, reason="InvalidArgument", message=worker)}
+    p = plan(infd(load={"targetRps": 5}), profiles={"cpu-standard": PROFILES["cpu-standard"]}, jobs=jobs)
+    (state,) = [s for s in p.status["profiles"] if s["pool"] == "gpu-t4"]
+    assert state["message"].startswith(worker)
+    assert "budgetSeconds less 15 s" in state["message"] and "durationSeconds" in state["message"]
+    # Other failures are left as the worker said them.
+    jobs = {"gpu-t4": JobState("job-gpu", failed=True, reason="NoDevice", message="no CUDA device")}
+    p = plan(infd(load={"targetRps": 5}), profiles={"cpu-standard": PROFILES["cpu-standard"]}, jobs=jobs)
+    assert [s["message"] for s in p.status["profiles"] if s["pool"] == "gpu-t4"] == ["no CUDA device"]
+
+
 def test_a_named_pool_that_does_not_exist_is_reported():
     p = plan(infd(load={"targetRps": 5}, placement={"pools": ["cpu-standard", "tpu-v5"]}))
     states = {s["pool"]: s for s in p.status["profiles"]}
