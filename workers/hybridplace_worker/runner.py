@@ -156,14 +156,15 @@ def point_document(batch: int, m) -> dict:
     }
 
 
-def _check_plan_fits(n_points: int, plan, deadline_s: float, extra_s: float = 0.0,
-                     budget_seconds: float | None = None) -> None:
-    """``n_points``: the points to measure (a points budget already counted); ``extra_s``:
-    measurement after the points (the triton engine's request overhead); ``budget_seconds``:
-    no point starts after it, so the points take at most that and one point more."""
+def _check_plan_fits(n_points: int, plan, deadline_s: float, extra_s: float = 0.0, budget=None) -> None:
+    """``n_points``: the grid's points; ``extra_s``: measurement after the points (the triton
+    engine's request overhead); ``budget`` (search.Budget): at most its points are measured,
+    and none starts after its seconds, so the points take at most those and one point more."""
+    if budget is not None and budget.points is not None:
+        n_points = min(n_points, budget.points)  # the rest are skipped, not measured
     points_s = n_points * plan.min_seconds
-    if budget_seconds is not None:
-        points_s = min(points_s, budget_seconds + plan.min_seconds)
+    if budget is not None and budget.seconds is not None:
+        points_s = min(points_s, budget.seconds + plan.min_seconds)
     needed = points_s + extra_s
     if needed + FIXED_OVERHEAD_S > deadline_s:
         also = f" (with --request-overhead-seconds {extra_s:g})" if extra_s else ""
@@ -215,11 +216,12 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
         )
     except ValueError as exc:
         raise WorkerError(Reason.INVALID_ARGUMENT, str(exc)) from exc
+    from .search import ADAPTIVE, Budget, adaptive_search, grid_search
+
+    budget = Budget(points=args.budget_points, seconds=args.budget_seconds)
     n_points = len(args.batch_sizes) * len(args.concurrency)
-    if args.budget_points is not None:
-        n_points = min(n_points, args.budget_points)  # the rest are skipped, not measured
     overhead_s = args.request_overhead_seconds if args.engine == "triton" else 0.0
-    _check_plan_fits(n_points, plan, args.deadline_seconds, overhead_s, args.budget_seconds)
+    _check_plan_fits(n_points, plan, args.deadline_seconds, overhead_s, budget)
     started_at = _now_rfc3339()
     t0 = time.monotonic()
 
@@ -237,7 +239,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
     outputs = check_model_inputs(model)  # InputMismatch here, with the spec in the message, not mid-sweep
     _log(f"loaded {model.name} ({model.digest}) in {time.monotonic() - t0:.1f} s")
 
-    points_left = [n_points]
+    points_left = [n_points if budget.points is None else min(n_points, budget.points)]
     after_points = [0.0]  # what must still fit after the last point (the triton engine's tail)
 
     def may_extend() -> bool:
@@ -254,10 +256,7 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
             f"{m.throughput_rps:.1f} req/s spread {m.spread:.3f} {flag} ({len(m.windows)} windows)"
         )
 
-    # Which points: the search (search.py) drives the engine's measure(batch, concurrency).
-    from .search import ADAPTIVE, Budget, adaptive_search, grid_search
-
-    budget = Budget(points=args.budget_points, seconds=args.budget_seconds)
+    # Which points: the search (search.py, its budget above) drives the engine's measure(batch, concurrency).
     outcomes: list = []
     overhead: dict = {}  # the triton engine's request overhead measurement, when made
 
