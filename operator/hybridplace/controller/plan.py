@@ -47,6 +47,7 @@ from ..placement.calibration import (
     worth_writing,
 )
 from ..placement.from_api import failed_profile, pool_from, profile_from, request_from
+from ..placement.latency import within_slo
 from ..placement.scaling import LoadDecision, ScalingPolicy, Size, plan_load
 from ..placement.solver import predicted_latency_at
 from .observe import window_seconds
@@ -658,7 +659,7 @@ def plan_inference_deployment(
         conds = c.set_condition(
             conds, c.condition(c.PLACED, status_placed, reason, f"{verb}: {decision.message}", generation, now))
         worst = max(p.predicted_latency_ms for p in decision.placements)
-        within = worst <= infd.spec.slo.latency_ms * (1 + 1e-9)
+        within = within_slo(worst, infd.spec.slo.latency_ms)
         conds = c.set_condition(conds, c.condition(
             c.SLO_MET, c.TRUE if within else c.FALSE, c.SLO_PREDICTED_MET if within else c.SLO_PREDICTED_OVER,
             f"predicted p{infd.spec.slo.percentile} {worst:.4g} ms {'within' if within else 'over'} "

@@ -320,12 +320,20 @@ def latency_cdf(curve: ServiceCurve, load_rps: float, max_batch_size: int,
     return model.cdf(latency_ms) if model.stable else 0.0
 
 
+#: A hair of slack, so that a latency equal to the SLO (as read back) counts as meeting it.
+SLO_SLACK = 1e-9
+
+
+def within_slo(latency_ms: float, slo_ms: float) -> bool:
+    """Whether a predicted latency meets the SLO threshold (with ``SLO_SLACK``)."""
+    return latency_ms <= slo_ms * (1 + SLO_SLACK)
+
+
 def meets_slo(curve: ServiceCurve, load_rps: float, max_batch_size: int,
               max_queue_delay_ms: float, percentile: int, slo_ms: float) -> bool:
     """Whether one replica at ``load_rps`` keeps its ``percentile`` latency within ``slo_ms``."""
-    # A hair of slack so that a prediction equal to the SLO (as read back) counts as meeting it.
     return latency_cdf(curve, load_rps, max_batch_size, max_queue_delay_ms,
-                       slo_ms * (1 + 1e-9)) >= percentile / 100.0
+                       slo_ms * (1 + SLO_SLACK)) >= percentile / 100.0
 
 
 def slo_check(curve: ServiceCurve, load_rps: float, max_batch_size: int,
@@ -341,7 +349,7 @@ def slo_check(curve: ServiceCurve, load_rps: float, max_batch_size: int,
 
     if unstable(max_batch_size):
         return False, lambda b: b <= max_batch_size and unstable(b)
-    threshold = slo_ms * (1 + 1e-9)
+    threshold = slo_ms * (1 + SLO_SLACK)
     fluid = _fluid_batch(curve, lam, max_batch_size)
     if threshold < curve.mean_at(fluid):
         # Below the floor at B: at any smaller b, either the same floor or an unstable queue
@@ -395,7 +403,7 @@ def max_replica_load(curve: ServiceCurve, max_batch_size: int, max_queue_delay_m
         log load near the crossing and keeps growing far below it: a good guide."""
         if j not in margins:
             within = latency_cdf(curve, load_at(j), max_batch_size, max_queue_delay_ms,
-                                 slo_ms * (1 + 1e-9))
+                                 slo_ms * (1 + SLO_SLACK))
             margins[j] = _probit(within) - _probit(percentile / 100.0)
         return margins[j]
 

@@ -32,6 +32,7 @@ from .latency import (
     replica_load_bound,
     replica_load_bounds,
     slo_check,
+    within_slo,
 )
 from .split import PoolCapacity, cheapest_split
 from .types import (
@@ -148,7 +149,7 @@ def _feasible_message(request: Request, placements: list[Placement], exact: bool
                f"{cost:.4g} USD/h")
     if not exact:
         message += " (search stopped at its work limit: the best split found, maybe not the best)"
-    over = [p for p in placements if p.predicted_latency_ms > request.slo_latency_ms * (1 + 1e-9)]
+    over = [p for p in placements if not within_slo(p.predicted_latency_ms, request.slo_latency_ms)]
     if over:
         message += "; " + ", ".join(
             f"{p.pool} is predicted {p.predicted_latency_ms:.3g} ms at its {p.share_rps / p.replicas:.3g} "
@@ -395,7 +396,7 @@ def _within_slo(request: Request, config: Configuration, configs: list[tuple[Ser
                                request.slo_percentile)
 
     first = predicted(config.curve, config.batch_size, count)
-    if first.latency_ms * config.pool.latency_factor <= request.slo_latency_ms * (1 + 1e-9):
+    if within_slo(first.latency_ms * config.pool.latency_factor, request.slo_latency_ms):
         return config.curve, config.batch_size, count, first
     for replicas in range(count, count + max(more, 0) + 1):
         found = _config_meeting_slo_at(request, config.pool, configs, share / replicas)
