@@ -43,38 +43,37 @@ def _gpu_requested(spec: Json) -> bool:
     return acc.get("resourceName", "nvidia.com/gpu") in spec["replicaResources"]["requests"]
 
 
-def _limits_alone_fit_one_node(spec: Json) -> bool:
+def _fit_one_node(spec: Json, quantities: Json) -> bool:
+    """Each of `quantities` that nodeAllocatable lists is no more than it (true without one)."""
     alloc = spec.get("nodeAllocatable")
-    resources = spec["replicaResources"]
-    if alloc is None:
-        return True
-    return all(name in resources["requests"] or name not in alloc
-               or parse_quantity(value) <= parse_quantity(alloc[name])
-               for name, value in (resources.get("limits") or {}).items())
+    return alloc is None or all(name not in alloc or parse_quantity(value) <= parse_quantity(alloc[name])
+                                for name, value in quantities.items())
 
 
 def _requests_fit_one_node(spec: Json) -> bool:
-    alloc = spec.get("nodeAllocatable")
-    if alloc is None:
-        return True
-    requests = spec["replicaResources"]["requests"]
-    return all(
-        name not in alloc or parse_quantity(value) <= parse_quantity(alloc[name])
-        for name, value in requests.items()
-    )
+    return _fit_one_node(spec, spec["replicaResources"]["requests"])
 
 
-def overcommit_allowed(resource: str) -> bool:
-    """Whether Kubernetes lets a pod's limit of ``resource`` exceed its request: native
-    resources (no domain, or a kubernetes.io one) other than hugepages."""
-    native = "/" not in resource or "kubernetes.io/" in resource
-    return native and not resource.startswith("hugepages-")
+def _limits_alone_fit_one_node(spec: Json) -> bool:
+    resources = spec["replicaResources"]
+    return _fit_one_node(spec, {name: value for name, value in (resources.get("limits") or {}).items()
+                                if name not in resources["requests"]})
 
 
 def _extended(resource: str) -> bool:
     """Whether ``resource`` is an extended resource (a domain other than kubernetes.io, such as
     nvidia.com/gpu), which Kubernetes counts in whole units."""
     return "/" in resource and "kubernetes.io/" not in resource and not resource.startswith("requests.")
+
+
+def _hugepages(resource: str) -> bool:
+    return resource.startswith("hugepages-")
+
+
+def overcommit_allowed(resource: str) -> bool:
+    """Whether Kubernetes lets a pod's limit of ``resource`` exceed its request: not for
+    extended resources nor hugepages."""
+    return not _extended(resource) and not _hugepages(resource)
 
 
 def _not_negative(quantities: Json) -> bool:
@@ -87,9 +86,7 @@ def _extended_whole(quantities: Json) -> bool:
 
 
 def _container_resource_names(quantities: Json) -> bool:
-    return all(("/" in r and "kubernetes.io/" not in r and not r.startswith("requests."))
-               or r in ("cpu", "memory", "ephemeral-storage") or r.startswith("hugepages-")
-               for r in quantities)
+    return all(_extended(r) or _hugepages(r) or r in ("cpu", "memory", "ephemeral-storage") for r in quantities)
 
 
 NOT_NEGATIVE = "quantities may not be negative"
