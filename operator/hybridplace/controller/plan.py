@@ -694,12 +694,12 @@ def plan_inference_deployment(
     if scaling is not None:
         status["scaling"] = scaling
     # Off observes nothing: what the store last held is not written as if it were current.
-    observed_status = (None if infd.spec.scaling.mode == "Off"
-                       else _observed_status(observed, old_status.get("observed")))
-    if observed_status is not None:
-        status["observed"] = observed_status
-    elif "observed" in old_status and infd.spec.scaling.mode != "Off":
-        status["observed"] = old_status["observed"]  # the last one seen, with its time
+    if infd.spec.scaling.mode != "Off":
+        observed_status = _observed_status(observed, old_status.get("observed"))
+        if observed_status is not None:
+            status["observed"] = observed_status
+        elif "observed" in old_status:
+            status["observed"] = old_status["observed"]  # the last one seen, with its time
     if decision is not None:
         new = decision.to_dict()
         new["alternatives"] = new["alternatives"][: settings.max_alternatives]
