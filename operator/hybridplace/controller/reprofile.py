@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from ..api.duration import age_seconds
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
-from ..placement.calibration import reprofile_window
+from ..placement.calibration import CalibrationPolicy, reprofile_window
 
-CALIBRATION_LOW, CALIBRATION_HIGH = 0.67, 1.5
+# The band calibration times its leaving by (one definition: placement/calibration.py).
+CALIBRATION_LOW, CALIBRATION_HIGH = CalibrationPolicy.reprofile_low, CalibrationPolicy.reprofile_high
 #: How long calibration must stay outside the band before the pool is measured again, seconds.
 CALIBRATION_WINDOW_S = 600.0
 
