@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import importlib.util
+import ipaddress
 import os
 import shutil
 import signal
@@ -175,6 +176,23 @@ def free_ports(n: int = 3, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
+def bind_addresses(address: str) -> tuple[str, str]:
+    """(HTTP and metrics, gRPC) forms of ``address`` for tritonserver's ``--*-address`` flags.
+
+    IPv4 addresses and names pass as they are. An IPv6 address (a single-stack IPv6 pod's IP,
+    bare or in brackets) needs two spellings: Triton's HTTP and metrics servers (libevhtp) take
+    ``ipv6:<addr>`` and, given a bare one, bind 255.255.255.255; its gRPC server takes
+    ``[<addr>]`` and, given a bare one, exits with "Socket '<addr>:<port>' already in use"."""
+    bare = address[1:-1] if address.startswith("[") and address.endswith("]") else address
+    try:
+        ip = ipaddress.ip_address(bare)
+    except ValueError:
+        return address, address
+    if ip.version == 6:
+        return f"ipv6:{bare}", f"[{bare}]"
+    return address, address
+
+
 def server_command(
     install: TritonInstall,
     *,
@@ -186,13 +204,14 @@ def server_command(
     extra_args: Sequence[str] = (),
 ) -> list[str]:
     """The tritonserver command line (used by bench and, exec'd, by serve)."""
+    http_address, grpc_address = bind_addresses(address)
     cmd = [
         str(install.binary),
         f"--model-repository={repository}",
         f"--backend-directory={backends}",
-        f"--http-address={address}",
-        f"--grpc-address={address}",
-        f"--metrics-address={address}",
+        f"--http-address={http_address}",
+        f"--grpc-address={grpc_address}",
+        f"--metrics-address={http_address}",
         f"--http-port={ports.http}",
         f"--grpc-port={ports.grpc}",
         f"--metrics-port={ports.metrics}",

@@ -68,12 +68,12 @@ def _get(url, timeout=2):
         return resp.status, resp.read()
 
 
-def _wait_ready(proc, http_port):
+def _wait_ready(proc, http_port, host="127.0.0.1"):
     """Until the served model answers ready (bounded: 120 s); fails with serve's stderr if it exits."""
     for _ in range(600):
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         try:
-            if _get(f"http://127.0.0.1:{http_port}/v2/models/model/ready")[0] == 200:
+            if _get(f"http://{host}:{http_port}/v2/models/model/ready")[0] == 200:
                 return
         except OSError:
             pass
@@ -156,6 +156,41 @@ def test_serve_runs_the_decision_and_answers_like_the_model(tmp_path):
     finally:
         _stop(proc)
     assert not (tmp_path / "tl").exists()  # success writes no termination message
+
+
+def _has_ipv6_loopback():
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
+def test_serve_on_an_ipv6_pod_ip_answers_on_all_three_endpoints(tmp_path):
+    """A single-stack IPv6 pod's HP_ADDRESS is an IPv6 address: Triton must bind HTTP, gRPC and
+    metrics to it (given it bare, it bound 255.255.255.255 and its gRPC server exited)."""
+    import socket
+
+    http_port, grpc_port, metrics_port = free_ports(3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hybridplace_worker", "serve", "--model", "builtin:delay", "--address", "::1",
+         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
+         "--repository-dir", str(tmp_path / "serve"), "--termination-log", str(tmp_path / "tl")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_ready(proc, http_port, host="[::1]")
+        status, metrics = _get(f"http://[::1]:{metrics_port}/metrics")
+        assert status == 200 and b"nv_inference" in metrics
+        with socket.create_connection(("::1", grpc_port), timeout=5):
+            pass
+    finally:
+        _stop(proc)
 
 
 def test_serve_dry_run_prints_the_command(run_cli, tmp_path):

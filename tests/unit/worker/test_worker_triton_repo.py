@@ -218,3 +218,25 @@ def test_a_model_directory_that_is_a_link_out_of_the_root_is_replaced_not_follow
                            inputs=INPUTS, outputs=OUTPUTS, serving=ServingConfig())
     assert not (root / "model").is_symlink() and (root / "model" / "1" / "model.pt").is_file()
     assert (victim / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize(
+    ("address", "http", "grpc"),
+    [
+        ("127.0.0.1", "127.0.0.1", "127.0.0.1"),
+        ("0.0.0.0", "0.0.0.0", "0.0.0.0"),
+        ("serving.local", "serving.local", "serving.local"),
+        # Triton's HTTP and metrics servers (libevhtp) take an IPv6 address only as ipv6:<addr>:
+        # given a bare one they bind 255.255.255.255. Its gRPC server takes [<addr>]: given a bare
+        # one it fails, "Socket '::1:8001' already in use". A single-stack IPv6 pod's IP must work.
+        ("fd00::1:2", "ipv6:fd00::1:2", "[fd00::1:2]"),
+        ("[fd00::1:2]", "ipv6:fd00::1:2", "[fd00::1:2]"),
+        ("::", "ipv6:::", "[::]"),
+    ],
+)
+def test_server_command_binds_ipv4_ipv6_and_names(address, http, grpc):
+    install = TritonInstall(Path("/opt/tritonserver/bin/tritonserver"), Path("/opt/tritonserver/backends"))
+    cmd = server_command(install, repository=Path("/r"), backends=Path("/b"), ports=Ports(1, 2, 3), address=address)
+    assert f"--http-address={http}" in cmd
+    assert f"--metrics-address={http}" in cmd
+    assert f"--grpc-address={grpc}" in cmd
