@@ -174,8 +174,9 @@ def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, flo
     return xs[best - 1], xs[n - best]
 
 
-def run_ours(model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan,
-             http_port: int) -> dict:
+def run_ours(
+    model, outputs, url: str, protocol: str, batch: int, concurrency: int, plan: WindowPlan, http_port: int
+) -> dict:
     factory = client_worker(protocol, url, model, outputs, batch)
     before = model_stats(http_port)
     m = measure_point(factory, concurrency=concurrency, plan=plan)
@@ -349,10 +350,14 @@ def main() -> int:
         default=1,
         help="torch threads in the server (0: all CPUs); 1 leaves a core to the client on 2 cores",
     )
-    p.add_argument("--rounds", type=int, default=20,
-                   help="alternating rounds per point (ABBA...); 20: the median of the paired "
-                   "ratios within about 1.5%% (one sd) where one round's ratio moves by 5%% "
-                   "with the host's drift")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=20,
+        help="alternating rounds per point (ABBA...); 20: the median of the paired "
+        "ratios within about 1.5%% (one sd) where one round's ratio moves by 5%% "
+        "with the host's drift",
+    )
     p.add_argument("--runs", type=int, default=1, help="whole comparisons, each with a server of its own")
     p.add_argument(
         "--dynamic-batching",

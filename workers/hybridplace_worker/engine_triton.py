@@ -334,15 +334,25 @@ def run_triton_engine(
         else:
             search(measure)
         needed = overhead_step_seconds(overhead_seconds) + STOP_RESERVE_S
-        if overhead_seconds > 0 and serving.max_batch_size > 1 and results and time_left is not None \
-                and time_left() < needed:
+        if (
+            overhead_seconds > 0
+            and serving.max_batch_size > 1
+            and results
+            and time_left is not None
+            and time_left() < needed
+        ):
             left = time_left()
-            on_overhead({"skipped": f"too little time left before --deadline-seconds ({max(left, 0):.1f} s; "
-                                    f"it needs {needed:.1f} s with stopping the server)"})
+            on_overhead(
+                {
+                    "skipped": f"too little time left before --deadline-seconds ({max(left, 0):.1f} s; "
+                    f"it needs {needed:.1f} s with stopping the server)"
+                }
+            )
         elif overhead_seconds > 0 and serving.max_batch_size > 1 and results:
             try:
-                facts = measure_request_overhead(protocol, url, ports.http, model, outputs, results,
-                                                 serving.max_batch_size, overhead_seconds)
+                facts = measure_request_overhead(
+                    protocol, url, ports.http, model, outputs, results, serving.max_batch_size, overhead_seconds
+                )
             except Exception as exc:
                 if server.exited or (_connection_lost(exc) and server.wait_exit(SERVER_EXIT_WAIT_S)):
                     raise _server_error(exc, 1, server) from exc  # the server died: a failure
@@ -355,12 +365,14 @@ def run_triton_engine(
 def curve_ms(points: list[tuple[int, PointMeasurement]]) -> list[tuple[int, float]]:
     """The concurrency-1 points as (batch size, ms per request of that many items), sorted: one
     request taking max(p50, 1 / throughput), as the operator's ``ServiceCurve`` reads a point."""
-    return sorted((b, max(m.p50_ms, 1000.0 / m.throughput_rps if m.throughput_rps > 0 else 0.0))
-                  for b, m in points if m.concurrency == 1)
+    return sorted(
+        (b, max(m.p50_ms, 1000.0 / m.throughput_rps if m.throughput_rps > 0 else 0.0))
+        for b, m in points
+        if m.concurrency == 1
+    )
 
 
-def request_overhead_ms(curve: list[tuple[int, float]], saturated_rps: float,
-                        mean_batch: float) -> float:
+def request_overhead_ms(curve: list[tuple[int, float]], saturated_rps: float, mean_batch: float) -> float:
     """Serving time per single-item request beyond the curve's time per item, ms (>= 0).
 
     ``curve``: (batch size, ms for one request of that many items), sorted (:func:`curve_ms`).
@@ -398,17 +410,28 @@ def model_counts(http_port: int, name: str = MODEL_NAME, timeout: float = 10.0) 
     return int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
 
 
-def measure_request_overhead(protocol: str, url: str, http_port: int, model: LoadedModel,
-                             outputs: list[OutputSpec], points: list[tuple[int, PointMeasurement]],
-                             max_batch_size: int, seconds: float, stats_timeout: float = 10.0) -> dict:
+def measure_request_overhead(
+    protocol: str,
+    url: str,
+    http_port: int,
+    model: LoadedModel,
+    outputs: list[OutputSpec],
+    points: list[tuple[int, PointMeasurement]],
+    max_batch_size: int,
+    seconds: float,
+    stats_timeout: float = 10.0,
+) -> dict:
     """Keep the served model busy with single-item requests (2 x max batch size connections,
     closed loop, ``seconds`` of measurement after a short warm-up) and derive
     :func:`request_overhead_ms` from the throughput and Triton's mean batch. Whatever fails
     (a refused or timed-out connection, an HTTP error) raises, from this thread: a client
     thread's error is re-raised by ``measure_point``, which leaves none running."""
     connections = 2 * max_batch_size
-    plan = WindowPlan(window_s=seconds, warmup_s=min(0.5, seconds),
-                      rule=StabilityRule(threshold=0.99, stable_windows=1, max_windows=1))
+    plan = WindowPlan(
+        window_s=seconds,
+        warmup_s=min(0.5, seconds),
+        rule=StabilityRule(threshold=0.99, stable_windows=1, max_windows=1),
+    )
     factory = client_worker(protocol, url, model, outputs, 1)
     executions0, inferences0 = model_counts(http_port, timeout=stats_timeout)
     m = measure_point(factory, concurrency=connections, plan=plan)
@@ -458,8 +481,18 @@ def _connection_lost(exc: BaseException) -> bool:
         if isinstance(exc, ConnectionError | BrokenPipeError):
             return True
         text = str(exc).lower()
-        if any(s in text for s in ("unavailable", "connection refused", "connection reset", "closed the connection",
-                                   "broken pipe", "socket closed", "failed to connect")):
+        if any(
+            s in text
+            for s in (
+                "unavailable",
+                "connection refused",
+                "connection reset",
+                "closed the connection",
+                "broken pipe",
+                "socket closed",
+                "failed to connect",
+            )
+        ):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

@@ -337,21 +337,28 @@ def _download(uri: str, target: Path, timeout: float, limit: int) -> None:
             except OSError as exc:
                 raise _WriteFailed(exc) from exc
     except _TooLarge as exc:
-        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: larger than {limit} bytes (at least "
-                          f"{exc.args[0]}); HP_MAX_MODEL_BYTES sets the limit") from None
+        raise WorkerError(
+            Reason.MODEL_NOT_FOUND,
+            f"--model {uri}: larger than {limit} bytes (at least {exc.args[0]}); HP_MAX_MODEL_BYTES sets the limit",
+        ) from None
     except _Truncated as exc:
-        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: truncated download (got {exc.args[0]} of "
-                          f"{exc.args[1]} bytes)") from None
+        raise WorkerError(
+            Reason.MODEL_NOT_FOUND, f"--model {uri}: truncated download (got {exc.args[0]} of {exc.args[1]} bytes)"
+        ) from None
     except _WriteFailed as exc:
         raise _write_error(uri, target, exc.args[0]) from exc.args[0]
     except urllib.error.HTTPError as exc:
         raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: HTTP {exc.code} {exc.reason}") from exc
     except http.client.IncompleteRead as exc:  # a chunked body cut short
-        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: truncated download (got "
-                          f"{copied + len(exc.partial)} bytes, then the chunked body broke off)") from exc
+        raise WorkerError(
+            Reason.MODEL_NOT_FOUND,
+            f"--model {uri}: truncated download (got "
+            f"{copied + len(exc.partial)} bytes, then the chunked body broke off)",
+        ) from exc
     except http.client.HTTPException as exc:  # a bad status line, a malformed chunk, ...
-        raise WorkerError(Reason.MODEL_NOT_FOUND, f"--model {uri}: bad HTTP response: "
-                          f"{type(exc).__name__}: {exc}"[:600]) from exc
+        raise WorkerError(
+            Reason.MODEL_NOT_FOUND, f"--model {uri}: bad HTTP response: {type(exc).__name__}: {exc}"[:600]
+        ) from exc
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(exc, OSError) and exc.errno in _NO_SPACE:  # opening the file

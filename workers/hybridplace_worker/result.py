@@ -213,8 +213,9 @@ class ResultSink:
             problem: str | None = None
             try:
                 if compact is None:
-                    compact = (compact_result(full) if full.get("ok")
-                               else error_document(full["reason"], full["message"]))
+                    compact = (
+                        compact_result(full) if full.get("ok") else error_document(full["reason"], full["message"])
+                    )
                 dumps(compact)  # a number JSON cannot hold fails here, not half-way through a write
                 text = json.dumps(full, indent=2, allow_nan=False) + "\n"
             except (ValueError, TypeError, KeyError) as exc:

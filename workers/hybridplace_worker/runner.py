@@ -197,8 +197,9 @@ def _serving_config(args, *, default_max_batch: int, default_kind: str):
     return cfg
 
 
-def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | None = None,
-          temp_dirs: list[str] | None = None) -> dict:
+def bench(
+    args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | None = None, temp_dirs: list[str] | None = None
+) -> dict:
     """Measure the model; return the full result document. A model given by URL is downloaded
     into ``downloads``; the triton engine's folder is added to ``temp_dirs`` (the caller removes
     them however the run ends)."""
@@ -233,7 +234,11 @@ def bench(args: argparse.Namespace, dog: watchdog.Watchdog, downloads: Path | No
     if args.device == "cuda":
         require_cuda(torch)
     model = load_model(
-        args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1,
+        args.model,
+        digest=args.digest,
+        format=args.format,
+        inputs=inputs,
+        deadline=dog.deadline + 1,
         cache_dir=downloads,
     )  # the watchdog, not the socket, ends a slow download
     outputs = check_model_inputs(model)  # InputMismatch here, with the spec in the message, not mid-sweep
@@ -436,8 +441,13 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink, downloads: Path | None = None,
-          temp_dirs: list[str] | None = None) -> int:
+def serve(
+    args: argparse.Namespace,
+    dog: watchdog.Watchdog,
+    sink: ResultSink,
+    downloads: Path | None = None,
+    temp_dirs: list[str] | None = None,
+) -> int:
     """Write the repository and exec tritonserver (it becomes this process: signals reach it).
     A folder made here is removed if anything fails before the exec (added to ``temp_dirs``)."""
     from .engine_triton import build_repository
@@ -460,8 +470,14 @@ def serve(args: argparse.Namespace, dog: watchdog.Watchdog, sink: ResultSink, do
 
         require_cuda(torch)
     install = locate_tritonserver(args.tritonserver)
-    model = load_model(args.model, digest=args.digest, format=args.format, inputs=inputs, deadline=dog.deadline + 1,
-                       cache_dir=downloads)
+    model = load_model(
+        args.model,
+        digest=args.digest,
+        format=args.format,
+        inputs=inputs,
+        deadline=dog.deadline + 1,
+        cache_dir=downloads,
+    )
     made: list[str] = temp_dirs if temp_dirs is not None else []
     if args.repository_dir:
         workdir = Path(args.repository_dir)

@@ -31,8 +31,7 @@ def check_model_name(name: str) -> str:
     name anything outside it (an absolute path, ``..``, a ``/``)."""
     if not isinstance(name, str) or not _MODEL_NAME.match(name) or name in (".", ".."):
         raise ValueError(
-            f"{name!r} is not a Triton model name: use letters, digits, '_', '.' and '-' "
-            "(not '.' or '..')"
+            f"{name!r} is not a Triton model name: use letters, digits, '_', '.' and '-' (not '.' or '..')"
         )
     return name
 

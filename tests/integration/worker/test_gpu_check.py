@@ -26,7 +26,11 @@ def test_without_a_gpu_it_says_so_in_one_line_and_exits_0(tmp_path):
     env = dict(os.environ, PY=sys.executable, CUDA_VISIBLE_DEVICES="", HP_PERF_ANALYZER_DIR="/nonexistent")
     proc = subprocess.run(
         ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), str(out)],
-        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()

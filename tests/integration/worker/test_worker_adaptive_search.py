@@ -143,7 +143,8 @@ def test_adaptive_takes_under_a_third_of_the_grid_s_time_for_the_same_decision(r
             chosen = by_grid.placements[0]
             assert by_replay.total_cost_per_hour == pytest.approx(by_grid.total_cost_per_hour, rel=DEFAULT_KNEE), (
                 f"the grid's b={chosen.batch_size} c={chosen.concurrency}: "
-                f"{replay.skipped.get((chosen.batch_size, chosen.concurrency), 'measured')} in the search")
+                f"{replay.skipped.get((chosen.batch_size, chosen.concurrency), 'measured')} in the search"
+            )
 
 
 def _inversions(full: dict) -> list[str]:

@@ -57,8 +57,9 @@ def test_a_downloaded_model_leaves_nothing_in_tmp_nor_does_a_failed_download(
     private = tmp_path / "tmp"
     private.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private))  # where mkdtemp and friends create
-    rc, doc, _ = run_inprocess(["bench", "--model", url, "--digest", digest, "--input", "x:4:float32",
-                                "--batch-sizes", "1", *FAST])
+    rc, doc, _ = run_inprocess(
+        ["bench", "--model", url, "--digest", digest, "--input", "x:4:float32", "--batch-sizes", "1", *FAST]
+    )
     assert rc == 0 and doc["ok"] is True and doc["model"]["digest"] == digest, doc
     assert not list(private.iterdir())
     port = free_ports(1)[0]

@@ -177,9 +177,26 @@ def test_serve_on_an_ipv6_pod_ip_answers_on_all_three_endpoints(tmp_path):
 
     http_port, grpc_port, metrics_port = free_ports(3)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybridplace_worker", "serve", "--model", "builtin:delay", "--address", "::1",
-         "--http-port", str(http_port), "--grpc-port", str(grpc_port), "--metrics-port", str(metrics_port),
-         "--repository-dir", str(tmp_path / "serve"), "--termination-log", str(tmp_path / "tl")],
+        [
+            sys.executable,
+            "-m",
+            "hybridplace_worker",
+            "serve",
+            "--model",
+            "builtin:delay",
+            "--address",
+            "::1",
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--metrics-port",
+            str(metrics_port),
+            "--repository-dir",
+            str(tmp_path / "serve"),
+            "--termination-log",
+            str(tmp_path / "tl"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -225,17 +242,42 @@ def test_serve_keeps_a_downloaded_model_in_its_repository_only(tiny_model_url, t
     private.mkdir()
     http_port, grpc_port, metrics_port = free_ports(3)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hybridplace_worker", "serve", "--model", url, "--digest", digest,
-         "--input", "x:4:float32", "--address", "127.0.0.1", "--http-port", str(http_port), "--grpc-port",
-         str(grpc_port), "--metrics-port", str(metrics_port), "--threads", "1", "--repository-dir",
-         str(tmp_path / "r"), "--termination-log", str(tmp_path / "tl")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(private)},
+        [
+            sys.executable,
+            "-m",
+            "hybridplace_worker",
+            "serve",
+            "--model",
+            url,
+            "--digest",
+            digest,
+            "--input",
+            "x:4:float32",
+            "--address",
+            "127.0.0.1",
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--metrics-port",
+            str(metrics_port),
+            "--threads",
+            "1",
+            "--repository-dir",
+            str(tmp_path / "r"),
+            "--termination-log",
+            str(tmp_path / "tl"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(private)},
     )
     try:
         _wait_ready(proc, http_port)
         assert not list(private.glob("hp-model-*")), "the download folder outlived the exec"
-        served = [f for f in (tmp_path / "r" / "repository").rglob("*")
-                  if f.is_file() and f.read_bytes() == path.read_bytes()]
+        served = [
+            f for f in (tmp_path / "r" / "repository").rglob("*") if f.is_file() and f.read_bytes() == path.read_bytes()
+        ]
         assert served, "the downloaded model is not in the repository"
     finally:
         _stop(proc)
@@ -331,9 +373,27 @@ def test_a_run_that_uses_its_spare_time_still_ends_within_the_deadline(run_cli, 
     # request overhead step and the server's stop their time, or the run ends as Timeout after
     # measuring every point.
     rc, doc, out, err = run_cli(
-        ["bench", "--engine", "triton", "--model", "builtin:mlp", "--batch-sizes", "1,2",
-         "--duration-seconds", "0.3", "--warmup-seconds", "0", "--max-windows", "1000",
-         "--stability-threshold", "0.0001", "--deadline-seconds", "30", "--output", str(tmp_path / "full.json")],
+        [
+            "bench",
+            "--engine",
+            "triton",
+            "--model",
+            "builtin:mlp",
+            "--batch-sizes",
+            "1,2",
+            "--duration-seconds",
+            "0.3",
+            "--warmup-seconds",
+            "0",
+            "--max-windows",
+            "1000",
+            "--stability-threshold",
+            "0.0001",
+            "--deadline-seconds",
+            "30",
+            "--output",
+            str(tmp_path / "full.json"),
+        ],
         timeout=90,
     )
     assert rc == 0, (doc, err[-2000:])
@@ -351,11 +411,37 @@ def test_a_run_ended_by_sigterm_leaves_no_temporary_folder(tmp_path):
     log, stderr = tmp_path / "tl", tmp_path / "stderr"
     with open(stderr, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hybridplace_worker", "bench", "--engine", "triton", "--model", "builtin:mlp",
-             "--batch-sizes", "1", "--duration-seconds", "0.3", "--warmup-seconds", "0",
-             "--request-overhead-seconds", "0", "--max-windows", "100000", "--stability-threshold", "0.0001",
-             "--deadline-seconds", "120", "--output", "", "--termination-log", str(log)],
-            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "TMPDIR": str(tmp_path)},
+            [
+                sys.executable,
+                "-m",
+                "hybridplace_worker",
+                "bench",
+                "--engine",
+                "triton",
+                "--model",
+                "builtin:mlp",
+                "--batch-sizes",
+                "1",
+                "--duration-seconds",
+                "0.3",
+                "--warmup-seconds",
+                "0",
+                "--request-overhead-seconds",
+                "0",
+                "--max-windows",
+                "100000",
+                "--stability-threshold",
+                "0.0001",
+                "--deadline-seconds",
+                "120",
+                "--output",
+                "",
+                "--termination-log",
+                str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
         )
     try:
         deadline = time.monotonic() + 90

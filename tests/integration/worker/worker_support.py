@@ -3,5 +3,13 @@
 
 #: Tiny measurement settings: these tests check behaviour and contracts, not performance.
 # Short windows; no request-overhead measurement (the test of it asks for one).
-FAST = ["--duration-seconds", "0.3", "--warmup-seconds", "0.05", "--max-windows", "4",
-        "--request-overhead-seconds", "0"]
+FAST = [
+    "--duration-seconds",
+    "0.3",
+    "--warmup-seconds",
+    "0.05",
+    "--max-windows",
+    "4",
+    "--request-overhead-seconds",
+    "0",
+]

@@ -16,6 +16,7 @@ _spec.loader.exec_module(bench)
 
 def _stats(success: int, queue: int, cin: int, infer: int, cout: int) -> dict:
     """A model_stats entry as Triton's /v2/models/<m>/stats gives it (counts, cumulative ns)."""
+
     def stage(ns):
         return {"count": success, "ns": ns}
 
@@ -46,9 +47,14 @@ def test_no_request_in_between_is_an_error_not_a_division_by_zero():
 def test_perf_analyzers_mean_is_the_sum_of_its_csv_stages():
     # The columns of a real perf_analyzer 2.41 CSV row (microseconds), b=1 c=1 on resnet.
     row = {
-        "Client Send": "66", "Network+Server Send/Recv": "250", "Server Queue": "11",
-        "Server Compute Input": "15", "Server Compute Infer": "1673", "Server Compute Output": "48",
-        "Client Recv": "0", "p50 latency": "1995",
+        "Client Send": "66",
+        "Network+Server Send/Recv": "250",
+        "Server Queue": "11",
+        "Server Compute Input": "15",
+        "Server Compute Infer": "1673",
+        "Server Compute Output": "48",
+        "Client Recv": "0",
+        "p50 latency": "1995",
     }
     out = bench.perf_analyzer_breakdown(row)
     assert out["meanMs"] == pytest.approx(2.063)
@@ -57,8 +63,14 @@ def test_perf_analyzers_mean_is_the_sum_of_its_csv_stages():
 
 
 def test_the_line_says_which_client_costs_more_and_by_how_much():
-    row = {"oursMeanMs": 1.191, "oursServerMs": 0.985, "oursRestMs": 0.206,
-           "paMeanMs": 1.240, "paServerMs": 0.976, "paRestMs": 0.257}
+    row = {
+        "oursMeanMs": 1.191,
+        "oursServerMs": 0.985,
+        "oursRestMs": 0.206,
+        "paMeanMs": 1.240,
+        "paServerMs": 0.976,
+        "paRestMs": 0.257,
+    }
     line = bench.breakdown_line(row)
     assert "rest, perf_analyzer - ours: +51 us" in line
     assert "server: -9 us" in line

@@ -99,10 +99,29 @@ def test_the_triton_engines_request_overhead_counts_towards_the_deadline(tmp_pat
     def bench(engine: str, overhead: str) -> tuple[int, str]:
         log = tmp_path / f"tl-{engine}-{overhead}"
         code = run(
-            ["bench", "--engine", engine, "--model", "builtin:mlp", "--batch-sizes", "1",
-             "--concurrency", "1", "--duration-seconds", "1", "--deadline-seconds", "30",
-             "--request-overhead-seconds", overhead, "--termination-log", str(log), "--output", "",
-             "--device", "cuda"],
+            [
+                "bench",
+                "--engine",
+                engine,
+                "--model",
+                "builtin:mlp",
+                "--batch-sizes",
+                "1",
+                "--concurrency",
+                "1",
+                "--duration-seconds",
+                "1",
+                "--deadline-seconds",
+                "30",
+                "--request-overhead-seconds",
+                overhead,
+                "--termination-log",
+                str(log),
+                "--output",
+                "",
+                "--device",
+                "cuda",
+            ],
             started=None,
             handle_signals=False,
         )
@@ -116,20 +135,43 @@ def test_the_triton_engines_request_overhead_counts_towards_the_deadline(tmp_pat
         assert "request-overhead" not in message and "--deadline-seconds" not in message
 
 
-@pytest.mark.parametrize(("budget", "fits"), [
-    ([], False),                            # 128 points of 10.5 s: far over 300 s
-    (["--budget-points", "20"], True),       # at most 20 are measured: 210 s
-    (["--budget-seconds", "200"], True),     # none starts after 200 s: at most 210.5 s
-    (["--budget-points", "40"], False),      # 420 s
-])
+@pytest.mark.parametrize(
+    ("budget", "fits"),
+    [
+        ([], False),  # 128 points of 10.5 s: far over 300 s
+        (["--budget-points", "20"], True),  # at most 20 are measured: 210 s
+        (["--budget-seconds", "200"], True),  # none starts after 200 s: at most 210.5 s
+        (["--budget-points", "40"], False),  # 420 s
+    ],
+)
 def test_a_budget_counts_towards_the_deadline(tmp_path, budget, fits):
     # What a plan needs is what the budget lets it measure, not the whole grid: 16 batch sizes x
     # 8 concurrency levels with a budget of 20 points fit a deadline the grid does not.
     log = tmp_path / "tl"
-    code = run(["bench", "--model", "builtin:mlp", "--batch-sizes", ",".join(str(b) for b in range(1, 17)),
-                "--concurrency", "1,2,3,4,5,6,7,8", "--duration-seconds", "10", "--deadline-seconds", "300",
-                *budget, "--termination-log", str(log), "--output", "", "--device", "cuda"],
-               started=None, handle_signals=False)
+    code = run(
+        [
+            "bench",
+            "--model",
+            "builtin:mlp",
+            "--batch-sizes",
+            ",".join(str(b) for b in range(1, 17)),
+            "--concurrency",
+            "1,2,3,4,5,6,7,8",
+            "--duration-seconds",
+            "10",
+            "--deadline-seconds",
+            "300",
+            *budget,
+            "--termination-log",
+            str(log),
+            "--output",
+            "",
+            "--device",
+            "cuda",
+        ],
+        started=None,
+        handle_signals=False,
+    )
     message = json.loads(log.read_bytes()).get("message", "")
     if fits:  # the check passes and the run goes on (here to fail on no CUDA)
         assert "--deadline-seconds" not in message, message
@@ -204,8 +246,19 @@ def test_numbers_in_exponent_form_are_accepted(monkeypatch, value, expected):
 
 
 def test_an_explicit_max_batch_size_and_ports_are_kept():
-    args = parse_args(["serve", "--model", "builtin:mlp", "--max-batch-size", "1", "--http-port", "65535",
-                       "--model-name", "resnet-50_v1.2"])
+    args = parse_args(
+        [
+            "serve",
+            "--model",
+            "builtin:mlp",
+            "--max-batch-size",
+            "1",
+            "--http-port",
+            "65535",
+            "--model-name",
+            "resnet-50_v1.2",
+        ]
+    )
     assert args.max_batch_size == 1 and args.http_port == 65535 and args.model_name == "resnet-50_v1.2"
 
 

@@ -114,11 +114,15 @@ def serve_raw(response: bytes):
 @pytest.mark.parametrize(
     "response,fragment",
     [
-        (b"HTTP/1.0 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"z" * 2000,
-         "truncated download (got 2000 of 5000 bytes)"),
+        (
+            b"HTTP/1.0 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"z" * 2000,
+            "truncated download (got 2000 of 5000 bytes)",
+        ),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n10\r\nabc", "truncated download"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nabc\r\n",
-         "truncated download"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nabc\r\n",
+            "truncated download",
+        ),
         (b"garbage\r\n\r\n", "bad HTTP response"),
     ],
     ids=["short-body", "cut-chunk", "bad-chunk-size", "bad-status-line"],

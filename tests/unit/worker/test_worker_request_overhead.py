@@ -9,9 +9,20 @@ from hybridplace_worker.timing import PointMeasurement
 
 
 def point(concurrency: int, p50_ms: float, rps: float) -> PointMeasurement:
-    return PointMeasurement(concurrency=concurrency, p50_ms=p50_ms, p95_ms=p50_ms, p99_ms=p50_ms,
-                            mean_ms=p50_ms, min_ms=p50_ms, max_ms=p50_ms, throughput_rps=rps,
-                            spread=0.0, stable=True, samples=100, windows=[])
+    return PointMeasurement(
+        concurrency=concurrency,
+        p50_ms=p50_ms,
+        p95_ms=p50_ms,
+        p99_ms=p50_ms,
+        mean_ms=p50_ms,
+        min_ms=p50_ms,
+        max_ms=p50_ms,
+        throughput_rps=rps,
+        spread=0.0,
+        stable=True,
+        samples=100,
+        windows=[],
+    )
 
 
 # One request of 1 item: 1 ms; of 8 items: 2 ms (0.25 ms per item).
@@ -116,8 +127,9 @@ def delay_model():
 
 def _measure(delay_model, port, stats_timeout=5.0):
     model, outputs = delay_model
-    return measure_request_overhead("http", f"127.0.0.1:{port}", port, model, outputs, CURVE, 2,
-                                    0.2, stats_timeout=stats_timeout)
+    return measure_request_overhead(
+        "http", f"127.0.0.1:{port}", port, model, outputs, CURVE, 2, 0.2, stats_timeout=stats_timeout
+    )
 
 
 def _no_client_threads_left():
@@ -155,8 +167,7 @@ def test_a_5xx_from_infer_raises_and_stops_every_client(delay_model):
 
 
 def test_a_5xx_or_a_timeout_from_statistics_raises(delay_model):
-    for server, expected in ((FakeTriton(stats_status=500), "500"),
-                             (FakeTriton(hang=True), "timed out")):
+    for server, expected in ((FakeTriton(stats_status=500), "500"), (FakeTriton(hang=True), "timed out")):
         try:
             with pytest.raises(OSError, match=expected):
                 _measure(delay_model, server.server_address[1], stats_timeout=0.3)

@@ -79,10 +79,31 @@ def test_bench_keeps_time_after_the_points_for_the_overhead_step_and_the_stop(tm
     monkeypatch.setattr(engine_triton, "run_triton_engine", fake_engine)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     log = tmp_path / "tl"
-    code = run(["bench", "--engine", "triton", "--model", "builtin:mlp", "--batch-sizes", "1,2",
-                "--max-batch-size", "2", "--duration-seconds", "0.3", "--warmup-seconds", "0",
-                "--deadline-seconds", "8", "--termination-log", str(log), "--output", str(tmp_path / "full.json")],
-               started=None, handle_signals=False)
+    code = run(
+        [
+            "bench",
+            "--engine",
+            "triton",
+            "--model",
+            "builtin:mlp",
+            "--batch-sizes",
+            "1,2",
+            "--max-batch-size",
+            "2",
+            "--duration-seconds",
+            "0.3",
+            "--warmup-seconds",
+            "0",
+            "--deadline-seconds",
+            "8",
+            "--termination-log",
+            str(log),
+            "--output",
+            str(tmp_path / "full.json"),
+        ],
+        started=None,
+        handle_signals=False,
+    )
     assert code == 0, log.read_text()
     assert seen["may_extend"] is False and 4 < seen["time_left"] <= 6
     assert not seen["workdir"].exists()  # the run's folder is removed with the run
@@ -121,8 +142,11 @@ def test_a_serve_that_fails_before_exec_leaves_no_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(engine_triton, "build_repository", failing_build)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     log = tmp_path / "tl"
-    code = run(["serve", "--model", "builtin:mlp", "--tritonserver", "/bin/true", "--termination-log", str(log)],
-               started=None, handle_signals=False)
+    code = run(
+        ["serve", "--model", "builtin:mlp", "--tritonserver", "/bin/true", "--termination-log", str(log)],
+        started=None,
+        handle_signals=False,
+    )
     assert code == 12 and json.loads(log.read_bytes())["reason"] == "InputMismatch"
     assert not list(tmp_path.glob("hp-serve-*"))
 

@@ -195,8 +195,15 @@ def test_a_model_name_that_is_not_one_triton_name_is_refused_and_nothing_is_dele
     if name == "/tmp/x":
         name = str(victim)  # an absolute name replaced the root: `--model-name /tmp/x` deleted /tmp/x
     with pytest.raises(WorkerError) as err:
-        write_model_repository(root, model_name=name, artifact=artifact, artifact_format="torchscript",
-                               inputs=INPUTS, outputs=OUTPUTS, serving=ServingConfig())
+        write_model_repository(
+            root,
+            model_name=name,
+            artifact=artifact,
+            artifact_format="torchscript",
+            inputs=INPUTS,
+            outputs=OUTPUTS,
+            serving=ServingConfig(),
+        )
     assert err.value.reason == Reason.INVALID_ARGUMENT and "--model-name" in err.value.message
     assert (victim / "keep.txt").read_text() == "precious"
 
@@ -210,12 +217,25 @@ def test_a_model_directory_that_is_a_link_out_of_the_root_is_replaced_not_follow
     (root / "model").symlink_to(victim)
     artifact = tmp_path / "model.pt"
     artifact.write_bytes(b"x")
-    model_dir = write_model_repository(root, model_name="model.v-1_a", artifact=artifact,
-                                       artifact_format="torchscript", inputs=INPUTS, outputs=OUTPUTS,
-                                       serving=ServingConfig())
+    model_dir = write_model_repository(
+        root,
+        model_name="model.v-1_a",
+        artifact=artifact,
+        artifact_format="torchscript",
+        inputs=INPUTS,
+        outputs=OUTPUTS,
+        serving=ServingConfig(),
+    )
     assert model_dir == root / "model.v-1_a" and (model_dir / "config.pbtxt").is_file()
-    write_model_repository(root, model_name="model", artifact=artifact, artifact_format="torchscript",
-                           inputs=INPUTS, outputs=OUTPUTS, serving=ServingConfig())
+    write_model_repository(
+        root,
+        model_name="model",
+        artifact=artifact,
+        artifact_format="torchscript",
+        inputs=INPUTS,
+        outputs=OUTPUTS,
+        serving=ServingConfig(),
+    )
     assert not (root / "model").is_symlink() and (root / "model" / "1" / "model.pt").is_file()
     assert (victim / "keep.txt").read_text() == "precious"
 
