@@ -194,9 +194,3 @@ def worth_writing(old: Calibration | None, new: Calibration | None, change: floa
         return True
     return new.sampled_at - old.sampled_at >= refresh_s
 
-
-def reprofile_due(calibration: Calibration | None, now: float, window_s: float) -> bool:
-    """The calibration has stayed outside the re-profiling band for longer than `window_s`
-    (doubled per re-measurement that did not bring it back: ``reprofile_window``)."""
-    return calibration is not None and calibration.outside_since is not None and \
-        now - calibration.outside_since > reprofile_window(window_s, calibration.remeasured)
