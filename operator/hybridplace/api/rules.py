@@ -10,6 +10,7 @@ tests/unit/api/test_crd_drift.py checks that every CRD rule has exactly one twin
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -92,6 +93,10 @@ def _container_resource_names(quantities: Json) -> bool:
 NOT_NEGATIVE = "quantities may not be negative"
 RESOURCE_NAME = ("a container resource is cpu, memory, ephemeral-storage, hugepages-<size> or a "
                  "qualified name outside kubernetes.io such as nvidia.com/gpu")
+# The worker's own limit (hybridplace_worker.spec.MAX_ELEMENTS): torch's sizes overflow past it.
+MAX_INPUT_ELEMENTS = 2**40
+INPUT_ELEMENTS = ("an input's shape must have at most 1099511627776 (2^40) elements per sample (the product "
+                  "of its dimensions): the worker cannot build a larger one")
 EXTENDED_WHOLE = ("extended resources (such as nvidia.com/gpu) come in whole units: Kubernetes "
                   "refuses a fraction such as 0.5")
 
@@ -303,6 +308,13 @@ RULES: tuple[Rule, ...] = (
         "spec.model",
         "model.digest and model.inputs are only for model.uri: a built-in model knows its own",
         lambda m: "builtin" not in m or ("digest" not in m and "inputs" not in m),
+    ),
+    Rule(
+        "InferenceDeployment",
+        "spec.model.inputs[*]",
+        INPUT_ELEMENTS,
+        lambda i: math.prod(i["shape"]) <= MAX_INPUT_ELEMENTS,
+        ".shape",
     ),
     Rule(
         "InferenceDeployment",

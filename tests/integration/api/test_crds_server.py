@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cases.api_objects import BAD_CASES, VALID
+from cases.api_objects import BAD_CASES, URI_MODEL, VALID
 
 pytestmark = pytest.mark.cluster
 
@@ -49,6 +49,18 @@ def test_bad_object_is_refused_naming_the_field(crds, namespace, case):
     result = apply(crds, namespace, obj, check=False)
     assert result.returncode != 0, f"the API server accepted {case.id}"
     assert case.field in result.stderr, result.stderr
+
+
+def test_an_input_of_exactly_the_workers_limit_is_accepted(crds, namespace):
+    """The elements rule refuses more than 2^40 elements per sample, not 2^40 itself, over all 8
+    dimensions the schema allows (the rule multiplies them as doubles: no int64 overflow)."""
+    from hybridplace.api.validate import parse_object
+
+    obj = VALID["InferenceDeployment"]("input-at-limit")
+    obj["spec"]["model"] = {**URI_MODEL, "inputs": [{"name": "x", "shape": [2**10, 2**10, 2**10, 2**10, 1, 1, 1, 1]}]}
+    parse_object(obj)  # the Python model agrees
+    result = apply(crds, namespace, obj, check=False)
+    assert result.returncode == 0, result.stderr
 
 
 def test_profile_digest_and_pool_are_immutable(crds, namespace):
