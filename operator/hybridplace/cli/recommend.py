@@ -23,12 +23,18 @@ from typing import Any
 from ..api import FileProblem, HardwarePool, InferenceDeployment, Loaded, ModelProfile, load_objects
 from ..api.files import MAX_LINE, cut
 from ..controller.plan import model_digest
-from ..placement import Decision, solve
+from ..placement import Decision, Request, solve
 from ..placement.from_api import pool_from, profile_from, request_from
 from .errors import UsageError
 from .render import FORMATS, render
 
 EXIT_INFEASIBLE = 3
+
+
+GATEWAY_HELP = ("decide as where a Gateway API Gateway routes splits (the operator's --default-gateway): "
+                "weighted per pool. Without it, only an InferenceDeployment that sets spec.serving.gateway "
+                "gets weighted splits; the others get an even spread a Service carries, or one pool, as the "
+                "operator would decide them")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,11 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-rps", type=_positive, nargs="+", default=None, metavar="RPS",
                         help="decide at this load (requests/s) instead of spec.load.targetRps; "
                         "several values give one decision per value")
-    parser.add_argument("--gateway", action="store_true",
-                        help="decide as where a Gateway API Gateway routes splits (the operator's "
-                        "--default-gateway): weighted per pool. Without it, only an InferenceDeployment "
-                        "that sets spec.serving.gateway gets weighted splits; the others get an even "
-                        "spread a Service carries, or one pool, as the operator would decide them")
+    parser.add_argument("--gateway", action="store_true", help=GATEWAY_HELP)
     parser.add_argument("--fail-if-infeasible", action="store_true",
                         help=f"exit {EXIT_INFEASIBLE} when some decision is infeasible (for CI)")
     parser.set_defaults(handler=run)
@@ -152,9 +154,7 @@ def recommend(loaded: Sequence[Loaded], target_rps: Sequence[float] = (),
     for found in infds:
         infd: InferenceDeployment = found.obj
         allowed, used = _inputs(found, pools, profiles)
-        request = request_from(infd)
-        if not (gateway or infd.spec.serving.gateway is not None):
-            request = dataclasses.replace(request, weighted_routing=False)
+        request = routed_request(infd, gateway)
         engine_pools = [pool_from(pools[name].obj) for name in allowed]
         engine_profiles = [profile_from(p.obj) for p in used.values()]
         for load in target_rps or (request.target_rps,):
@@ -162,6 +162,16 @@ def recommend(loaded: Sequence[Loaded], target_rps: Sequence[float] = (),
                              engine_profiles)
             reports.append(report(found, decision, load, allowed, used))
     return reports
+
+
+def routed_request(infd: InferenceDeployment, gateway: bool) -> Request:
+    """The solver's request as the operator makes it (controller/plan.py): a split is weighted
+    only where a Gateway routes it (`gateway`: the operator's --default-gateway, or a Gateway
+    named in spec.serving.gateway), else spread evenly over the replicas."""
+    request = request_from(infd)
+    if gateway or infd.spec.serving.gateway is not None:
+        return request
+    return dataclasses.replace(request, weighted_routing=False)
 
 
 def _inputs(found: _Found, pools: dict[str, _Found],

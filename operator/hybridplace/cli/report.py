@@ -26,10 +26,10 @@ from ..api import FileProblem, InferenceDeployment, Loaded, load_objects
 from ..api.files import MAX_LINE, cut
 from ..controller.plan import model_digest
 from ..placement import Profile, solve
-from ..placement.from_api import pool_from, profile_from, request_from
+from ..placement.from_api import pool_from, profile_from
 from ..placement.sweep import crossovers, log_grid, sweep
 from .errors import UsageError, unreachable
-from .recommend import _Found, _index, _inputs, _namespace, _positive
+from .recommend import GATEWAY_HELP, _Found, _index, _inputs, _namespace, _positive, routed_request
 
 MAX_SWEPT_REPLICAS = 10_000  # spec.load.maxReplicas' largest value (the CRD's)
 
@@ -65,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--points", type=int, default=200,
                         help="loads scanned, log-spaced (default 200; crossovers are then bisected to "
                         "0.001 requests/s)")
+    parser.add_argument("--gateway", action="store_true", help=GATEWAY_HELP)
     parser.add_argument("--keep-capacity", action="store_true",
                         help="keep the pools' and the deployment's replica caps in the sweep (by default "
                         "they are lifted, to the 10,000 replicas an InferenceDeployment may have at most, "
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         except FileProblem as err:
             raise UsageError(cut("; ".join(str(err).splitlines()), 4 * MAX_LINE)) from None
     data = build(loaded, args.name, args.namespace, min_rps=args.min_rps, max_rps=args.max_rps,
-                 points=args.points, keep_capacity=args.keep_capacity)
+                 points=args.points, keep_capacity=args.keep_capacity, gateway=args.gateway)
     out = args.out or Path(f"report-{data['name']}")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -163,15 +164,16 @@ def _pick(infds: list[_Found], name: str | None, namespace: str | None) -> _Foun
 
 def build(loaded: list[Loaded], name: str | None = None, namespace: str | None = None, *,
           min_rps: float | None = None, max_rps: float | None = None, points: int = 200,
-          keep_capacity: bool = False) -> dict[str, Any]:
-    """Everything the figures and the summary show, as plain JSON-able data (report.json)."""
+          keep_capacity: bool = False, gateway: bool = False) -> dict[str, Any]:
+    """Everything the figures and the summary show, as plain JSON-able data (report.json).
+    `gateway`: decide as where a Gateway routes every split (recommend's --gateway)."""
     infds, pools, profiles = _index(loaded)
     if not infds:
         raise UsageError("no InferenceDeployment in the input; add one with -f")
     found = _pick(infds, name, namespace)
     infd: InferenceDeployment = found.obj
     allowed, used = _inputs(found, pools, profiles)
-    request = request_from(infd)
+    request = routed_request(infd, gateway)
     engine_pools = [pool_from(pools[n].obj) for n in allowed]
     engine_profiles = [profile_from(p.obj) for p in used.values()]
     target = request.target_rps
@@ -205,6 +207,7 @@ def build(loaded: list[Loaded], name: str | None = None, namespace: str | None =
         "slo": {"percentile": percentile, "latencyMs": request.slo_latency_ms},
         "targetRps": target,
         "headroom": request.headroom,
+        "weightedRouting": request.weighted_routing,
         "capacityLifted": not keep_capacity,
         "pools": [{"name": n, "accelerator": pools[n].obj.spec.accelerator.type,
                    "price": _price_text(pools[n].obj), "measured": n in used,
@@ -280,12 +283,16 @@ def write(data: dict[str, Any], out: Path, command: str = "") -> list[Path]:
                          "pip install 'hybridplace[report]' (or matplotlib)") from None
     matplotlib.use("Agg")
     paths = [out / name for name in FIGURES]
-    _latency_figure(data, paths[0])
-    _throughput_figure(data, paths[1])
-    _cost_figure(data, paths[2])
-    (out / "report.json").write_text(json.dumps(data, indent=1) + "\n")
-    (out / "report.md").write_text(markdown(data, command))
-    return [*paths, out / "report.json", out / "report.md"]
+    writers = ((paths[0], lambda p: _latency_figure(data, p)), (paths[1], lambda p: _throughput_figure(data, p)),
+               (paths[2], lambda p: _cost_figure(data, p)),
+               (out / "report.json", lambda p: p.write_text(json.dumps(data, indent=1) + "\n")),
+               (out / "report.md", lambda p: p.write_text(markdown(data, command))))
+    for path, writer in writers:
+        try:
+            writer(path)
+        except OSError as err:
+            raise UsageError(f"--out {out}: cannot write {path}: {err.strerror or err}") from None
+    return [path for path, _ in writers]
 
 
 COLOURS = ("tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
@@ -376,9 +383,14 @@ def _cost_figure(data: dict[str, Any], path: Path) -> None:
             if y is not None:
                 ax.plot([data["targetRps"]], [y], marker="*", markersize=16, color="black", linestyle="none",
                         label=f"chosen at {data['targetRps']:g} requests/s: {y:.4g}")
-        ax.set(xscale="log", yscale="log", ylabel=ylabel)
+        drawn = any(v is not None and v > 0 for values in data[key].values() for v in values)
+        ax.set(xscale="log", yscale="log" if drawn else "linear", ylabel=ylabel)
+        if not drawn:  # a log scale has nothing to scale: no load in the range is feasible
+            ax.text(0.5, 0.5, "infeasible at every load drawn", transform=ax.transAxes, ha="center",
+                    va="center", color="tab:red")
         ax.grid(True, which="both", linewidth=0.3)
-        ax.legend(fontsize=8, loc="upper left" if key == "costPerHour" else "upper right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="upper left" if key == "costPerHour" else "upper right")
     for c in data["crossovers"][:SHOWN_CROSSOVERS]:
         top.annotate(f"{c['rps']:.1f} req/s: {'+'.join(c['from']) or 'none'} -> {'+'.join(c['to']) or 'none'}",
                      (c["rps"], 0.02), xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points",

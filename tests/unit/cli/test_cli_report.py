@@ -184,3 +184,52 @@ def test_loads_far_below_one_request_a_second_and_up_to_the_crds_bound_are_drawn
     code, _, err = report(capsys, "-f", POOLS, "-f", SEED, "--min-rps", "1e-9", "--points", "12",
                           "-o", tmp_path / "low")
     assert code == 0, err
+
+
+def _seed_with(tmp_path, **slo_or_load):
+    infd = yaml.safe_load((SEED / "inferencedeployment.yaml").read_text())
+    for key, value in slo_or_load.items():
+        section, field = key.split("__")
+        infd["spec"][section][field] = value
+    path = tmp_path / "infd.yaml"
+    path.write_text(yaml.safe_dump(infd))
+    return path
+
+
+def test_a_deployment_no_load_can_serve_is_still_reported(capsys, tmp_path):
+    """An SLO no pool meets at any load: every file is written and report.md says so (the cost
+    figure's log scale had no positive value and raised, after two of five files were written)."""
+    infd = _seed_with(tmp_path, slo__latencyMs=10)
+    code, out, err = report(capsys, "-f", POOLS, "-f", SEED / "modelprofiles.yaml", "-f", infd, "-o", tmp_path / "o")
+    assert code == 0, err
+    for name in (*("latency-by-batch.png", "throughput-by-batch.png", "cost-vs-load.png"), "report.json"):
+        assert (tmp_path / "o" / name).is_file(), name
+    data = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert not data["decision"]["feasible"] and all(v is None for v in data["costPerHour"]["chosen"])
+    assert "infeasible" in (tmp_path / "o" / "report.md").read_text().lower()
+    assert (tmp_path / "o" / "cost-vs-load.png").read_bytes().startswith(PNG)
+
+
+def test_an_output_that_cannot_be_written_exits_2_naming_it(capsys, tmp_path):
+    out = tmp_path / "o"
+    (out / "report.json").mkdir(parents=True)  # a folder where the file goes
+    code, _, err = report(capsys, "-f", POOLS, "-f", SEED, "--points", "12", "-o", out)
+    assert code == 2 and "report.json" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("gateway", [False, True])
+def test_report_decides_as_recommend_and_the_operator_do(capsys, tmp_path, gateway):
+    """Without a Gateway (spec.serving.gateway or --gateway) a split is spread evenly, as the
+    operator does: the report drew weighted splits the operator would not make."""
+    from hybridplace.api import load_objects
+    from hybridplace.cli.recommend import recommend
+    from hybridplace.cli.report import build
+
+    infd = _seed_with(tmp_path, load__targetRps=120)
+    loaded = load_objects([POOLS, SEED / "modelprofiles.yaml", infd])
+    want = recommend(loaded, gateway=gateway)[0]  # status.decision's fields, flat
+    got = build(loaded, points=12, gateway=gateway)["decision"]
+    assert (got["routing"], got["totalCostPerHour"]) == (want["routing"], want["totalCostPerHour"])
+    assert [(p["pool"], p["replicas"]) for p in got["placements"]] == [
+        (p["pool"], p["replicas"]) for p in want["placements"]]
+    assert (got["routing"] == "Weighted") == gateway  # the case tells the two apart
