@@ -378,8 +378,12 @@ class Reconciler:
 
     def reconcile_inference_deployment(self, namespace: str, name: str) -> None:
         body = self.state.infds.get((namespace, name))
-        if body is None:  # deleted; garbage collection removes its children
-            with self._conflicts_lock:  # and what was remembered of it goes too
+        # Deleted, or being deleted (a foreground deletion keeps the object while the garbage
+        # collector removes its children, and each removal queues it again): garbage collection
+        # removes the children; creating them again would fight it and start serving pods for
+        # an object on its way out. What was remembered of it goes too.
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            with self._conflicts_lock:
                 self._conflicts.pop((namespace, name), None)
                 self._rejected.pop((namespace, name), None)
             return

@@ -108,3 +108,31 @@ def test_a_hand_edited_or_deleted_service_is_reconciled_at_once_not_at_the_next_
     edited = {**service("seed", "new-uid", "s1"), "spec": {"type": "NodePort", "ports": []}}
     asyncio.run(handlers.serving_service_event(type=event, body=kopf.Body(edited)))
     assert queue.get(timeout=1) == ("infd", "ns", "seed")
+
+
+def test_a_terminating_deployment_gets_no_children_events_or_status():
+    """`kubectl delete --cascade=foreground` (or Argo CD's foreground prune) leaves the object,
+    terminating, while the garbage collector deletes its children; each child's deletion queues
+    it again. Re-creating them fought the collector and started serving pods for an object on its
+    way out."""
+    state, body = seed_state()
+    body["metadata"].update(deletionTimestamp="2026-11-30T00:00:00Z", finalizers=["foregroundDeletion"],
+                            resourceVersion="4")
+    state.put_infd(body)
+    with MockApi() as api:
+        echo_created_deployments(api)
+        api.routes.insert(0, lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "s9"}})
+                          if m == "POST" and p.startswith(SERVICES) else None)
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+        Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
+        assert api.calls("POST", DEPLOYMENTS) == [] and api.calls("POST", SERVICES) == []
+        assert [(m, p) for m, p, _ in api.requests if m != "GET"] == []  # no Job, status patch or Event either
+    # The same object without the deletion: children are created (the test can fail).
+    state, body = seed_state()
+    with MockApi() as api:
+        echo_created_deployments(api)
+        api.routes.insert(0, lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "s9"}})
+                          if m == "POST" and p.startswith(SERVICES) else None)
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+        Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
+        assert api.calls("POST", DEPLOYMENTS)
