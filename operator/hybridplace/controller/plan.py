@@ -714,6 +714,11 @@ def plan_inference_deployment(
     return plan
 
 
+def route_backends(route: dict[str, Any]) -> set[str]:
+    """"Service/name" of each backend of an HTTPRoute the operator built."""
+    return {f"Service/{b['name']}" for rule in route["spec"]["rules"] for b in rule["backendRefs"]}
+
+
 def _route_wanted(infd: InferenceDeployment, decision: Decision, routing: Routing, apply: bool) -> bool:
     """An HTTPRoute of ours is wanted: a weighted split's; and, through a Gateway the deployment
     names itself (spec.serving.gateway), one pool's too, so that its clients keep their route.
@@ -1004,11 +1009,13 @@ def _plan_children(
     if routing is not None and _route_wanted(infd, decision, routing, apply=True):
         route = build_http_route(infd=infd, decision=decision, gateway=routing.gateway)
         ref = f"HTTPRoute/{route['metadata']['name']}"
+        # Its backends are Services named here; one held by someone else (already a conflict)
+        # would get a weighted share of this model's traffic: no route until it is ours.
         if ref in rejected:
             plan.rejected[ref] = rejected[ref]
         elif ref in blocked:
             plan.conflicts.append(ref)
-        else:
+        elif not route_backends(route) & ({*plan.conflicts} | plan.rejected.keys()):
             plan.route = route
     outgoing = [child for pool_name, child in sorted(children.items()) if pool_name not in chosen and child.owned]
     if outgoing and not all_available:

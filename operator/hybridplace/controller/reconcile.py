@@ -30,7 +30,7 @@ from .gateways import GatewayLookup
 from .kube import ApiError, Kube, now_rfc3339
 from .metrics import Metrics, Snapshot
 from .observer import ObservationStore
-from .plan import model_digest, plan_inference_deployment, status_changed, status_patch
+from .plan import model_digest, plan_inference_deployment, route_backends, status_changed, status_patch
 from .pools import plan_pool_status
 from .reprofile import ReprofileInputs, epoch
 from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState, PoolEntry
@@ -470,7 +470,8 @@ class Reconciler:
         for service in plan.services_to_apply:
             with _refused_into(rejected, f"Service/{service['metadata']['name']}"):
                 self.state.put_service({**self.kube.apply(service), "kind": "Service"})
-        if plan.route is not None:
+        if plan.route is not None and not (route_backends(plan.route) & ({*conflicts} | rejected.keys())):
+            # (a backend Service found taken or refused just now: no route to it; planned again below)
             ref = f"HTTPRoute/{plan.route['metadata']['name']}"
             with _refused_into(rejected, ref):
                 if not self._converge_route(body, plan.route):

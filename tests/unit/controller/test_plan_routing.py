@@ -160,6 +160,16 @@ def test_an_httproute_the_api_server_refuses_or_someone_else_owns_is_reported():
     taken = plan_with(blocked=frozenset({"HTTPRoute/seed"}))
     assert taken.route is None
     assert cond(taken.status, c.PLACED)["reason"] == c.NAME_CONFLICT
+    # A backend Service someone else owns (the umbrella Service of an InferenceDeployment named
+    # seed-gpu-t4 has this pool Service's name): no route, or a weighted share of this model's
+    # traffic would reach the other model.
+    assert plan_with().route is not None
+    for blocked in ({"Service/seed-gpu-t4"}, {"Service/seed-cpu-standard"}):
+        backend_taken = plan_with(blocked=frozenset(blocked))
+        assert backend_taken.route is None, blocked
+        assert cond(backend_taken.status, c.PLACED)["reason"] == c.NAME_CONFLICT
+    backend_refused = plan_with(rejected={"Service/seed-gpu-t4": "422 Invalid"})
+    assert backend_refused.route is None
 
 
 def test_in_mode_recommend_no_route_is_looked_for_again_and_again():

@@ -136,3 +136,43 @@ def test_a_terminating_deployment_gets_no_children_events_or_status():
         api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
         Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
         assert api.calls("POST", DEPLOYMENTS)
+
+
+def test_no_route_sends_traffic_to_a_backend_service_someone_else_holds():
+    """The per-pool Service seed-gpu-t4 has the name of the umbrella Service of an
+    InferenceDeployment called seed-gpu-t4: found taken on create, it is a conflict, and the
+    split's HTTPRoute is not created in that pass either (it would route a weighted share of
+    this model's traffic to the other model)."""
+    from test_gateways_io import DISCOVERY, SERVED
+
+    routes = "/apis/gateway.networking.k8s.io/v1/namespaces/ns/httproutes"
+    taken = names.serving_name("seed", "gpu-t4")
+
+    def run(foreign: bool) -> MockApi:
+        state, body = seed_state()
+        body["spec"]["load"]["targetRps"] = 120  # a split over both pools
+        state.put_infd(body)
+        with MockApi() as api:
+            echo_created_deployments(api)
+            api.on("GET", DISCOVERY, SERVED)
+            api.on("GET", "/apis/gateway.networking.k8s.io/v1/namespaces/gw/gateways/shared",
+                   Reply(200, {"kind": "Gateway", "metadata": {"name": "shared"}}))
+            api.routes.append(lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "u"}})
+                              if m == "POST" and (p.startswith(SERVICES) or p.startswith(routes)) else None)
+            if foreign:
+                other = service(taken, "other-uid", "s7")
+                other["metadata"]["ownerReferences"][0]["name"] = taken  # InferenceDeployment seed-gpu-t4's
+                other["metadata"]["labels"][names.LABEL_INSTANCE] = taken
+                api.on("GET", f"{SERVICES}/{taken}", Reply(200, other))
+                api.routes.insert(0, lambda m, p, b: status(409, "AlreadyExists")
+                                  if m == "POST" and p.startswith(SERVICES) and b["metadata"]["name"] == taken else None)
+            api.on("GET", routes, status(404, "NotFound"))
+            api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+            Reconciler(api.kube(), state, Settings(workers=1, default_gateway="gw/shared"),
+                       WorkQueue()).reconcile_inference_deployment("ns", "seed")
+        return api
+
+    assert run(foreign=False).calls("POST", routes)  # the split is routed when its Services are ours
+    api = run(foreign=True)
+    assert [b["metadata"]["name"] for b in api.calls("POST", SERVICES)].count(taken) == 1
+    assert not api.calls("POST", routes) and not api.calls("PATCH", routes)
