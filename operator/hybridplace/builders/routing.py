@@ -106,6 +106,11 @@ def build_http_route(*, infd: InferenceDeployment, decision: Decision, gateway: 
     }
 
 
+def backend_services(route: dict[str, Any]) -> set[str]:
+    """"Service/name" of each backend of an HTTPRoute the operator built."""
+    return {f"Service/{b['name']}" for rule in route["spec"]["rules"] for b in rule["backendRefs"]}
+
+
 def route_backends(route: dict[str, Any] | None) -> dict[str, Any]:
     """What of an HTTPRoute the operator sets and compares with what it wants: parents,
     hostnames and each backend's name, port and weight (the API server adds defaults)."""

@@ -21,7 +21,7 @@ from ..api.fit import fit_status
 from ..api.models import HardwarePool, InferenceDeployment, ModelProfile
 from ..builders import names
 from ..builders.jobs import DEADLINE_MARGIN_SECONDS, benchmark_key, build_benchmark_job
-from ..builders.routing import Routing, build_http_route, route_name
+from ..builders.routing import Routing, backend_services, build_http_route, route_name
 from ..builders.serving import build_service, build_serving_deployment
 from ..config import Settings
 from ..placement import (
@@ -714,11 +714,6 @@ def plan_inference_deployment(
     return plan
 
 
-def route_backends(route: dict[str, Any]) -> set[str]:
-    """"Service/name" of each backend of an HTTPRoute the operator built."""
-    return {f"Service/{b['name']}" for rule in route["spec"]["rules"] for b in rule["backendRefs"]}
-
-
 def _route_wanted(infd: InferenceDeployment, decision: Decision, routing: Routing, apply: bool) -> bool:
     """An HTTPRoute of ours is wanted: a weighted split's; and, through a Gateway the deployment
     names itself (spec.serving.gateway), one pool's too, so that its clients keep their route.
@@ -1015,7 +1010,7 @@ def _plan_children(
             plan.rejected[ref] = rejected[ref]
         elif ref in blocked:
             plan.conflicts.append(ref)
-        elif not route_backends(route) & ({*plan.conflicts} | plan.rejected.keys()):
+        elif not backend_services(route) & ({*plan.conflicts} | plan.rejected.keys()):
             plan.route = route
     outgoing = [child for pool_name, child in sorted(children.items()) if pool_name not in chosen and child.owned]
     if outgoing and not all_available:

@@ -22,7 +22,7 @@ from ..api.models import InferenceDeployment
 from ..api.validate import InvalidObject, parse_object
 from ..builders import names
 from ..builders.profiles import BenchmarkFailure, build_model_profile, parse_termination_message
-from ..builders.routing import gateway_target, route_backends
+from ..builders.routing import backend_services, gateway_target, route_backends
 from ..config import Settings
 from .faults import crash_point
 from .fingerprint import deployment_fingerprint, service_fingerprint, template_replacement
@@ -30,7 +30,7 @@ from .gateways import GatewayLookup
 from .kube import ApiError, Kube, now_rfc3339
 from .metrics import Metrics, Snapshot
 from .observer import ObservationStore
-from .plan import model_digest, plan_inference_deployment, route_backends, status_changed, status_patch
+from .plan import model_digest, plan_inference_deployment, status_changed, status_patch
 from .pools import plan_pool_status
 from .reprofile import ReprofileInputs, epoch
 from .state import ANNOTATION_FAILURE_MESSAGE, ANNOTATION_FAILURE_REASON, ClusterState, PoolEntry
@@ -470,7 +470,7 @@ class Reconciler:
         for service in plan.services_to_apply:
             with _refused_into(rejected, f"Service/{service['metadata']['name']}"):
                 self.state.put_service({**self.kube.apply(service), "kind": "Service"})
-        if plan.route is not None and not (route_backends(plan.route) & ({*conflicts} | rejected.keys())):
+        if plan.route is not None and not (backend_services(plan.route) & ({*conflicts} | rejected.keys())):
             # (a backend Service found taken or refused just now: no route to it; planned again below)
             ref = f"HTTPRoute/{plan.route['metadata']['name']}"
             with _refused_into(rejected, ref):

@@ -164,8 +164,8 @@ def test_no_route_sends_traffic_to_a_backend_service_someone_else_holds():
                 other["metadata"]["ownerReferences"][0]["name"] = taken  # InferenceDeployment seed-gpu-t4's
                 other["metadata"]["labels"][names.LABEL_INSTANCE] = taken
                 api.on("GET", f"{SERVICES}/{taken}", Reply(200, other))
-                api.routes.insert(0, lambda m, p, b: status(409, "AlreadyExists")
-                                  if m == "POST" and p.startswith(SERVICES) and b["metadata"]["name"] == taken else None)
+                api.routes.insert(0, lambda m, p, b: status(409, "AlreadyExists") if m == "POST"
+                                  and p.startswith(SERVICES) and b["metadata"]["name"] == taken else None)
             api.on("GET", routes, status(404, "NotFound"))
             api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
             Reconciler(api.kube(), state, Settings(workers=1, default_gateway="gw/shared"),
