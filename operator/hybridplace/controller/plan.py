@@ -665,7 +665,8 @@ def plan_inference_deployment(
             f"predicted p{infd.spec.slo.percentile} {worst:.4g} ms {'within' if within else 'over'} "
             f"{infd.spec.slo.describe()}", generation, now))
     old_routed = c.get_condition(conds, c.ROUTED)
-    conds = c.set_condition(conds, c.condition(c.ROUTED, *_routed(infd, decision, routing, apply), generation, now))
+    conds = c.set_condition(conds, c.condition(c.ROUTED, *_routed(infd, decision, routing, apply, old_routed),
+                                               generation, now))
     if routing.problem and (old_routed is None or routing.why_not not in str(old_routed.get("message"))):
         plan.events.append(Event("Warning", c.GATEWAY_UNAVAILABLE,
                                  f"{routing.why_not}; splits are limited to an even spread a Service carries"))
@@ -733,12 +734,15 @@ def _had_route(infd: InferenceDeployment, old_routed: dict[str, Any] | None) -> 
 
 
 def _routed(infd: InferenceDeployment, decision: Decision | None, routing: Routing,
-            apply: bool) -> tuple[str, str, str]:
+            apply: bool, old_routed: dict[str, Any] | None = None) -> tuple[str, str, str]:
     """The Routed condition: how the decision's traffic reaches its replicas (status, reason,
     message): Weighted (an HTTPRoute), EvenSpread (the Service) or SinglePool."""
     service = str(infd.metadata.name)
     limited = f"; splits are limited to an even spread: {routing.why_not}" if not routing.weighted else ""
     if decision is None or not decision.feasible:
+        if _had_route(infd, old_routed):  # still there: the message keeps saying so (_had_route reads it)
+            return c.UNKNOWN, c.NOT_PLACED, (f"HTTPRoute {route_name(infd)} on its Gateway is kept as it was "
+                                             "until there is a feasible decision: no feasible decision yet" + limited)
         return c.UNKNOWN, c.NOT_PLACED, "no feasible decision yet" + limited
     verb = "routes" if apply else "would route (mode Recommend: nothing applied)"
     if decision.routing == WEIGHTED and routing.gateway is not None:

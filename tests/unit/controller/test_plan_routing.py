@@ -185,3 +185,28 @@ def test_in_mode_recommend_no_route_is_looked_for_again_and_again():
     second = plan(infd(load={"targetRps": 120}, placement=recommend, status=first.status), pools=pools,
                   routing=GATEWAY)
     assert second.stale_route is None
+
+
+def test_a_route_applied_before_a_spell_without_a_feasible_decision_is_still_deleted_after_it():
+    """The route's existence is read from the last Routed message: a spell with no feasible
+    decision (an overload, a re-measurement) overwrote it, so the route was never deleted when
+    the Gateway was then unset, and kept sending traffic to per-pool Services deleted as stale."""
+    named = {"gateway": {"name": "shared", "namespace": "gateways"}}
+    pools = capped(cpu=2, gpu=1)
+    first = plan(infd(load={"targetRps": 120}, serving=named), pools=pools, routing=GATEWAY)
+    assert first.route is not None
+    services = {s["metadata"]["name"] for s in first.services}
+    overload = plan(infd(load={"targetRps": 100000}, serving=named, status=first.status), pools=pools,
+                    children=as_children(first), services=services, routing=GATEWAY)
+    assert not overload.decision.feasible and overload.route is None and overload.stale_route is None
+    assert cond(overload.status, c.ROUTED)["message"].startswith("HTTPRoute seed on ")  # kept, and says so
+    again = plan(infd(load={"targetRps": 100000}, serving=named, status=overload.status), pools=pools,
+                 children=as_children(first), services=services, routing=GATEWAY)
+    unset = plan(infd(load={"targetRps": 5}, status=again.status), pools=pools,
+                 children=as_children(first), services=services, routing=Routing())
+    assert unset.decision.feasible and unset.route is None
+    assert unset.stale_route == "seed"
+    # Never routed: nothing to delete, and no GET for it.
+    plain = plan(infd(load={"targetRps": 100000}), pools=pools, routing=Routing())
+    after = plan(infd(load={"targetRps": 5}, status=plain.status), pools=pools, routing=Routing())
+    assert after.stale_route is None
