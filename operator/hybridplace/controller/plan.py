@@ -568,6 +568,7 @@ def plan_inference_deployment(
     now: str,
     fingerprint: Any,
     blocked: frozenset[str] = frozenset(),
+    collected: frozenset[str] = frozenset(),
     observed: Observed | None = None,
     pool_errors: dict[str, str] | None = None,
     rejected: dict[str, str] | None = None,
@@ -584,7 +585,9 @@ def plan_inference_deployment(
     Prometheus showed of it (None: nothing observes, as without a Prometheus). `taken`: serving
     replicas other InferenceDeployments hold on each pool (a pool's room is shared). `reprofile`:
     what the re-profiling triggers read besides the profiles (reprofile.py). `routing`: whether
-    a split can be weighted (a Gateway API Gateway found) or only spread evenly (None: no gateway)."""
+    a split can be weighted (a Gateway API Gateway found) or only spread evenly (None: no gateway).
+    `blocked`: "Kind/name" of children whose names others hold; `collected`: those of them an
+    earlier InferenceDeployment of this name left, which the garbage collector is deleting."""
     observed = observed or Observed(observing=False)
     routing = routing or Routing()
     old_status = (infd.status.to_dict() if infd.status else {})
@@ -647,10 +650,15 @@ def plan_inference_deployment(
             reason, verb = c.APPLIED, "placed"
         else:
             reason, verb = c.RECOMMENDED, "recommended (mode Recommend: nothing applied)"
-        if plan.conflicts:
+        taken = sorted(set(plan.conflicts) - collected)
+        if taken:
             reason, verb = c.NAME_CONFLICT, (
-                f"not placed: {', '.join(sorted(set(plan.conflicts)))} exists and is not owned by this "
+                f"not placed: {', '.join(taken)} exists and is not owned by this "
                 "InferenceDeployment (left untouched; rename one of them). Decision")
+        elif plan.conflicts:
+            reason, verb = c.NAME_CONFLICT, (
+                f"not placed yet: {', '.join(sorted(set(plan.conflicts)))} of an earlier InferenceDeployment of "
+                "this name is being deleted by the garbage collector (tried again in a few seconds). Decision")
         if plan.rejected:
             why = "; ".join(f"{ref}: {message}" for ref, message in sorted(plan.rejected.items()))
             reason, verb = c.CHILD_REJECTED, (

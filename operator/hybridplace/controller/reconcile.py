@@ -55,6 +55,22 @@ def owned_by(obj: dict[str, Any] | None, uid: str | None) -> bool:
     return any(r.get("uid") == uid for r in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
+# A child of an earlier InferenceDeployment of the same name waits for the garbage collector:
+# tried again this soon, not after a resync period as a namesake of someone else's is.
+GC_WAIT_S = 5.0
+
+
+def earlier_incarnations(obj: dict[str, Any] | None, owner: dict[str, Any]) -> bool:
+    """Whether `obj` is controlled by an earlier InferenceDeployment of `owner`'s name (another
+    uid). That one is gone (`owner` has the name now), so the garbage collector deletes `obj`
+    shortly: `kubectl delete` then `apply`, or `replace --force`. (Deleted with
+    --cascade=orphan, it would have no such reference left.)"""
+    meta = owner["metadata"]
+    return any(r.get("controller") and r.get("kind") == "InferenceDeployment" and r.get("name") == meta.get("name")
+               and r.get("uid") != meta.get("uid") for r in ((obj or {}).get("metadata") or {}).get("ownerReferences")
+               or [])
+
+
 def _rv(body: dict[str, Any]) -> int:
     try:
         return int(body["metadata"].get("resourceVersion") or 0)
@@ -157,6 +173,7 @@ class Reconciler:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._conflicts: dict[tuple[str, str], dict[str, float]] = {}
+        self._collected: dict[tuple[str, str], set[str]] = {}
         self._conflicts_lock = threading.Lock()
         self._placing = threading.Lock()  # one InferenceDeployment at a time takes a pool's room
         self._rejected: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
@@ -385,6 +402,7 @@ class Reconciler:
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             with self._conflicts_lock:
                 self._conflicts.pop((namespace, name), None)
+                self._collected.pop((namespace, name), None)
                 self._rejected.pop((namespace, name), None)
             return
         try:
@@ -405,6 +423,7 @@ class Reconciler:
                            digest: str) -> None:
         target, source = gateway_target(infd, self.settings.default_gateway)
         routing = self.gateways.routing(target, source)
+        blocked, collected = self._blocked(namespace, name)
         plan = plan_inference_deployment(
             infd,
             pools=self.state.pool_objects(),
@@ -415,7 +434,8 @@ class Reconciler:
             settings=self.settings,
             now=now_rfc3339(),
             fingerprint=deployment_fingerprint,
-            blocked=self._blocked(namespace, name),
+            blocked=blocked,
+            collected=collected,
             observed=self.observations.get((namespace, name)) if self.observations is not None else None,
             pool_errors=self.state.pool_errors(),
             rejected=self._rejections(namespace, name),
@@ -435,6 +455,7 @@ class Reconciler:
             self.state.drop_job(namespace, job_name)
         deleted = {n for n, _ in plan.jobs_to_delete}
         conflicts: list[str] = []
+        collected: set[str] = set()  # of those, children of an earlier namesake: the collector deletes them
         rejected: dict[str, str] = {}
         for job in plan.jobs_to_create:
             # None: it exists already (the watch had not brought it yet) and was announced then.
@@ -455,7 +476,7 @@ class Reconciler:
             with _refused_into(rejected, ref):
                 if any(x.name == deployment["metadata"]["name"] for x in children.values()):
                     self.state.put_deployment(self._converge(deployment))  # ours: converge
-                elif (created := self._create_or_adopt(body, deployment)) is not None:
+                elif (created := self._create_or_adopt(body, deployment, collected)) is not None:
                     self.state.put_deployment(created)
                     crash_point("children-half-created")
                 else:
@@ -463,7 +484,7 @@ class Reconciler:
         for service in plan.services:
             ref = f"Service/{service['metadata']['name']}"
             with _refused_into(rejected, ref):
-                if (created := self._create_or_adopt(body, service)) is not None:
+                if (created := self._create_or_adopt(body, service, collected)) is not None:
                     self.state.put_service(created)
                 else:
                     conflicts.append(ref)
@@ -474,10 +495,10 @@ class Reconciler:
             # (a backend Service found taken or refused just now: no route to it; planned again below)
             ref = f"HTTPRoute/{plan.route['metadata']['name']}"
             with _refused_into(rejected, ref):
-                if not self._converge_route(body, plan.route):
+                if not self._converge_route(body, plan.route, collected):
                     conflicts.append(ref)
         if conflicts or rejected:  # plan again at once, with them left out and reported
-            self._note_conflicts(namespace, name, conflicts)
+            self._note_conflicts(namespace, name, conflicts, collected)
             self._note_rejected(namespace, name, rejected)
             self.queue.add(("infd", namespace, name))
             return
@@ -498,7 +519,8 @@ class Reconciler:
             if event.job is None:
                 self.events.post(body, event.type, event.reason, event.message)
 
-    def _converge_route(self, owner: dict[str, Any], route: dict[str, Any]) -> bool:
+    def _converge_route(self, owner: dict[str, Any], route: dict[str, Any],
+                        collected: set[str] | None = None) -> bool:
         """Create the split's HTTPRoute, or put its parents and weights right (one GET: a route
         is only wanted while a split lasts, so it is not watched). False when the name is taken
         by an HTTPRoute that is not ours (left untouched). A 404 (the Gateway API CRDs went
@@ -507,12 +529,14 @@ class Reconciler:
         try:
             found = self.kube.get("HTTPRoute", meta["namespace"], meta["name"])
             if found is None:
-                return self._create_or_adopt(owner, route) is not None
+                return self._create_or_adopt(owner, route, collected) is not None
         except ApiError as err:
             if err.status == 404:
                 self.gateways.forget()
             raise
         if not owned_by(found, owner["metadata"].get("uid")):
+            if collected is not None and earlier_incarnations(found, owner):
+                collected.add(f"HTTPRoute/{meta['name']}")
             return False
         if route_backends(found) != route_backends(route):
             self.kube.apply(route)  # weights follow the decision
@@ -534,9 +558,11 @@ class Reconciler:
         return {**self.kube.merge_patch("Deployment", meta["namespace"], meta["name"],
                                         template_replacement(deployment, applied)), "kind": "Deployment"}
 
-    def _create_or_adopt(self, owner: dict[str, Any], obj: dict[str, Any]) -> dict[str, Any] | None:
+    def _create_or_adopt(self, owner: dict[str, Any], obj: dict[str, Any],
+                         collected: set[str] | None = None) -> dict[str, Any] | None:
         """Create a child; if its name is taken, the existing object when it is ours, else None
-        (it is someone else's and stays untouched)."""
+        (it is someone else's and stays untouched; "Kind/name" added to `collected` when it is
+        an earlier namesake's, which the garbage collector is about to delete)."""
         created = self.kube.create(obj)
         if created is not None:
             return created
@@ -544,6 +570,8 @@ class Reconciler:
         found = self.kube.get(obj["kind"], meta["namespace"], meta["name"])
         if owned_by(found, owner["metadata"].get("uid")):
             return {**found, "kind": obj["kind"]}
+        if collected is not None and earlier_incarnations(found, owner):
+            collected.add(f"{obj['kind']}/{meta['name']}")
         return None
 
     def _note_rejected(self, namespace: str, name: str, refused: dict[str, str]) -> None:
@@ -564,21 +592,30 @@ class Reconciler:
                 del found[ref]
             return {ref: message for ref, (_, message) in found.items()}
 
-    def _note_conflicts(self, namespace: str, name: str, refs: list[str]) -> None:
+    def _note_conflicts(self, namespace: str, name: str, refs: list[str], collected: set[str]) -> None:
+        """Names taken: left out until the next resync period, or for GC_WAIT_S when the garbage
+        collector is deleting them (an earlier namesake's), then tried again."""
         if not refs:
             return
-        until = time.monotonic() + self.settings.resync_seconds
+        now = time.monotonic()
         with self._conflicts_lock:
-            self._conflicts.setdefault((namespace, name), {}).update({ref: until for ref in refs})
+            self._conflicts.setdefault((namespace, name), {}).update(
+                {ref: now + (GC_WAIT_S if ref in collected else self.settings.resync_seconds) for ref in refs})
+            self._collected.setdefault((namespace, name), set()).update(collected)
+        if collected:
+            self.queue.add_after(("infd", namespace, name), GC_WAIT_S + 0.5)
 
-    def _blocked(self, namespace: str, name: str) -> frozenset[str]:
-        """Names found taken by others; forgotten after a resync period, then tried again."""
+    def _blocked(self, namespace: str, name: str) -> tuple[frozenset[str], frozenset[str]]:
+        """Names found taken by others, and of those the ones the garbage collector is deleting;
+        forgotten after a resync period (GC_WAIT_S for the latter), then tried again."""
         now = time.monotonic()
         with self._conflicts_lock:
             found = self._conflicts.get((namespace, name), {})
+            collected = self._collected.setdefault((namespace, name), set())
             for ref in [r for r, until in found.items() if until < now]:
                 del found[ref]
-            return frozenset(found)
+                collected.discard(ref)
+            return frozenset(found), frozenset(collected)
 
     def _report_invalid(self, body: dict[str, Any], err: InvalidObject) -> None:
         """An object the API server let through but the operator cannot use (for example an

@@ -176,3 +176,46 @@ def test_no_route_sends_traffic_to_a_backend_service_someone_else_holds():
     api = run(foreign=True)
     assert [b["metadata"]["name"] for b in api.calls("POST", SERVICES)].count(taken) == 1
     assert not api.calls("POST", routes) and not api.calls("PATCH", routes)
+
+
+def test_a_child_of_an_earlier_namesake_is_waited_for_not_blocked_for_a_resync_period(monkeypatch):
+    """`kubectl delete infd seed` then `apply` (or `replace --force`): the old Service, owned by
+    the old uid, is there until the garbage collector deletes it a moment later. It was taken for
+    someone else's and left out for a resync period (300 s): no Service for the new object, and
+    a false NameConflict. Now it is tried again after GC_WAIT_S, and the message says why."""
+    from hybridplace.controller import reconcile as r
+
+    clock = [1000.0]
+    monkeypatch.setattr(r.time, "monotonic", lambda: clock[0])
+    old = service("seed", "old-uid", "s1")
+    state, body = seed_state()
+    with MockApi() as api:
+        echo_created_deployments(api)
+        api.on("POST", SERVICES, status(409, "AlreadyExists"), Reply(201, service("seed", "new-uid", "s2")))
+        api.on("GET", f"{SERVICES}/seed", Reply(200, old))
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+        queue = WorkQueue()
+        rec = Reconciler(api.kube(), state, Settings(workers=1), queue)
+        rec.reconcile_inference_deployment("ns", "seed")
+        assert rec._blocked("ns", "seed") == ({"Service/seed"}, {"Service/seed"})
+        rec.reconcile_inference_deployment("ns", "seed")  # queued again at once: planned with it left out
+        placed = c.get_condition(api.calls("PATCH", "/apis/hybridplace.io")[-1]["status"]["conditions"], c.PLACED)
+        assert placed["reason"] == c.NAME_CONFLICT and "garbage collector" in placed["message"]
+        assert "rename one of them" not in placed["message"]
+        clock[0] += r.GC_WAIT_S + 1  # the collector deleted it meanwhile
+        rec.reconcile_inference_deployment("ns", "seed")
+        assert len(api.calls("POST", SERVICES)) == 2  # tried again, and created
+        assert rec._blocked("ns", "seed") == (set(), set())
+    # A namesake nobody owns (deleted with --cascade=orphan, or made by hand) stays blocked a resync period.
+    orphan = service("seed", "old-uid", "s1")
+    orphan["metadata"]["ownerReferences"] = []
+    state, body = seed_state()
+    with MockApi() as api:
+        echo_created_deployments(api)
+        api.on("POST", SERVICES, status(409, "AlreadyExists"))
+        api.on("GET", f"{SERVICES}/seed", Reply(200, orphan))
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+        rec = Reconciler(api.kube(), state, Settings(workers=1), WorkQueue())
+        rec.reconcile_inference_deployment("ns", "seed")
+        clock[0] += r.GC_WAIT_S + 1
+        assert rec._blocked("ns", "seed") == ({"Service/seed"}, set())

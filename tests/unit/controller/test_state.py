@@ -140,9 +140,9 @@ def test_the_reconciler_forgets_the_conflicts_of_a_deleted_inference_deployment(
     from hybridplace.controller.workqueue import WorkQueue
 
     rec = Reconciler(None, ClusterState(), Settings(workers=1), WorkQueue())
-    rec._note_conflicts("ns", "web", ["Service/web"])
+    rec._note_conflicts("ns", "web", ["Service/web"], set())
     rec._note_rejected("ns", "web", {"Deployment/web-cpu": "422 Invalid"})
-    rec._note_conflicts("ns", "other", [])
-    assert rec._blocked("ns", "web") == {"Service/web"}
+    rec._note_conflicts("ns", "other", [], set())
+    assert rec._blocked("ns", "web") == ({"Service/web"}, set())
     rec.reconcile_inference_deployment("ns", "web")  # it is gone from the cache: deleted
-    assert not rec._conflicts and not rec._rejected
+    assert not rec._conflicts and not rec._rejected and not rec._collected
