@@ -12,6 +12,7 @@ into one execution (dynamic batching, up to ``max_batch_size``), exactly as it w
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -498,8 +499,60 @@ def _connection_lost(exc: BaseException) -> bool:
     return False
 
 
+# What the model refuses, as Triton answers it: HTTP 4xx (invalid argument, unknown model or
+# tensor), gRPC INVALID_ARGUMENT and the like. 408 and 429 (time-out, queue full) are the server's.
+REFUSED_HTTP_EXCLUDED = (408, 429)
+REFUSED_GRPC = ("INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION", "OUT_OF_RANGE")
+
+
+def _request_status(exc: BaseException) -> str | None:
+    """The status a failed request carries: an HTTP status ("503") or a gRPC code name
+    ("INVALID_ARGUMENT"); None for anything else (a socket error, a timeout, a bug)."""
+    code = getattr(exc, "code", None)
+    if callable(code):  # grpc.RpcError, from the gRPC stub the measurement calls
+        try:
+            return getattr(code(), "name", None)
+        except Exception:
+            return None
+    status = getattr(exc, "status", None)
+    if callable(status):  # tritonclient's InferenceServerException: "400" or "StatusCode.INVALID_ARGUMENT"
+        value = status()
+        return str(value).removeprefix("StatusCode.") if value is not None else None
+    match = re.match(r"HTTP (\d{3}): ", str(exc))  # KeepAliveConnection.roundtrip
+    return match.group(1) if match else None
+
+
+def _refused_by_model(exc: BaseException) -> bool:
+    """Whether ``exc`` is a request the model refuses (its fault: retrying cannot mend it)."""
+    status = _request_status(exc)
+    if status is None:
+        return False
+    if status.isdigit():
+        return 400 <= int(status) < 500 and int(status) not in REFUSED_HTTP_EXCLUDED
+    return status in REFUSED_GRPC
+
+
+def _error_text(exc: BaseException) -> str:
+    """One line about a failed request: a gRPC error's code and details, not its repr."""
+    details = getattr(exc, "details", None)
+    if callable(getattr(exc, "code", None)) and callable(details):
+        try:
+            return f"{_request_status(exc)}: {details()}"
+        except Exception:
+            pass
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def _server_error(exc: Exception, batch: int, server: TritonProcess, wait_s: float = SERVER_EXIT_WAIT_S) -> WorkerError:
-    text = str(exc)
+    """The WorkerError for a request that failed during batch size ``batch``.
+
+    ``InputMismatch`` (not retried by the operator's Job) only for a request the model refuses
+    (:func:`_refused_by_model`); ``OutOfMemory`` for one that ran out of memory; anything else
+    (the server exited, a lost connection, HTTP 5xx, 408 or 429, gRPC INTERNAL, UNAVAILABLE,
+    DEADLINE_EXCEEDED or UNKNOWN, a python-backend stub that died, a timeout) is the server's
+    failure: ``ServerStartFailed``, which the Job retries."""
+    text = _error_text(exc)
     # A killed server's connections break at once, but its exit is seen only once it is reaped:
     # give a lost connection a moment before calling it the model's fault.
     if not server.exited and _connection_lost(exc):
@@ -518,4 +571,13 @@ def _server_error(exc: Exception, batch: int, server: TritonProcess, wait_s: flo
             f"tritonserver stopped answering during batch size {batch} ({text[:200]}); last log lines:\n"
             f"{server.log_tail()}",
         )
-    return WorkerError(Reason.INPUT_MISMATCH, f"tritonserver rejected batch size {batch}: {text[:300]}")
+    if _refused_by_model(exc):
+        return WorkerError(Reason.INPUT_MISMATCH, f"tritonserver rejected batch size {batch}: {text[:300]}")
+    if isinstance(exc, TimeoutError):
+        what = f"did not answer in time during batch size {batch}"
+    else:
+        what = f"failed a request of batch size {batch}"
+    return WorkerError(
+        Reason.SERVER_START_FAILED,
+        f"tritonserver {what} ({text[:300]}); last log lines:\n{server.log_tail()}",
+    )
