@@ -9,7 +9,8 @@ addresses in 127.0.0.0/8 (the local cluster's pods), and is bounded in rate, tim
 in flight. It prints the achieved rate, p50/p95/p99 latency as the client saw it, and the errors.
 
 Exit codes: 0 done (with or without errors), 1 the API server or every request failed, 2 bad
-input (flags, no such InferenceDeployment, no Ready pod, a pod outside the loopback range).
+input (flags, no such InferenceDeployment, no Ready pod, a pod outside the loopback range, model
+metadata that cannot be read or is malformed).
 """
 
 from __future__ import annotations
@@ -114,8 +115,47 @@ _TRITON_DTYPES = {"FP32": 0.0, "FP16": 0.0, "BF16": 0.0, "FP64": 0.0, "INT64": 0
                   "UINT8": 0, "BOOL": False}
 
 
+def checked_metadata(metadata: Any, where: str) -> dict[str, Any]:
+    """``metadata`` (/v2/models/<m>, read from ``where``) as :func:`infer_body` needs it: an
+    object whose "inputs" is a list of objects with a string "name" and "datatype" and a list of
+    integers "shape"; UsageError, naming ``where`` and what is missing, otherwise."""
+
+    def malformed(what: str) -> UsageError:
+        return UsageError(f"the model metadata from {where} is malformed: {what}")
+
+    if not isinstance(metadata, dict):
+        raise malformed(f"expected a JSON object, got a {_json_type(metadata)}")
+    inputs = metadata.get("inputs")
+    if not isinstance(inputs, list):
+        said = metadata.get("error")
+        raise malformed('no "inputs" list' + (f" (it says: {' '.join(str(said).split())[:200]})" if said else ""))
+    for i, spec in enumerate(inputs):
+        if not isinstance(spec, dict):
+            raise malformed(f"input {i} is not a JSON object")
+        label = spec["name"] if isinstance(spec.get("name"), str) else i
+        missing = [key for key in ("name", "datatype", "shape") if key not in spec]
+        if missing:
+            raise malformed(f"input {label} has no " + ", ".join(f'"{key}"' for key in missing))
+        if not isinstance(spec["name"], str):
+            raise malformed(f'input {i}: "name" is not a string')
+        if not isinstance(spec["datatype"], str):
+            raise malformed(f'input {label}: "datatype" is not a string')
+        shape = spec["shape"]
+        if not isinstance(shape, list) or not all(type(d) is int and d >= -1 for d in shape):
+            raise malformed(f'input {label}: "shape" is not a list of integers (got {json.dumps(shape)[:100]})')
+    return metadata
+
+
+def _json_type(value: Any) -> str:
+    for kind, name in ((list, "list"), (str, "string"), (bool, "boolean"), (int, "number"), (float, "number")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
 def infer_body(metadata: dict[str, Any], batch: int) -> dict[str, Any]:
-    """A KServe v2 JSON request of zeros for every input of ``metadata`` (/v2/models/<m>)."""
+    """A KServe v2 JSON request of zeros for every input of ``metadata`` (/v2/models/<m>),
+    as :func:`checked_metadata` passes it."""
     inputs = []
     for spec in metadata.get("inputs") or []:
         dtype = spec["datatype"]
@@ -159,11 +199,14 @@ class LoadResult:
     p99_ms: float | None = None
     error_kinds: dict[str, int] = field(default_factory=dict)
     by_pod: dict[str, int] = field(default_factory=dict)
+    refresh_failures: dict[str, int] = field(default_factory=dict)  # failed re-lists of the pods, by kind
 
 
 def summarize(asked_rps: float, seconds: float, latencies_ms: list[float], errors: Counter, dropped: int,
-              send_window_s: float, by_pod: Counter) -> LoadResult:
-    """The run's figures. The achieved rate is requests sent over the sending window."""
+              send_window_s: float, by_pod: Counter, refresh_failures: Counter | None = None) -> LoadResult:
+    """The run's figures. The achieved rate is requests sent over the sending window. ``errors``
+    are failed requests; ``refresh_failures`` (failed re-lists of the pods) are not requests and
+    count in none of sent, errors or the rate."""
     lat = sorted(latencies_ms)
     sent = len(lat) + sum(errors.values())
     return LoadResult(
@@ -171,7 +214,7 @@ def summarize(asked_rps: float, seconds: float, latencies_ms: list[float], error
         dropped=dropped, elapsed_s=round(send_window_s, 3),
         achieved_rps=round(sent / send_window_s, 3) if send_window_s > 0 else 0.0,
         p50_ms=percentile(lat, 0.50), p95_ms=percentile(lat, 0.95), p99_ms=percentile(lat, 0.99),
-        error_kinds=dict(errors), by_pod=dict(by_pod),
+        error_kinds=dict(errors), by_pod=dict(by_pod), refresh_failures=dict(refresh_failures or {}),
     )
 
 
@@ -180,18 +223,22 @@ def summarize(asked_rps: float, seconds: float, latencies_ms: list[float], error
 
 async def drive(targets: list[tuple[str, int]], body: dict[str, Any], arrivals: list[float], *, rng: random.Random,
                 max_in_flight: int, timeout_s: float, refresh=None, refresh_s: float = 0.0,
-                ) -> tuple[list[float], Counter, int, float, Counter]:
+                ) -> tuple[list[float], Counter, int, float, Counter, Counter]:
     """Send one request per arrival offset, each to a random target; wait for all answers.
+
+    Returns (latencies in ms, failed requests by kind, dropped arrivals, the sending window in s,
+    answers by pod IP, failed re-lists by exception type).
 
     ``refresh()`` (blocking; run in a thread every ``refresh_s``) gives the current targets: the
     list is replaced when it answers with a non-empty one, and kept as it is when it fails or
-    finds no Ready pod (a failed re-list is counted in the errors as ``refresh ...``)."""
+    finds no Ready pod. A failed re-list is counted in the last Counter, not in the requests'."""
     import aiohttp
 
     targets = list(targets)
 
     latencies: list[float] = []
     errors: Counter = Counter()
+    refresh_failures: Counter = Counter()
     by_pod: Counter = Counter()
     dropped = 0
     in_flight = 0
@@ -228,7 +275,7 @@ async def drive(targets: list[tuple[str, int]], body: dict[str, Any], arrivals: 
                 try:
                     found = await asyncio.to_thread(refresh)
                 except Exception as err:  # noqa: BLE001 - the run goes on with the targets it has
-                    errors[f"refresh {type(err).__name__}"] += 1
+                    refresh_failures[type(err).__name__] += 1
                     continue
                 if found:
                     targets = list(found)
@@ -251,18 +298,20 @@ async def drive(targets: list[tuple[str, int]], body: dict[str, Any], arrivals: 
         if refreshing is not None:
             refreshing.cancel()
         await asyncio.gather(*tasks)
-    return latencies, errors, dropped, window, by_pod
+    return latencies, errors, dropped, window, by_pod, refresh_failures
 
 
 def model_metadata(ip: str, port: int, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The model's metadata from the pod at ``ip``:``port``, checked (:func:`checked_metadata`)."""
     import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(f"http://{ip}:{port}/v2/models/{MODEL_NAME}", timeout=timeout_s) as r:
-            return json.loads(r.read())
+            metadata = json.loads(r.read())
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot read the model's metadata from {ip}:{port}: {err}") from None
+    return checked_metadata(metadata, f"the pod at {ip}:{port}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -303,10 +352,11 @@ def run(args: argparse.Namespace) -> int:
         body = infer_body(model_metadata(*targets[0]), args.batch)
         rng = random.Random(args.seed)
         arrivals = poisson_arrivals(args.rps, args.seconds, rng)
-        latencies, errors, dropped, window, by_pod = asyncio.run(
+        latencies, errors, dropped, window, by_pod, refresh_failures = asyncio.run(
             drive(targets, body, arrivals, rng=rng, max_in_flight=args.max_in_flight, timeout_s=args.timeout,
                   refresh=lambda: serving_targets(list_pods()), refresh_s=args.refresh_seconds))
-    result = summarize(args.rps, args.seconds, latencies, errors, dropped, max(window, args.seconds), by_pod)
+    result = summarize(args.rps, args.seconds, latencies, errors, dropped, max(window, args.seconds), by_pod,
+                       refresh_failures)
     if args.output == "json":
         print(json.dumps(asdict(result)))
     else:
@@ -326,4 +376,8 @@ def format_result(what: str, pods: int, r: LoadResult) -> str:
     ]
     if r.error_kinds:
         lines.append("  errors: " + ", ".join(f"{k} x{v}" for k, v in sorted(r.error_kinds.items())))
+    if r.refresh_failures:
+        lines.append("  pod re-list failures (not requests): "
+                     + ", ".join(f"{k} x{v}" for k, v in sorted(r.refresh_failures.items()))
+                     + "; the pods known were kept")
     return "\n".join(lines)
