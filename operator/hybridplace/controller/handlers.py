@@ -115,7 +115,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if ours.prometheus_url:
         OPERATOR.observer = ObservationLoop(
             PrometheusObserver(ours.prometheus_url).observe_all, observations, lambda: dict(OPERATOR.state.infds),
-            lambda key: OPERATOR.queue.add(("infd", *key)))
+            lambda key: OPERATOR.queue.add(("infd", *key)), metrics=metrics)
         OPERATOR.observer.start()
     log.info("hybridplace operator started with %d reconcile workers; Prometheus: %s", ours.workers,
              ours.prometheus_url or "none (scaling mode Operator behaves as Off)")
@@ -157,6 +157,9 @@ def background_work_alive(**_: Any) -> str:
     problems = OPERATOR.reconciler.health(settings_or_env().stall_seconds)
     if OPERATOR.observer is not None and not OPERATOR.observer.alive:
         problems.append("the observation thread (Prometheus) is dead")
+    elif OPERATOR.observer is not None and OPERATOR.observer.stalled(settings_or_env().stall_seconds):
+        problems.append(f"the observation thread (Prometheus) has not finished a tick for over "
+                        f"{settings_or_env().stall_seconds:g} s past its time")
     if problems:
         raise kopf.PermanentError("; ".join(problems))
     return "ok"

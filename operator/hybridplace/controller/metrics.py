@@ -5,7 +5,7 @@ and several operators in one process do not mix):
 
 - **Counters and histograms of what the operator does**, updated as it happens: reconciles by
   kind, their duration and errors; the work queue's wait; API calls by verb, resource and
-  result; benchmark Jobs' durations.
+  result; benchmark Jobs' durations; the observation loop's ticks, their failures and duration.
 - **Gauges of what the operator knows**, computed at scrape time from its in-memory state
   (`StateCollector`): the work queue's depth, Events dropped, benchmark Jobs by state, profile
   ages, and per InferenceDeployment its decision (cost per hour and per million inferences,
@@ -47,6 +47,8 @@ JOB_STATES = ("running", "finished", "succeeded", "failed")
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300)
 BENCHMARK_BUCKETS = (5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+# An observation tick's queries: milliseconds, up to the tick's budget (observe.TICK_BUDGET_S).
+OBSERVE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5)
 
 
 class Metrics:
@@ -69,6 +71,13 @@ class Metrics:
         self.benchmark_seconds = Histogram(f"{PREFIX}_benchmark_duration_seconds", "Benchmark Jobs from start "
                                            "to finish, seconds, by result (succeeded or failed)", ["result"],
                                            buckets=BENCHMARK_BUCKETS, registry=r)
+        self.observe_ticks = Counter(f"{PREFIX}_observe_ticks", "Ticks of the observation loop that queried "
+                                     "Prometheus (some deployment's interval had come)", registry=r)
+        self.observe_errors = Counter(f"{PREFIX}_observe_errors", "Observation ticks that failed: a query "
+                                      "failed or was skipped (every deployment observed as unknown), or the "
+                                      "tick raised", registry=r)
+        self.observe_seconds = Histogram(f"{PREFIX}_observe_duration_seconds", "Time one observation tick's "
+                                         "queries took, seconds", buckets=OBSERVE_BUCKETS, registry=r)
         for kind in RECONCILE_KINDS:  # present from the start: rate() needs a first sample
             self.reconciles.labels(kind)
             self.reconcile_errors.labels(kind)
@@ -79,6 +88,13 @@ class Metrics:
         self.reconcile_seconds.labels(kind).observe(seconds)
         if failed:
             self.reconcile_errors.labels(kind).inc()
+
+    def observed(self, seconds: float, failed: bool) -> None:
+        """One observation tick that queried Prometheus."""
+        self.observe_ticks.inc()
+        self.observe_seconds.observe(seconds)
+        if failed:
+            self.observe_errors.inc()
 
     def api_call(self, verb: str, resource: str, status: int) -> None:
         """One API call; `status` 0 when no answer came."""

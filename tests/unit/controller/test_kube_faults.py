@@ -356,3 +356,35 @@ def test_a_name_is_one_path_segment_whatever_it_holds():
     assert method == "GET"
     assert path == ("/apis/gateway.networking.k8s.io/v1/namespaces/ns/gateways/"
                     "..%2F..%2F..%2Fapi%2Fv1%2Fnamespaces%2Fkube-system%2Fservices%2Fkube-dns")
+
+
+def test_the_probe_fails_when_the_observation_thread_is_stuck_in_a_tick():
+    """A Prometheus that holds the one observation thread (before its queries were bounded, a
+    Retry-After of an hour did) left every deployment unobserved while the probe said ok."""
+
+    class StuckLoop:
+        alive = True
+
+        def __init__(self):
+            self.overdue = 0.0
+
+        def stalled(self, max_s):
+            return self.overdue > max_s
+
+    with MockApi() as api:
+        rec = reconciler(api)
+        rec.start()
+        loop = StuckLoop()
+        try:
+            handlers.OPERATOR.reconciler = rec
+            handlers.OPERATOR.settings = Settings()
+            handlers.OPERATOR.observer = loop
+            assert handlers.background_work_alive() == "ok"
+            loop.overdue = Settings().stall_seconds + 1
+            with pytest.raises(kopf.PermanentError, match="observation thread .* has not finished a tick"):
+                handlers.background_work_alive()
+        finally:
+            handlers.OPERATOR.reconciler = None
+            handlers.OPERATOR.settings = None
+            handlers.OPERATOR.observer = None
+            rec.stop()

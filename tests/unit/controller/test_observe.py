@@ -30,7 +30,7 @@ class FakePrometheus:
         self.fail = fail
         self.asked = []
 
-    def custom_query(self, promql):
+    def custom_query(self, promql, timeout=None):
         self.asked.append(promql)
         if self.fail is not None:
             raise self.fail
