@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -537,12 +538,23 @@ class ClusterState:
         with self._lock:
             return list(self.nodes.values())
 
+    def _placed(self) -> Iterator[tuple[NsName, str, int]]:
+        """(InferenceDeployment, pool, replicas) of each serving Deployment an existing
+        InferenceDeployment controls (same uid); a Deployment only labelled like one (anyone
+        who may create Deployments can label one) holds no room. Called under the lock."""
+        for key, pool, replicas in self._child_keys.values():
+            infd = self.infds.get(key)
+            entry = self._children.get(key, {}).get(pool)
+            if infd is not None and entry is not None and entry[1] is not None \
+                    and entry[1] == infd["metadata"].get("uid"):
+                yield key, pool, replicas
+
     def replicas_taken(self, namespace: str, name: str) -> dict[str, int]:
         """Serving replicas the *other* InferenceDeployments hold, by pool: the room on a pool
         is shared, and this one may use what is free plus its own."""
         taken: dict[str, int] = {}
         with self._lock:
-            for key, pool, replicas in self._child_keys.values():
+            for key, pool, replicas in self._placed():
                 if key != (namespace, name):
                     taken[pool] = taken.get(pool, 0) + replicas
         return taken
@@ -550,4 +562,4 @@ class ClusterState:
     def replicas_on(self, pool: str) -> int:
         """Serving replicas hybridplace placed on `pool`, over all InferenceDeployments."""
         with self._lock:
-            return sum(r for _, p, r in self._child_keys.values() if p == pool)
+            return sum(r for _, p, r in self._placed() if p == pool)

@@ -357,13 +357,28 @@ def test_the_state_counts_the_replicas_other_deployments_hold_per_pool():
     from hybridplace.controller.state import ClusterState
 
     state = ClusterState()
-    for instance, pool, replicas in (("a", "cpu-standard", 2), ("b", "cpu-standard", 3), ("b", "gpu-t4", 1)):
-        state.put_deployment({"metadata": {"name": f"{instance}-{pool}", "namespace": "ns", "resourceVersion": "1",
-                                           "labels": {names.LABEL_INSTANCE: instance, names.LABEL_POOL: pool}},
+    for instance in ("a", "b"):
+        body = copy.deepcopy(SEED)
+        body["metadata"].update(name=instance, namespace="ns", uid=f"uid-{instance}", resourceVersion="1")
+        state.put_infd(body)
+
+    def deployment(instance, pool, replicas, namespace="ns", owner=True):
+        refs = [{"kind": "InferenceDeployment", "name": instance, "uid": f"uid-{instance}", "controller": True}]
+        state.put_deployment({"metadata": {"name": f"{instance}-{pool}", "namespace": namespace, "resourceVersion": "1",
+                                           "labels": {names.LABEL_INSTANCE: instance, names.LABEL_POOL: pool},
+                                           "ownerReferences": refs if owner else []},
                               "spec": {"replicas": replicas}})
+
+    for instance, pool, replicas in (("a", "cpu-standard", 2), ("b", "cpu-standard", 3), ("b", "gpu-t4", 1)):
+        deployment(instance, pool, replicas)
+    # Only labelled like the operator's, in another namespace (no owner there) or without an owner:
+    # anyone who may create a Deployment could otherwise fill every pool for everyone.
+    deployment("x", "gpu-t4", 1000, namespace="mallory")
+    deployment("y", "gpu-t4", 1000, owner=False)
     assert state.replicas_taken("ns", "a") == {"cpu-standard": 3, "gpu-t4": 1}
     assert state.replicas_taken("ns", "b") == {"cpu-standard": 2}
     assert state.replicas_taken("other", "a") == {"cpu-standard": 5, "gpu-t4": 1}
+    assert state.replicas_on("gpu-t4") == 1
     state.drop_deployment("ns", "b-cpu-standard")
     assert state.replicas_taken("ns", "a") == {"gpu-t4": 1}
 
