@@ -18,6 +18,10 @@ from ..api.quantity import is_quantity, parse_quantity
 from ..builders import names
 
 
+# The pod template's labels the operator sets (builders/serving.py).
+TEMPLATE_LABELS = (names.LABEL_MANAGED_BY, names.LABEL_COMPONENT, names.LABEL_INSTANCE, names.LABEL_POOL)
+
+
 def _quantities(resources: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for section in ("requests", "limits"):
@@ -39,7 +43,7 @@ def _volume(volume: dict[str, Any]) -> dict[str, Any]:
 def template_replacement(desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
     """A JSON merge patch that makes `live`'s pod template what `desired` says where server-side
     apply cannot: apply never removes what another field manager added (a hand-added volume,
-    container or pod securityContext field), while a merge patch replaces lists whole and a null
+    container, pod securityContext field or node selector key), while a merge patch replaces lists whole and a null
     removes a key."""
     want = desired["spec"]["template"]["spec"]
     have = ((live.get("spec") or {}).get("template") or {}).get("spec") or {}
@@ -48,10 +52,11 @@ def template_replacement(desired: dict[str, Any], live: dict[str, Any]) -> dict[
                                                        "automountServiceAccountToken")}
     patch["initContainers"] = want.get("initContainers")  # None removes hand-added ones
     patch["serviceAccount"] = None  # the deprecated alias of serviceAccountName
-    context = dict(want.get("securityContext") or {})
-    for key in (have.get("securityContext") or {}):
-        context.setdefault(key, None)
-    patch["securityContext"] = context
+    for section in ("securityContext", "nodeSelector"):  # maps: a null removes a hand-added key
+        value = dict(want.get(section) or {})
+        for key in (have.get(section) or {}):
+            value.setdefault(key, None)
+        patch[section] = value
     return {"spec": {"template": {"spec": patch}}}
 
 
@@ -72,7 +77,9 @@ def deployment_fingerprint(deployment: dict[str, Any]) -> str:
     owned = {
         "replicas": spec.get("replicas", 1),
         "selector": (spec.get("selector") or {}).get("matchLabels"),
-        "labels": {k: v for k, v in labels.items() if k.startswith(("hybridplace.io/", "app.kubernetes.io/"))},
+        # The labels the operator sets, not others with its prefixes: apply never removes a
+        # label another manager added, so such a label would look like drift forever.
+        "labels": {k: labels.get(k) for k in TEMPLATE_LABELS},
         "digest": ((deployment.get("metadata") or {}).get("annotations") or {}).get(names.ANNOTATION_DIGEST),
         "nodeSelector": pod.get("nodeSelector") or {},
         "tolerations": pod.get("tolerations") or [],

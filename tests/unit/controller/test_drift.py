@@ -72,6 +72,9 @@ EDITS = {
     "env": lambda p: p["containers"][0].setdefault("env", []).append({"name": "X", "value": "1"}),
     "sidecar": lambda p: p["containers"].append({"name": "miner", "image": "evil"}),
     "init": lambda p: p.setdefault("initContainers", []).append({"name": "init", "image": "evil"}),
+    # A node selector key added by hand moves the pods: server-side apply keeps what another
+    # manager added to a map, so only the merge patch can take it out again.
+    "nodeSelector": lambda p: p.setdefault("nodeSelector", {}).update({"topology.kubernetes.io/zone": "a"}),
 }
 
 
@@ -93,8 +96,8 @@ def test_the_template_replacement_undoes_the_edit(edit):
     patch = template_replacement(desired(), live)["spec"]["template"]["spec"]
     merged = copy.deepcopy(live)
     for key, value in patch.items():  # JSON merge patch, one level deep and then securityContext
-        if key == "securityContext":
-            ctx = pod(merged).setdefault("securityContext", {})
+        if key in ("securityContext", "nodeSelector"):
+            ctx = pod(merged).setdefault(key, {})
             for k, v in value.items():
                 ctx.pop(k, None) if v is None else ctx.__setitem__(k, v)
         elif value is None:
@@ -102,6 +105,21 @@ def test_the_template_replacement_undoes_the_edit(edit):
         else:
             pod(merged)[key] = value
     assert deployment_fingerprint(merged) == deployment_fingerprint(desired())
+
+
+def test_a_label_added_by_hand_to_the_pod_template_is_not_drift_and_one_of_ours_removed_is():
+    """Server-side apply never removes a label another manager added: counting one (say
+    app.kubernetes.io/part-of) as drift re-applied the Deployment and warned DriftRestored on
+    every reconcile, forever. Only the labels the operator sets are compared."""
+    live = as_stored(desired())
+    live["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] = "shop"
+    live["spec"]["template"]["metadata"]["labels"]["hybridplace.io/team"] = "a"
+    assert deployment_fingerprint(live) == deployment_fingerprint(desired())
+    del live["spec"]["template"]["metadata"]["labels"][names.LABEL_POOL]
+    assert deployment_fingerprint(live) != deployment_fingerprint(desired())
+    from hybridplace.controller.fingerprint import TEMPLATE_LABELS
+
+    assert set(desired()["spec"]["template"]["metadata"]["labels"]) == set(TEMPLATE_LABELS)  # every one it sets
 
 
 def _plan(children):
