@@ -17,7 +17,6 @@ from typing import Any
 from ..api.quantity import is_quantity, parse_quantity
 from ..builders import names
 
-
 # The pod template's labels the operator sets (builders/serving.py).
 TEMPLATE_LABELS = (names.LABEL_MANAGED_BY, names.LABEL_COMPONENT, names.LABEL_INSTANCE, names.LABEL_POOL)
 
