@@ -35,6 +35,10 @@ SERVING = {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_COMPONENT: name
 BENCHMARK = {names.LABEL_MANAGED_BY: names.MANAGED_BY, names.LABEL_COMPONENT: names.COMPONENT_BENCHMARK}
 # A pool's status follows Deployments and nodes; coalesce bursts into one write.
 POOL_STATUS_DELAY = 2.0
+# Events about HardwarePools (cluster-scoped) go to `default` in every mode: the API server
+# accepts an Event whose involved object has no namespace only there (in namespaced mode the
+# chart grants a Role in `default` for them; in the operator's own namespace each was refused).
+CLUSTER_EVENTS_NAMESPACE = "default"
 
 
 class Operator:
@@ -91,10 +95,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     observations = ObservationStore(observing=bool(ours.prometheus_url), window=window)
     # This replica, in its Lease and as its Events' reportingInstance (the pod's name in a pod).
     identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    # Events about HardwarePools (cluster-scoped) go to `default`, or, when the operator watches
-    # only some namespaces (namespaced RBAC), to its own namespace, where its Role may write them.
-    events_namespace = (ours.namespaces and ours.leader_election_namespace) or "default"
-    kube = Kube(client, instance=identity, metrics=metrics, events_namespace=events_namespace)
+    kube = Kube(client, instance=identity, metrics=metrics, events_namespace=CLUSTER_EVENTS_NAMESPACE)
     OPERATOR.reconciler = Reconciler(kube, OPERATOR.state, ours,
                                      OPERATOR.queue, observations, metrics=metrics)
     try:

@@ -179,14 +179,18 @@ def test_namespaced_mode_renders_roles_per_namespace_and_a_cluster_role_without_
     assert {"deployments", "jobs", "hardwarepools"} <= everywhere["ClusterRole", None]
     assert everywhere["Role", "hp-system"] == {"leases"}
     some = scopes(render(helm, "hp-system", "settings.namespaces=team-a\\, team-b\\,"))
-    assert some.keys() == {("ClusterRole", None), ("Role", "team-a"), ("Role", "team-b"), ("Role", "hp-system")}
+    assert some.keys() == {("ClusterRole", None), ("Role", "team-a"), ("Role", "team-b"), ("Role", "hp-system"),
+                           ("Role", "default")}
     assert not some["ClusterRole", None] & some["Role", "team-a"]
     moved = everywhere["ClusterRole", None] - some["ClusterRole", None]
     assert some["Role", "team-a"] == some["Role", "team-b"] == moved
-    assert some["Role", "hp-system"] == {"leases", "events"}  # Events about HardwarePools go here
+    assert some["Role", "hp-system"] == {"leases"}
+    # Events about HardwarePools: the API server takes those only in `default`.
+    assert some["Role", "default"] == {"events"}
     bindings = [d for d in render(helm, "hp-system", "settings.namespaces=team-a") if d["kind"] == "RoleBinding"]
     assert {(b["metadata"]["namespace"], b["roleRef"]["name"]) for b in bindings} == {
-        ("team-a", "hp-hybridplace"), ("hp-system", "hp-hybridplace-own")}
+        ("team-a", "hp-hybridplace"), ("hp-system", "hp-hybridplace-own"),
+        ("default", "hp-hybridplace-hp-system-events")}
     assert all(b["subjects"] == [{"kind": "ServiceAccount", "name": "hp-hybridplace", "namespace": "hp-system"}]
                for b in bindings)
 
@@ -209,9 +213,14 @@ def _apply_chart_rbac(helm, kubectl, namespace, *values) -> list[dict]:
 
 
 def _delete_cluster_scoped(kubectl, docs):
+    """What the test namespace's deletion leaves: cluster-scoped objects, and the namespaced
+    mode's Role and RoleBinding for Events in `default`."""
     for doc in docs:
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
             subprocess.run([*kubectl, "delete", doc["kind"], doc["metadata"]["name"]], capture_output=True)
+        elif doc["metadata"].get("namespace") == "default":
+            subprocess.run([*kubectl, "delete", doc["kind"], doc["metadata"]["name"], "-n", "default"],
+                           capture_output=True)
 
 
 def _service_account_kubeconfig(kubectl, kubeconfig, namespace, docs, path: Path) -> str:
@@ -251,6 +260,7 @@ def _place_seed_with(kubectl, sa_config, namespace, tmp_path, wait_until, env) -
         operator.wait(timeout=30)
     text = log.read_text()
     assert "Forbidden" not in text and " 403" not in text, text[-3000:]
+    assert "could not post event" not in text, text[-3000:]  # e.g. one about a pool, refused (422)
     deployments = json.loads(subprocess.run([*kubectl, "get", "deployments", "-n", namespace, "-o", "json"],
                                             capture_output=True, text=True, check=True).stdout)["items"]
     assert deployments and deployments[0]["metadata"]["labels"]["hybridplace.io/inferencedeployment"] == "seed"
@@ -280,7 +290,8 @@ def test_namespaced_mode_places_in_its_namespace_and_is_refused_outside(helm, cr
     assert not {r for rule in cluster_role["rules"] for r in rule["resources"]} & {
         "inferencedeployments", "deployments", "jobs", "services", "modelprofiles", "pods", "events"}
     roles = sorted((d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Role")
-    assert roles == [(namespace, "hp-hybridplace"), (namespace, "hp-hybridplace-own")]
+    assert roles == sorted([(namespace, "hp-hybridplace"), (namespace, "hp-hybridplace-own"),
+                            ("default", f"hp-hybridplace-{namespace}-events")])
     other = f"{namespace[:50]}-other"
     subprocess.run([*kubectl, "create", "namespace", other], check=True, capture_output=True)
     try:
