@@ -7,6 +7,7 @@ objects, and exactly what the builders produce. Thread-safe: worker threads shar
 from __future__ import annotations
 
 import collections
+import copy
 import json
 import logging
 import re
@@ -129,17 +130,29 @@ def load_client(kubeconfig: str | None = None, pool_size: int = 16) -> kubernete
 class Kube:
     """The few calls the reconcilers make."""
 
-    def __init__(self, client: kubernetes.client.ApiClient, timeout: tuple[float, float] = (5, 60),
-                 instance: str = "hybridplace", metrics: Any = None, events_namespace: str = "default"):
+    def __init__(self, client: kubernetes.client.ApiClient, timeout: tuple[float, float] = (5, 15),
+                 instance: str = "hybridplace", metrics: Any = None, events_namespace: str = "default",
+                 list_timeout: tuple[float, float] = (5, 60)):
         self.client = client
         # Where Events about cluster-scoped objects (HardwarePools) go: `default`, as for Nodes,
         # unless the operator may only write in its own namespaces (the chart's namespaced mode).
         self.events_namespace = events_namespace
         self.metrics = metrics  # a metrics.Metrics: every call counted by verb, resource and result
-        self.timeout = timeout  # (connect, read) seconds
+        # (connect, read) seconds. A reconcile's calls wait at most 15 s for an answer: those
+        # that place run one InferenceDeployment at a time (the shared room's lock), so one
+        # hung call holds every placement up for that long. A list of every object may take
+        # longer on a big cluster: `list_timeout`.
+        self.timeout = timeout
+        self.list_timeout = list_timeout
         self.instance = instance[:128]  # which replica posts Events (their reportingInstance)
         self._calls: collections.Counter[str] = collections.Counter()  # "METHOD kind", for the log
         self._calls_lock = threading.Lock()
+
+    def with_timeout(self, timeout: tuple[float, float]) -> Kube:
+        """The same client, counted the same way, waiting at most `timeout` (connect, read)."""
+        other = copy.copy(self)
+        other.timeout = timeout
+        return other
 
     def take_calls(self) -> collections.Counter[str]:
         """The calls counted since the last take, and a fresh count (safe while others call)."""
@@ -154,13 +167,14 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        timeout: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
         resource = _resource(path)
         with self._calls_lock:
             self._calls[f"{method} {resource}"] += 1
         status = 0
         try:
-            status, result = self._request(method, path, body, query, content_type)
+            status, result = self._request(method, path, body, query, content_type, timeout or self.timeout)
             return result
         except ApiError as err:
             status = err.status
@@ -170,7 +184,7 @@ class Kube:
                 self.metrics.api_call(method, resource, status)
 
     def _request(self, method: str, path: str, body: Any, query: list[tuple[str, str]] | None,
-                 content_type: str) -> tuple[int, dict[str, Any]]:
+                 content_type: str, timeout: tuple[float, float]) -> tuple[int, dict[str, Any]]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method, url, headers, body, _ = self.client.param_serialize(
             method, path, query_params=query or [], header_params=headers, body=body,
@@ -178,7 +192,7 @@ class Kube:
         )
         try:
             response = self.client.call_api(method, url, header_params=headers, body=body,
-                                            _request_timeout=self.timeout)
+                                            _request_timeout=timeout)
             data = response.read()
         except kubernetes.client.ApiException as err:
             raise ApiError(err.status or 0, str(err.reason or ""), str(err.body or "")[:500],
@@ -235,7 +249,8 @@ class Kube:
 
     def list(self, kind: str, namespace: str | None, label_selector: str = "") -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
-        return self.request("GET", PATHS[kind].format(ns=namespace), query=query).get("items", [])
+        return self.request("GET", PATHS[kind].format(ns=namespace), query=query,
+                            timeout=self.list_timeout).get("items", [])
 
     def list_all(self, kind: str, label_selector: str = "", namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """Every object of `kind` in every namespace (or, with `namespaces`, in those only: one
@@ -255,7 +270,7 @@ class Kube:
         items: list[dict[str, Any]] = []
         versions = []
         for path in paths:
-            found = self.request("GET", path, query=query)
+            found = self.request("GET", path, query=query, timeout=self.list_timeout)
             try:
                 versions.append(int((found.get("metadata") or {}).get("resourceVersion") or 0))
             except ValueError:

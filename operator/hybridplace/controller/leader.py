@@ -80,7 +80,11 @@ class LeaderElector:
         """`renew_deadline`: how long after the start of its last successful renewal this replica
         still acts (default two thirds of `lease_seconds`); it must lie between `renew_seconds`
         and `lease_seconds`."""
-        self.kube = kube
+        # Its calls wait at most one renew interval: a renewal that hangs for the client's own
+        # read timeout (a minute) would leave no replica reconciling for that long; given up
+        # sooner, the next renewal comes before the deadline.
+        self.kube = kube.with_timeout((min(kube.timeout[0], renew_seconds), min(kube.timeout[1], renew_seconds)))
+        self._releasing_kube = kube  # giving the Lease up, once, at stop: no renewal is due then
         self.namespace = namespace
         self.name = name
         self.identity = identity
@@ -116,9 +120,9 @@ class LeaderElector:
             self.leading.clear()
         if was_leading:
             try:
-                lease = self.kube.get("Lease", self.namespace, self.name)
+                lease = self._releasing_kube.get("Lease", self.namespace, self.name)
                 if lease is not None and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
-                    self.kube.replace({**lease, "spec": {**lease["spec"], "holderIdentity": None}})
+                    self._releasing_kube.replace({**lease, "spec": {**lease["spec"], "holderIdentity": None}})
             except ApiError as err:
                 log.warning("leader election: could not give the Lease up: %s", err)
 

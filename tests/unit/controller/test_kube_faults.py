@@ -58,6 +58,22 @@ def test_a_read_timeout_is_an_api_error():
     assert err.value.status == 0 and "Timeout" in str(err.value)
 
 
+def test_a_reconciles_call_waits_less_than_a_list_of_everything():
+    """One hung call held every placement up (they share a lock) for the minute it waited; a
+    list of every object of a big cluster may take longer, and gets it."""
+    from hybridplace.controller.kube import Kube
+
+    default = Kube(None)
+    assert default.timeout[1] <= 15 < default.list_timeout[1]
+    with MockApi() as api:
+        api.on("GET", JOBS, Reply(200, {"items": []}, hang=0.5))
+        kube = api.kube(timeout=(1.0, 0.2))
+        kube.list_timeout = (1.0, 2.0)
+        with pytest.raises(ApiError):
+            kube.get("Job", "ns", "x")
+        assert kube.list_all_versioned("Job", namespaces=("ns",)) == ([], 0)  # waited for
+
+
 def test_409_on_create_is_none_and_410_and_5xx_are_errors_with_their_status():
     with MockApi() as api:
         api.on("POST", JOBS, status(409, "AlreadyExists"))

@@ -188,3 +188,29 @@ def test_after_stop_it_never_leads_even_with_a_renewal_in_flight():
         assert not chosen.leading.is_set()
         released = [b for b in api.calls("PUT", LEASES) if b["spec"]["holderIdentity"] is None]
         assert released, api.calls("PUT", LEASES)
+
+
+def test_one_hung_renewal_costs_one_renew_interval_not_the_clients_read_timeout():
+    """The operator's Kube waits up to 60 s for an answer; a renewal that hung that long left
+    the one leader not reconciling for a minute. The elector's own calls wait at most one renew
+    interval, so the next renewal, a moment later, keeps it leading."""
+    with MockApi() as api:
+        api.on("POST", LEASES, Reply(201, lease("me", NOW)))
+        api.on("PUT", LEASES, Reply(200, {}))
+        chosen = LeaderElector(api.kube(timeout=(1.0, 30.0)), "hp", "me", clock=lambda: NOW, lease_seconds=3,
+                               renew_seconds=0.3)
+        assert chosen.kube.timeout[1] <= 0.3
+        chosen.start()
+        try:
+            assert chosen.leading.wait(5)
+            api.on("GET", LEASES, Reply(200, lease("me", NOW), hang=8), Reply(200, lease("me", NOW)))
+            time.sleep(0.5)  # the hung renewal is in flight
+            start, lapsed = time.monotonic(), 0.0
+            while time.monotonic() - start < 4:
+                if not chosen.leading.is_set():
+                    lapsed += 0.05
+                time.sleep(0.05)
+            assert lapsed < 1.0, f"not leading for {lapsed:.1f} s of 4 after one hung renewal"
+            assert len(api.calls("PUT", LEASES)) >= 2  # renewed since
+        finally:
+            chosen._stop.set()
