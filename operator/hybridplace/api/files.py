@@ -8,6 +8,7 @@ FileProblem (one line), never a traceback, a hang or gigabytes of memory.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +27,12 @@ try:
 except ImportError:  # pragma: no cover
     _CParser = None
 
-from .models import Model
+from .models import KINDS, Model
 from .validate import FieldError, InvalidObject, parse_object
 
-YAML_SUFFIXES = (".yaml", ".yml", ".json")
+YAML_SUFFIXES = (".yaml", ".yml", ".json")  # matched without regard to case (.YAML, .Yml)
+STDIN = "-"  # the path that reads standard input, as with kubectl
+STDIN_SOURCE = "<stdin>"  # how standard input is named in messages and sources
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64  # nested mappings and lists; Kubernetes objects need about 15
@@ -86,9 +89,27 @@ class _Limits(Composer):
         return size
 
 
+class _UniqueKeys(SafeConstructor):
+    """SafeConstructor that refuses a mapping with a key given twice, as kubectl does (PyYAML
+    keeps the last one silently). Keys a merge (`<<: *anchor`) brings in may be overridden."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], Any] = {}  # (tag, text) of each key: where it was
+            for key, _ in node.value:  # the mapping's own keys: merges are flattened after this
+                if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if (key.tag, key.value) in first:
+                    raise _Refused(f"key {cut(key.value, 200)!r} is given twice (first at line "
+                                   f"{first[key.tag, key.value].line + 1}); kubectl refuses this too: keep one",
+                                   key.start_mark)
+                first[key.tag, key.value] = key.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 if _CParser is not None:  # libyaml scans and parses about 10 times faster than pure Python
 
-    class _BoundedLoader(_Limits, _CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+    class _BoundedLoader(_Limits, _CParser, _UniqueKeys, Resolver):  # type: ignore[misc]
         def __init__(self, stream: str) -> None:
             _CParser.__init__(self, stream)
             SafeConstructor.__init__(self)
@@ -97,7 +118,7 @@ if _CParser is not None:  # libyaml scans and parses about 10 times faster than 
 
 else:  # pragma: no cover - PyYAML built without libyaml
 
-    class _BoundedLoader(_Limits, Reader, Scanner, Parser, SafeConstructor, Resolver):  # type: ignore[no-redef]
+    class _BoundedLoader(_Limits, Reader, Scanner, Parser, _UniqueKeys, Resolver):  # type: ignore[no-redef]
         def __init__(self, stream: str) -> None:
             Reader.__init__(self, stream)
             Scanner.__init__(self)
@@ -130,30 +151,64 @@ class Loaded:
 
 
 def _files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files to read, in order, each once: the same file given twice (or a folder and a file
+    in it, or two spellings of one path) is read the first time only. `-` is standard input."""
     found: list[Path] = []
+    seen: set[Path | str] = set()
+
+    def add(path: Path) -> None:
+        key: Path | str = STDIN if str(path) == STDIN else path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(path)
+
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES))
-        elif path.is_file():
-            found.append(path)
+        if str(raw) == STDIN:
+            add(path)
+        elif path.is_dir():
+            for p in sorted(path.rglob("*")):
+                # Regular files only: a pipe or a device (a link to /dev/stdin) is read when named.
+                if p.suffix.lower() in YAML_SUFFIXES and p.is_file():
+                    add(p)
+        elif path.exists():  # a file, or a pipe, /dev/null, a process substitution: read as a stream
+            add(path)
         else:
             raise FileProblem(f"{path}: no such file or folder")
     return found
 
 
-def _documents(path: Path) -> list[Any]:
+def _name(path: Path) -> str:
+    return STDIN_SOURCE if str(path) == STDIN else str(path)
+
+
+def _read(path: Path) -> str:
+    """The file's text, at most MAX_FILE_BYTES: a regular file's size is checked first; standard
+    input, a pipe or a device is read up to one byte past the limit."""
+    name = _name(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise FileProblem(f"{path}: {size} bytes; at most {MAX_FILE_BYTES} are read (split it into "
-                              "several files)")
-        with path.open("rb") as stream:
-            text = stream.read(MAX_FILE_BYTES + 1).decode()
+        if str(path) == STDIN:
+            stdin = sys.stdin
+            raw = stdin.buffer.read(MAX_FILE_BYTES + 1) if hasattr(stdin, "buffer") \
+                else stdin.read(MAX_FILE_BYTES + 1).encode()
+        else:
+            size = path.stat().st_size
+            if path.is_file() and size > MAX_FILE_BYTES:
+                raise FileProblem(f"{name}: {size} bytes; at most {MAX_FILE_BYTES} are read (split it into "
+                                  "several files)")
+            with path.open("rb") as stream:
+                raw = stream.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:  # a stream, or a file that grew while read
+            raise FileProblem(f"{name}: more than {MAX_FILE_BYTES} bytes; at most {MAX_FILE_BYTES} are read "
+                              "(split it into several files)")
+        return raw.decode()
     except (OSError, UnicodeDecodeError) as err:
-        raise FileProblem(cut(f"{path}: cannot read: {err}")) from None
-    if len(text) > MAX_FILE_BYTES:  # grew while read
-        raise FileProblem(f"{path}: more than {MAX_FILE_BYTES} bytes")
+        raise FileProblem(cut(f"{name}: cannot read: {err}")) from None
+
+
+def _documents(path: Path) -> list[Any]:
+    text = _read(path)
+    name = _name(path)
     docs = []
     loader = _BoundedLoader(text)
     try:
@@ -167,33 +222,59 @@ def _documents(path: Path) -> list[Any]:
         where = getattr(err, "problem_mark", None)
         line = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise FileProblem(cut(f"{path}{line}: not valid YAML: {problem}")) from None
+        raise FileProblem(cut(f"{name}{line}: not valid YAML: {problem}")) from None
     except (ValueError, TypeError, RecursionError) as err:  # a value PyYAML cannot build (an int of
         # 10,000 digits, an unhashable key); the nesting limit keeps RecursionError away, belt and braces
-        raise FileProblem(cut(f"{path}: not valid YAML: {type(err).__name__}: {err}")) from None
+        raise FileProblem(cut(f"{name}: not valid YAML: {type(err).__name__}: {err}")) from None
     finally:
         loader.dispose()
     if len(docs) > MAX_DOCUMENTS:
-        raise FileProblem(f"{path}: more than {MAX_DOCUMENTS} documents")
+        raise FileProblem(f"{name}: more than {MAX_DOCUMENTS} documents")
     return docs
 
 
+def _a(value: Any) -> str:
+    """What a YAML value is, in words: "a list", "a string", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {list: "a list", str: "a string", dict: "a mapping"}.get(type(value), f"a {type(value).__name__}")
+
+
 def load_objects(paths: Iterable[str | Path]) -> list[Loaded]:
-    """Every API object in the files and folders, validated; raises FileProblem on the first bad
-    file, listing every bad field of it."""
+    """Every API object in the files and folders (`-`: standard input), validated; raises
+    FileProblem on the first bad file, listing every bad field of it."""
     loaded: list[Loaded] = []
     for path in _files(paths):
         docs = _documents(path)
+        name = _name(path)
         for index, doc in enumerate(docs, start=1):
-            source = f"{path}#{index}" if len(docs) > 1 else str(path)
-            if isinstance(doc, dict) and str(doc.get("kind")).endswith("List") and "items" in doc:
-                items = doc.get("items") or []
+            source = f"{name}#{index}" if len(docs) > 1 else name
+            if not isinstance(doc, dict):  # named by its number even when it is the only one
+                raise FileProblem(f"{name}#{index}: expected a Kubernetes object (a mapping), not {_a(doc)}")
+            listed = str(doc.get("kind")).endswith("List") and "items" in doc
+            if listed:
+                items = doc.get("items")
+                if items is None:
+                    raise FileProblem(f"{source}: items: must be a list of objects, not null (write items: [] "
+                                      "for none)")
                 if not isinstance(items, list):
                     raise FileProblem(cut(f"{source}: items: must be a list of objects, not "
                                           f"{type(items).__name__}"))
             else:
                 items = [doc]
-            for item in items:
+            for position, item in enumerate(items):
+                where = f"{source}: items[{position}]" if listed else source
+                if not isinstance(item, dict):
+                    raise FileProblem(f"{where}: expected a Kubernetes object (a mapping), not {_a(item)}")
+                if "kind" not in item:
+                    meta = item.get("metadata")
+                    named = meta.get("name") if isinstance(meta, dict) else None
+                    raise FileProblem(cut(f"{where}: object {named if isinstance(named, str) else '<unnamed>'}: "
+                                          f"kind: required value (one of {', '.join(KINDS)})"))
                 try:
                     loaded.append(Loaded(source, parse_object(item)))
                 except InvalidObject as err:
