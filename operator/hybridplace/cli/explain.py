@@ -14,6 +14,7 @@ import json
 import sys
 from typing import Any
 
+from .. import conditions as c
 from ..api import GROUP, VERSION, builtin_digest
 from .errors import UsageError, kubeconfig_errors, unreachable
 from .render import FORMATS, render
@@ -21,6 +22,13 @@ from .render import FORMATS, render
 PLURAL = "inferencedeployments"
 EXIT_API_ERROR = 1
 EXIT_NO_DECISION = 3
+
+# Placed False while the operator waits for measurements to decide again: the decision kept
+# in status is the last one made (controller/plan.py).
+RE_DECIDING = (c.WAITING_FOR_PROFILES,)
+# Placed False with the current decision not put in place (the image, a name taken, a child the
+# API server refused): the condition's message says why.
+NOT_APPLIED = (c.IMAGE_NOT_ALLOWED, c.NAME_CONFLICT, c.CHILD_REJECTED)
 
 # The decision's fields in status.decision, copied as they are (docs/api.md).
 DECISION_FIELDS = ("feasible", "objective", "placements", "routing", "totalCostPerHour", "totalWatts",
@@ -139,7 +147,8 @@ def report_from_object(obj: dict[str, Any]) -> dict[str, Any]:
 
     The decision fields are status.decision as the operator wrote it; `message` is the Placed
     condition's (the decision's sentence); `feasible` is absent when there is no decision, and
-    `waiting` then says why. `note` flags a decision that may be out of date."""
+    `waiting` then says why. `loadRps` is the load decided at, `scaling` status.scaling as the
+    operator wrote it. `note` flags a decision that may be out of date."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -156,8 +165,14 @@ def report_from_object(obj: dict[str, Any]) -> dict[str, Any]:
         "modelDigest": digest,
         "slo": {"percentile": slo.get("percentile", 95), "latencyMs": slo.get("latencyMs")},
         "targetRps": (spec.get("load") or {}).get("targetRps"),
-        "mode": (spec.get("placement") or {}).get("mode", "Apply"),
     }
+    # The load the decision was solved for: status.scaling.loadRps (the observed load in scaling
+    # mode Operator), else the target (a status written before status.scaling existed).
+    scaling = status.get("scaling") or {}
+    out["loadRps"] = scaling["loadRps"] if scaling.get("loadRps") is not None else out["targetRps"]
+    if scaling:
+        out["scaling"] = dict(scaling)
+    out["mode"] = (spec.get("placement") or {}).get("mode", "Apply")
     decision = status.get("decision") or {}
     placed = by_type.get("Placed") or {}
     if decision:
@@ -176,8 +191,15 @@ def report_from_object(obj: dict[str, Any]) -> dict[str, Any]:
         notes.append(f"the status is for generation {observed}; the spec is at generation "
                      f"{generation} (the operator has not caught up)")
     if decision and placed.get("status") not in (None, "True") and decision.get("feasible"):
-        notes.append(f"Placed is {placed.get('status')} ({placed.get('reason')}): this is the "
-                     f"last decision made, kept while the operator re-decides")
+        reason = placed.get("reason")
+        if reason in RE_DECIDING:
+            notes.append(f"Placed is {placed.get('status')} ({reason}): this is the last decision made, "
+                         "kept while the operator re-decides")
+        elif reason in NOT_APPLIED:  # the decision is current; the message says why it is not in place
+            notes.append(f"Placed is {placed.get('status')} ({reason}): {placed.get('message') or 'not placed'}")
+        else:
+            notes.append(f"Placed is {placed.get('status')} ({reason}): {placed.get('message') or 'no message'}; "
+                         "the decision shown is the last one made")
     if notes:
         out["note"] = "; ".join(notes)
     out["generation"] = generation

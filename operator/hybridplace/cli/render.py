@@ -2,10 +2,10 @@
 SRE or as JSON/YAML for a script. `recommend` and `explain` share this, so both read the same.
 
 A report is flat and camelCase: identifying fields (name, namespace, modelDigest, slo,
-targetRps), then the decision exactly as status.decision / `Decision.to_dict()` (feasible,
-objective, placements, totalCostPerHour, totalWatts, costPerMillion, wattHoursPerMillion,
-bestAchievableLatencyMs, alternatives),
-then `message` and, where known, `profiles`, `conditions`, `decidedAt`, `generation`,
+targetRps; for explain also loadRps, the load decided at, and scaling), then the decision
+exactly as status.decision / `Decision.to_dict()` (feasible, objective, placements,
+totalCostPerHour, totalWatts, costPerMillion, wattHoursPerMillion, bestAchievableLatencyMs,
+alternatives), then `message` and, where known, `profiles`, `conditions`, `decidedAt`, `generation`,
 `observedGeneration`. Units are in the names (Ms, Rps, PerHour USD per hour, watts,
 PerMillion per million inferences: USD, or watt-hours for wattHoursPerMillion).
 """
@@ -13,6 +13,7 @@ PerMillion per million inferences: USD, or watt-hours for wattHoursPerMillion).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,15 +23,28 @@ FORMATS = ("table", "json", "yaml")
 
 
 def render(reports: Sequence[dict[str, Any]], fmt: str) -> str:
-    """JSON/YAML: one report is one object; several are a list (in input order)."""
+    """JSON/YAML: one report is one object; several are a list (in input order). A figure too
+    large to be a number (a cost per million inferences at a load of 1e-300 requests/s) is null:
+    JSON has no Infinity."""
     if fmt == "table":
         return "\n\n".join(render_table(r) for r in reports) + "\n"
-    data: Any = reports[0] if len(reports) == 1 else list(reports)
+    data: Any = _finite(reports[0] if len(reports) == 1 else list(reports))
     if fmt == "json":
-        return json.dumps(data, indent=2) + "\n"
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
     if fmt == "yaml":
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
     raise ValueError(f"unknown output format {fmt!r}; known: {', '.join(FORMATS)}")
+
+
+def _finite(data: Any) -> Any:
+    """`data` with every infinite or NaN float replaced by None."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -61,8 +75,33 @@ def slo_text(report: dict[str, Any]) -> str:
     return f"p{slo.get('percentile', '?')}<={_num(slo.get('latencyMs'))}ms"
 
 
+def decided_load(report: dict[str, Any]) -> Any:
+    """The load the decision was made at: `loadRps` (explain: status.scaling.loadRps), else
+    `targetRps` (recommend decides at the target, or at --target-rps)."""
+    load = report.get("loadRps")
+    return report.get("targetRps") if load is None else load
+
+
+def load_text(report: dict[str, Any]) -> str:
+    """The load decided at; with the target and the scaling mode, action and message where the
+    operator decided at another load (scaling mode Operator follows the observed load)."""
+    load, target = decided_load(report), report.get("targetRps")
+    text = f"{_num(load)} requests/s"
+    if target is None or load == target:
+        return text
+    text += f" (spec.load.targetRps {_num(target)}"
+    scaling = report.get("scaling") or {}
+    if scaling.get("mode"):
+        text += f"; scaling {scaling['mode']}"
+        if scaling.get("action"):
+            text += f", {scaling['action']}"
+        if scaling.get("message"):
+            text += f": {scaling['message']}"
+    return text + ")"
+
+
 def _infeasible_text(report: dict[str, Any], percentile: int) -> str:
-    text = f"no placement meets {slo_text(report)} at {_num(report.get('targetRps'))} requests/s"
+    text = f"no placement meets {slo_text(report)} at {_num(decided_load(report))} requests/s"
     best = report.get("bestAchievableLatencyMs")
     if best is not None:
         text += f"; best achievable p{percentile} is {_num(best)} ms"
@@ -98,7 +137,7 @@ def render_table(report: dict[str, Any]) -> str:
     name = f"{report.get('namespace') or 'default'}/{report.get('name') or '<unnamed>'}"
     lines = [f"InferenceDeployment {name}"]
     facts = [("SLO", slo_text(report)),
-             ("load", f"{_num(report.get('targetRps'))} requests/s"),
+             ("load", load_text(report)),
              ("objective", report.get("objective") or "-")]
     if report.get("mode"):
         facts.append(("mode", report["mode"]))

@@ -64,3 +64,55 @@ def test_without_a_decision_it_says_what_the_operator_is_waiting_for():
     table = render_table(got)
     assert "  NO DECISION YET" in table
     assert "cpu   Pending" in table
+
+
+def test_the_load_shown_is_the_one_the_operator_decided_at_not_the_target():
+    # Scaling mode Operator decides at the observed load (status.scaling.loadRps), not at
+    # spec.load.targetRps: the header, the infeasible sentence and the JSON say so.
+    scaling = {"mode": "Operator", "loadRps": 200, "action": "up",
+               "message": "observed 200 requests/s (was planned for 40)"}
+    got = report_from_object(obj({"observedGeneration": 1, "decision": DECISION, "scaling": scaling}))
+    assert got["targetRps"] == 40
+    assert got["loadRps"] == 200
+    assert got["scaling"] == scaling
+    table = render_table(got).splitlines()
+    assert ("  load       200 requests/s (spec.load.targetRps 40; scaling Operator, up: observed 200 "
+            "requests/s (was planned for 40))") in table
+    infeasible = {"feasible": False, "objective": "cost", "placements": [], "bestAchievableLatencyMs": 80.0}
+    got = report_from_object(obj({"observedGeneration": 1, "decision": infeasible, "scaling": scaling}))
+    assert "  INFEASIBLE: no placement meets p95<=50ms at 200 requests/s; best achievable p95 is 80 ms" \
+        in render_table(got).splitlines()
+
+
+def test_the_load_is_the_target_when_the_operator_decided_at_the_target():
+    scaling = {"mode": "Off", "loadRps": 40, "action": "static", "message": "spec.load.targetRps"}
+    got = report_from_object(obj({"observedGeneration": 1, "decision": DECISION, "scaling": scaling}))
+    assert got["loadRps"] == 40
+    assert "  load       40 requests/s" in render_table(got).splitlines()
+    # A status without scaling (written before it existed): the decision was at the target.
+    got = report_from_object(obj({"observedGeneration": 1, "decision": DECISION}))
+    assert got["loadRps"] == 40 and "scaling" not in got
+    assert "  load       40 requests/s" in render_table(got).splitlines()
+
+
+def test_a_current_decision_that_was_not_applied_shows_why_not_that_it_is_old():
+    # ImageNotAllowed, NameConflict, ChildRejected: the decision is the current one, not applied;
+    # the note is the condition's own message, not "the last decision made".
+    message = ("not placed: image evil.example.com/x is not in --allowed-image-registries. "
+               "Decision: p95<=50ms at 40 requests/s: 2 on cpu (batch 8); 0.4 USD/h")
+    placed = {"type": "Placed", "status": "False", "reason": "ImageNotAllowed", "message": message}
+    got = report_from_object(obj({"observedGeneration": 1, "decision": DECISION, "conditions": [placed]}))
+    assert got["note"] == f"Placed is False (ImageNotAllowed): {message}"
+    assert "last decision made" not in render_table(got)
+    for reason in ("NameConflict", "ChildRejected"):
+        placed = {"type": "Placed", "status": "False", "reason": reason, "message": "not placed: why"}
+        got = report_from_object(obj({"observedGeneration": 1, "decision": DECISION, "conditions": [placed]}))
+        assert got["note"] == f"Placed is False ({reason}): not placed: why"
+
+
+def test_a_kept_decision_the_operator_cannot_re_make_says_why_and_that_it_is_the_last_one():
+    placed = {"type": "Placed", "status": "False", "reason": "InvalidSpec",
+              "message": "spec.benchmark.maxAge: must be 0 or at least 10s"}
+    got = report_from_object(obj({"observedGeneration": 1, "decision": DECISION, "conditions": [placed]}))
+    assert got["note"] == ("Placed is False (InvalidSpec): spec.benchmark.maxAge: must be 0 or at least 10s; "
+                           "the decision shown is the last one made")
