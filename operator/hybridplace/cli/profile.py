@@ -10,8 +10,10 @@ written to the cluster as `provenance: imported` with where they came from in `s
 A profile of the same name is replaced whole (the import is what was exported, no field left
 over from the old one); the operator then uses it like any other profile.
 
-Exit codes: 0 done, 2 bad input (a file, an object, a field, a flag, no usable kubeconfig, the
-CRDs not installed), 1 the API server could not be reached or refused a write.
+Exit codes: 0 done, 2 bad input with nothing written (a file, an object, a field, a flag, no
+usable kubeconfig, a namespace that does not exist, the CRDs not installed), 1 the API server
+could not be reached or refused a request (for import: with how many of the profiles were
+written before).
 """
 
 from __future__ import annotations
@@ -231,18 +233,53 @@ def run_import(args: argparse.Namespace) -> int:
                              f"{seen[key]}; keep one")
         seen[key] = item.source
         bodies.append(imported(item.obj, item.source, namespace, args.source))
+    try:
+        _check_namespaces(kube, bodies, [item.source for item in loaded])
+    except ApiFailure as err:
+        print(f"hybridplace profile import: {err} (0 of {len(bodies)} written)", file=sys.stderr)
+        return EXIT_API_ERROR
     written = 0
     for body in bodies:
         meta = body["metadata"]
         ref = f"ModelProfile {meta['namespace']}/{meta['name']}"
         try:
             verb = _write(kube, body, ref)
+        except UsageError as err:
+            if not written:
+                raise  # nothing written: bad input (exit 2)
+            print(f"hybridplace profile import: {err} ({written} of {len(bodies)} written)", file=sys.stderr)
+            return EXIT_API_ERROR
         except ApiFailure as err:
             print(f"hybridplace profile import: {err} ({written} of {len(bodies)} written)", file=sys.stderr)
             return EXIT_API_ERROR
         written += 1
         print(f"{ref} {verb}")
     return 0
+
+
+def _check_namespaces(kube: Any, bodies: list[dict[str, Any]], sources: list[str]) -> None:
+    """Every namespace written to exists, before the first write: one GET per namespace, so that
+    a missing one is bad input (exit 2) with nothing written. An importer not allowed to read
+    namespaces (403) is not stopped here: the write then says."""
+    from ..controller.kube import ApiError
+
+    checked: set[str] = set()
+    for body, source in zip(bodies, sources, strict=True):
+        meta = body["metadata"]
+        namespace = meta["namespace"]
+        if namespace in checked:
+            continue
+        checked.add(namespace)
+        try:
+            kube.request("GET", f"/api/v1/namespaces/{namespace}")
+        except ApiError as err:
+            if err.status == 404:
+                raise UsageError(f'{source}: ModelProfile {namespace}/{meta["name"]}: namespaces "{namespace}" not '
+                                 f"found at {kube.client.configuration.host}; nothing written (create it, or "
+                                 "choose another with -n)") from None
+            if err.status in (401, 403):
+                continue
+            _raise(kube, f"reading namespace {namespace}", err)
 
 
 def _write(kube: Any, body: dict[str, Any], ref: str) -> str:

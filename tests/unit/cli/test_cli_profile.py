@@ -19,6 +19,7 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 H200 = EXAMPLES / "gpu" / "h200" / "modelprofiles-torch.yaml"
 MLP = builtin_digest("mlp")
 COLLECTION = "/apis/hybridplace.io/v1alpha1/namespaces/ns/modelprofiles"
+NAMESPACE = "/api/v1/namespaces/ns"  # import reads each namespace before writing
 
 
 def server_copy(doc: dict, namespace: str = "ns") -> dict:
@@ -149,6 +150,7 @@ def one_profile(tmp_path: Path) -> str:
 
 def test_import_creates_a_new_profile(tmp_path, capsys):
     with MockApi() as api:
+        api.on("GET", NAMESPACE, Reply(200, {}))
         api.on("POST", COLLECTION, Reply(201, {}))
         code, out, _ = run(capsys, "profile", "import", "-f", one_profile(tmp_path),
                            "--kubeconfig", kubeconfig_for(tmp_path, api.url))
@@ -159,6 +161,7 @@ def test_import_creates_a_new_profile(tmp_path, capsys):
 
 def test_import_replaces_an_existing_profile_over_the_version_read(tmp_path, capsys):
     with MockApi() as api:
+        api.on("GET", NAMESPACE, Reply(200, {}))
         api.on("POST", COLLECTION, status(409, "AlreadyExists"))
         api.on("GET", COLLECTION, Reply(200, server_copy(DOCS[0])))
         api.on("PUT", COLLECTION, Reply(200, {}))
@@ -171,6 +174,7 @@ def test_import_replaces_an_existing_profile_over_the_version_read(tmp_path, cap
 
 def test_a_profile_changed_meanwhile_is_tried_again_then_reported(tmp_path, capsys):
     with MockApi() as api:
+        api.on("GET", NAMESPACE, Reply(200, {}))
         api.on("POST", COLLECTION, status(409, "AlreadyExists"))
         api.on("GET", COLLECTION, Reply(200, server_copy(DOCS[0])))
         api.on("PUT", COLLECTION, status(409, "Conflict", message="the object has been modified"))
@@ -182,6 +186,7 @@ def test_a_profile_changed_meanwhile_is_tried_again_then_reported(tmp_path, caps
 
 def test_a_profile_the_server_refuses_to_replace_is_exit_1_with_its_message(tmp_path, capsys):
     with MockApi() as api:
+        api.on("GET", NAMESPACE, Reply(200, {}))
         api.on("POST", COLLECTION, status(409, "AlreadyExists"))
         api.on("GET", COLLECTION, Reply(200, server_copy(DOCS[0])))
         api.on("PUT", COLLECTION, status(422, "Invalid", message="spec.pool: pool is immutable"))
@@ -193,6 +198,7 @@ def test_a_profile_the_server_refuses_to_replace_is_exit_1_with_its_message(tmp_
 @pytest.mark.parametrize("failure", [status(500, "InternalError"), status(429, "TooManyRequests"), Reply(reset=True)])
 def test_a_failing_server_is_exit_1(tmp_path, capsys, failure):
     with MockApi() as api:
+        api.on("GET", NAMESPACE, Reply(200, {}))
         api.on("POST", COLLECTION, failure)
         api.on("GET", COLLECTION, failure)
         code, _, err = run(capsys, "profile", "import", "-f", one_profile(tmp_path),
@@ -216,10 +222,63 @@ def test_crds_not_installed_or_no_namespace_is_bad_input(tmp_path, capsys):
     with MockApi() as api:  # every path: 404
         code, _, err = run(capsys, "profile", "export", "--kubeconfig", kubeconfig_for(tmp_path, api.url))
         assert code == 2 and "are the hybridplace CRDs installed?" in err
-        api.on("POST", COLLECTION, status(404, "NotFound", message='namespaces "ns" not found'))
         code, _, err = run(capsys, "profile", "import", "-f", one_profile(tmp_path),
                            "--kubeconfig", kubeconfig_for(tmp_path, api.url))
-    assert code == 2 and 'namespaces "ns" not found' in err
+        assert code == 2 and 'namespaces "ns" not found' in err and not api.calls("POST", COLLECTION)
+        api.on("GET", NAMESPACE, Reply(200, {}))  # the namespace is there, the CRDs are not
+        code, _, err = run(capsys, "profile", "import", "-f", one_profile(tmp_path),
+                           "--kubeconfig", kubeconfig_for(tmp_path, api.url))
+    assert code == 2 and "are the hybridplace CRDs installed?" in err
+
+
+def two_namespaces(tmp_path: Path) -> str:
+    """Two profiles, one for namespace team-a and one for team-b."""
+    a, b = (json.loads(json.dumps(d)) for d in DOCS[:2])
+    a["metadata"]["namespace"], b["metadata"]["namespace"] = "team-a", "team-b"
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump_all([a, b]))
+    return str(path)
+
+
+A_PROFILES = "/apis/hybridplace.io/v1alpha1/namespaces/team-a/modelprofiles"
+B_PROFILES = "/apis/hybridplace.io/v1alpha1/namespaces/team-b/modelprofiles"
+
+
+def test_a_missing_namespace_is_found_before_anything_is_written(tmp_path, capsys):
+    with MockApi() as api:
+        api.on("GET", "/api/v1/namespaces/team-a", Reply(200, {"metadata": {"name": "team-a"}}))
+        api.on("POST", A_PROFILES, Reply(201, {}))
+        api.on("POST", B_PROFILES, Reply(201, {}))  # the namespace GET says team-b is not there
+        code, out, err = run(capsys, "profile", "import", "-f", two_namespaces(tmp_path),
+                             "--kubeconfig", kubeconfig_for(tmp_path, api.url))
+        assert api.calls("POST", "/apis") == []  # exit 2 means nothing written
+        gets = [p for m, p, _ in api.requests if m == "GET"]
+    assert gets == ["/api/v1/namespaces/team-a", "/api/v1/namespaces/team-b"]  # one GET per namespace
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "two.yaml#2: ModelProfile team-b/" in err and 'namespaces "team-b" not found' in err
+    assert "nothing written" in err
+
+
+def test_a_failure_after_a_write_is_exit_1_with_the_count_written(tmp_path, capsys):
+    with MockApi() as api:
+        api.on("GET", "/api/v1/namespaces/", Reply(200, {}))
+        api.on("POST", A_PROFILES, Reply(201, {}))
+        # team-b deleted between the check and the write: a 404 that would be bad input before any write.
+        api.on("POST", B_PROFILES, status(404, "NotFound", message='namespaces "team-b" not found'))
+        code, out, err = run(capsys, "profile", "import", "-f", two_namespaces(tmp_path),
+                             "--kubeconfig", kubeconfig_for(tmp_path, api.url))
+    assert code == 1 and out.startswith("ModelProfile team-a/") and out.strip().endswith("created")
+    assert err.count("\n") == 1 and 'namespaces "team-b" not found' in err and "(1 of 2 written)" in err
+
+
+def test_a_namespace_that_may_not_be_read_is_left_to_the_write(tmp_path, capsys):
+    # An importer allowed to write ModelProfiles but not to read namespaces: the check is skipped.
+    with MockApi() as api:
+        api.on("GET", "/api/v1/namespaces/", status(403, "Forbidden", message="cannot get namespaces"))
+        api.on("POST", "/apis/hybridplace.io/v1alpha1/namespaces/", Reply(201, {}))
+        code, out, _ = run(capsys, "profile", "import", "-f", two_namespaces(tmp_path),
+                           "--kubeconfig", kubeconfig_for(tmp_path, api.url))
+    assert code == 0 and out.count(" created") == 2
 
 
 def test_export_writes_yaml_without_server_fields_to_a_file(tmp_path, capsys):
