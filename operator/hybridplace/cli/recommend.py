@@ -5,7 +5,9 @@ them as the API server would, and runs the same engine the operator runs, throug
 adapter (`placement.from_api`): for each InferenceDeployment, its allowed pools (all pools given
 when it names none) and, per pool, the ModelProfile of its model digest in its namespace. Pools
 without such a profile are listed as NoProfile alternatives (the operator would benchmark them
-first); when none of its pools has one, that is an error.
+first); when none of its pools has one, that is an error. A pool it names that does not admit its
+namespace (spec.allowedNamespaces) is left out and listed Missing, as the operator does; when
+no pool it names admits it, that is an error.
 
 Exit codes: 0 a decision for every InferenceDeployment (feasible or not; see
 --fail-if-infeasible), 2 bad input (one line naming the file, the object and the field),
@@ -23,7 +25,7 @@ from typing import Any
 from ..api import FileProblem, HardwarePool, InferenceDeployment, Loaded, ModelProfile, load_objects
 from ..api.files import MAX_LINE, cut
 from ..controller.plan import model_digest
-from ..placement import Decision, Request, solve
+from ..placement import NO_PROFILE, Alternative, Decision, Request, solve
 from ..placement.from_api import pool_from, profile_from, request_from
 from .errors import UsageError
 from .render import FORMATS, render
@@ -154,13 +156,17 @@ def recommend(loaded: Sequence[Loaded], target_rps: Sequence[float] = (),
     for found in infds:
         infd: InferenceDeployment = found.obj
         allowed, used = _inputs(found, pools, profiles)
+        excluded = not_admitted(found, pools)
         request = routed_request(infd, gateway)
         engine_pools = [pool_from(pools[name].obj) for name in allowed]
         engine_profiles = [profile_from(p.obj) for p in used.values()]
         for load in target_rps or (request.target_rps,):
             decision = solve(dataclasses.replace(request, target_rps=load), engine_pools,
                              engine_profiles)
-            reports.append(report(found, decision, load, allowed, used))
+            if excluded:  # listed as the operator lists its Missing pools (controller/plan.py _decide)
+                decision = dataclasses.replace(decision, alternatives=(*decision.alternatives, *(
+                    Alternative(pool=x["pool"], reason=NO_PROFILE, message=x["message"]) for x in excluded)))
+            reports.append(report(found, decision, load, allowed, used, excluded))
     return reports
 
 
@@ -176,7 +182,9 @@ def routed_request(infd: InferenceDeployment, gateway: bool) -> Request:
 
 def _inputs(found: _Found, pools: dict[str, _Found],
             profiles: dict[tuple[str, str, str], _Found]) -> tuple[list[str], dict[str, _Found]]:
-    """The InferenceDeployment's allowed pool names and the profiles found for them."""
+    """The InferenceDeployment's allowed pool names and the profiles found for them. A pool it
+    names that does not admit its namespace is not allowed (see `not_admitted`); when it names
+    pools and none admits it, that is bad input."""
     infd: InferenceDeployment = found.obj
     named = infd.spec.placement.pools or []
     for i, name in enumerate(named):
@@ -185,11 +193,13 @@ def _inputs(found: _Found, pools: dict[str, _Found],
             raise UsageError(f"{_ref(found)}: spec.placement.pools[{i}]: HardwarePool {name!r} "
                              f"is not in the files given (HardwarePools found: {known})")
     namespace = _namespace(infd)
-    for i, name in enumerate(named):
-        if not pools[name].obj.spec.allows(namespace):
-            raise UsageError(f"{_ref(found)}: spec.placement.pools[{i}]: HardwarePool {name!r} does not admit "
-                             f"namespace {namespace} (its spec.allowedNamespaces)")
-    allowed = sorted(set(named)) if named else sorted(n for n, p in pools.items() if p.obj.spec.allows(namespace))
+    if named:
+        allowed = sorted({name for name in named if pools[name].obj.spec.allows(namespace)})
+        if not allowed:
+            raise UsageError(f"{_ref(found)}: spec.placement.pools[0]: HardwarePool {named[0]!r} does not admit "
+                             f"namespace {namespace} (its spec.allowedNamespaces), nor does any other pool named")
+    else:
+        allowed = sorted(n for n, p in pools.items() if p.obj.spec.allows(namespace))
     if not allowed:
         raise UsageError(f"{_ref(found)}: spec.placement.pools: no HardwarePool in the files "
                          f"given; add the pools' YAML with -f")
@@ -201,6 +211,17 @@ def _inputs(found: _Found, pools: dict[str, _Found],
                          f"in namespace {namespace} for any of its pools "
                          f"({', '.join(allowed)}){_profile_hint(namespace, digest, profiles)}")
     return allowed, used
+
+
+def not_admitted(found: _Found, pools: dict[str, _Found]) -> list[dict[str, Any]]:
+    """The pools the InferenceDeployment names that do not admit its namespace, as the operator
+    reports them in status.profiles (Missing, NamespaceNotAllowed; controller/plan.py)."""
+    infd: InferenceDeployment = found.obj
+    namespace = _namespace(infd)
+    return [{"pool": name, "state": "Missing", "reason": "NamespaceNotAllowed",
+             "message": f"HardwarePool {name} does not admit namespace {namespace} (spec.allowedNamespaces)"}
+            for name in sorted(set(infd.spec.placement.pools or []))
+            if name in pools and not pools[name].obj.spec.allows(namespace)]
 
 
 def _profile_hint(namespace: str, digest: str,
@@ -218,8 +239,9 @@ def _profile_hint(namespace: str, digest: str,
 
 
 def report(found: _Found, decision: Decision, target_rps: float, allowed: Sequence[str],
-           used: dict[str, _Found]) -> dict[str, Any]:
-    """The flat report render.py prints: who, then the decision as status.decision."""
+           used: dict[str, _Found], excluded: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The flat report render.py prints: who, then the decision as status.decision; `profiles`
+    per pool by name, `excluded` (not_admitted) among them."""
     infd: InferenceDeployment = found.obj
     out: dict[str, Any] = {
         "name": infd.metadata.name,
@@ -231,7 +253,7 @@ def report(found: _Found, decision: Decision, target_rps: float, allowed: Sequen
     }
     out.update(decision.to_dict())
     out["message"] = decision.message
-    out["profiles"] = [
+    states = [
         {"pool": pool, "state": "Measured", "name": used[pool].obj.metadata.name,
          "message": f"from {used[pool].source}"} if pool in used
         else {"pool": pool, "state": "Missing", "reason": "NoProfile",
@@ -239,4 +261,5 @@ def report(found: _Found, decision: Decision, target_rps: float, allowed: Sequen
                          "would benchmark this pool first"}
         for pool in allowed
     ]
+    out["profiles"] = sorted([*states, *excluded], key=lambda x: x["pool"])
     return out

@@ -109,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _from_cluster(args: argparse.Namespace) -> list[Loaded]:
     """The InferenceDeployment, every HardwarePool and the ModelProfiles of its namespace, parsed
-    as `recommend` parses files; the source reads `cluster: Kind namespace/name`."""
-    from ..api import GROUP, VERSION, InvalidObject, parse_object
+    as the operator reads them (stored objects); the source reads `cluster: Kind namespace/name`.
+    Of several ModelProfiles of one digest and pool (an import beside a measurement), the one the
+    operator uses: the newest measuredAt (controller/state.py newest_profile)."""
+    from ..api import GROUP, VERSION, InvalidObject, ModelProfile, parse_object
+    from ..controller.state import newest_profile
     from .explain import _client, _one_line
 
     client, namespace = _client(args.kubeconfig, args.context, args.namespace)
@@ -141,12 +144,20 @@ def _from_cluster(args: argparse.Namespace) -> list[Loaded]:
         source = f"cluster: {kind} {meta.get('namespace') + '/' if meta.get('namespace') else ''}{meta.get('name')}"
         body = {k: v for k, v in body.items() if k != "status" or kind == "HardwarePool"}
         try:
-            loaded.append(Loaded(source, parse_object(body)))
+            # Read back from the API server: an object stored before an admission-only rule
+            # was added is used, as the operator uses it.
+            loaded.append(Loaded(source, parse_object(body, stored=True)))
         except InvalidObject as err:
             if body is infd or kind == "InferenceDeployment":
                 raise UsageError(f"{source}: {err}") from None
             # A pool or profile the operator could not use either: left out, as the operator does.
-    return loaded
+    same: dict[tuple[str, str], dict[str, ModelProfile]] = {}  # (digest, pool): profiles by name
+    for item in loaded:
+        if isinstance(item.obj, ModelProfile):
+            key = (item.obj.spec.model.digest, item.obj.spec.pool)
+            same.setdefault(key, {})[item.obj.metadata.name or ""] = item.obj
+    used = {id(newest_profile(group)) for group in same.values()}
+    return [item for item in loaded if not isinstance(item.obj, ModelProfile) or id(item.obj) in used]
 
 
 def _pick(infds: list[_Found], name: str | None, namespace: str | None) -> _Found:

@@ -277,14 +277,41 @@ def test_a_pool_that_is_not_in_the_files(tmp_path, capsys):
             f"'tpu' is not in the files given (HardwarePools found: cpu-standard, gpu-t4)") in line
 
 
-def test_a_pool_that_does_not_admit_the_namespace(tmp_path, capsys):
+def restricted_pools(tmp_path, *names):
+    """examples/hardwarepools.yaml with the pools `names` admitting only namespace ml-team."""
     pools = [d for d in yaml.safe_load_all(POOLS.read_text()) if d]
     for pool in pools:
-        if pool["metadata"]["name"] == "gpu-t4":
+        if pool["metadata"]["name"] in names:
             pool["spec"]["allowedNamespaces"] = ["ml-team"]
-    restricted = write(tmp_path, "pools.yaml", *pools)
-    line = bad(capsys, "-f", restricted, "-f", SEED)
-    assert "spec.placement.pools[1]: HardwarePool 'gpu-t4' does not admit namespace default" in line
+    return write(tmp_path, f"pools-{'-'.join(names)}.yaml", *pools)
+
+
+def test_a_named_pool_that_does_not_admit_the_namespace_is_left_out_as_the_operator_does(tmp_path, capsys):
+    restricted = restricted_pools(tmp_path, "gpu-t4")
+    code, out, err = recommend(capsys, "-f", restricted, "-f", SEED, "-o", "json")
+    assert (code, err) == (0, "")
+    got = json.loads(out)
+    # The operator's planner on the same objects: the pool is Missing (NamespaceNotAllowed), the
+    # decision is made without it, and it is listed among the alternatives.
+    loaded = [x.obj for x in load_objects([restricted, SEED])]
+    infd = next(o for o in loaded if o.kind == "InferenceDeployment")
+    infd.metadata.namespace = "default"  # as the API server returns it
+    plan = plan_inference_deployment(
+        infd, pools={o.name: o for o in loaded if o.kind == "HardwarePool"},
+        profiles={o.spec.pool: o for o in loaded if o.kind == "ModelProfile"}, jobs={},
+        children={}, service_names=set(), settings=Settings(), now="2026-11-23T18:00:00Z",
+        fingerprint=deployment_fingerprint)
+    expected = plan.decision.to_dict()
+    assert {k: got[k] for k in expected} == expected
+    (missing,) = [p for p in plan.status["profiles"] if p["pool"] == "gpu-t4"]
+    assert got["profiles"][1] == missing
+    assert (missing["state"], missing["reason"]) == ("Missing", "NamespaceNotAllowed")
+    assert "does not admit namespace default" in missing["message"]
+    assert [(a["pool"], a["reason"]) for a in got["alternatives"]] == [("gpu-t4", "NoProfile")]
+    # Every pool named refuses the namespace: nothing to decide on, the one clear line.
+    line = bad(capsys, "-f", restricted_pools(tmp_path, "gpu-t4", "cpu-standard"), "-f", SEED)
+    assert "spec.placement.pools[0]: HardwarePool 'cpu-standard' does not admit namespace default" in line
+    # No pool named: only the pools that admit the namespace are considered, none reported.
     path = write(tmp_path, "infd.yaml", seed_infd(placement={"pools": []}))
     code, out, _ = recommend(capsys, "-f", restricted, "-f", SEED / "modelprofiles.yaml", "-f", path, "-o", "json")
     assert code == 0 and [p["pool"] for p in json.loads(out)["profiles"]] == ["cpu-standard"]
@@ -324,9 +351,13 @@ def test_an_object_without_a_name(tmp_path, capsys):
     assert f"{path}: HardwarePool <unnamed>: metadata.name: required value" in line
 
 
-def test_a_pool_defined_twice(capsys):
-    line = bad(capsys, "-f", POOLS, "-f", POOLS, "-f", SEED)
-    assert f"{POOLS}#1: HardwarePool cpu-standard: metadata.name: defined twice" in line
+def test_a_pool_defined_twice(tmp_path, capsys):
+    # In two files (one file given twice is read once: test_cli_files.py).
+    copy_of_pools = tmp_path / "pools-copy.yaml"
+    copy_of_pools.write_text(POOLS.read_text())
+    line = bad(capsys, "-f", POOLS, "-f", copy_of_pools, "-f", SEED)
+    assert (f"{copy_of_pools}#1: HardwarePool cpu-standard: metadata.name: defined twice (also in "
+            f"{POOLS}#1)") in line
 
 
 def test_a_bad_target_rps_is_a_usage_error(capsys):

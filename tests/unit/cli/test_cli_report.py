@@ -233,3 +233,47 @@ def test_report_decides_as_recommend_and_the_operator_do(capsys, tmp_path, gatew
     assert [(p["pool"], p["replicas"]) for p in got["placements"]] == [
         (p["pool"], p["replicas"]) for p in want["placements"]]
     assert (got["routing"] == "Weighted") == gateway  # the case tells the two apart
+
+
+def test_from_cluster_reads_as_the_operator_reads_two_profiles_and_a_stored_deployment(capsys, tmp_path):
+    """The cluster may hold two ModelProfiles of one digest and pool (an import beside a
+    measurement: the operator uses the newest measuredAt) and an InferenceDeployment stored
+    before an admission-only rule (the operator reads it): neither is bad input there."""
+    import copy
+
+    from cases.mock_api import MockApi, Reply
+
+    pools = [d for d in yaml.safe_load_all(POOLS.read_text()) if d]
+    profiles = [d for d in yaml.safe_load_all((SEED / "modelprofiles.yaml").read_text()) if d]
+    for p in profiles:
+        p["metadata"]["namespace"] = "default"
+    imported = copy.deepcopy(profiles[1])
+    imported["metadata"]["name"] = "gpu-t4-imported"
+    imported["spec"]["measuredAt"] = "2026-01-01T00:00:00Z"  # the other has none: the oldest
+    infd = yaml.safe_load((SEED / "inferencedeployment.yaml").read_text())
+    infd["metadata"]["namespace"] = "default"
+    # Refused on create since (api/rules.py, admission_only); a stored one is still placed.
+    infd["spec"]["benchmark"] = {"engine": "triton", "concurrency": [1, 2]}
+    group = "/apis/hybridplace.io/v1alpha1"
+    with MockApi() as api:
+        api.on("GET", f"{group}/namespaces/default/inferencedeployments/seed", Reply(200, infd))
+        api.on("GET", f"{group}/hardwarepools", Reply(200, {"items": pools}))
+        api.on("GET", f"{group}/namespaces/default/modelprofiles", Reply(200, {"items": [*profiles, imported]}))
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "m",
+            "clusters": [{"name": "m", "cluster": {"server": api.url}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "m", "context": {"cluster": "m", "user": "u"}}]}))
+        code, _, err = report(capsys, "--from-cluster", "--name", "seed", "--kubeconfig", kubeconfig,
+                              "--points", "12", "-o", tmp_path / "out")
+    assert (code, err) == (0, "")
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    gpu = next(p for p in data["pools"] if p["name"] == "gpu-t4")
+    assert gpu["profile"].endswith("2026-01-01T00:00:00Z")  # the newest measuredAt
+    # Files are not the cluster: the same two profiles in files are still refused.
+    path = tmp_path / "profiles.yaml"
+    path.write_text(yaml.safe_dump_all([*profiles, imported]))
+    code, _, err = report(capsys, "-f", POOLS, "-f", SEED / "inferencedeployment.yaml", "-f", path,
+                          "-o", tmp_path / "o2")
+    assert code == 2 and "a second ModelProfile" in err
