@@ -88,6 +88,7 @@ class ChildState:
     # Its last change is rolled out: every pod runs the current template and none of the old
     # ones is left (Kubernetes' own test: observedGeneration, updatedReplicas, replicas).
     rolled_out: bool = True
+    uid: str | None = None  # the Deployment's own: a delete names it, never a namesake made since
 
 
 @dataclass(frozen=True)

@@ -505,8 +505,8 @@ class Reconciler:
         children = self.state.children_of(namespace, name)
         for stale in plan.stale_deployments:
             child = next((x for x in children.values() if x.name == stale), None)
-            if child is not None and child.owned:
-                self.kube.delete("Deployment", namespace, stale)
+            if child is not None and child.owned:  # that very one (uid), as for Services and Jobs
+                self.kube.delete("Deployment", namespace, stale, uid=child.uid)
         if plan.stale_route is not None:
             self._delete_route(body, namespace, plan.stale_route)
         for stale in plan.stale_services:  # ours (services_of), that very one (uid)

@@ -362,7 +362,7 @@ class ClusterState:
             name=meta["name"], pool=pool, fingerprint=deployment_fingerprint(body), replicas=replicas,
             available_replicas=status.get("availableReplicas", 0) or 0, owned=False,
             applied_fingerprint=(meta.get("annotations") or {}).get(names.ANNOTATION_FINGERPRINT),
-            rolled_out=rolled_out,
+            rolled_out=rolled_out, uid=meta.get("uid"),
         )
         with self._lock:
             if self._child_versions.get((meta["namespace"], meta["name"]), -1) > _version(body):

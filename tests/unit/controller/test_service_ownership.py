@@ -219,3 +219,25 @@ def test_a_child_of_an_earlier_namesake_is_waited_for_not_blocked_for_a_resync_p
         rec.reconcile_inference_deployment("ns", "seed")
         clock[0] += r.GC_WAIT_S + 1
         assert rec._blocked("ns", "seed") == ({"Service/seed"}, set())
+
+
+def test_a_stale_deployment_of_its_own_is_deleted_by_uid(monkeypatch):
+    """As Services and Jobs: the DELETE names the Deployment's uid, so a namesake created since
+    the cache was read (by hand, or by another owner) is not deleted in its place."""
+    from hybridplace.controller import reconcile as r
+    from hybridplace.controller.plan import Plan
+
+    stale = names.serving_name("seed", "gpu-t4")
+    state, body = seed_state()
+    state.put_deployment({"kind": "Deployment", "metadata": {
+        "name": stale, "namespace": "ns", "uid": "d-old", "resourceVersion": "5",
+        "labels": {names.LABEL_INSTANCE: "seed", names.LABEL_POOL: "gpu-t4"},
+        "ownerReferences": [{"kind": "InferenceDeployment", "name": "seed", "uid": "new-uid", "controller": True}]},
+        "spec": {"replicas": 1}})
+    monkeypatch.setattr(r, "plan_inference_deployment",
+                        lambda *a, **k: Plan(digest="d", status=body.get("status") or {}, stale_deployments=[stale]))
+    with MockApi() as api:
+        api.on("DELETE", DEPLOYMENTS, Reply(200, {}))
+        Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
+        (delete,) = api.calls("DELETE", DEPLOYMENTS)
+    assert delete["preconditions"] == {"uid": "d-old"}
