@@ -206,6 +206,11 @@ class Reconciler:
             self.state.put_service(body)
         for body in self._listed("Deployment", selectors.get("Deployment", "")):
             self.state.put_deployment(body)
+        # And the InferenceDeployments (their watch queues each for a reconcile): a pool's room
+        # counts the Deployments of known ones only, so without them the first decisions after a
+        # restart or a failover saw the others' room as free.
+        for body in self._listed("InferenceDeployment"):
+            self.state.put_infd(body)
 
     def _listed(self, kind: str, label_selector: str = "") -> list[dict[str, Any]]:
         """Every `kind` in the watched namespaces: one list per namespace when some are set (a

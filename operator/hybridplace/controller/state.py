@@ -348,8 +348,8 @@ class ClusterState:
         meta = body["metadata"]
         labels = meta.get("labels") or {}
         instance, pool = labels.get(names.LABEL_INSTANCE), labels.get(names.LABEL_POOL)
-        if not instance or not pool:
-            return None
+        if not instance or not pool or meta.get("name") != names.serving_name(instance, pool):
+            return None  # not one the operator makes (it names each so): it must not displace one
         owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), {})
         key = (meta["namespace"], instance)
         status = body.get("status") or {}

@@ -375,12 +375,45 @@ def test_the_state_counts_the_replicas_other_deployments_hold_per_pool():
     # anyone who may create a Deployment could otherwise fill every pool for everyone.
     deployment("x", "gpu-t4", 1000, namespace="mallory")
     deployment("y", "gpu-t4", 1000, owner=False)
+    # One named otherwise, with b's labels and owner: not one the operator makes, and it must not
+    # displace b's real one on that pool.
+    state.put_deployment({"metadata": {"name": "look-alike", "namespace": "ns", "resourceVersion": "2",
+                                       "labels": {names.LABEL_INSTANCE: "b", names.LABEL_POOL: "gpu-t4"},
+                                       "ownerReferences": [{"kind": "InferenceDeployment", "name": "b",
+                                                            "uid": "uid-b", "controller": True}]},
+                          "spec": {"replicas": 5000}})
     assert state.replicas_taken("ns", "a") == {"cpu-standard": 3, "gpu-t4": 1}
     assert state.replicas_taken("ns", "b") == {"cpu-standard": 2}
     assert state.replicas_taken("other", "a") == {"cpu-standard": 5, "gpu-t4": 1}
     assert state.replicas_on("gpu-t4") == 1
     state.drop_deployment("ns", "b-cpu-standard")
     assert state.replicas_taken("ns", "a") == {"gpu-t4": 1}
+
+
+def test_after_a_restart_the_first_decision_counts_the_room_others_hold():
+    """prime() fills the state before any reconcile; the InferenceDeployments came only from
+    their watch, one by one, so the first decisions counted no other's Deployments (their owner
+    not known yet) and could place over a pool's room."""
+    from cases.mock_api import MockApi, Reply
+    from hybridplace.controller.reconcile import Reconciler
+    from hybridplace.controller.state import ClusterState
+    from hybridplace.controller.workqueue import WorkQueue
+
+    other = copy.deepcopy(SEED)
+    other["metadata"].update(name="b", namespace="ns", uid="uid-b", resourceVersion="3")
+    held = {"metadata": {"name": names.serving_name("b", "gpu-t4"), "namespace": "ns", "resourceVersion": "4",
+                         "labels": {names.LABEL_INSTANCE: "b", names.LABEL_POOL: "gpu-t4"},
+                         "ownerReferences": [{"kind": "InferenceDeployment", "name": "b", "uid": "uid-b",
+                                              "controller": True}]},
+            "spec": {"replicas": 4}}
+    with MockApi() as api:
+        api.on("GET", "/api", Reply(200, {"metadata": {"resourceVersion": "5"}, "items": []}))  # the rest: empty
+        api.on("GET", "/apis/apps/v1/deployments", Reply(200, {"metadata": {"resourceVersion": "5"}, "items": [held]}))
+        api.on("GET", "/apis/hybridplace.io/v1alpha1/inferencedeployments",
+               Reply(200, {"metadata": {"resourceVersion": "5"}, "items": [other]}))
+        state = ClusterState()
+        Reconciler(api.kube(), state, Settings(), WorkQueue()).prime({})
+    assert state.replicas_taken("ns", "a") == {"gpu-t4": 4}
 
 
 def test_a_placement_predicted_over_the_slo_sets_slomet_false(monkeypatch):
