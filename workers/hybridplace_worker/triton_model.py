@@ -82,7 +82,13 @@ class TritonPythonModel:
                     outs = _flatten(self.model(*[t.to(self.device) for t in batch]))
             outs = [o.detach().cpu() for o in outs]
         except Exception as exc:  # every request of the batch gets the error, Triton stays up
-            error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
+            # The model's failure, not the server's: INVALID_ARG (HTTP 400), which the worker
+            # reports as InputMismatch and the Job does not retry; the default code, INTERNAL
+            # (HTTP 500), reads as the server's and is retried to the same end. Out of memory is
+            # told by its text, whatever the code.
+            code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+            text = f"{type(exc).__name__}: {exc}"
+            error = pb_utils.TritonError(text) if code is None else pb_utils.TritonError(text, code)
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
         responses = []
         start = 0

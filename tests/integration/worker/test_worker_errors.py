@@ -251,3 +251,40 @@ def test_no_device_for_gpu_triton_instances(run_inprocess):
         ["bench", "--engine", "triton", "--model", "builtin:mlp", "--instance-kind", "gpu", "--batch-sizes", "1", *FAST]
     )
     assert_error(rc, doc, "NoDevice")
+
+
+@pytest.mark.triton
+def test_a_model_that_fails_at_a_larger_batch_in_triton_is_input_mismatch(run_inprocess, tmp_path):
+    """The model raises at batch 4 only (inputs are checked at batch 1 and 2 before the server
+    starts): the python backend's error is the model's, not the server's, so it fails the Job
+    for good (InputMismatch), not ServerStartFailed, which the Job would retry to the same end."""
+    import hashlib
+
+    import torch
+
+    class Picky(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] > 2:
+                raise RuntimeError("this model takes at most 2 samples")
+            return x * 2
+
+    path = tmp_path / "picky.pt"
+    torch.jit.save(torch.jit.script(Picky().eval()), str(path))
+    digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    rc, doc, _ = run_inprocess(
+        [
+            "bench",
+            "--engine",
+            "triton",
+            "--model",
+            str(path),
+            "--digest",
+            digest,
+            "--input",
+            "x:4:float32",
+            "--batch-sizes",
+            "1,2,4",
+            *FAST,
+        ]
+    )
+    assert_error(rc, doc, "InputMismatch", "at most 2 samples")
