@@ -89,6 +89,9 @@ class ChildState:
     # ones is left (Kubernetes' own test: observedGeneration, updatedReplicas, replicas).
     rolled_out: bool = True
     uid: str | None = None  # the Deployment's own: a delete names it, never a namesake made since
+    # Not owned, but controlled by an earlier InferenceDeployment of this name (deleted, then
+    # created again): the garbage collector is about to delete it.
+    earlier: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     decision: Decision | None = None
     conflicts: list[str] = field(default_factory=list)  # "Kind/name" that exist and are not ours
+    collected: list[str] = field(default_factory=list)  # of those, an earlier namesake's, being collected
     rejected: dict[str, str] = field(default_factory=dict)  # "Kind/name": why the API server refused it
     drift: list[Event] = field(default_factory=list)  # children changed by hand, being put back
     services_to_apply: list[dict[str, Any]] = field(default_factory=list)  # ours, changed by hand
@@ -651,7 +655,7 @@ def plan_inference_deployment(
             reason, verb = c.APPLIED, "placed"
         else:
             reason, verb = c.RECOMMENDED, "recommended (mode Recommend: nothing applied)"
-        taken = sorted(set(plan.conflicts) - collected)
+        taken = sorted(set(plan.conflicts) - collected - set(plan.collected))
         if taken:
             reason, verb = c.NAME_CONFLICT, (
                 f"not placed: {', '.join(taken)} exists and is not owned by this "
@@ -992,6 +996,8 @@ def _plan_children(
             all_available = False
         elif ref in blocked or (child is not None and not child.owned):
             plan.conflicts.append(ref)  # someone else's: never touched
+            if child is not None and child.earlier:
+                plan.collected.append(ref)
             all_available = False
         elif child is None or child.fingerprint != fingerprint(desired):
             want = fingerprint(desired)

@@ -148,7 +148,8 @@ class ClusterState:
         self.profile_errors: dict[NsName, str | None] = {}  # why a profile does not parse
         self._jobs: dict[tuple[str, str, str], JobState] = {}
         self._job_keys: dict[NsName, tuple[str, str, str]] = {}
-        self._children: dict[NsName, dict[str, tuple[ChildState, str | None]]] = defaultdict(dict)
+        # (the child, its controller's uid, whether that controller is an InferenceDeployment of its name)
+        self._children: dict[NsName, dict[str, tuple[ChildState, str | None, bool]]] = defaultdict(dict)
         self._child_keys: dict[NsName, tuple[NsName, str, int]] = {}
         self._child_versions: dict[NsName, int] = {}
         self._services: dict[NsName, set[str]] = defaultdict(set)
@@ -369,7 +370,8 @@ class ClusterState:
                 return key  # an older event than the operator's own write: keep the newer
             self._child_versions[(meta["namespace"], meta["name"])] = _version(body)
             self._seen["Deployment"][(meta["namespace"], meta["name"])] = _version(body)
-            self._children[key][pool] = (child, owner.get("uid"))
+            self._children[key][pool] = (child, owner.get("uid"),
+                                         owner.get("kind") == "InferenceDeployment" and owner.get("name") == instance)
             self._child_keys[(meta["namespace"], meta["name"])] = (key, pool, replicas)
         return key
 
@@ -509,8 +511,9 @@ class ClusterState:
             infd = self.infds.get((namespace, name))
             uid = infd["metadata"].get("uid") if infd else None
             return {
-                pool: dataclasses.replace(child, owned=uid is not None and owner == uid)
-                for pool, (child, owner) in self._children.get((namespace, name), {}).items()
+                pool: dataclasses.replace(child, owned=uid is not None and owner == uid,
+                                          earlier=named and owner is not None and uid is not None and owner != uid)
+                for pool, (child, owner, named) in self._children.get((namespace, name), {}).items()
             }
 
     def services_of(self, namespace: str, name: str) -> set[str]:

@@ -241,3 +241,26 @@ def test_a_stale_deployment_of_its_own_is_deleted_by_uid(monkeypatch):
         Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
         (delete,) = api.calls("DELETE", DEPLOYMENTS)
     assert delete["preconditions"] == {"uid": "d-old"}
+
+
+def test_a_deployment_of_an_earlier_namesake_in_the_cache_is_waited_for_too():
+    """The usual case after delete-then-apply: the old serving Deployment is already in the
+    cache (the operator watched it), controlled by the old uid. Placed says the garbage
+    collector is deleting it, not that someone else holds the name; its deletion event then
+    brings the reconcile that creates the new one."""
+    state, body = seed_state()
+    for pool in ("cpu-standard", "gpu-t4"):
+        state.put_deployment({"kind": "Deployment", "metadata": {
+            "name": names.serving_name("seed", pool), "namespace": "ns", "uid": f"d-{pool}", "resourceVersion": "5",
+            "labels": {names.LABEL_INSTANCE: "seed", names.LABEL_POOL: pool},
+            "ownerReferences": [{"kind": "InferenceDeployment", "name": "seed", "uid": "old-uid", "controller": True}]},
+            "spec": {"replicas": 1}})
+    with MockApi() as api:
+        api.routes.insert(0, lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "s9"}})
+                          if m == "POST" and p.startswith(SERVICES) else None)
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+        Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
+        placed = c.get_condition(api.calls("PATCH", "/apis/hybridplace.io")[-1]["status"]["conditions"], c.PLACED)
+        assert not api.calls("POST", DEPLOYMENTS) and not api.calls("PATCH", DEPLOYMENTS)  # left to the collector
+    assert placed["reason"] == c.NAME_CONFLICT and "garbage collector" in placed["message"], placed["message"]
+    assert "rename one of them" not in placed["message"]
