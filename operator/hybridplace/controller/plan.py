@@ -115,6 +115,7 @@ class Plan:
     decision: Decision | None = None
     conflicts: list[str] = field(default_factory=list)  # "Kind/name" that exist and are not ours
     collected: list[str] = field(default_factory=list)  # of those, an earlier namesake's, being collected
+    route_withheld: str | None = None  # why the HTTPRoute the decision wants is not applied
     rejected: dict[str, str] = field(default_factory=dict)  # "Kind/name": why the API server refused it
     drift: list[Event] = field(default_factory=list)  # children changed by hand, being put back
     services_to_apply: list[dict[str, Any]] = field(default_factory=list)  # ours, changed by hand
@@ -678,8 +679,11 @@ def plan_inference_deployment(
             f"predicted p{infd.spec.slo.percentile} {worst:.4g} ms {'within' if within else 'over'} "
             f"{infd.spec.slo.describe()}", generation, now))
     old_routed = c.get_condition(conds, c.ROUTED)
-    conds = c.set_condition(conds, c.condition(c.ROUTED, *_routed(infd, decision, routing, apply, old_routed),
-                                               generation, now))
+    routed = _routed(infd, decision, routing, apply, old_routed)
+    if plan.route_withheld is not None:  # wanted, not applied: nothing routes by it (_had_route reads this)
+        routed = (c.FALSE, routed[1], f"not routed: HTTPRoute {route_name(infd)} is not applied: {plan.route_withheld}"
+                  f" (Placed says more); the Service {infd.metadata.name} spreads evenly meanwhile")
+    conds = c.set_condition(conds, c.condition(c.ROUTED, *routed, generation, now))
     if routing.problem and (old_routed is None or routing.why_not not in str(old_routed.get("message"))):
         plan.events.append(Event("Warning", c.GATEWAY_UNAVAILABLE,
                                  f"{routing.why_not}; splits are limited to an even spread a Service carries"))
@@ -1025,11 +1029,16 @@ def _plan_children(
         ref = f"HTTPRoute/{route['metadata']['name']}"
         # Its backends are Services named here; one held by someone else (already a conflict)
         # would get a weighted share of this model's traffic: no route until it is ours.
+        held = sorted(backend_services(route) & ({*plan.conflicts} | plan.rejected.keys()))
         if ref in rejected:
             plan.rejected[ref] = rejected[ref]
+            plan.route_withheld = "the API server refused it"
         elif ref in blocked:
             plan.conflicts.append(ref)
-        elif not backend_services(route) & ({*plan.conflicts} | plan.rejected.keys()):
+            plan.route_withheld = "an HTTPRoute of that name exists and is not owned by this InferenceDeployment"
+        elif held:
+            plan.route_withheld = f"its backend {', '.join(held)} is not this InferenceDeployment's, or was refused"
+        else:
             plan.route = route
     outgoing = [child for pool_name, child in sorted(children.items()) if pool_name not in chosen and child.owned]
     if outgoing and not all_available:

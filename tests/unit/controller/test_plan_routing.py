@@ -168,6 +168,9 @@ def test_an_httproute_the_api_server_refuses_or_someone_else_owns_is_reported():
         backend_taken = plan_with(blocked=frozenset(blocked))
         assert backend_taken.route is None, blocked
         assert cond(backend_taken.status, c.PLACED)["reason"] == c.NAME_CONFLICT
+        routed = cond(backend_taken.status, c.ROUTED)  # it does not claim a route it did not apply
+        assert routed["status"] == c.FALSE and routed["message"].startswith("not routed: HTTPRoute seed is not applied")
+    assert cond(taken.status, c.ROUTED)["status"] == c.FALSE
     backend_refused = plan_with(rejected={"Service/seed-gpu-t4": "422 Invalid"})
     assert backend_refused.route is None
 
