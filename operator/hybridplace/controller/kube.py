@@ -134,8 +134,8 @@ class Kube:
                  instance: str = "hybridplace", metrics: Any = None, events_namespace: str = "default",
                  list_timeout: tuple[float, float] = (5, 60)):
         self.client = client
-        # Where Events about cluster-scoped objects (HardwarePools) go: `default`, as for Nodes,
-        # unless the operator may only write in its own namespaces (the chart's namespaced mode).
+        # Where Events about cluster-scoped objects (HardwarePools) go: `default`, as for Nodes
+        # (the API server accepts such an Event nowhere else but kube-system; handlers.py).
         self.events_namespace = events_namespace
         self.metrics = metrics  # a metrics.Metrics: every call counted by verb, resource and result
         # (connect, read) seconds. A reconcile's calls wait at most 15 s for an answer: those
