@@ -32,6 +32,19 @@ def recommend(capsys, *args):
     return code, out, err
 
 
+def operator_plan(paths, namespace=None):
+    """The operator's planner on the objects in `paths` (every pool; its profiles by pool)."""
+    loaded = [x.obj for x in load_objects(paths)]
+    infd = next(o for o in loaded if o.kind == "InferenceDeployment")
+    if namespace is not None:
+        infd.metadata.namespace = namespace
+    return plan_inference_deployment(
+        infd, pools={o.name: o for o in loaded if o.kind == "HardwarePool"},
+        profiles={o.spec.pool: o for o in loaded if o.kind == "ModelProfile"}, jobs={},
+        children={}, service_names=set(), settings=Settings(), now="2026-11-23T18:00:00Z",
+        fingerprint=deployment_fingerprint)
+
+
 def write(tmp_path, name, *docs):
     path = tmp_path / name
     path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
@@ -53,13 +66,7 @@ def test_the_seed_example_is_decided_like_the_operator_decides_it(capsys):
     assert (code, err) == (0, "")
     got = json.loads(out)
     # The operator's planner on the same objects (all pools measured): the same decision.
-    loaded = [x.obj for x in load_objects([POOLS, SEED])]
-    infd = next(o for o in loaded if o.kind == "InferenceDeployment")
-    plan = plan_inference_deployment(
-        infd, pools={o.name: o for o in loaded if o.kind == "HardwarePool"},
-        profiles={o.spec.pool: o for o in loaded if o.kind == "ModelProfile"}, jobs={},
-        children={}, service_names=set(), settings=Settings(), now="2026-11-23T18:00:00Z",
-        fingerprint=deployment_fingerprint)
+    plan = operator_plan([POOLS, SEED])
     expected = plan.decision.to_dict()
     assert {k: got[k] for k in expected} == expected
     assert got["message"] == plan.decision.message
@@ -293,14 +300,7 @@ def test_a_named_pool_that_does_not_admit_the_namespace_is_left_out_as_the_opera
     got = json.loads(out)
     # The operator's planner on the same objects: the pool is Missing (NamespaceNotAllowed), the
     # decision is made without it, and it is listed among the alternatives.
-    loaded = [x.obj for x in load_objects([restricted, SEED])]
-    infd = next(o for o in loaded if o.kind == "InferenceDeployment")
-    infd.metadata.namespace = "default"  # as the API server returns it
-    plan = plan_inference_deployment(
-        infd, pools={o.name: o for o in loaded if o.kind == "HardwarePool"},
-        profiles={o.spec.pool: o for o in loaded if o.kind == "ModelProfile"}, jobs={},
-        children={}, service_names=set(), settings=Settings(), now="2026-11-23T18:00:00Z",
-        fingerprint=deployment_fingerprint)
+    plan = operator_plan([restricted, SEED], namespace="default")  # as the API server returns it
     expected = plan.decision.to_dict()
     assert {k: got[k] for k in expected} == expected
     (missing,) = [p for p in plan.status["profiles"] if p["pool"] == "gpu-t4"]
