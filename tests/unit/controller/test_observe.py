@@ -261,3 +261,16 @@ def test_a_deployment_switched_to_off_keeps_no_observation():
     assert loop.run_once() == []
     off = store.get(("team", "a"))
     assert off.latest is None and off.history == ()
+
+
+def test_docs_show_exactly_the_queries_the_operator_runs():
+    """docs/observability.md's table is what fleet_queries() sends (it once showed queries()'
+    per-deployment ones, which the operator's loop does not run)."""
+    from pathlib import Path
+
+    from hybridplace.controller.observe import fleet_queries
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "observability.md").read_text()
+    shown = doc.replace("BY", "by (namespace, inferencedeployment, pool)")
+    for figure, promql in fleet_queries("20s").items():
+        assert f"`{promql}`" in shown, figure
