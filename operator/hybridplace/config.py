@@ -189,7 +189,7 @@ def _convert(kind: Any, raw: str, name: str) -> Any:
     kind = str(kind)
     try:
         if "tuple" in kind:
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
+            return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))  # each once
         if kind == "int":
             return int(raw)
         if kind == "float":

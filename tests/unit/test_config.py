@@ -8,7 +8,7 @@ from hybridplace.placement.solver import MAX_ALTERNATIVES
 
 def test_environment_then_overrides(monkeypatch):
     monkeypatch.setenv("HP_WORKERS", "3")
-    monkeypatch.setenv("HP_NAMESPACES", "a, b,")
+    monkeypatch.setenv("HP_NAMESPACES", "a, b,a,")  # each once, in order
     settings = Settings.from_env(resync_seconds=30.0)
     assert (settings.workers, settings.namespaces, settings.resync_seconds) == (3, ("a", "b"), 30.0)
 

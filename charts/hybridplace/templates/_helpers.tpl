@@ -6,6 +6,27 @@
 {{- end -}}
 {{- end -}}
 
+{{- /* The operator's metrics Service: a Service name is a DNS label, at most 63 characters
+with its suffix. */ -}}
+{{- define "hybridplace.metricsName" -}}
+{{- printf "%s-metrics" (include "hybridplace.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- /* Values each fine alone that do not work together: refused at install, naming them. */ -}}
+{{- define "hybridplace.checks" -}}
+{{- if and .Values.metrics.port (eq (int .Values.metrics.port) (int .Values.livenessPort)) -}}
+{{- fail (printf "metrics.port and livenessPort are both %v: the operator serves its metrics and its liveness probe on two ports (set metrics.port to another, or 0 for none)" .Values.livenessPort) -}}
+{{- end -}}
+{{- if and .Values.rbac.create (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) -}}
+{{- fail "serviceAccount.create=false needs serviceAccount.name: without it the chart's roles would be bound to the namespace's default ServiceAccount, and so to every pod that runs as it" -}}
+{{- end -}}
+{{- range splitList "," .Values.settings.namespaces -}}
+{{- if and (trim .) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" (trim .))) -}}
+{{- fail (printf "settings.namespaces: %q is not a namespace name (lower-case letters, digits and '-'; separate names with commas)" (trim .)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "hybridplace.labels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -27,13 +48,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{- /* settings.namespaces (comma-separated) as a JSON list of names, blanks dropped. */ -}}
+{{- /* settings.namespaces (comma-separated) as a JSON list of names, blanks and repeats dropped. */ -}}
 {{- define "hybridplace.watchedNamespaces" -}}
 {{- $names := list -}}
 {{- range splitList "," .Values.settings.namespaces -}}
 {{- if trim . -}}{{- $names = append $names (trim .) -}}{{- end -}}
 {{- end -}}
-{{- toJson $names -}}
+{{- toJson ($names | uniq) -}}
 {{- end -}}
 
 {{- /* A number setting as an environment value: a whole number as digits (Helm reads 2592000

@@ -62,6 +62,35 @@ def test_values_the_operator_would_refuse_fail_the_install_naming_them(helm, val
     assert "schema" in result.stderr and named in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(("values", "named"), [
+    (["metrics.port=8080"], "metrics.port and livenessPort"),          # one port for both: a crash loop
+    (["serviceAccount.create=false"], "serviceAccount.name"),           # roles bound to `default`
+    (["settings.namespaces=team-a team-b"], '"team-a team-b"'),         # a space, not a comma
+])
+def test_values_fine_alone_that_do_not_work_together_fail_naming_them(helm, values, named):
+    sets = [x for v in values for x in ("--set", v)]
+    result = subprocess.run([helm, "template", "hp", str(CHART), *sets], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0, f"helm accepted {values}"
+    assert named in result.stderr, result.stderr
+
+
+def test_long_release_names_and_odd_values_render_valid_names(helm, tmp_path):
+    """A Service name is a DNS label (<= 63): the metrics Service's suffix came after the cut.
+    Repeated namespaces get one Role each; dashboard labels set to null render."""
+    release = "team-a-inference-operator-production-eu-west1"
+    out = subprocess.run([helm, "template", release, str(CHART)], capture_output=True, text=True, check=True,
+                         timeout=60).stdout
+    services = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Service"]
+    assert services and all(len(d["metadata"]["name"]) <= 63 for d in services)
+    roles = [d for d in render(helm, "x", "settings.namespaces=a\\,a\\,b") if d["kind"] == "Role"]
+    assert sorted(d["metadata"]["namespace"] for d in roles) == ["a", "b", "default", "x"]  # default: Events
+    values = tmp_path / "values.yaml"
+    values.write_text("metrics:\n  grafanaDashboard:\n    enabled: true\n    labels: null\n")
+    result = subprocess.run([helm, "template", "hp", str(CHART), "-f", str(values)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
 def test_chart_crds_are_the_crds_folder_plus_keep(helm):
     rendered = {d["metadata"]["name"]: d for d in render(helm, "x") if d["kind"] == "CustomResourceDefinition"}
     source = {d["metadata"]["name"]: d for p in sorted((REPO / "crds").glob("*.yaml"))
