@@ -18,9 +18,11 @@ work=$(mktemp -d "$IMAGES_CACHE/base.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 t0=$SECONDS
 # minbase: Essential packages and apt; python3-pip brings setuptools and wheel; python-is-python3
-# gives `python`; passwd gives useradd (the operator's Dockerfile creates its user).
+# gives `python`; passwd gives useradd (the operator's Dockerfile creates its user); libpython3.11
+# is what Triton's python-backend stub links to (minbase leaves Recommends out, and only
+# python3-dev, a Recommends of pip, brought it: without it the worker image could not serve).
 mmdebstrap --variant=minbase --mode=root --format=tar \
-  --include=python3,python3-pip,python3-venv,python-is-python3,ca-certificates,passwd \
+  --include=python3,libpython3.11,python3-pip,python3-venv,python-is-python3,ca-certificates,passwd \
   --aptopt='Acquire::Check-Valid-Until "false"' \
   --customize-hook='rm -f "$1"/usr/lib/python3.11/EXTERNALLY-MANAGED' \
   --customize-hook='ln -sf pip3 "$1"/usr/bin/pip' \

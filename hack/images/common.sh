@@ -8,7 +8,8 @@ mkdir -p "$IMAGES_CACHE"
 # chart's appVersion and its worker images in values.yaml match (tests/unit/test_image_versions.py).
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$here/operator/pyproject.toml")
 REGISTRY=${REGISTRY:-ghcr.io/hybridplace}
-BASE_IMAGE=${BASE_IMAGE:-localhost/hybridplace/debian-python:bookworm-3.11}
+# The tag changes with what the base holds, so a cached older base is not reused (-2: libpython3.11).
+BASE_IMAGE=${BASE_IMAGE:-localhost/hybridplace/debian-python:bookworm-3.11-2}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-"deb http://deb.debian.org/debian-security bookworm-security main"}
 bah() {

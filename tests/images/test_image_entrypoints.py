@@ -141,6 +141,17 @@ def test_the_worker_image_benchmarks_builtin_mlp_on_cpu(image_root):
     assert all(r["p50"] > 0 and r["rps"] > 0 for r in rows), compact
 
 
+def test_the_worker_images_triton_stub_finds_every_library_it_links_to(image_root):
+    """Serving runs Triton's python-backend stub, which links to libpython3.11: an image without
+    it benchmarked with torch (the test above) and could not serve at all."""
+    root, config = image_root("worker-cpu")
+    find = ("import os, pytriton; print(os.path.join(os.path.dirname(pytriton.__file__), 'tritonserver', "
+            "'python_backend_stubs', '3.11', 'triton_python_backend_stub'))")
+    result = run_in(root, config, ["/bin/sh", "-c", f'stub=$(python -c "{find}") && ldd "$stub"'])
+    assert result.returncode == 0 and "libpython3.11" in result.stdout, result.stdout + result.stderr
+    assert "not found" not in result.stdout, result.stdout
+
+
 def test_the_store_keeps_one_build_of_each_image():
     """`make images` drops each tag's previous build and anything left untagged: in vfs every image
     is a full copy, and the untagged worker-cpu builds (6.2 GB each) once filled the disk."""
