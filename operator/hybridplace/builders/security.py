@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-# A fixed non-root UID/GID; the worker images create this user.
+# A fixed non-root UID/GID; the worker images run as it (USER 65532, no passwd entry: HOME is /).
 RUN_AS_USER = 65532
 
 
