@@ -19,6 +19,7 @@ DEFAULT_IMAGE_GPU = f"ghcr.io/hybridplace/worker-cuda:{__version__}"
 
 
 _GATEWAY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_LEASE_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 # The numeric settings' bounds, field: (smallest, largest or None). The chart's
@@ -144,6 +145,12 @@ class Settings:
                   "help": "namespace of the Lease that elects the one active replica; empty: no election "
                           "(run one replica)"},
     )
+    leader_election_name: str = field(
+        default="hybridplace-operator",
+        metadata={"env": "HP_LEADER_ELECTION_NAME",
+                  "help": "name of that Lease: one per operator installation (the chart uses the release's "
+                          "full name, so two releases in one namespace do not share it)"},
+    )
 
     def __post_init__(self) -> None:
         """Refuse settings the operator cannot work with, naming the flag's variable."""
@@ -153,6 +160,9 @@ class Settings:
         if self.default_gateway and not _GATEWAY.match(self.default_gateway):
             raise ValueError(f"--default-gateway (HP_DEFAULT_GATEWAY) is {self.default_gateway!r}; it must be "
                              "namespace/name or name (DNS labels), or empty")
+        if not _LEASE_NAME.match(self.leader_election_name):
+            raise ValueError(f"--leader-election-name (HP_LEADER_ELECTION_NAME) is {self.leader_election_name!r}; "
+                             "it must be a Lease name: lower-case letters, digits, '-' and '.', at most 253")
         for f in fields(self):
             if f.name not in LIMITS:
                 continue

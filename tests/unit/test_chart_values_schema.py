@@ -17,8 +17,8 @@ from hybridplace.config import LIMITS, Settings
 CHART = Path(__file__).resolve().parents[2] / "charts" / "hybridplace"
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
-# Settings the chart sets from elsewhere (the release's namespace, livenessPort, metrics.port).
-NOT_IN_SETTINGS = {"liveness", "leader_election_namespace", "metrics_port"}
+# Settings the chart sets from elsewhere (the release's namespace and name, livenessPort, metrics.port).
+NOT_IN_SETTINGS = {"liveness", "leader_election_namespace", "leader_election_name", "metrics_port"}
 
 
 def _camel(name: str) -> str:

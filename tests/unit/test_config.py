@@ -17,6 +17,8 @@ def test_environment_then_overrides(monkeypatch):
     ({"workers": 0}, "--workers (HP_WORKERS) is 0; it must be between 1 and 256"),
     ({"resync_seconds": 0.0}, "--resync-seconds (HP_RESYNC_SECONDS) is 0; it must be at least 1"),
     ({"job_ttl_seconds": -1}, "--job-ttl-seconds (HP_JOB_TTL_SECONDS) is -1; it must be at least 0"),
+    ({"leader_election_name": "Team A"}, "--leader-election-name (HP_LEADER_ELECTION_NAME) is 'Team A'; it must be "
+                                         "a Lease name: lower-case letters, digits, '-' and '.', at most 253"),
     ({"max_alternatives": MAX_ALTERNATIVES + 1},
      f"--max-alternatives (HP_MAX_ALTERNATIVES) is {MAX_ALTERNATIVES + 1}; it must be between 0 and 64"),
 ])

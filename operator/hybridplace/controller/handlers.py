@@ -108,7 +108,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # kopf runs this startup again after the delay, with no traceback.
         raise kopf.TemporaryError(f"listing before start: {err}", delay=max(1.0, err.retry_after or 2.0)) from None
     if ours.leader_election_namespace:  # several replicas: only the Lease holder reconciles
-        OPERATOR.elector = LeaderElector(Kube(client, metrics=metrics), ours.leader_election_namespace, identity)
+        OPERATOR.elector = LeaderElector(Kube(client, metrics=metrics), ours.leader_election_namespace, identity,
+                                         name=ours.leader_election_name)
         OPERATOR.reconciler.leading = OPERATOR.elector.leading
         OPERATOR.reconciler.elector = OPERATOR.elector
         OPERATOR.elector.start()

@@ -107,6 +107,7 @@ def test_helm_install_works_and_uninstall_keeps_the_crds(helm, fresh_cluster, tm
     env = {**os.environ, **{e["name"]: e.get("value", "") for e in container["env"]},
            "KUBECONFIG": sa_config, "HP_METRICS_PORT": str(port), "HP_LIVENESS": ""}
     assert env["HP_LEADER_ELECTION_NAMESPACE"] == NAMESPACE
+    assert env["HP_LEADER_ELECTION_NAME"] == deployment["metadata"]["name"]  # a Lease per release
     # The pools from the release's values, with an upgrade (a first install cannot make them:
     # Helm maps every kind before the CRDs exist).
     pools = [{"name": d["metadata"]["name"], "spec": d["spec"]}
@@ -134,6 +135,9 @@ def test_helm_install_works_and_uninstall_keeps_the_crds(helm, fresh_cluster, tm
                                         f"http://127.0.0.1:{port}/metrics", "60")
         check = run(argv, env=check_env, timeout=90)
         assert check.returncode == 0 and check.stdout.startswith("ok:"), check.stdout + check.stderr
+        lease = run([*kubectl, "get", "lease", deployment["metadata"]["name"], "-n", NAMESPACE, "-o",
+                     "jsonpath={.spec.holderIdentity}"], check=True)
+        assert lease.stdout, "the release's Lease has no holder"
     finally:
         operator.terminate()
         operator.wait(timeout=30)
