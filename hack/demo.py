@@ -155,7 +155,8 @@ def run_demo(args: argparse.Namespace) -> int:
     say(f"done in {time.monotonic() - started:.0f} s. Next:")
     print(f"  cluster/kubectl describe infd {name}        # conditions, decision, alternatives, events")
     print(f"  cluster/kubectl get events --field-selector involvedObject.name={name}")
-    print(f"  {Path(sys.executable).parent}/hybridplace explain {name}   # the decision, from its status")
+    print(f"  {Path(sys.executable).parent}/hybridplace explain {name} --kubeconfig {STATE / 'kubeconfig'}"
+          "   # the decision, from its status")
     print("  make demo-stop                              # stop the operator; make cluster-down stops all")
     return 0
 
