@@ -9,6 +9,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -85,6 +86,12 @@ class Settings:
                   "help": "Prometheus that scrapes the serving pods (http://host:port); empty: no "
                           "observations, and scaling mode Operator behaves as Off"},
     )
+    prometheus_ca_file: str = field(
+        default="",
+        metadata={"env": "HP_PROMETHEUS_CA_FILE",
+                  "help": "with an https:// --prometheus-url: a PEM file of the CA(s) its certificate is checked "
+                          "against; empty: the system's CAs. The certificate is always checked"},
+    )
     stall_seconds: float = field(
         default=600.0,
         metadata={"env": "HP_STALL_SECONDS",
@@ -157,6 +164,9 @@ class Settings:
         if self.prometheus_url and not self.prometheus_url.startswith(("http://", "https://")):
             raise ValueError(f"--prometheus-url (HP_PROMETHEUS_URL) is {self.prometheus_url!r}; it must be "
                              "an http:// or https:// URL, or empty")
+        if self.prometheus_ca_file and not Path(self.prometheus_ca_file).is_file():
+            raise ValueError(f"--prometheus-ca-file (HP_PROMETHEUS_CA_FILE) is {self.prometheus_ca_file!r}; it must "
+                             "be a readable PEM file, or empty")
         if self.default_gateway and not _GATEWAY.match(self.default_gateway):
             raise ValueError(f"--default-gateway (HP_DEFAULT_GATEWAY) is {self.default_gateway!r}; it must be "
                              "namespace/name or name (DNS labels), or empty")

@@ -116,7 +116,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     OPERATOR.reconciler.start()
     if ours.prometheus_url:
         OPERATOR.observer = ObservationLoop(
-            PrometheusObserver(ours.prometheus_url).observe_all, observations, lambda: dict(OPERATOR.state.infds),
+            PrometheusObserver(ours.prometheus_url, ca_file=ours.prometheus_ca_file).observe_all, observations,
+            lambda: dict(OPERATOR.state.infds),
             lambda key: OPERATOR.queue.add(("infd", *key)), metrics=metrics)
         OPERATOR.observer.start()
     log.info("hybridplace operator started with %d reconcile workers; Prometheus: %s", ours.workers,

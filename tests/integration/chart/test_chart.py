@@ -74,6 +74,20 @@ def test_values_fine_alone_that_do_not_work_together_fail_naming_them(helm, valu
     assert named in result.stderr, result.stderr
 
 
+def test_an_https_prometheus_ca_from_a_configmap_is_mounted_where_the_operator_reads_it(helm):
+    (deployment,) = [d for d in render(helm, "x", "settings.prometheusUrl=https://prometheus:9090",
+                                       "settings.prometheusCaConfigMap=kube-root-ca.crt") if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "prometheus-ca"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "prometheus-ca"]
+    assert volume["configMap"] == {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    assert env["HP_PROMETHEUS_CA_FILE"] == f"{mount['mountPath']}/ca.crt" and mount["readOnly"] is True
+    (plain,) = [d for d in render(helm, "x") if d["kind"] == "Deployment"]
+    assert {e["name"]: e["value"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}[
+        "HP_PROMETHEUS_CA_FILE"] == ""
+
+
 def test_long_release_names_and_odd_values_render_valid_names(helm, tmp_path):
     """A Service name is a DNS label (<= 63): the metrics Service's suffix came after the cut.
     Repeated namespaces get one Role each; dashboard labels set to null render."""

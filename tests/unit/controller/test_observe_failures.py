@@ -303,3 +303,46 @@ def test_a_tick_that_raises_is_counted_too():
     finally:
         loop.stop()
     assert loop.errors >= 1 and metrics.registry.get_sample_value("hybridplace_observe_errors_total") >= 1.0
+
+
+# --- https: the certificate is checked ----------------------------------------------------------------
+
+
+@pytest.fixture
+def https_prometheus(tmp_path):
+    """The fake over TLS with a self-signed certificate for 127.0.0.1 (openssl, as the cluster's
+    own certificates are made); yields (url, the certificate's PEM path)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=prom",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    server = FakePrometheusHttp("slow")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    yield f"https://127.0.0.1:{server.server_address[1]}", str(cert)
+    server.close()
+
+
+def test_an_https_prometheus_is_trusted_only_with_a_certificate_that_checks_out(https_prometheus):
+    """Certificate checks were off (disable_ssl): anyone on the path to an https Prometheus could
+    feed the scaling loop its figures. Now an unknown certificate fails the tick (unknown, never
+    zero), and one signed by --prometheus-ca-file is accepted."""
+    url, ca = https_prometheus
+    figures, error = PrometheusObserver(url, timeout_s=2.0).observe_all()
+    assert figures == {} and error is not None and "SSL" in error, error
+    figures, error = PrometheusObserver(url, timeout_s=2.0, ca_file=ca).observe_all()
+    assert error is None, error
+
+
+def test_a_ca_file_that_is_not_there_is_refused_at_start_naming_the_flag(tmp_path):
+    from hybridplace.config import Settings
+
+    with pytest.raises(ValueError, match="--prometheus-ca-file .HP_PROMETHEUS_CA_FILE."):
+        Settings(prometheus_ca_file=str(tmp_path / "missing.pem"))
