@@ -55,6 +55,21 @@ def echo_created_deployments(api: MockApi) -> None:
                       if m == "POST" and p.startswith(DEPLOYMENTS) else None)
 
 
+def echo_created_services(api: MockApi) -> None:
+    api.routes.insert(0, lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "s9"}})
+                      if m == "POST" and p.startswith(SERVICES) else None)
+
+
+def reconcile_echoing(state: ClusterState, body: dict) -> MockApi:
+    """One reconcile of ns/seed against an API server that creates whatever it is sent."""
+    with MockApi() as api:
+        echo_created_deployments(api)
+        echo_created_services(api)
+        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
+        Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
+    return api
+
+
 def test_only_services_the_deployment_controls_are_its_own():
     stale = names.serving_name("seed", "gpu-t4")
     state, _ = seed_state(service("seed", "new-uid", "s1"), service(stale, "old-uid", "s2"))
@@ -119,23 +134,12 @@ def test_a_terminating_deployment_gets_no_children_events_or_status():
     body["metadata"].update(deletionTimestamp="2026-11-30T00:00:00Z", finalizers=["foregroundDeletion"],
                             resourceVersion="4")
     state.put_infd(body)
-    with MockApi() as api:
-        echo_created_deployments(api)
-        api.routes.insert(0, lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "s9"}})
-                          if m == "POST" and p.startswith(SERVICES) else None)
-        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
-        Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
-        assert api.calls("POST", DEPLOYMENTS) == [] and api.calls("POST", SERVICES) == []
-        assert [(m, p) for m, p, _ in api.requests if m != "GET"] == []  # no Job, status patch or Event either
+    api = reconcile_echoing(state, body)
+    assert api.calls("POST", DEPLOYMENTS) == [] and api.calls("POST", SERVICES) == []
+    assert [(m, p) for m, p, _ in api.requests if m != "GET"] == []  # no Job, status patch or Event either
     # The same object without the deletion: children are created (the test can fail).
     state, body = seed_state()
-    with MockApi() as api:
-        echo_created_deployments(api)
-        api.routes.insert(0, lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "s9"}})
-                          if m == "POST" and p.startswith(SERVICES) else None)
-        api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
-        Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
-        assert api.calls("POST", DEPLOYMENTS)
+    assert reconcile_echoing(state, body).calls("POST", DEPLOYMENTS)
 
 
 def test_no_route_sends_traffic_to_a_backend_service_someone_else_holds():
@@ -256,8 +260,7 @@ def test_a_deployment_of_an_earlier_namesake_in_the_cache_is_waited_for_too():
             "ownerReferences": [{"kind": "InferenceDeployment", "name": "seed", "uid": "old-uid", "controller": True}]},
             "spec": {"replicas": 1}})
     with MockApi() as api:
-        api.routes.insert(0, lambda m, p, b: Reply(201, {**b, "metadata": {**b["metadata"], "uid": "s9"}})
-                          if m == "POST" and p.startswith(SERVICES) else None)
+        echo_created_services(api)
         api.on("PATCH", "/apis/hybridplace.io", Reply(200, body))
         Reconciler(api.kube(), state, Settings(workers=1), WorkQueue()).reconcile_inference_deployment("ns", "seed")
         placed = c.get_condition(api.calls("PATCH", "/apis/hybridplace.io")[-1]["status"]["conditions"], c.PLACED)
