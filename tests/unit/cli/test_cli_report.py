@@ -11,6 +11,7 @@ import matplotlib.axes
 import pytest
 import yaml
 from hybridplace.cli.main import main
+from test_cli_recommend import seed_infd, write
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
@@ -186,20 +187,10 @@ def test_loads_far_below_one_request_a_second_and_up_to_the_crds_bound_are_drawn
     assert code == 0, err
 
 
-def _seed_with(tmp_path, **slo_or_load):
-    infd = yaml.safe_load((SEED / "inferencedeployment.yaml").read_text())
-    for key, value in slo_or_load.items():
-        section, field = key.split("__")
-        infd["spec"][section][field] = value
-    path = tmp_path / "infd.yaml"
-    path.write_text(yaml.safe_dump(infd))
-    return path
-
-
 def test_a_deployment_no_load_can_serve_is_still_reported(capsys, tmp_path):
     """An SLO no pool meets at any load: every file is written and report.md says so (the cost
     figure's log scale had no positive value and raised, after two of five files were written)."""
-    infd = _seed_with(tmp_path, slo__latencyMs=10)
+    infd = write(tmp_path, "infd.yaml", seed_infd(slo={"latencyMs": 10}))
     code, out, err = report(capsys, "-f", POOLS, "-f", SEED / "modelprofiles.yaml", "-f", infd, "-o", tmp_path / "o")
     assert code == 0, err
     for name in (*("latency-by-batch.png", "throughput-by-batch.png", "cost-vs-load.png"), "report.json"):
@@ -225,7 +216,7 @@ def test_report_decides_as_recommend_and_the_operator_do(capsys, tmp_path, gatew
     from hybridplace.cli.recommend import recommend
     from hybridplace.cli.report import build
 
-    infd = _seed_with(tmp_path, load__targetRps=120)
+    infd = write(tmp_path, "infd.yaml", seed_infd(load={"targetRps": 120}))
     loaded = load_objects([POOLS, SEED / "modelprofiles.yaml", infd])
     want = recommend(loaded, gateway=gateway)[0]  # status.decision's fields, flat
     got = build(loaded, points=12, gateway=gateway)["decision"]
