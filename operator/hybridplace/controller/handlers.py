@@ -157,12 +157,13 @@ def background_work_alive(**_: Any) -> str:
     when a reconcile worker or the Events thread died, or work is due and none progressed."""
     if OPERATOR.reconciler is None:
         return "starting"
-    problems = OPERATOR.reconciler.health(settings_or_env().stall_seconds)
+    stall_s = settings_or_env().stall_seconds
+    problems = OPERATOR.reconciler.health(stall_s)
     if OPERATOR.observer is not None and not OPERATOR.observer.alive:
         problems.append("the observation thread (Prometheus) is dead")
-    elif OPERATOR.observer is not None and OPERATOR.observer.stalled(settings_or_env().stall_seconds):
+    elif OPERATOR.observer is not None and OPERATOR.observer.stalled(stall_s):
         problems.append(f"the observation thread (Prometheus) has not finished a tick for over "
-                        f"{settings_or_env().stall_seconds:g} s past its time")
+                        f"{stall_s:g} s past its time")
     if problems:
         raise kopf.PermanentError("; ".join(problems))
     return "ok"
