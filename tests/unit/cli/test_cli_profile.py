@@ -307,3 +307,27 @@ def test_export_passes_the_label_selector_and_reads_every_namespace_with_A(tmp_p
         (request,) = [p for m, p, _ in api.requests if m == "GET"]
     assert code == 0 and "no ModelProfile matched" in err
     assert request.startswith("/apis/hybridplace.io/v1alpha1/modelprofiles?labelSelector=hybridplace.io")
+
+
+@pytest.mark.parametrize("failure", [status(500, "InternalError"), Reply(reset=True)])
+def test_a_namespace_check_that_fails_is_exit_1_with_nothing_written(tmp_path, capsys, failure):
+    """The check before the first write meets a failing server (5xx, a reset connection): exit 1,
+    "0 of 1 written", and no write tried."""
+    with MockApi() as api:
+        api.on("GET", NAMESPACE, failure)
+        api.on("POST", COLLECTION, Reply(201, {}))
+        code, _, err = run(capsys, "profile", "import", "-f", one_profile(tmp_path),
+                           "--kubeconfig", kubeconfig_for(tmp_path, api.url))
+        assert not api.calls("POST", COLLECTION)
+    assert code == 1 and "(0 of 1 written)" in err, err
+
+
+def test_a_namespace_check_against_no_server_is_exit_1(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    code, _, err = run(capsys, "profile", "import", "-f", one_profile(tmp_path),
+                       "--kubeconfig", kubeconfig_for(tmp_path, f"http://127.0.0.1:{port}"))
+    assert code == 1 and "(0 of 1 written)" in err, err
