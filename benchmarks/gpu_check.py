@@ -330,7 +330,7 @@ def write_report(path: Path, facts: dict, steps: list[dict], results: dict, comp
             "",
             *comparison_table(comparison),
             "",
-            f"Worst deviation {comparison['worstDeviation']:.1%}.",
+            f"Worst deviation {comparison['worstDeviation']:.1%}; {comparison.get('idle', 'idle CPUs: not recorded')}.",
         ]
     path.write_text("\n".join(lines) + "\n")
 

@@ -4,7 +4,8 @@ One local tritonserver serves one model (the repository from hybridplace_worker'
 For every (batch size, concurrency) point, both tools measure it back to back, in ABBA order
 over many short rounds (ours, theirs; theirs, ours; ...) so slow drift of a shared machine hits
 both alike, with the same window length and stability threshold. The server runs on all CPUs
-but the last, both clients on the last (``--no-pin`` to share them). Printed: p50 latency and
+but the last, both clients on the last (``--no-pin`` to share them), and idle CPUs poll instead
+of halting for the run (``--no-idle-poll`` to let them halt; see ``idle_polling``). Printed: p50 latency and
 throughput of each (medians over the rounds) and the ratios ours/theirs, each the median over
 rounds of that round's paired ratio (the two runs of a round were back to back), with a
 distribution-free 95% confidence interval of that median (order statistics of the paired
@@ -33,10 +34,12 @@ import math
 import os
 import platform
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from hybridplace_worker.engine_triton import MODEL_NAME, build_repository, client_worker, model_stats
@@ -192,6 +195,35 @@ def run_ours(
         "serverMs": server_ms,
         "restMs": m.mean_ms - server_ms,
     }
+
+
+CPU_DMA_LATENCY = Path("/dev/cpu_dma_latency")
+
+
+@contextmanager
+def idle_polling(path: Path = CPU_DMA_LATENCY):
+    """Keep idle CPUs polling for the run: ask the kernel's PM QoS for an exit latency of 0 us.
+
+    On a virtual machine without guest halt-polling (this KVM guest: the haltpoll cpuidle driver
+    with ``haltpoll.guest_halt_poll_ns=0``) an idle CPU halts, the halt is a VM exit, and a client
+    woken by its response pays the host's wake-up (tens of us) on every wait. perf_analyzer waits
+    more times per request than our one ``recv`` (five ``poll`` calls), so it paid more of it,
+    4-5% of a 1.1 ms round trip. With a request of 0 us the kernel picks the POLL idle state,
+    whose exit costs nothing, and both clients and the server time only their own work. It is
+    what latency benchmarks do (cyclictest, tuned's latency-performance); the request holds only
+    while the file is open, so it ends with the run. Yields a one-line description: how idle CPUs
+    behave, or why they were left alone (no such file, not root).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as exc:
+        yield f"idle CPUs left alone ({path}: {exc.strerror or exc})"
+        return
+    try:
+        os.write(fd, struct.pack("i", 0))
+        yield f"idle CPUs polling ({path} held at 0 us)"
+    finally:
+        os.close(fd)
 
 
 def compare_once(args, model, outputs, serving, plan, install, threads) -> list[dict]:
@@ -371,9 +403,26 @@ def main() -> int:
         action="store_false",
         help="do not put the server on all CPUs but the last and both clients on the last",
     )
+    p.add_argument(
+        "--no-idle-poll",
+        dest="idle_poll",
+        action="store_false",
+        help="let idle CPUs halt (by default the run holds /dev/cpu_dma_latency at 0 us where it "
+        "may write it, root on Linux: see idle_polling)",
+    )
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args()
+    with idle_polling() if args.idle_poll else _left_alone() as idle:
+        print(f"# {idle}", flush=True)
+        return _main(args, idle)
 
+
+@contextmanager
+def _left_alone():
+    yield "idle CPUs left alone (--no-idle-poll)"
+
+
+def _main(args, idle: str) -> int:
     load_before = os.getloadavg()[0]
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     model = load_model(args.model, digest=None, format="torchscript", inputs=[])
@@ -406,7 +455,7 @@ def main() -> int:
         f"# worst deviation over {args.runs} run(s), every point: {worst:.1%}: {verdict}. "
         f"{started}, {platform.node()}, "
         f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
-        f"load average {load_before:.2f} before / {load_after:.2f} after"
+        f"load average {load_before:.2f} before / {load_after:.2f} after; {idle}"
     )
     if args.json_out:
         args.json_out.write_text(
@@ -416,6 +465,7 @@ def main() -> int:
                     "args": {k: str(v) for k, v in vars(args).items()},
                     "rows": rows,
                     "runs": args.runs,
+                    "idle": idle,
                     "worstDeviation": worst,
                 },
                 indent=2,

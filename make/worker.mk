@@ -29,7 +29,7 @@ bench-worker-overhead: ## Print the timing loop's own overhead per measured call
 	$(PY) benchmarks/worker_timing_overhead.py $(BENCH_ARGS)
 
 .PHONY: bench-worker-triton
-bench-worker-triton: ## Our triton engine against perf_analyzer on the same tritonserver: 3 runs x 20 ABBA rounds, ratios with 95% intervals and run-to-run spread (~36 min).
+bench-worker-triton: ## Our triton engine against perf_analyzer on the same tritonserver: 3 runs x 20 ABBA rounds, idle CPUs polling, ratios with 95% intervals and run-to-run spread (~36 min).
 	$(PY) benchmarks/worker_vs_perf_analyzer.py --perf-analyzer-dir "$$(benchmarks/fetch-perf-analyzer.sh $(PY))" --runs 3 $(BENCH_ARGS)
 
 .PHONY: gpu-check

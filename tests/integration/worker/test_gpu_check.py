@@ -105,3 +105,13 @@ def test_the_report_has_every_step_and_point(tmp_path):
         for p in full["points"]:
             assert f"| {p['batchSize']} | {p['concurrency']} | {p['p50Ms']:.3f} |" in text
     assert f"Worst deviation {results['perfAnalyzer']['worstDeviation']:.1%}" in text
+    # The H200 run predates the idle-polling hold: its report says it was not recorded.
+    assert "idle CPUs: not recorded." in text
+
+
+def test_the_report_says_how_idle_cpus_behaved_during_the_comparison(tmp_path):
+    results = json.loads((RUN / "results.json").read_text())
+    comparison = dict(results["perfAnalyzer"], idle="idle CPUs polling (/dev/cpu_dma_latency held at 0 us)")
+    report = tmp_path / "report.md"
+    gpu_check.write_report(report, results["facts"], results["steps"], results["results"], comparison)
+    assert "; idle CPUs polling (/dev/cpu_dma_latency held at 0 us)." in report.read_text()
