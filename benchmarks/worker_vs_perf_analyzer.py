@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from hybridplace_worker.engine_triton import MODEL_NAME, build_repository, client_worker, model_stats
@@ -412,14 +412,9 @@ def main() -> int:
     )
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args()
-    with idle_polling() if args.idle_poll else _left_alone() as idle:
+    with idle_polling() if args.idle_poll else nullcontext("idle CPUs left alone (--no-idle-poll)") as idle:
         print(f"# {idle}", flush=True)
         return _main(args, idle)
-
-
-@contextmanager
-def _left_alone():
-    yield "idle CPUs left alone (--no-idle-poll)"
 
 
 def _main(args, idle: str) -> int:
