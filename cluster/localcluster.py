@@ -116,11 +116,25 @@ def alive(entry):
     return entry is not None and proc_start_time(entry["pid"]) == entry["start"]
 
 
+def names_dir(arg, state_dir):
+    """Whether a command-line argument names the folder ``state_dir`` or a path inside it
+    (``--data-dir=<dir>/etcd``). Whole path components only: the folder of cluster `hybridplace`
+    is a prefix of `hybridplace-test`'s, and `make cluster-down` must not stop the other."""
+    d = str(state_dir).rstrip("/")
+    start = arg.find(d)
+    while start != -1:
+        end = start + len(d)
+        if (start == 0 or arg[start - 1] in "=:,") and (end == len(arg) or arg[end] in "/,:"):
+            return True
+        start = arg.find(d, start + 1)
+    return False
+
+
 def processes_using(state_dir):
     """PIDs of live processes that `up` started for this cluster, found without state.json: one
     of our cached binaries or the pod runner with this cluster's state folder in its arguments,
     or a process the pod runner started (marked in its environment). Narrow on purpose: a shell
-    or editor that merely names a log file is not ours."""
+    or editor that merely names a log file is not ours, nor is another cluster's process."""
     mark = f"HP_LOCAL_RUNNER_STATE={state_dir}".encode()
     found = []
     for p in Path("/proc").iterdir():
@@ -130,7 +144,7 @@ def processes_using(state_dir):
             argv = (p / "cmdline").read_bytes().decode(errors="replace").split("\0")
             ours = argv[0].startswith(str(CACHE / "bin") + "/") or (
                 len(argv) > 1 and argv[1] == str(HERE / "podrunner.py"))
-            ours = ours and any(str(state_dir) in a for a in argv[1:])
+            ours = ours and any(names_dir(a, state_dir) for a in argv[1:])
             if not ours:
                 ours = mark in (p / "environ").read_bytes().split(b"\0")
             if ours and proc_start_time(int(p.name)):

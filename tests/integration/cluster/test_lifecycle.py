@@ -1,5 +1,6 @@
 """`make cluster-up` / `make cluster-down` as a user runs them, on a second cluster beside the
-session's one: warm start time (at most 60 s), reuse when healthy, nothing left after down."""
+session's one: warm start time (at most 60 s), reuse when healthy, nothing left after down, and
+the session's cluster untouched by it."""
 
 import json
 import os
@@ -62,3 +63,6 @@ def test_warm_cluster_up_reuse_and_down(local_cluster, report):
     assert down.returncode == 0, down.stdout + down.stderr
     assert not [p for p in procs if running(p)]
     assert not state_dir.exists()
+    # ...and only its own: the session's cluster beside it runs on.
+    session = json.loads((Path(local_cluster.state_dir) / "state.json").read_text())["processes"]
+    assert [c for c, p in session.items() if not running(p)] == []
