@@ -23,18 +23,25 @@ _GATEWAY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a
 _LEASE_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-# The numeric settings' bounds, field: (smallest, largest or None). The chart's
-# values.schema.json repeats them (tests/unit/test_chart_values_schema.py keeps them equal).
-LIMITS: dict[str, tuple[float, float | None]] = {
+# The longest duration a seconds setting takes: ten years. Longer is a typo, and above 2**63 the
+# chart's whole-number rendering (templates/_helpers.tpl, hybridplace.number) would overflow.
+MAX_SECONDS = 315_360_000
+# The largest int32: the benchmark Job's ttlSecondsAfterFinished is one, and the API server
+# refuses every Job with more (tests/integration/api/test_job_limits_server.py).
+MAX_INT32 = 2**31 - 1
+
+# The numeric settings' bounds, field: (smallest, largest). The chart's values.schema.json
+# repeats them (tests/unit/test_chart_values_schema.py keeps them equal).
+LIMITS: dict[str, tuple[float, float]] = {
     "workers": (1, 256),
-    "resync_seconds": (1, None),
-    "job_ttl_seconds": (0, None),
+    "resync_seconds": (1, MAX_SECONDS),
+    "job_ttl_seconds": (0, MAX_INT32),
     "benchmark_backoff_limit": (0, 10),
     "max_alternatives": (0, MAX_ALTERNATIVES),  # the CRD's maxItems
-    "stall_seconds": (10, None),
-    "profile_max_age_seconds": (0, None),
-    "calibration_warmup_seconds": (0, None),
-    "calibration_reprofile_seconds": (10, None),
+    "stall_seconds": (10, MAX_SECONDS),
+    "profile_max_age_seconds": (0, MAX_SECONDS),
+    "calibration_warmup_seconds": (0, MAX_SECONDS),
+    "calibration_reprofile_seconds": (10, MAX_SECONDS),
     "metrics_port": (0, 65535),
     "gateway_cache_seconds": (0, 3600),
     "observe_window_seconds": (10, 600),
@@ -177,10 +184,11 @@ class Settings:
             if f.name not in LIMITS:
                 continue
             value, (low, high) = getattr(self, f.name), LIMITS[f.name]
-            if not math.isfinite(value) or value < low or (high is not None and value > high):
-                bound = f"at least {low}" if high is None else f"between {low} and {high}"
+            if not math.isfinite(value) or value < low or value > high:
+                bound = f"between {low} and {high}"
                 flag = "--" + f.name.replace("_", "-")
-                raise ValueError(f"{flag} ({f.metadata['env']}) is {value:g}; it must be {bound}")
+                shown = value if isinstance(value, int) else f"{value:g}"
+                raise ValueError(f"{flag} ({f.metadata['env']}) is {shown}; it must be {bound}")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

@@ -15,8 +15,12 @@ def test_environment_then_overrides(monkeypatch):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"workers": 0}, "--workers (HP_WORKERS) is 0; it must be between 1 and 256"),
-    ({"resync_seconds": 0.0}, "--resync-seconds (HP_RESYNC_SECONDS) is 0; it must be at least 1"),
-    ({"job_ttl_seconds": -1}, "--job-ttl-seconds (HP_JOB_TTL_SECONDS) is -1; it must be at least 0"),
+    ({"resync_seconds": 0.0}, "--resync-seconds (HP_RESYNC_SECONDS) is 0; it must be between 1 and 315360000"),
+    ({"resync_seconds": 1e20}, "--resync-seconds (HP_RESYNC_SECONDS) is 1e+20; it must be between 1 and 315360000"),
+    ({"job_ttl_seconds": -1}, "--job-ttl-seconds (HP_JOB_TTL_SECONDS) is -1; it must be between 0 and 2147483647"),
+    # the Job's ttlSecondsAfterFinished is an int32: the API server would refuse every benchmark Job
+    ({"job_ttl_seconds": 2**31}, "--job-ttl-seconds (HP_JOB_TTL_SECONDS) is 2147483648; it must be between 0 and "
+                                 "2147483647"),
     ({"leader_election_name": "Team A"}, "--leader-election-name (HP_LEADER_ELECTION_NAME) is 'Team A'; it must be "
                                          "a Lease name: lower-case letters, digits, '-' and '.', at most 253"),
     ({"max_alternatives": MAX_ALTERNATIVES + 1},

@@ -52,6 +52,9 @@ def test_chart_lints(helm):
     ("metrics.serviceMonitor.enabeld=true", "enabeld"),
     ("image.pullPolicy=Sometimes", "pullPolicy"),
     ("replicas=two", "replicas"),
+    ("settings.jobTtlSeconds=2147483648", "jobTtlSeconds"),           # an int32 in the Job: every Job refused
+    ("settings.resyncSeconds=1e20", "resyncSeconds"),                 # would overflow the chart's int64
+    ("startupSeconds=100000000000000", "startupSeconds"),             # the probe's failureThreshold is an int32
 ])
 def test_values_the_operator_would_refuse_fail_the_install_naming_them(helm, value, named):
     """values.schema.json: helm refuses these before anything is installed; without it the
